@@ -1,0 +1,152 @@
+//! The human summary of a cube printed by `cryocube info`: what a user checks before handing
+//! a cube to xarray or a colleague (dims, chunks, coordinate ranges in UTC, attributes, size).
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::cf::{decode_time, format_utc_us};
+use crate::{CubeError, CubeReader, ZarrFormat};
+
+/// Renders the summary of an open cube.
+pub fn render(cube: &CubeReader) -> Result<String, CubeError> {
+    let mut out = String::new();
+    let fmt = match cube.format() {
+        ZarrFormat::V2 => "Zarr v2 (consolidated)".to_string(),
+        ZarrFormat::V3 { sharded } => format!("Zarr v3{}", if sharded { " (sharded)" } else { "" }),
+    };
+    let _ = writeln!(out, "cube:    {}", cube.path().display());
+    let _ = writeln!(out, "format:  {fmt}");
+    if !cube.is_complete() {
+        let _ = writeln!(
+            out,
+            "status:  INCOMPLETE (the run that wrote it did not finish; run it again to resume)"
+        );
+    }
+    let _ = writeln!(out, "size:    {} on disk", human_bytes(cube.size_on_disk()));
+
+    // Dimensions, in the order the data variables use them.
+    let mut dims: Vec<(String, u64)> = Vec::new();
+    for a in cube.arrays() {
+        for (d, n) in a.dims.iter().zip(&a.shape) {
+            if !dims.iter().any(|(x, _)| x == d) {
+                dims.push((d.clone(), *n));
+            }
+        }
+    }
+    let dim_text: Vec<String> = dims.iter().map(|(d, n)| format!("{d}: {n}")).collect();
+    let _ = writeln!(out, "dims:    {}", dim_text.join(", "));
+
+    // 1-D arrays are coordinates (dimension coordinates and auxiliary ones like `channel`).
+    let is_coord = |_: &str, dims: &[String]| dims.len() == 1;
+    let _ = writeln!(out, "coordinates:");
+    for a in cube.arrays().iter().filter(|a| is_coord(&a.name, &a.dims)) {
+        let units = a.attrs.get("units").and_then(Value::as_str).unwrap_or("");
+        let range = if a.shape[0] == 0 {
+            "(empty)".to_string()
+        } else if units.contains(" since ") {
+            let raw = cube.read_all_f64(&a.name)?;
+            match decode_time(&raw, units) {
+                Some(t) => {
+                    let step = if t.len() > 1 {
+                        format!(", step {} s", (t[1] - t[0]) as f64 / 1e6)
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "{} .. {} UTC{step}",
+                        format_utc_us(t[0]),
+                        format_utc_us(t[t.len() - 1])
+                    )
+                }
+                None => format!("undecodable units {units:?}"),
+            }
+        } else {
+            let v = cube.read_all_f64(&a.name)?;
+            let step = if v.len() > 1 {
+                format!(", step {}", fmt_num(v[1] - v[0]))
+            } else {
+                String::new()
+            };
+            format!(
+                "{} .. {} {units}{step}",
+                fmt_num(v[0]),
+                fmt_num(v[v.len() - 1])
+            )
+        };
+        let _ = writeln!(
+            out,
+            "  {:<12} ({}) {:<8} {range}",
+            a.name,
+            a.dims.join(", "),
+            a.dtype.v3_name()
+        );
+    }
+    let _ = writeln!(out, "variables:");
+    for a in cube.arrays().iter().filter(|a| !is_coord(&a.name, &a.dims)) {
+        let units = a.attrs.get("units").and_then(Value::as_str).unwrap_or("-");
+        let shard = a
+            .shard
+            .as_ref()
+            .map(|s| format!(" shards {s:?}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:<12} ({}) {} units {units:?} chunks {:?}{shard}",
+            a.name,
+            a.dims.join(", "),
+            a.dtype.v3_name(),
+            a.chunks
+        );
+        for (k, v) in &a.attrs {
+            if k != "units" {
+                let _ = writeln!(out, "      {k}: {}", short(v));
+            }
+        }
+    }
+    let _ = writeln!(out, "attributes:");
+    for (k, v) in cube.attrs() {
+        let _ = writeln!(out, "  {k}: {}", short(v));
+    }
+    Ok(out)
+}
+
+fn short(v: &Value) -> String {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if s.chars().count() > 160 {
+        format!(
+            "{}… ({} characters)",
+            s.chars().take(150).collect::<String>(),
+            s.chars().count()
+        )
+    } else {
+        s
+    }
+}
+
+fn fmt_num(x: f64) -> String {
+    if x == x.round() && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else {
+        format!("{:.6}", x).trim_end_matches('0').to_string()
+    }
+}
+
+/// Bytes as B/KiB/MiB/GiB with one decimal.
+pub fn human_bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}

@@ -1,0 +1,30 @@
+//! The cube model shared by every cryocube command, and its Zarr/CF storage.
+//!
+//! Every command ends by writing a cube, and every cube must open unchanged in xarray,
+//! rioxarray, GDAL and Lexcube (see `shared/docs/CONVENTIONS.md`). Keeping one writer here is
+//! what makes that a property of the tool rather than of each command:
+//!
+//! - [`meta`] describes arrays (dims, shape, chunks, dtype, attributes) and renders them as
+//!   Zarr v2 `.zarray`/`.zattrs` or Zarr v3 `zarr.json` (optionally sharded);
+//! - [`write`] creates a store, writes coordinates and chunks (through zarrs' codecs) and
+//!   publishes it: the root group and consolidated metadata are written *last*, so a killed
+//!   run never leaves a cube that opens as if it were complete;
+//! - [`read`] opens any cube we write (and plain xarray Zarr stores) for `info`, `--append` and
+//!   resume;
+//! - [`cf`] holds the CF/ACDD encodings (time units, attribute helpers);
+//! - [`info`] renders the human summary printed by `cryocube info`.
+
+pub mod cf;
+pub mod error;
+pub mod info;
+pub mod meta;
+pub mod read;
+pub mod write;
+
+pub use error::CubeError;
+pub use meta::{ArraySpec, DType, ZarrFormat};
+pub use read::CubeReader;
+pub use write::{CubeWriter, WriteOptions};
+
+/// Attribute maps as stored in `.zattrs` (insertion order kept, so output is deterministic).
+pub type Attrs = serde_json::Map<String, serde_json::Value>;

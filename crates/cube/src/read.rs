@@ -1,0 +1,348 @@
+//! Opening a cube: its arrays, attributes and values.
+//!
+//! Used by `cryocube info`, by `--append`/resume (which must continue exactly what is there)
+//! and by tests. It reads what we write and what xarray writes (Zarr v2 with or without
+//! `.zmetadata`, Zarr v3 with or without consolidated metadata).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+use zarrs::array::{Array, ArraySubset};
+use zarrs::filesystem::FilesystemStore;
+
+use crate::meta::{ArraySpec, DType, ZarrFormat};
+use crate::write::JOURNAL;
+use crate::{Attrs, CubeError};
+
+/// A cube opened for reading.
+pub struct CubeReader {
+    root: PathBuf,
+    format: ZarrFormat,
+    arrays: Vec<ArraySpec>,
+    root_attrs: Attrs,
+    complete: bool,
+    store: Arc<FilesystemStore>,
+}
+
+impl CubeReader {
+    /// Opens a store; an unfinished one (no root group yet) opens too, with
+    /// [`CubeReader::is_complete`] false, so tools can say so instead of failing obscurely.
+    pub fn open(root: &Path) -> Result<Self, CubeError> {
+        let (format, arrays, root_attrs) = load_specs(root)?;
+        let complete = match format {
+            ZarrFormat::V2 => root.join(".zgroup").exists() && !root.join(JOURNAL).exists(),
+            ZarrFormat::V3 { .. } => {
+                root.join("zarr.json").exists() && !root.join(JOURNAL).exists()
+            }
+        };
+        let store = FilesystemStore::new(root).map_err(|e| invalid(root, e.to_string()))?;
+        Ok(CubeReader {
+            root: root.to_path_buf(),
+            format,
+            arrays,
+            root_attrs,
+            complete,
+            store: Arc::new(store),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+    pub fn format(&self) -> ZarrFormat {
+        self.format
+    }
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+    pub fn arrays(&self) -> &[ArraySpec] {
+        &self.arrays
+    }
+    pub fn attrs(&self) -> &Attrs {
+        &self.root_attrs
+    }
+    pub fn array(&self, name: &str) -> Option<&ArraySpec> {
+        self.arrays.iter().find(|a| a.name == name)
+    }
+
+    fn zarrs_array(&self, name: &str) -> Result<Array<FilesystemStore>, CubeError> {
+        Array::open(self.store.clone(), &format!("/{name}")).map_err(|e| CubeError::Array {
+            path: self.root.clone(),
+            array: name.into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads a hyperslab (`start`, `shape` per dimension) converted to f64; missing chunks give
+    /// the fill value.
+    pub fn read_f64(
+        &self,
+        name: &str,
+        start: &[u64],
+        shape: &[u64],
+    ) -> Result<Vec<f64>, CubeError> {
+        let spec = self
+            .array(name)
+            .ok_or_else(|| invalid(&self.root, format!("no array `{name}`")))?;
+        let array = self.zarrs_array(name)?;
+        let subset = ArraySubset::new_with_start_shape(start.to_vec(), shape.to_vec())
+            .map_err(|e| invalid(&self.root, e.to_string()))?;
+        let err = |e: zarrs::array::ArrayError| CubeError::Array {
+            path: self.root.clone(),
+            array: name.into(),
+            message: e.to_string(),
+        };
+        Ok(match spec.dtype {
+            DType::F16 => array
+                .retrieve_array_subset::<Vec<half::f16>>(&subset)
+                .map_err(err)?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+            DType::F32 => array
+                .retrieve_array_subset::<Vec<f32>>(&subset)
+                .map_err(err)?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+            DType::F64 => array
+                .retrieve_array_subset::<Vec<f64>>(&subset)
+                .map_err(err)?,
+            DType::I32 => array
+                .retrieve_array_subset::<Vec<i32>>(&subset)
+                .map_err(err)?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+            DType::I64 => array
+                .retrieve_array_subset::<Vec<i64>>(&subset)
+                .map_err(err)?
+                .into_iter()
+                .map(|v| v as f64)
+                .collect(),
+            DType::U8 => array
+                .retrieve_array_subset::<Vec<u8>>(&subset)
+                .map_err(err)?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+        })
+    }
+
+    /// Reads a whole array as f64 (coordinates).
+    pub fn read_all_f64(&self, name: &str) -> Result<Vec<f64>, CubeError> {
+        let spec = self
+            .array(name)
+            .ok_or_else(|| invalid(&self.root, format!("no array `{name}`")))?;
+        let start = vec![0; spec.shape.len()];
+        let shape = spec.shape.clone();
+        self.read_f64(name, &start, &shape)
+    }
+
+    /// Reads a whole int64 array exactly (time coordinates do not survive f64 at µs).
+    pub fn read_all_i64(&self, name: &str) -> Result<Vec<i64>, CubeError> {
+        let spec = self
+            .array(name)
+            .ok_or_else(|| invalid(&self.root, format!("no array `{name}`")))?;
+        let array = self.zarrs_array(name)?;
+        let subset = ArraySubset::new_with_shape(spec.shape.clone());
+        array
+            .retrieve_array_subset::<Vec<i64>>(&subset)
+            .map_err(|e| CubeError::Array {
+                path: self.root.clone(),
+                array: name.into(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            std::fs::read_dir(p)
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .map(|e| match e.metadata() {
+                            Ok(m) if m.is_dir() => walk(&e.path()),
+                            Ok(m) => m.len(),
+                            Err(_) => 0,
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        walk(&self.root)
+    }
+
+    /// The resume journal of an unfinished store, if any.
+    pub fn journal(&self) -> Option<Value> {
+        let bytes = std::fs::read(self.root.join(JOURNAL)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+fn invalid(root: &Path, message: String) -> CubeError {
+    CubeError::Invalid {
+        path: root.into(),
+        message,
+    }
+}
+
+fn read_json(path: &Path) -> Result<Option<Value>, CubeError> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| invalid(path, format!("invalid JSON: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CubeError::io(path, e)),
+    }
+}
+
+fn u64s(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+fn spec_from_v2(
+    name: &str,
+    zarray: &Value,
+    zattrs: Option<&Value>,
+    root: &Path,
+) -> Result<ArraySpec, CubeError> {
+    let dtype_name = zarray["dtype"].as_str().unwrap_or("?");
+    let dtype = DType::parse(dtype_name).ok_or_else(|| {
+        invalid(
+            root,
+            format!("array `{name}`: unsupported dtype {dtype_name}"),
+        )
+    })?;
+    let mut attrs = zattrs
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let dims = attrs
+        .remove("_ARRAY_DIMENSIONS")
+        .and_then(|d| d.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|d| d.as_str().map(String::from))
+        .collect();
+    Ok(ArraySpec {
+        name: name.into(),
+        dims,
+        shape: u64s(&zarray["shape"]),
+        chunks: u64s(&zarray["chunks"]),
+        shard: None,
+        dtype,
+        attrs,
+    })
+}
+
+fn spec_from_v3(name: &str, meta: &Value, root: &Path) -> Result<ArraySpec, CubeError> {
+    let dtype_name = meta["data_type"].as_str().unwrap_or("?");
+    let dtype = DType::parse(dtype_name).ok_or_else(|| {
+        invalid(
+            root,
+            format!("array `{name}`: unsupported data type {dtype_name}"),
+        )
+    })?;
+    let grid = u64s(&meta["chunk_grid"]["configuration"]["chunk_shape"]);
+    let sharding = meta["codecs"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "sharding_indexed"));
+    let (chunks, shard) = match sharding {
+        Some(s) => (u64s(&s["configuration"]["chunk_shape"]), Some(grid)),
+        None => (grid, None),
+    };
+    Ok(ArraySpec {
+        name: name.into(),
+        dims: meta["dimension_names"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        shape: u64s(&meta["shape"]),
+        chunks,
+        shard,
+        dtype,
+        attrs: meta["attributes"].as_object().cloned().unwrap_or_default(),
+    })
+}
+
+/// Finds the format, the arrays and the root attributes of a store, preferring consolidated
+/// metadata and falling back to the per-array documents (unfinished stores have only those).
+pub(crate) fn load_specs(root: &Path) -> Result<(ZarrFormat, Vec<ArraySpec>, Attrs), CubeError> {
+    if !root.is_dir() {
+        return Err(invalid(root, "not a Zarr store (no such directory)".into()));
+    }
+    if let Some(zmeta) = read_json(&root.join(".zmetadata"))? {
+        let meta = zmeta["metadata"].as_object().cloned().unwrap_or_default();
+        let mut specs = Vec::new();
+        for (key, zarray) in &meta {
+            if let Some(name) = key.strip_suffix("/.zarray") {
+                specs.push(spec_from_v2(
+                    name,
+                    zarray,
+                    meta.get(&format!("{name}/.zattrs")),
+                    root,
+                )?);
+            }
+        }
+        let attrs = meta
+            .get(".zattrs")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        return Ok((ZarrFormat::V2, specs, attrs));
+    }
+    let group_v3 = read_json(&root.join("zarr.json"))?;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(root)
+        .map_err(|e| CubeError::io(root, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    entries.sort();
+    let mut specs = Vec::new();
+    let mut v3 = group_v3.is_some();
+    let mut sharded = false;
+    for dir in &entries {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if let Some(zarray) = read_json(&dir.join(".zarray"))? {
+            let zattrs = read_json(&dir.join(".zattrs"))?;
+            specs.push(spec_from_v2(name, &zarray, zattrs.as_ref(), root)?);
+        } else if let Some(meta) = read_json(&dir.join("zarr.json"))? {
+            if meta["node_type"] == "array" {
+                v3 = true;
+                let spec = spec_from_v3(name, &meta, root)?;
+                sharded |= spec.shard.is_some();
+                specs.push(spec);
+            }
+        }
+    }
+    if specs.is_empty() && group_v3.is_none() && !root.join(".zgroup").exists() {
+        return Err(invalid(
+            root,
+            "not a Zarr store (no .zgroup, .zmetadata, zarr.json or arrays)".into(),
+        ));
+    }
+    let attrs = if v3 {
+        group_v3
+            .as_ref()
+            .and_then(|g| g["attributes"].as_object().cloned())
+            .unwrap_or_default()
+    } else {
+        read_json(&root.join(".zattrs"))?
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default()
+    };
+    let format = if v3 {
+        ZarrFormat::V3 { sharded }
+    } else {
+        ZarrFormat::V2
+    };
+    Ok((format, specs, attrs))
+}

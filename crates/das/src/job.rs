@@ -1,0 +1,583 @@
+//! The `cryocube das` job: a record -> spectra -> one cube, block by block.
+//!
+//! The cube is `spectrogram(time, distance, frequency)` with coordinates `time` (UTC, CF),
+//! `distance` (m), `channel` (int, on `distance`) and `frequency` (Hz). Work proceeds in time
+//! blocks of one chunk height: the block's samples (all selected channels) are loaded once,
+//! spectra of each distance chunk are computed in parallel and stored as soon as they are
+//! done, so memory is one block whatever the record length. After each block the journal
+//! records progress; a killed run started again with the same arguments continues from
+//! there and produces the same chunks.
+
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+use serde_json::{json, Value};
+
+use cryocube_cube::cf::{attrs, format_utc_us, now_iso, time_attrs};
+use cryocube_cube::{ArraySpec, Attrs, CubeReader, CubeWriter, DType, WriteOptions, ZarrFormat};
+
+use crate::read::Format;
+use crate::stream::{file_name, BlockBuffer, Record};
+use crate::transform::{Scale, SpectrumParams, Stft, Window};
+use crate::DasError;
+
+/// Which channels go into the cube.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ChannelSelection {
+    All,
+    /// Channel indices `a .. b` (end exclusive), 0 = first channel of the files.
+    Indices(u64, u64),
+    /// Channels whose distance lies in `a ..= b` metres.
+    Distance(f64, f64),
+}
+
+/// Element type of the spectrogram variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputType {
+    F32,
+    F16,
+}
+
+/// Everything `cryocube das` is asked to do.
+#[derive(Clone, Debug)]
+pub struct DasOptions {
+    pub inputs: Vec<PathBuf>,
+    pub output: PathBuf,
+    pub format: Option<Format>,
+    pub df: f64,
+    pub dt: f64,
+    pub fmin: f64,
+    pub fmax: Option<f64>,
+    pub channels: ChannelSelection,
+    pub window: Window,
+    pub scale: Scale,
+    pub dtype: OutputType,
+    pub zarr: ZarrFormat,
+    pub overwrite: bool,
+    /// Windows per time chunk (and per processing block).
+    pub time_chunk: usize,
+    /// Channels per distance chunk.
+    pub distance_chunk: usize,
+}
+
+impl DasOptions {
+    /// The seed workflow's parameters (df 1 Hz, dt 0.1 s, 0-100 Hz) with our defaults.
+    pub fn new(inputs: Vec<PathBuf>, output: PathBuf) -> Self {
+        DasOptions {
+            inputs,
+            output,
+            format: None,
+            df: 1.0,
+            dt: 0.1,
+            fmin: 0.0,
+            fmax: Some(100.0),
+            channels: ChannelSelection::All,
+            window: Window::Tukey(0.25),
+            scale: Scale::Db,
+            dtype: OutputType::F32,
+            zarr: ZarrFormat::V2,
+            overwrite: false,
+            time_chunk: 256,
+            distance_chunk: 64,
+        }
+    }
+}
+
+/// What a finished job reports.
+#[derive(Clone, Debug)]
+pub struct DasSummary {
+    pub output: PathBuf,
+    pub files: usize,
+    pub windows: u64,
+    pub channels: u64,
+    pub bins: usize,
+    pub gaps: usize,
+    pub overlaps: usize,
+    pub resumed_from_block: u64,
+    pub warnings: Vec<String>,
+}
+
+/// The resolved geometry of a job: what parameters mean for this record.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub record: Record,
+    pub params: SpectrumParams,
+    pub c0: u64,
+    pub c1: u64,
+    pub n_windows: u64,
+}
+
+fn param_err(opts: &DasOptions, record: &Record, message: String) -> DasError {
+    DasError::Parameters {
+        path: record
+            .files
+            .first()
+            .map(|h| h.path.clone())
+            .unwrap_or_else(|| opts.inputs[0].clone()),
+        message,
+    }
+}
+
+/// Reads headers and turns the user's parameters into window/hop/bins/channels.
+pub fn plan(opts: &DasOptions) -> Result<Plan, DasError> {
+    let record = Record::scan(&opts.inputs, opts.format)?;
+    let fs = record.sampling_rate;
+    let err = |m: String| param_err(opts, &record, m);
+    if !(opts.df > 0.0 && opts.df.is_finite()) || !(opts.dt > 0.0 && opts.dt.is_finite()) {
+        return Err(err(format!(
+            "--df {} and --dt {} must be positive",
+            opts.df, opts.dt
+        )));
+    }
+    let window_len = (fs / opts.df).round() as usize;
+    let hop = (opts.dt * fs).round() as usize;
+    if window_len < 2 || hop < 1 {
+        return Err(err(format!(
+            "--df {} Hz and --dt {} s give a window of {window_len} and a hop of {hop} samples at {fs} Hz",
+            opts.df, opts.dt
+        )));
+    }
+    let nyquist = fs / 2.0;
+    let fmax = opts.fmax.unwrap_or(nyquist);
+    if fmax > nyquist * (1.0 + 1e-9) {
+        return Err(err(format!(
+            "--fmax {fmax} Hz is above the Nyquist frequency {nyquist} Hz (sampling rate {fs} Hz)"
+        )));
+    }
+    let bin_hz = fs / window_len as f64;
+    let first_bin = (opts.fmin / bin_hz - 1e-9).ceil().max(0.0) as usize;
+    let last_bin = ((fmax / bin_hz + 1e-9).floor() as usize).min(window_len / 2);
+    if opts.fmin < 0.0 || first_bin > last_bin {
+        return Err(err(format!(
+            "--fmin {} .. --fmax {fmax} Hz selects no frequency bin (bin width {bin_hz} Hz)",
+            opts.fmin
+        )));
+    }
+    let n = record.n_channels;
+    let (c0, c1) = match opts.channels {
+        ChannelSelection::All => (0, n),
+        ChannelSelection::Indices(a, b) => {
+            if a >= b || b > n {
+                return Err(err(format!(
+                    "--channels {a}:{b} is outside the {n} channels (0:{n})"
+                )));
+            }
+            (a, b)
+        }
+        ChannelSelection::Distance(a, b) => {
+            let (d0, sp) = (record.first_distance, record.channel_spacing);
+            let lo = ((a - d0) / sp - 1e-9).ceil().max(0.0) as u64;
+            let hi = (((b - d0) / sp + 1e-9).floor() as i64 + 1).clamp(0, n as i64) as u64;
+            if lo >= hi {
+                return Err(err(format!(
+                    "--distance {a}:{b} m contains no channel (channels span {d0:.3} .. {:.3} m)",
+                    d0 + sp * (n - 1) as f64
+                )));
+            }
+            (lo, hi)
+        }
+    };
+    let params = SpectrumParams {
+        sampling_rate: fs,
+        window_len,
+        hop,
+        first_bin,
+        last_bin,
+        scale: opts.scale,
+        window: opts.window,
+    };
+    let n_windows = params.n_windows(record.n_samples);
+    if n_windows == 0 {
+        return Err(err(format!(
+            "the window ({window_len} samples = {} s) is longer than the data ({} samples = {} s)",
+            window_len as f64 / fs,
+            record.n_samples,
+            record.n_samples as f64 / fs
+        )));
+    }
+    Ok(Plan {
+        record,
+        params,
+        c0,
+        c1,
+        n_windows,
+    })
+}
+
+/// What identifies a job for resuming: same inputs (names, sizes, starts) and parameters.
+fn fingerprint(opts: &DasOptions, plan: &Plan) -> Value {
+    json!({
+        "files": plan.record.files.iter().map(|h| json!([h.path.display().to_string(), file_size(&h.path), h.start_us])).collect::<Vec<_>>(),
+        "window_len": plan.params.window_len,
+        "hop": plan.params.hop,
+        "bins": [plan.params.first_bin, plan.params.last_bin],
+        "channels": [plan.c0, plan.c1],
+        "scale": opts.scale.name(),
+        "window": opts.window.name(),
+        "dtype": format!("{:?}", opts.dtype),
+        "zarr": format!("{:?}", opts.zarr),
+        "chunks": [opts.time_chunk, opts.distance_chunk],
+    })
+}
+
+fn file_size(p: &std::path::Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Runs the job; `progress(done_windows, total_windows)` is called after each block.
+pub fn run(
+    opts: &DasOptions,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<DasSummary, DasError> {
+    let plan = plan(opts)?;
+    for w in &plan.record.warnings {
+        log::warn!("{w}");
+    }
+    for g in &plan.record.gaps {
+        log::warn!(
+            "gap of {:.6} s ({} samples) between {} and {}: windows touching it are NaN",
+            g.seconds,
+            g.samples,
+            g.before.display(),
+            g.after.display()
+        );
+    }
+    for o in &plan.record.overlaps {
+        log::warn!(
+            "{} overlaps {} by {:.6} s ({} samples): the repeated samples are skipped",
+            o.after.display(),
+            o.before.display(),
+            -o.seconds,
+            -o.samples
+        );
+    }
+    let fp = fingerprint(opts, &plan);
+    let (mut writer, first_block, created) = open_output(opts, &plan, &fp)?;
+    let p = &plan.params;
+    let t_chunk = opts.time_chunk.max(1);
+    let d_chunk = opts.distance_chunk.max(1);
+    let width = (plan.c1 - plan.c0) as usize;
+    let nb = p.n_bins();
+    let n_blocks = plan.n_windows.div_ceil(t_chunk as u64);
+    let stft = Stft::new(p.clone());
+    let cap = (t_chunk - 1) * p.hop + p.window_len;
+    let mut buffer = BlockBuffer::new(&plan.record, plan.c0, plan.c1, cap);
+    let n_dchunks = width.div_ceil(d_chunk);
+    progress(
+        (first_block * t_chunk as u64).min(plan.n_windows),
+        plan.n_windows,
+    );
+    for b in first_block..n_blocks {
+        let w0 = b * t_chunk as u64;
+        let w1 = (w0 + t_chunk as u64).min(plan.n_windows);
+        let nw = (w1 - w0) as usize;
+        let a = w0 * p.hop as u64;
+        let e = (w1 - 1) * p.hop as u64 + p.window_len as u64;
+        buffer.load(a, e)?;
+        let buf = buffer.view();
+        (0..n_dchunks).into_par_iter().try_for_each_init(
+            || stft.workspace(),
+            |ws, dc| -> Result<(), DasError> {
+                let lo = dc * d_chunk;
+                let hi = (lo + d_chunk).min(width);
+                // Full chunk shape even at the edges: zarrs ignores the part past the array.
+                let mut chunk = vec![f32::NAN; t_chunk * d_chunk * nb];
+                for c in lo..hi {
+                    stft.channel(
+                        buf.channel(c),
+                        nw,
+                        &mut chunk[(c - lo) * nb..],
+                        d_chunk * nb,
+                        ws,
+                    );
+                }
+                let idx = [b, dc as u64, 0];
+                match opts.dtype {
+                    OutputType::F32 => writer.write_chunk("spectrogram", &idx, &chunk)?,
+                    OutputType::F16 => {
+                        let half: Vec<half::f16> =
+                            chunk.iter().map(|v| half::f16::from_f32(*v)).collect();
+                        writer.write_chunk("spectrogram", &idx, &half)?
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        writer.write_journal(&json!({"job": "das", "fingerprint": fp, "blocks_done": b + 1, "date_created": created}))?;
+        progress(w1, plan.n_windows);
+    }
+    let root = root_attrs(opts, &plan, &created);
+    writer.set_attrs("spectrogram", spectrogram_attrs(opts, &plan))?;
+    writer.finish(root)?;
+    Ok(DasSummary {
+        output: opts.output.clone(),
+        files: plan.record.files.len(),
+        windows: plan.n_windows,
+        channels: plan.c1 - plan.c0,
+        bins: nb,
+        gaps: plan.record.gaps.len(),
+        overlaps: plan.record.overlaps.len(),
+        resumed_from_block: first_block,
+        warnings: plan.record.warnings.clone(),
+    })
+}
+
+/// Creates the cube, or reopens an unfinished one of the same job. Returns the first block to
+/// compute and the creation time to keep.
+fn open_output(
+    opts: &DasOptions,
+    plan: &Plan,
+    fp: &Value,
+) -> Result<(CubeWriter, u64, String), DasError> {
+    if opts.output.exists() && !opts.overwrite {
+        if let Ok(existing) = CubeReader::open(&opts.output) {
+            if let Some(j) = existing.journal() {
+                if j["job"] == "das" && &j["fingerprint"] == fp {
+                    let done = j["blocks_done"].as_u64().unwrap_or(0);
+                    let created = j["date_created"]
+                        .as_str()
+                        .map(String::from)
+                        .unwrap_or_else(now_iso);
+                    log::info!(
+                        "{}: resuming an unfinished run after block {done}",
+                        opts.output.display()
+                    );
+                    return Ok((CubeWriter::reopen(&opts.output)?, done, created));
+                }
+                return Err(DasError::Input(format!(
+                    "{}: an unfinished cube from a run with other inputs or parameters; use --overwrite to start again",
+                    opts.output.display()
+                )));
+            }
+        }
+    }
+    let created = now_iso();
+    let mut w = CubeWriter::create(
+        &opts.output,
+        WriteOptions {
+            format: opts.zarr,
+            overwrite: opts.overwrite,
+        },
+    )?;
+    let p = &plan.params;
+    let r = &plan.record;
+    let width = plan.c1 - plan.c0;
+    let nb = p.n_bins() as u64;
+    let t_chunk = opts.time_chunk.max(1) as u64;
+    let d_chunk = opts.distance_chunk.max(1) as u64;
+    let mut spec = ArraySpec {
+        name: "spectrogram".into(),
+        dims: vec!["time".into(), "distance".into(), "frequency".into()],
+        shape: vec![plan.n_windows, width, nb],
+        chunks: vec![t_chunk, d_chunk, nb],
+        shard: None,
+        dtype: match opts.dtype {
+            OutputType::F32 => DType::F32,
+            OutputType::F16 => DType::F16,
+        },
+        attrs: spectrogram_attrs(opts, plan),
+    };
+    if let ZarrFormat::V3 { sharded: true } = opts.zarr {
+        // A shard is one block of every distance chunk: written once, never rewritten.
+        spec.shard = Some(vec![t_chunk, width.div_ceil(d_chunk) * d_chunk, nb]);
+        spec.chunks = vec![t_chunk, d_chunk, nb];
+    }
+    w.add_array(spec)?;
+    // Coordinates.
+    let time_offset = match p.scale {
+        Scale::Cryocube => 0.0,
+        Scale::Db => p.window_len as f64 / 2.0,
+    };
+    let times: Vec<i64> = (0..plan.n_windows)
+        .map(|i| {
+            r.start_us
+                + ((i as f64 * p.hop as f64 + time_offset) * 1e6 / r.sampling_rate).round() as i64
+        })
+        .collect();
+    w.add_array(ArraySpec::coordinate(
+        "time",
+        "time",
+        plan.n_windows,
+        DType::I64,
+        time_attrs(p.scale.label()),
+    ))?;
+    w.write_all("time", &times)?;
+    let distance: Vec<f64> = (plan.c0..plan.c1)
+        .map(|c| r.first_distance + c as f64 * r.channel_spacing)
+        .collect();
+    w.add_array(ArraySpec::coordinate(
+        "distance",
+        "distance",
+        width,
+        DType::F64,
+        attrs([
+            ("long_name", json!("distance along the fibre")),
+            ("units", json!("m")),
+            ("axis", json!("X")),
+        ]),
+    ))?;
+    w.write_all("distance", &distance)?;
+    let channel: Vec<i64> = (plan.c0..plan.c1).map(|c| c as i64).collect();
+    w.add_array(ArraySpec::coordinate(
+        "channel",
+        "distance",
+        width,
+        DType::I64,
+        attrs([
+            (
+                "long_name",
+                json!("channel index in the input files (0 = first stored channel)"),
+            ),
+            ("units", json!("1")),
+        ]),
+    ))?;
+    w.write_all("channel", &channel)?;
+    w.add_array(ArraySpec::coordinate(
+        "frequency",
+        "frequency",
+        nb,
+        DType::F64,
+        attrs([
+            ("long_name", json!("frequency")),
+            ("units", json!("Hz")),
+            ("axis", json!("Z")),
+        ]),
+    ))?;
+    w.write_all("frequency", &p.frequencies())?;
+    Ok((w, 0, created))
+}
+
+fn spectrogram_attrs(opts: &DasOptions, plan: &Plan) -> Attrs {
+    let p = &plan.params;
+    let input_units = plan.record.files[0].units.clone();
+    let (long_name, definition) = match p.scale {
+        Scale::Cryocube => (
+            "10 ln |X|^2 of the tapered window (CryoCube seed scale)",
+            "10 * ln(|rfft(w * x)|^2); symmetric window; no mean removal; bin 0 set to 0",
+        ),
+        Scale::Db => (
+            "power spectral density in decibels",
+            "10 * log10(one-sided PSD), PSD = |rfft(w * (x - mean(x)))|^2 / (fs * sum(w^2)), doubled except DC and Nyquist; periodic window",
+        ),
+    };
+    attrs([
+        ("long_name", json!(long_name)),
+        // A logarithm of a power: dimensionless. The power's own unit is `reference_units`.
+        ("units", json!("1")),
+        (
+            "reference_units",
+            json!(match p.scale {
+                Scale::Db => format!("({input_units})^2/Hz"),
+                Scale::Cryocube => format!("({input_units})^2"),
+            }),
+        ),
+        ("scale", json!(p.scale.name())),
+        ("definition", json!(definition)),
+        ("window", json!(p.window.name())),
+        ("window_symmetric", json!(p.scale == Scale::Cryocube)),
+        ("window_samples", json!(p.window_len)),
+        ("hop_samples", json!(p.hop)),
+        ("df", json!(p.sampling_rate / p.window_len as f64)),
+        ("dt", json!(p.hop as f64 / p.sampling_rate)),
+        ("df_requested", json!(opts.df)),
+        ("dt_requested", json!(opts.dt)),
+        ("sampling_rate", json!(p.sampling_rate)),
+        ("time_label", json!(p.scale.label())),
+        ("coordinates", json!("channel")),
+    ])
+}
+
+fn root_attrs(opts: &DasOptions, plan: &Plan, created: &str) -> Attrs {
+    let r = &plan.record;
+    let p = &plan.params;
+    let dt_us = p.hop as f64 * 1e6 / r.sampling_rate;
+    let label_offset = if p.scale == Scale::Db {
+        p.window_len as f64 / 2.0
+    } else {
+        0.0
+    } * 1e6
+        / r.sampling_rate;
+    let t_first = r.start_us + label_offset.round() as i64;
+    let t_last = t_first + ((plan.n_windows - 1) as f64 * dt_us).round() as i64;
+    let files: Vec<Value> = r
+        .files
+        .iter()
+        .map(|h| {
+            json!({
+                "name": file_name(&h.path),
+                "size": file_size(&h.path),
+                "format": h.format.name(),
+                "layout": h.layout,
+                "start": format_utc_us(h.start_us),
+                "end": format_utc_us(h.end_us()),
+                "samples": h.n_samples,
+                "time_source": h.time_source,
+            })
+        })
+        .collect();
+    let formats: Vec<&str> = {
+        let mut f: Vec<&str> = r.files.iter().map(|h| h.format.name()).collect();
+        f.dedup();
+        f
+    };
+    attrs([
+        ("Conventions", json!("CF-1.10, ACDD-1.3")),
+        ("title", json!(format!("DAS spectrogram cube ({} scale)", p.scale.name()))),
+        (
+            "summary",
+            json!(format!(
+                "Short-time spectra of {} channels from {} DAS file(s), {} windows of {} s every {} s, {} .. {} Hz.",
+                plan.c1 - plan.c0,
+                r.files.len(),
+                plan.n_windows,
+                p.window_len as f64 / r.sampling_rate,
+                p.hop as f64 / r.sampling_rate,
+                p.frequencies()[0],
+                p.frequencies()[p.n_bins() - 1]
+            )),
+        ),
+        ("source", json!(format!("Distributed Acoustic Sensing records ({})", formats.join(", ")))),
+        (
+            "history",
+            json!(format!(
+                "{created} cryocube {} das {}",
+                env!("CARGO_PKG_VERSION"),
+                command_line(opts)
+            )),
+        ),
+        ("date_created", json!(created)),
+        ("time_coverage_start", json!(format_utc_us(t_first))),
+        ("time_coverage_end", json!(format_utc_us(t_last))),
+        ("time_coverage_resolution", json!(format!("PT{}S", dt_us / 1e6))),
+        ("processing_software", json!(format!("cryocube {}", env!("CARGO_PKG_VERSION")))),
+        ("das_sampling_rate", json!(r.sampling_rate)),
+        ("das_channel_spacing", json!(r.channel_spacing)),
+        ("das_first_channel_distance", json!(r.first_distance)),
+        ("das_input_units", json!(r.files[0].units)),
+        ("input_files", json!(files)),
+        ("gaps", Record::discontinuities_json(&r.gaps, r.start_us, r.sampling_rate)),
+        ("overlaps", Record::discontinuities_json(&r.overlaps, r.start_us, r.sampling_rate)),
+        ("warnings", json!(r.warnings)),
+    ])
+}
+
+fn command_line(opts: &DasOptions) -> String {
+    let sel = match opts.channels {
+        ChannelSelection::All => String::new(),
+        ChannelSelection::Indices(a, b) => format!(" --channels {a}:{b}"),
+        ChannelSelection::Distance(a, b) => format!(" --distance {a}:{b}"),
+    };
+    format!(
+        "--df {} --dt {} --fmin {}{} --window {} --scale {}{} -o {}",
+        opts.df,
+        opts.dt,
+        opts.fmin,
+        opts.fmax
+            .map(|f| format!(" --fmax {f}"))
+            .unwrap_or_default(),
+        opts.window.name(),
+        opts.scale.name(),
+        sel,
+        opts.output.display()
+    )
+}

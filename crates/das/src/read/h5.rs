@@ -1,0 +1,249 @@
+//! HDF5 plumbing shared by the vendor readers: opening with a clear error, layout detection,
+//! header values stored as attributes or scalar datasets (numbers or strings of any HDF5 string
+//! kind), and the 2-D sample matrix read by hyperslab in either axis order.
+
+use std::path::{Path, PathBuf};
+
+use hdf5::types::{FixedAscii, FixedUnicode, TypeDescriptor, VarLenAscii, VarLenUnicode};
+use hdf5::{Container, Dataset, File, Location};
+use ndarray::s;
+
+use super::{Format, Header};
+use crate::DasError;
+
+pub fn open(path: &Path) -> Result<File, DasError> {
+    File::open(path).map_err(|e| DasError::Unreadable {
+        path: path.into(),
+        message: format!("not a readable HDF5 file (truncated or corrupt?): {e}"),
+    })
+}
+
+/// Detection by the groups and datasets each vendor always writes.
+pub fn detect(f: &File) -> Option<Format> {
+    let has = |p: &str| f.link_exists(p);
+    if has("Acquisition")
+        && f.link_exists("Acquisition/Raw[0]")
+        && f.link_exists("Acquisition/Raw[0]/RawData")
+    {
+        Some(Format::Prodml)
+    } else if has("Acoustic") {
+        Some(Format::Silixa)
+    } else if has("data") && has("header") && f.link_exists("header/dt") && has("demodSpec") {
+        Some(Format::OptoDas)
+    } else if has("data_product") && f.attr("file_version").is_ok() {
+        Some(Format::Terra15)
+    } else if has("DAS") && has("DAQ") && has("Metadata") && has("ProcessingServer") {
+        Some(Format::ApSensing)
+    } else {
+        None
+    }
+}
+
+/// Reads a string from an attribute or dataset of any HDF5 string kind (first element of an
+/// array).
+pub fn string_of(c: &Container) -> Option<String> {
+    let td = c.dtype().ok()?.to_descriptor().ok()?;
+    let s = match td {
+        TypeDescriptor::VarLenUnicode => c.read_raw::<VarLenUnicode>().ok()?.first()?.to_string(),
+        TypeDescriptor::VarLenAscii => c.read_raw::<VarLenAscii>().ok()?.first()?.to_string(),
+        TypeDescriptor::FixedUnicode(_) => c
+            .read_raw::<FixedUnicode<1024>>()
+            .ok()?
+            .first()?
+            .to_string(),
+        TypeDescriptor::FixedAscii(_) => {
+            c.read_raw::<FixedAscii<1024>>().ok()?.first()?.to_string()
+        }
+        _ => return None,
+    };
+    Some(s.trim_end_matches('\0').trim().to_string())
+}
+
+/// Reads a number from an attribute or dataset (first element), or parses a string one.
+pub fn number_of(c: &Container) -> Option<f64> {
+    let td = c.dtype().ok()?.to_descriptor().ok()?;
+    match td {
+        TypeDescriptor::Integer(_)
+        | TypeDescriptor::Unsigned(_)
+        | TypeDescriptor::Float(_)
+        | TypeDescriptor::Boolean => c.read_raw::<f64>().ok()?.first().copied(),
+        _ => string_of(c)?.trim().parse().ok(),
+    }
+}
+
+/// Header lookups on one file with errors that name the file, the vendor and the field.
+pub struct Fields<'a> {
+    pub path: &'a Path,
+    pub format: Format,
+}
+
+impl Fields<'_> {
+    pub fn err(&self, message: impl Into<String>) -> DasError {
+        DasError::Header {
+            path: self.path.into(),
+            format: self.format.name(),
+            message: message.into(),
+        }
+    }
+
+    pub fn attr_str(&self, loc: &Location, name: &str) -> Result<String, DasError> {
+        loc.attr(name)
+            .ok()
+            .and_then(|a| string_of(&a))
+            .ok_or_else(|| self.err(format!("missing or unreadable attribute `{name}`")))
+    }
+
+    pub fn attr_num(&self, loc: &Location, name: &str) -> Result<f64, DasError> {
+        loc.attr(name)
+            .ok()
+            .and_then(|a| number_of(&a))
+            .ok_or_else(|| self.err(format!("missing or non-numeric attribute `{name}`")))
+    }
+
+    pub fn ds_num(&self, f: &File, name: &str) -> Result<f64, DasError> {
+        f.dataset(name)
+            .ok()
+            .and_then(|d| number_of(&d))
+            .ok_or_else(|| self.err(format!("missing or non-numeric dataset `{name}`")))
+    }
+
+    pub fn ds_str(&self, f: &File, name: &str) -> Result<String, DasError> {
+        f.dataset(name)
+            .ok()
+            .and_then(|d| string_of(&d))
+            .ok_or_else(|| self.err(format!("missing or unreadable dataset `{name}`")))
+    }
+
+    pub fn dataset(&self, f: &File, name: &str) -> Result<Dataset, DasError> {
+        f.dataset(name)
+            .map_err(|e| self.err(format!("dataset `{name}`: {e}")))
+    }
+}
+
+/// A 2-D sample matrix in an HDF5 file, time-major or channel-major.
+pub struct Matrix {
+    path: PathBuf,
+    dataset: Dataset,
+    /// True when the file stores channels x samples.
+    channel_major: bool,
+    /// Factor from stored values to the vendor's physical units (1 for most layouts).
+    scale: f32,
+    header: Header,
+}
+
+impl Matrix {
+    /// `shape_time_channels` is (samples, channels) as the header says; the dataset must agree.
+    pub fn new(
+        fields: &Fields,
+        dataset: Dataset,
+        channel_major: bool,
+        scale: f32,
+        header: Header,
+    ) -> Result<Matrix, DasError> {
+        let shape = dataset.shape();
+        if shape.len() != 2 {
+            return Err(fields.err(format!(
+                "sample dataset has {} dimensions, expected 2",
+                shape.len()
+            )));
+        }
+        let header = header.check()?;
+        Ok(Matrix {
+            path: fields.path.into(),
+            dataset,
+            channel_major,
+            scale,
+            header,
+        })
+    }
+
+    /// (samples, channels) of a 2-D dataset given its axis order.
+    pub fn dims(dataset: &Dataset, channel_major: bool) -> (u64, u64) {
+        let shape = dataset.shape();
+        let (a, b) = (
+            shape.first().copied().unwrap_or(0) as u64,
+            shape.get(1).copied().unwrap_or(0) as u64,
+        );
+        if channel_major {
+            (b, a)
+        } else {
+            (a, b)
+        }
+    }
+}
+
+impl super::DasReader for Matrix {
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn read_block(
+        &mut self,
+        s0: u64,
+        n: usize,
+        c0: u64,
+        c1: u64,
+        out: &mut [f32],
+    ) -> Result<(), DasError> {
+        let (s0u, c0u, c1u) = (s0 as usize, c0 as usize, c1 as usize);
+        let width = c1u - c0u;
+        let err = |m: String| DasError::Read {
+            path: self.path.clone(),
+            start: s0,
+            end: s0 + n as u64,
+            message: m,
+        };
+        if s0 + n as u64 > self.header.n_samples || c1 > self.header.n_channels || c0 > c1 {
+            return Err(err(format!(
+                "outside the file ({} samples x {} channels)",
+                self.header.n_samples, self.header.n_channels
+            )));
+        }
+        if self.channel_major {
+            let a = self
+                .dataset
+                .read_slice_2d::<f32, _>(s![c0u..c1u, s0u..s0u + n])
+                .map_err(|e| err(e.to_string()))?;
+            for (c, row) in a.outer_iter().enumerate() {
+                for (t, v) in row.iter().enumerate() {
+                    out[t * width + c] = *v * self.scale;
+                }
+            }
+        } else {
+            let a = self
+                .dataset
+                .read_slice_2d::<f32, _>(s![s0u..s0u + n, c0u..c1u])
+                .map_err(|e| err(e.to_string()))?;
+            match a.as_slice() {
+                Some(src) => out[..src.len()].copy_from_slice(src),
+                None => {
+                    for (o, v) in out.iter_mut().zip(a.iter()) {
+                        *o = *v;
+                    }
+                }
+            }
+            if self.scale != 1.0 {
+                out[..n * width].iter_mut().for_each(|v| *v *= self.scale);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses ISO 8601 / RFC 3339 with an offset (or `Z`) to UTC µs.
+pub fn parse_iso_utc(s: &str) -> Option<i64> {
+    let s = s.trim();
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_micros())
+        .or_else(|| {
+            // Some vendors omit the zone: those strings are documented as UTC.
+            ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+                .iter()
+                .find_map(|f| {
+                    chrono::NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), f)
+                        .ok()
+                        .map(|t| t.and_utc().timestamp_micros())
+                })
+        })
+}

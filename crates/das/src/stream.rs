@@ -1,0 +1,395 @@
+//! Many files as one regular sample stream.
+//!
+//! A DAS record is hundreds of 30 s files. [`Record::scan`] reads every header, orders the
+//! files by their UTC start, checks they belong together (same sampling rate, channels,
+//! spacing and origin), and lays them on one sample axis starting at the first file's first
+//! sample: files that start within 1.5 samples of where the previous one ended are
+//! contiguous; a later start is a gap (filled with NaN, so windows that touch it are NaN and
+//! the time axis stays regular); an earlier start is an overlap (the repeated samples are
+//! skipped). [`BlockBuffer`] then serves consecutive, overlapping sample ranges, reading each
+//! file once and holding only one block in memory.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::read::{self, DasReader, Format, Header};
+use crate::DasError;
+
+/// Gaps and overlaps smaller than this (in samples) are clock jitter, not discontinuities.
+pub const TOLERANCE_SAMPLES: f64 = 1.5;
+
+/// A contiguous run of one file's samples on the record's sample axis.
+#[derive(Clone, Debug)]
+pub struct Segment {
+    pub file: usize,
+    /// First sample of the run on the record axis.
+    pub start: u64,
+    /// First sample of the run within the file.
+    pub file_offset: u64,
+    pub len: u64,
+}
+
+/// A discontinuity between two consecutive files.
+#[derive(Clone, Debug)]
+pub struct Discontinuity {
+    pub before: PathBuf,
+    pub after: PathBuf,
+    /// Record sample where the discontinuity is.
+    pub at_sample: u64,
+    /// Positive: missing samples (NaN-filled). Negative: repeated samples (skipped).
+    pub samples: i64,
+    pub seconds: f64,
+}
+
+/// The ordered, checked set of files of one record.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub files: Vec<Header>,
+    pub format: Option<Format>,
+    pub sampling_rate: f64,
+    pub n_channels: u64,
+    pub channel_spacing: f64,
+    pub first_distance: f64,
+    /// UTC µs of record sample 0.
+    pub start_us: i64,
+    pub n_samples: u64,
+    pub segments: Vec<Segment>,
+    pub gaps: Vec<Discontinuity>,
+    pub overlaps: Vec<Discontinuity>,
+    pub warnings: Vec<String>,
+}
+
+/// Expands files, folders (their files, sorted, hidden ones skipped) and glob patterns.
+pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, DasError> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let text = input.to_string_lossy();
+        if input.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(input)
+                .map_err(|e| DasError::Unreadable {
+                    path: input.clone(),
+                    message: e.to_string(),
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file()
+                        && !p
+                            .file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
+                .collect();
+            if files.is_empty() {
+                return Err(DasError::Input(format!(
+                    "{}: folder has no files",
+                    input.display()
+                )));
+            }
+            files.sort();
+            out.extend(files);
+        } else if input.exists() {
+            out.push(input.clone());
+        } else if text.contains(['*', '?', '[']) {
+            let mut files: Vec<PathBuf> = glob::glob(&text)
+                .map_err(|e| DasError::Input(format!("{text}: bad pattern: {e}")))?
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file())
+                .collect();
+            if files.is_empty() {
+                return Err(DasError::Input(format!("{text}: pattern matches no file")));
+            }
+            files.sort();
+            out.extend(files);
+        } else {
+            return Err(DasError::Input(format!(
+                "{}: no such file or folder",
+                input.display()
+            )));
+        }
+    }
+    out.dedup();
+    if out.is_empty() {
+        return Err(DasError::Input("no input files".into()));
+    }
+    Ok(out)
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * a.abs().max(b.abs())
+}
+
+impl Record {
+    /// Reads every header and lays the files out on one sample axis.
+    pub fn scan(inputs: &[PathBuf], format: Option<Format>) -> Result<Record, DasError> {
+        let paths = expand_inputs(inputs)?;
+        let mut files = paths
+            .iter()
+            .map(|p| read::read_header(p, format))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Stable: files with equal (e.g. zeroed) clocks keep their name order.
+        files.sort_by_key(|h| h.start_us);
+        Self::from_headers(files, format)
+    }
+
+    /// Lays out already-read headers (sorted by start time).
+    pub fn from_headers(files: Vec<Header>, format: Option<Format>) -> Result<Record, DasError> {
+        let first = files
+            .first()
+            .ok_or_else(|| DasError::Input("no input files".into()))?
+            .clone();
+        let fs = first.sampling_rate;
+        let mut warnings: Vec<String> = Vec::new();
+        for h in &files {
+            for w in &h.warnings {
+                warnings.push(format!("{}: {w}", h.path.display()));
+            }
+            let mismatch = |what: &str, a: String, b: String| DasError::Mismatch {
+                a: first.path.clone(),
+                b: h.path.clone(),
+                message: format!("{what} differs ({a} vs {b})"),
+            };
+            // Terra15 rates come from GPS time spans and vary by parts per million.
+            if !close(h.sampling_rate, fs, 1e-4) {
+                return Err(mismatch(
+                    "sampling rate",
+                    format!("{} Hz", fs),
+                    format!("{} Hz", h.sampling_rate),
+                ));
+            }
+            if h.n_channels != first.n_channels {
+                return Err(mismatch(
+                    "channel count",
+                    first.n_channels.to_string(),
+                    h.n_channels.to_string(),
+                ));
+            }
+            if !close(h.channel_spacing, first.channel_spacing, 1e-6) {
+                return Err(mismatch(
+                    "channel spacing",
+                    format!("{} m", first.channel_spacing),
+                    format!("{} m", h.channel_spacing),
+                ));
+            }
+            if (h.first_distance - first.first_distance).abs() > 1e-3 * first.channel_spacing {
+                return Err(mismatch(
+                    "distance of the first channel",
+                    format!("{} m", first.first_distance),
+                    format!("{} m", h.first_distance),
+                ));
+            }
+        }
+        let mut segments = Vec::new();
+        let mut gaps = Vec::new();
+        let mut overlaps = Vec::new();
+        let mut end = 0u64; // next free record sample
+        let mut prev: Option<&Header> = None;
+        for (i, h) in files.iter().enumerate() {
+            let mut offset = 0u64;
+            if let Some(p) = prev {
+                // Offset from where the previous file ended, in samples, from the two headers.
+                let diff = (h.start_us - p.start_us) as f64 * fs / 1e6 - p.n_samples as f64;
+                let rounded = diff.round() as i64;
+                if diff > TOLERANCE_SAMPLES {
+                    gaps.push(Discontinuity {
+                        before: p.path.clone(),
+                        after: h.path.clone(),
+                        at_sample: end,
+                        samples: rounded,
+                        seconds: rounded as f64 / fs,
+                    });
+                    end += rounded as u64;
+                } else if diff < -TOLERANCE_SAMPLES {
+                    overlaps.push(Discontinuity {
+                        before: p.path.clone(),
+                        after: h.path.clone(),
+                        at_sample: end,
+                        samples: rounded,
+                        seconds: rounded as f64 / fs,
+                    });
+                    offset = (-rounded) as u64;
+                    if offset >= h.n_samples {
+                        warnings.push(format!(
+                            "{}: lies entirely within {} (overlap of {} samples); skipped",
+                            h.path.display(),
+                            p.path.display(),
+                            -rounded
+                        ));
+                        continue;
+                    }
+                }
+            }
+            segments.push(Segment {
+                file: i,
+                start: end,
+                file_offset: offset,
+                len: h.n_samples - offset,
+            });
+            end += h.n_samples - offset;
+            prev = Some(h);
+        }
+        Ok(Record {
+            sampling_rate: fs,
+            n_channels: first.n_channels,
+            channel_spacing: first.channel_spacing,
+            first_distance: first.first_distance,
+            start_us: first.start_us,
+            n_samples: end,
+            files,
+            format,
+            segments,
+            gaps,
+            overlaps,
+            warnings,
+        })
+    }
+
+    /// The discontinuities as cube attributes.
+    pub fn discontinuities_json(list: &[Discontinuity], t0_us: i64, fs: f64) -> serde_json::Value {
+        json!(list
+            .iter()
+            .map(|d| json!({
+                "after_file": file_name(&d.before),
+                "before_file": file_name(&d.after),
+                "time": cryocube_cube::cf::format_utc_us(t0_us + (d.at_sample as f64 * 1e6 / fs).round() as i64),
+                "samples": d.samples,
+                "seconds": d.seconds,
+            }))
+            .collect::<Vec<_>>())
+    }
+}
+
+pub fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+/// Serves consecutive sample ranges of selected channels, channel-major, reading each file
+/// once: the part of a new range that the previous one already held is moved, not re-read.
+pub struct BlockBuffer<'r> {
+    record: &'r Record,
+    c0: u64,
+    width: usize,
+    /// Row stride (capacity in samples per channel).
+    cap: usize,
+    data: Vec<f32>,
+    start: u64,
+    len: usize,
+    open: Option<(usize, Box<dyn DasReader>)>,
+    scratch: Vec<f32>,
+}
+
+/// The samples a [`BlockBuffer`] holds, channel-major.
+#[derive(Clone, Copy)]
+pub struct BlockView<'a> {
+    data: &'a [f32],
+    cap: usize,
+    len: usize,
+}
+
+impl<'a> BlockView<'a> {
+    /// Samples of channel `c` (0-based within the selection).
+    pub fn channel(&self, c: usize) -> &'a [f32] {
+        &self.data[c * self.cap..c * self.cap + self.len]
+    }
+}
+
+/// Rows read from a file per call: bounds the scratch buffer whatever the block size.
+const PIECE_ROWS: usize = 4096;
+
+impl<'r> BlockBuffer<'r> {
+    /// `cap` is the largest range that will be asked for.
+    pub fn new(record: &'r Record, c0: u64, c1: u64, cap: usize) -> Self {
+        let width = (c1 - c0) as usize;
+        BlockBuffer {
+            record,
+            c0,
+            width,
+            cap,
+            data: vec![f32::NAN; width * cap],
+            start: 0,
+            len: 0,
+            open: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The current range, shareable with worker threads.
+    pub fn view(&self) -> BlockView<'_> {
+        BlockView {
+            data: &self.data,
+            cap: self.cap,
+            len: self.len,
+        }
+    }
+
+    /// Makes the buffer hold record samples `a .. b` (`a` not before the previous start).
+    pub fn load(&mut self, a: u64, b: u64) -> Result<(), DasError> {
+        let n = (b - a) as usize;
+        assert!(
+            n <= self.cap && a >= self.start,
+            "BlockBuffer ranges must move forward within capacity"
+        );
+        let prev_end = self.start + self.len as u64;
+        let keep = if a < prev_end {
+            (prev_end - a) as usize
+        } else {
+            0
+        };
+        let shift = (a - self.start) as usize;
+        for c in 0..self.width {
+            let row = &mut self.data[c * self.cap..(c + 1) * self.cap];
+            if keep > 0 {
+                row.copy_within(shift..shift + keep, 0);
+            }
+            row[keep..n].fill(f32::NAN);
+        }
+        self.start = a;
+        self.len = n;
+        let fresh = a + keep as u64;
+        if fresh < b {
+            self.read_fresh(fresh, b)?;
+        }
+        Ok(())
+    }
+
+    fn read_fresh(&mut self, a: u64, b: u64) -> Result<(), DasError> {
+        let record = self.record;
+        for seg in record
+            .segments
+            .iter()
+            .filter(|s| s.start < b && s.start + s.len > a)
+        {
+            if self.open.as_ref().map(|(i, _)| *i) != Some(seg.file) {
+                // Dropping the previous reader closes its file: one file open at a time.
+                self.open = None;
+                let reader = read::open(&record.files[seg.file].path, record.format)?;
+                self.open = Some((seg.file, reader));
+            }
+            let (_, reader) = self.open.as_mut().expect("opened above");
+            let lo = a.max(seg.start);
+            let hi = b.min(seg.start + seg.len);
+            let mut g = lo;
+            while g < hi {
+                let rows = ((hi - g) as usize).min(PIECE_ROWS);
+                self.scratch.resize(rows * self.width, 0.0);
+                let file_s0 = seg.file_offset + (g - seg.start);
+                reader.read_block(
+                    file_s0,
+                    rows,
+                    self.c0,
+                    self.c0 + self.width as u64,
+                    &mut self.scratch,
+                )?;
+                let base = (g - self.start) as usize;
+                for (r, row) in self.scratch.chunks_exact(self.width).enumerate() {
+                    for (c, v) in row.iter().enumerate() {
+                        self.data[c * self.cap + base + r] = *v;
+                    }
+                }
+                g += rows as u64;
+            }
+        }
+        Ok(())
+    }
+}
