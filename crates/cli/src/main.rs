@@ -1,1 +1,328 @@
-fn main() {}
+//! `cryocube`: the command line. It parses arguments, calls the libraries and maps errors to
+//! exit codes (0 success, 1 failure with a message naming the file and the problem, 2 usage
+//! error). All work lives in the library crates.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use cryocube_cube::{info, CubeReader, ZarrFormat};
+use cryocube_das::demo::SyntheticRecord;
+use cryocube_das::job::{self, ChannelSelection, DasOptions, OutputType};
+use cryocube_das::read::Format;
+use cryocube_das::transform::{Scale, Window};
+
+#[derive(Parser)]
+#[command(
+    name = "cryocube",
+    version,
+    about = "Raw cryosphere observations to analysis-ready data cubes",
+    after_help = "Examples:\n  cryocube demo\n  cryocube das /data/rhone/*.h5 -o rhone.zarr\n  cryocube info rhone.zarr"
+)]
+struct Cli {
+    /// Print only warnings and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// DAS records (many files) -> spectrogram cube (time x distance x frequency).
+    #[command(after_help = "Examples:\n  \
+        cryocube das raw/ -o cube.zarr                        # seed parameters: df 1 Hz, dt 0.1 s, 0-100 Hz\n  \
+        cryocube das 'raw/*.h5' -o cube.zarr --scale cryocube # the CryoCube seed's numerics\n  \
+        cryocube das a.h5 b.h5 -o c.zarr --df 2 --dt 0.05 --fmax 250 --distance 500:2500\n  \
+        cryocube das raw/ -o c.zarr --zarr-format 3 --shard --dtype f16\n\n\
+        A run that was interrupted resumes when started again with the same arguments.")]
+    Das(DasArgs),
+    /// Summarise a cube: dims, chunks, coordinate ranges (UTC), variables, attributes, size.
+    Info {
+        /// The cube (a Zarr store).
+        store: PathBuf,
+    },
+    /// Synthesise a Rhonegletscher-like DAS record, build its cube and show it.
+    Demo {
+        /// Folder for the synthetic files and the cube.
+        #[arg(short, long, default_value = "cryocube-demo")]
+        output: PathBuf,
+        /// Replace an existing demo cube.
+        #[arg(long)]
+        overwrite: bool,
+    },
+}
+
+#[derive(Args)]
+struct DasArgs {
+    /// Input files, folders or glob patterns (ordered by header start time, not by name).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output cube (Zarr store directory).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Input layout; detected from the content when omitted.
+    #[arg(long, value_parser = parse_format)]
+    format: Option<Format>,
+    /// Frequency resolution in Hz (window length = 1/df seconds).
+    #[arg(long, default_value_t = 1.0)]
+    df: f64,
+    /// Hop between windows in seconds.
+    #[arg(long, default_value_t = 0.1)]
+    dt: f64,
+    /// Lowest frequency kept, Hz.
+    #[arg(long, default_value_t = 0.0)]
+    fmin: f64,
+    /// Highest frequency kept, Hz [default: 100; `nyquist` for all].
+    #[arg(long, default_value = "100")]
+    fmax: String,
+    /// Channels by distance along the fibre, metres: A:B (inclusive).
+    #[arg(long, conflicts_with = "channels", value_parser = parse_range_f64)]
+    distance: Option<(f64, f64)>,
+    /// Channels by index: A:B (end exclusive; 0 = first channel in the files).
+    #[arg(long, value_parser = parse_range_u64)]
+    channels: Option<(u64, u64)>,
+    /// Taper: tukey:ALPHA, hann, hamming, blackman, boxcar.
+    #[arg(long, default_value = "tukey:0.25", value_parser = |s: &str| Window::parse(s))]
+    window: Window,
+    /// db: scipy.signal.spectrogram PSD in dB, windows labelled by centre. cryocube: the
+    /// seed's 10 ln|X|^2, symmetric window, DC bin 0, labelled by start.
+    #[arg(long, value_enum, default_value_t = ScaleArg::Db)]
+    scale: ScaleArg,
+    /// Element type of the spectrogram.
+    #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
+    dtype: DtypeArg,
+    /// Zarr format: 2 (with .zmetadata; every reader) or 3.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=3))]
+    zarr_format: u8,
+    /// With --zarr-format 3: one shard file per time chunk and all distances.
+    #[arg(long, requires = "zarr_format")]
+    shard: bool,
+    /// Chunk shape TIME,DISTANCE (windows, channels); frequency is never split.
+    #[arg(long, default_value = "256,64", value_parser = parse_chunks)]
+    chunks: (usize, usize),
+    /// Replace an existing output.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScaleArg {
+    Db,
+    Cryocube,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DtypeArg {
+    F32,
+    F16,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    Format::parse(s).ok_or_else(|| {
+        let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
+        format!("unknown format {s:?} (one of {})", names.join(", "))
+    })
+}
+
+fn split_range(s: &str) -> Result<(&str, &str), String> {
+    s.split_once(':')
+        .ok_or_else(|| format!("{s:?} is not of the form A:B"))
+}
+
+fn parse_range_f64(s: &str) -> Result<(f64, f64), String> {
+    let (a, b) = split_range(s)?;
+    let a: f64 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{a:?} is not a number"))?;
+    let b: f64 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("{b:?} is not a number"))?;
+    if a > b {
+        return Err(format!("{a} is after {b}"));
+    }
+    Ok((a, b))
+}
+
+fn parse_range_u64(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = split_range(s)?;
+    let a: u64 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{a:?} is not a channel index"))?;
+    let b: u64 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("{b:?} is not a channel index"))?;
+    Ok((a, b))
+}
+
+fn parse_chunks(s: &str) -> Result<(usize, usize), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("{s:?} is not TIME,DISTANCE"))?;
+    let a: usize = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{a:?} is not a count"))?;
+    let b: usize = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("{b:?} is not a count"))?;
+    if a == 0 || b == 0 {
+        return Err("chunk sizes must be positive".into());
+    }
+    Ok((a, b))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if cli.quiet { "warn" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+    match dispatch(cli.command, cli.quiet) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(command: Command, quiet: bool) -> Result<()> {
+    match command {
+        Command::Das(args) => {
+            let opts = das_options(args)?;
+            run_das(&opts, quiet)
+        }
+        Command::Info { store } => {
+            let cube = CubeReader::open(&store)
+                .with_context(|| format!("cannot open {}", store.display()))?;
+            print!("{}", info::render(&cube)?);
+            Ok(())
+        }
+        Command::Demo { output, overwrite } => demo(&output, overwrite, quiet),
+    }
+}
+
+fn das_options(a: DasArgs) -> Result<DasOptions> {
+    let mut o = DasOptions::new(a.inputs, a.output);
+    o.format = a.format;
+    o.df = a.df;
+    o.dt = a.dt;
+    o.fmin = a.fmin;
+    o.fmax = match a.fmax.as_str() {
+        "nyquist" => None,
+        s => Some(
+            s.parse()
+                .with_context(|| format!("--fmax {s:?} is not a number or `nyquist`"))?,
+        ),
+    };
+    o.channels = match (a.distance, a.channels) {
+        (Some((x, y)), _) => ChannelSelection::Distance(x, y),
+        (_, Some((x, y))) => ChannelSelection::Indices(x, y),
+        _ => ChannelSelection::All,
+    };
+    o.window = a.window;
+    o.scale = match a.scale {
+        ScaleArg::Db => Scale::Db,
+        ScaleArg::Cryocube => Scale::Cryocube,
+    };
+    o.dtype = match a.dtype {
+        DtypeArg::F32 => OutputType::F32,
+        DtypeArg::F16 => OutputType::F16,
+    };
+    if a.shard && a.zarr_format != 3 {
+        bail!("--shard needs --zarr-format 3");
+    }
+    o.zarr = if a.zarr_format == 3 {
+        ZarrFormat::V3 { sharded: a.shard }
+    } else {
+        ZarrFormat::V2
+    };
+    o.time_chunk = a.chunks.0;
+    o.distance_chunk = a.chunks.1;
+    o.overwrite = a.overwrite;
+    Ok(o)
+}
+
+fn run_das(opts: &DasOptions, quiet: bool) -> Result<()> {
+    let started = Instant::now();
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} windows ({per_sec}, eta {eta})",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    let summary = job::run(opts, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    if summary.resumed_from_block > 0 {
+        log::info!("resumed after block {}", summary.resumed_from_block);
+    }
+    log::info!(
+        "wrote {}: {} windows x {} channels x {} frequencies from {} file(s) in {:.1} s{}",
+        summary.output.display(),
+        summary.windows,
+        summary.channels,
+        summary.bins,
+        summary.files,
+        started.elapsed().as_secs_f64(),
+        if summary.gaps + summary.overlaps > 0 {
+            format!(
+                " ({} gap(s), {} overlap(s); see the cube's attributes)",
+                summary.gaps, summary.overlaps
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+fn demo(dir: &std::path::Path, overwrite: bool, quiet: bool) -> Result<()> {
+    let raw = dir.join("raw");
+    let cube = dir.join("demo.zarr");
+    if cube.exists() && !overwrite {
+        bail!(
+            "{}: demo output already exists (use --overwrite, or another -o folder)",
+            cube.display()
+        );
+    }
+    let record = SyntheticRecord::default();
+    log::info!(
+        "synthesising {} files x {} s x {} channels at {} Hz in {}",
+        record.files,
+        record.seconds_per_file,
+        record.channels,
+        record.sampling_rate,
+        raw.display()
+    );
+    let files = record.write(&raw)?;
+    let mut opts = DasOptions::new(files, cube.clone());
+    opts.overwrite = true;
+    run_das(&opts, quiet)?;
+    let reader = CubeReader::open(&cube)?;
+    println!("{}", info::render(&reader)?);
+    println!(
+        "Open it in Python:  xarray.open_zarr({:?}).spectrogram",
+        cube.display().to_string()
+    );
+    Ok(())
+}

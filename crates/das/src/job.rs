@@ -123,7 +123,7 @@ pub fn plan(opts: &DasOptions) -> Result<Plan, DasError> {
     let record = Record::scan(&opts.inputs, opts.format)?;
     let fs = record.sampling_rate;
     let err = |m: String| param_err(opts, &record, m);
-    if !(opts.df > 0.0 && opts.df.is_finite()) || !(opts.dt > 0.0 && opts.dt.is_finite()) {
+    if !(opts.df > 0.0 && opts.df.is_finite() && opts.dt > 0.0 && opts.dt.is_finite()) {
         return Err(err(format!(
             "--df {} and --dt {} must be positive",
             opts.df, opts.dt

@@ -201,7 +201,11 @@ impl Stft {
             Scale::Db => {
                 let s2: f64 = w.iter().map(|v| v * v).sum();
                 let base = 1.0 / (params.sampling_rate * s2);
-                let nyquist = if m % 2 == 0 { Some(m / 2) } else { None };
+                let nyquist = if m.is_multiple_of(2) {
+                    Some(m / 2)
+                } else {
+                    None
+                };
                 let pf = (params.first_bin..=params.last_bin)
                     .map(|k| {
                         if k == 0 || Some(k) == nyquist {

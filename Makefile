@@ -1,0 +1,24 @@
+# The two commands of the README. Both install what a fresh Debian 12 machine lacks, then build.
+#   make demo  - build and run the embedded demo (synthetic DAS record -> cube -> info)
+#   make test  - formatting, lints and every test (real data from ../shared, Python readers)
+
+SHELL := /bin/bash
+APT_PACKAGES := libhdf5-dev pkg-config python3-venv
+CARGO ?= cargo
+
+.PHONY: deps demo test bench
+
+deps:
+	@bash scripts/install-deps.sh $(APT_PACKAGES)
+
+demo: deps
+	$(CARGO) build --release --locked
+	./target/release/cryocube demo -o cryocube-demo --overwrite
+
+test: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+	$(CARGO) test --workspace --locked
+
+bench: deps
+	bash bench/das.sh

@@ -1,0 +1,104 @@
+//! The cube opens unchanged in the users' own tools: xarray (dims, decoded UTC times,
+//! `channel` as a coordinate, values equal to ours) and lexcube's Cube3DWidget, for Zarr v2,
+//! sharded Zarr v3 and f16 output. The test makes its own venv (cached in the target dir).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{cryocube, das, p, text};
+use cryocube_cube::CubeReader;
+
+fn venv() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-venv");
+    let python = dir.join("bin/python");
+    let ready = python.exists()
+        && Command::new(&python)
+            .args(["-c", "import xarray, zarr, lexcube"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ready {
+        let s = Command::new("python3")
+            .args(["-m", "venv", p(&dir)])
+            .status()
+            .expect("python3 -m venv");
+        assert!(
+            s.success(),
+            "python3 -m venv failed (is python3-venv installed?)"
+        );
+        let s = Command::new(dir.join("bin/pip"))
+            .args(["install", "-q", "xarray", "zarr", "lexcube", "dask"])
+            .status()
+            .expect("pip install");
+        assert!(s.success(), "pip install xarray zarr lexcube failed");
+    }
+    python
+}
+
+const CHECK: &str = r#"
+import sys, numpy as np, xarray as xr, lexcube
+path, first_time, w, c, f, value = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+ds = xr.open_zarr(path)
+da = ds.spectrogram
+assert da.dims == ("time", "distance", "frequency"), da.dims
+assert np.issubdtype(ds.time.dtype, np.datetime64), ds.time.dtype
+assert str(ds.time.values[0])[:23] == first_time[:23], (str(ds.time.values[0]), first_time)
+assert "channel" in ds.coords and ds.channel.dims == ("distance",), list(ds.coords)
+assert ds.channel.dtype.kind == "i" and int(ds.channel[0]) == 0, ds.channel.values[:3]
+assert ds.distance.attrs["units"] == "m" and ds.frequency.attrs["units"] == "Hz"
+got = float(da.isel(time=w, distance=c, frequency=f))
+assert abs(got - value) <= 1e-3 * max(1.0, abs(value)), (got, value)
+widget = lexcube.Cube3DWidget(da)
+print("python-ok", da.shape)
+"#;
+
+fn check(cube: &Path, python: &Path) {
+    let reader = CubeReader::open(cube).unwrap();
+    let times = reader.read_all_i64("time").unwrap();
+    let first = cryocube_cube::cf::format_utc_us(times[0])
+        .trim_end_matches('Z')
+        .to_string();
+    let (w, c, f) = (7u64, 5u64, 25u64);
+    let v = reader
+        .read_f64("spectrogram", &[w, c, f], &[1, 1, 1])
+        .unwrap()[0];
+    let out = Command::new(python)
+        .args([
+            "-c",
+            CHECK,
+            p(cube),
+            &first,
+            &w.to_string(),
+            &c.to_string(),
+            &f.to_string(),
+            &v.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && text(&out).contains("python-ok"),
+        "{}: {}",
+        cube.display(),
+        text(&out)
+    );
+}
+
+#[test]
+fn xarray_and_lexcube_open_v2_v3_and_f16_cubes() {
+    let python = venv();
+    let tmp = tempfile::tempdir().unwrap();
+    let input = das("synthetic");
+    for (name, extra) in [
+        ("v2.zarr", vec![]),
+        ("v3.zarr", vec!["--zarr-format", "3", "--shard"]),
+        ("f16.zarr", vec!["--dtype", "f16"]),
+    ] {
+        let out = tmp.path().join(name);
+        let mut args = vec!["das", p(&input), "-o", p(&out)];
+        args.extend(extra);
+        let o = cryocube(&args);
+        assert!(o.status.success(), "{}", text(&o));
+        check(&out, &python);
+    }
+}
