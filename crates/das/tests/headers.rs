@@ -1,0 +1,166 @@
+//! Header facts of the real files equal those in `shared/data/das/MANIFEST.md`, and the
+//! layout is detected from content.
+
+mod common;
+
+use cryocube_cube::cf::format_utc_us;
+use cryocube_das::read::{detect, read_header, Format};
+
+struct Expect {
+    file: &'static str,
+    format: Format,
+    samples: u64,
+    channels: u64,
+    fs: f64,
+    spacing: f64,
+    first: Option<f64>,
+    start: &'static str,
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol
+}
+
+#[test]
+fn manifest_facts() {
+    let data = common::das_data();
+    let cases = [
+        Expect {
+            file: "silixa_h5_1.hdf5",
+            format: Format::Silixa,
+            samples: 100,
+            channels: 3840,
+            fs: 500.0,
+            spacing: 2.041904,
+            first: Some(0.765761),
+            start: "2023-09-22T18:29:26.158Z",
+        },
+        Expect {
+            file: "prodml_2.0.h5",
+            format: Format::Prodml,
+            samples: 2500,
+            channels: 512,
+            fs: 200.0,
+            spacing: 1.0209519863,
+            first: Some(-265.4475),
+            start: "1970-01-01T00:00:00Z",
+        },
+        Expect {
+            file: "decimated_optodas.hdf5",
+            format: Format::OptoDas,
+            samples: 5000,
+            channels: 51,
+            fs: 500.0,
+            spacing: 51.065,
+            first: None,
+            start: "2023-10-27T14:23:37.020Z",
+        },
+        Expect {
+            file: "terra15_v5_test_file.hdf5",
+            format: Format::Terra15,
+            samples: 2060,
+            channels: 43,
+            fs: 3217.8,
+            spacing: 1.6335,
+            first: Some(30.2202),
+            start: "2022-08-23T23:09:54.374Z",
+        },
+        Expect {
+            file: "synthetic/SYNTHETIC_rhonelike_UTC_20200722_000030.000.h5",
+            format: Format::Silixa,
+            samples: 30000,
+            channels: 32,
+            fs: 1000.0,
+            spacing: 4.0,
+            first: Some(0.0),
+            start: "2020-07-22T00:00:30Z",
+        },
+        Expect {
+            file: "extra/iDAS005_hdf5_example.626.h5",
+            format: Format::Prodml,
+            samples: 1000,
+            channels: 1152,
+            fs: 1000.0,
+            spacing: 1.0209519863,
+            first: None,
+            start: "2019-05-31T08:38:50.626928Z",
+        },
+        Expect {
+            file: "extra/ap_sensing_1.hdf5",
+            format: Format::ApSensing,
+            samples: 150,
+            channels: 4082,
+            fs: 500.0,
+            spacing: (5129.26477657 - 124.14780988) / 4082.0,
+            first: Some(124.14780988),
+            start: "2023-09-24T12:46:31.739618Z",
+        },
+    ];
+    for e in cases {
+        let path = data.join(e.file);
+        assert_eq!(
+            detect(&path).unwrap(),
+            e.format,
+            "{}: detected format",
+            e.file
+        );
+        let h = read_header(&path, None).unwrap();
+        assert_eq!(
+            (h.n_samples, h.n_channels),
+            (e.samples, e.channels),
+            "{}: shape",
+            e.file
+        );
+        assert!(
+            close(h.sampling_rate, e.fs, 0.05),
+            "{}: fs {}",
+            e.file,
+            h.sampling_rate
+        );
+        assert!(
+            close(h.channel_spacing, e.spacing, 1e-3),
+            "{}: spacing {}",
+            e.file,
+            h.channel_spacing
+        );
+        if let Some(first) = e.first {
+            assert!(
+                close(h.first_distance, first, 1e-3),
+                "{}: first channel {}",
+                e.file,
+                h.first_distance
+            );
+        }
+        // The MANIFEST gives times to the millisecond; some headers carry microseconds.
+        let expected = chrono::DateTime::parse_from_rfc3339(e.start)
+            .unwrap()
+            .timestamp_micros();
+        assert!(
+            (h.start_us - expected).abs() < 1000,
+            "{}: UTC start {}",
+            e.file,
+            format_utc_us(h.start_us)
+        );
+    }
+}
+
+#[test]
+fn optodas_first_channel_is_the_decimated_roi_start() {
+    let h = read_header(&common::das_data().join("decimated_optodas.hdf5"), None).unwrap();
+    // header/channels[0] = 32500 raw samples of 1.0213 m.
+    assert!(
+        close(h.first_distance, 32500.0 * 1.0213001907746815, 1e-6),
+        "{}",
+        h.first_distance
+    );
+}
+
+#[test]
+fn zeroed_clock_is_a_warning_not_an_error() {
+    let h = read_header(&common::das_data().join("prodml_2.0.h5"), None).unwrap();
+    assert!(
+        h.warnings.iter().any(|w| w.contains("zeroed clock")),
+        "{:?}",
+        h.warnings
+    );
+}

@@ -1,0 +1,71 @@
+//! Many files as one stream, on the real synthetic record: continuity across boundaries,
+//! a missing file becomes a NaN gap on a regular time axis, a repeated file is an overlap.
+
+mod common;
+
+use cryocube_cube::CubeReader;
+use cryocube_das::job::{run, DasOptions};
+use cryocube_das::stream::Record;
+
+fn synthetic(i: usize) -> std::path::PathBuf {
+    let names = ["000000", "000030", "000100"];
+    common::das_data().join(format!(
+        "synthetic/SYNTHETIC_rhonelike_UTC_20200722_{}.000.h5",
+        names[i]
+    ))
+}
+
+#[test]
+fn files_given_out_of_order_are_one_contiguous_record() {
+    let r = Record::scan(&[synthetic(2), synthetic(0), synthetic(1)], None).unwrap();
+    assert_eq!(r.n_samples, 90_000);
+    assert!(r.gaps.is_empty() && r.overlaps.is_empty());
+    assert_eq!(
+        r.segments.iter().map(|s| s.start).collect::<Vec<_>>(),
+        vec![0, 30_000, 60_000]
+    );
+}
+
+#[test]
+fn a_missing_file_is_a_nan_gap_and_the_time_axis_stays_regular() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("gap.zarr");
+    let opts = DasOptions::new(vec![synthetic(0), synthetic(2)], out.clone());
+    let s = run(&opts, &|_, _| {}).unwrap();
+    assert_eq!(s.gaps, 1);
+    // 90 s of axis (30 s missing), 1 s windows every 0.1 s.
+    assert_eq!(s.windows, 891);
+    let cube = CubeReader::open(&out).unwrap();
+    let t = cube.read_all_i64("time").unwrap();
+    assert!(
+        t.windows(2).all(|w| w[1] - w[0] == 100_000),
+        "regular 0.1 s axis"
+    );
+    let nc = 32usize;
+    let nf = 101usize;
+    let v = cube.read_all_f64("spectrogram").unwrap();
+    let window_is_nan = |w: usize| (0..nc * nf).all(|i| v[w * nc * nf + i].is_nan());
+    let window_is_finite = |w: usize| (0..nc * nf).all(|i| v[w * nc * nf + i].is_finite());
+    // Window w covers samples [100 w, 100 w + 1000); the gap is samples 30000..60000.
+    assert!(window_is_finite(290), "last window before the gap");
+    assert!(
+        window_is_nan(291) && window_is_nan(450) && window_is_nan(599),
+        "windows touching the gap"
+    );
+    assert!(window_is_finite(600), "first window after the gap");
+    let meta = std::fs::read_to_string(out.join(".zmetadata")).unwrap();
+    assert!(
+        meta.contains("\"gaps\"")
+            && meta.contains("SYNTHETIC_rhonelike_UTC_20200722_000100.000.h5")
+    );
+}
+
+#[test]
+fn a_repeated_file_is_an_overlap_that_is_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("copy_of_second.h5");
+    std::fs::copy(synthetic(1), &copy).unwrap();
+    let r = Record::scan(&[synthetic(0), synthetic(1), copy, synthetic(2)], None).unwrap();
+    assert_eq!(r.n_samples, 90_000, "the duplicate adds nothing");
+    assert!(!r.warnings.is_empty(), "the skipped duplicate is reported");
+}
