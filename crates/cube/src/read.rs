@@ -222,7 +222,7 @@ fn spec_from_v2(
         .cloned()
         .unwrap_or_default();
     let dims = attrs
-        .remove("_ARRAY_DIMENSIONS")
+        .shift_remove("_ARRAY_DIMENSIONS")
         .and_then(|d| d.as_array().cloned())
         .unwrap_or_default()
         .into_iter()

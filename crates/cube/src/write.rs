@@ -170,7 +170,9 @@ impl CubeWriter {
     }
 
     /// Publishes the cube: root group with `root_attrs`, consolidated metadata, journal removed.
-    pub fn finish(self, root_attrs: Attrs) -> Result<PathBuf, CubeError> {
+    pub fn finish(mut self, root_attrs: Attrs) -> Result<PathBuf, CubeError> {
+        // Sorted, so the metadata is the same bytes whether the writer was created or reopened.
+        self.arrays.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         let journal = self.root.join(JOURNAL);
         if journal.exists() {
             std::fs::remove_file(&journal).map_err(|e| CubeError::io(&journal, e))?;
