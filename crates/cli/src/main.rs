@@ -81,10 +81,10 @@ struct DasArgs {
     #[arg(long, default_value = "100")]
     fmax: String,
     /// Channels by distance along the fibre, metres: A:B (inclusive).
-    #[arg(long, conflicts_with = "channels", value_parser = parse_range_f64)]
+    #[arg(long, conflicts_with = "channels", value_parser = parse_range::<f64>)]
     distance: Option<(f64, f64)>,
     /// Channels by index: A:B (end exclusive; 0 = first channel in the files).
-    #[arg(long, value_parser = parse_range_u64)]
+    #[arg(long, value_parser = parse_range::<u64>)]
     channels: Option<(u64, u64)>,
     /// Taper: tukey:ALPHA, hann, hamming, blackman, boxcar.
     #[arg(long, default_value = "tukey:0.25", value_parser = |s: &str| Window::parse(s))]
@@ -129,37 +129,22 @@ fn parse_format(s: &str) -> Result<Format, String> {
     })
 }
 
-fn split_range(s: &str) -> Result<(&str, &str), String> {
-    s.split_once(':')
-        .ok_or_else(|| format!("{s:?} is not of the form A:B"))
-}
-
-fn parse_range_f64(s: &str) -> Result<(f64, f64), String> {
-    let (a, b) = split_range(s)?;
-    let a: f64 = a
-        .trim()
-        .parse()
-        .map_err(|_| format!("{a:?} is not a number"))?;
-    let b: f64 = b
-        .trim()
-        .parse()
-        .map_err(|_| format!("{b:?} is not a number"))?;
+/// `A:B` with both ends of type `T`, in order.
+fn parse_range<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
+    s: &str,
+) -> Result<(T, T), String> {
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not of the form A:B"))?;
+    let parse = |x: &str| {
+        x.trim()
+            .parse::<T>()
+            .map_err(|_| format!("{x:?} is not a valid bound"))
+    };
+    let (a, b) = (parse(a)?, parse(b)?);
     if a > b {
         return Err(format!("{a} is after {b}"));
     }
-    Ok((a, b))
-}
-
-fn parse_range_u64(s: &str) -> Result<(u64, u64), String> {
-    let (a, b) = split_range(s)?;
-    let a: u64 = a
-        .trim()
-        .parse()
-        .map_err(|_| format!("{a:?} is not a channel index"))?;
-    let b: u64 = b
-        .trim()
-        .parse()
-        .map_err(|_| format!("{b:?} is not a channel index"))?;
     Ok((a, b))
 }
 

@@ -27,7 +27,9 @@ pub fn render(cube: &CubeReader) -> Result<String, CubeError> {
 
     // Dimensions, in the order the data variables use them.
     let mut dims: Vec<(String, u64)> = Vec::new();
-    for a in cube.arrays() {
+    let mut by_rank: Vec<_> = cube.arrays().iter().collect();
+    by_rank.sort_by_key(|a| std::cmp::Reverse(a.dims.len()));
+    for a in by_rank {
         for (d, n) in a.dims.iter().zip(&a.shape) {
             if !dims.iter().any(|(x, _)| x == d) {
                 dims.push((d.clone(), *n));
@@ -41,7 +43,10 @@ pub fn render(cube: &CubeReader) -> Result<String, CubeError> {
     let is_coord = |_: &str, dims: &[String]| dims.len() == 1;
     let _ = writeln!(out, "coordinates:");
     for a in cube.arrays().iter().filter(|a| is_coord(&a.name, &a.dims)) {
-        let units = a.attrs.get("units").and_then(Value::as_str).unwrap_or("");
+        let units = match a.attrs.get("units").and_then(Value::as_str) {
+            Some("1") | None => "",
+            Some(u) => u,
+        };
         let range = if a.shape[0] == 0 {
             "(empty)".to_string()
         } else if units.contains(" since ") {
