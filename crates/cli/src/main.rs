@@ -54,6 +54,15 @@ enum Command {
         /// Replace an existing demo cube.
         #[arg(long)]
         overwrite: bool,
+        /// Number of 30 s files to synthesise.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=10000))]
+        files: u64,
+        /// Number of channels (4 m apart).
+        #[arg(long, default_value_t = 192, value_parser = clap::value_parser!(u64).range(1..=100000))]
+        channels: u64,
+        /// Only write the synthetic files (into OUTPUT/raw); build no cube. Used by the benchmark.
+        #[arg(long)]
+        record_only: bool,
     },
 }
 
@@ -194,7 +203,20 @@ fn dispatch(command: Command, quiet: bool) -> Result<()> {
             print!("{}", info::render(&cube)?);
             Ok(())
         }
-        Command::Demo { output, overwrite } => demo(&output, overwrite, quiet),
+        Command::Demo {
+            output,
+            overwrite,
+            files,
+            channels,
+            record_only,
+        } => {
+            let record = SyntheticRecord {
+                files: files as usize,
+                channels: channels as usize,
+                ..SyntheticRecord::default()
+            };
+            demo(&output, &record, overwrite, record_only, quiet)
+        }
     }
 }
 
@@ -281,16 +303,27 @@ fn run_das(opts: &DasOptions, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn demo(dir: &std::path::Path, overwrite: bool, quiet: bool) -> Result<()> {
+fn demo(
+    dir: &std::path::Path,
+    record: &SyntheticRecord,
+    overwrite: bool,
+    record_only: bool,
+    quiet: bool,
+) -> Result<()> {
     let raw = dir.join("raw");
     let cube = dir.join("demo.zarr");
-    if cube.exists() && !overwrite {
+    if record_only && raw.exists() && !overwrite {
+        bail!(
+            "{}: synthetic record already exists (use --overwrite, or another -o folder)",
+            raw.display()
+        );
+    }
+    if cube.exists() && !overwrite && !record_only {
         bail!(
             "{}: demo output already exists (use --overwrite, or another -o folder)",
             cube.display()
         );
     }
-    let record = SyntheticRecord::default();
     log::info!(
         "synthesising {} files x {} s x {} channels at {} Hz in {}",
         record.files,
@@ -300,6 +333,12 @@ fn demo(dir: &std::path::Path, overwrite: bool, quiet: bool) -> Result<()> {
         raw.display()
     );
     let files = record.write(&raw)?;
+    if record_only {
+        for f in &files {
+            println!("{}", f.display());
+        }
+        return Ok(());
+    }
     let mut opts = DasOptions::new(files, cube.clone());
     opts.overwrite = true;
     run_das(&opts, quiet)?;

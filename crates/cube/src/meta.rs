@@ -84,8 +84,9 @@ pub enum ZarrFormat {
     V3 { sharded: bool },
 }
 
-/// zstd level 3: within a few percent of the best ratio on spectra at a fraction of the cost.
-const ZSTD_LEVEL: i64 = 3;
+/// zstd level 1. Measured on spectrogram chunks (f32 dB values): level 3 saves under 1 % of
+/// the bytes and compresses up to 2.5x slower; higher levels gain nothing on float noise.
+const ZSTD_LEVEL: i64 = 1;
 
 /// One array of a cube: its dimensions, geometry, element type and attributes.
 #[derive(Clone, Debug)]

@@ -17,7 +17,7 @@ use cryocube_cube::cf::{attrs, format_utc_us, now_iso, time_attrs};
 use cryocube_cube::{ArraySpec, Attrs, CubeReader, CubeWriter, DType, WriteOptions, ZarrFormat};
 
 use crate::read::Format;
-use crate::stream::{file_name, BlockBuffer, Record};
+use crate::stream::{file_name, Block, BlockReader, Record};
 use crate::transform::{Scale, SpectrumParams, Stft, Window};
 use crate::DasError;
 
@@ -261,48 +261,79 @@ pub fn run(
     let n_blocks = plan.n_windows.div_ceil(t_chunk as u64);
     let stft = Stft::new(p.clone());
     let cap = (t_chunk - 1) * p.hop + p.window_len;
-    let mut buffer = BlockBuffer::new(&plan.record, plan.c0, plan.c1, cap);
+    let mut reader = BlockReader::new(&plan.record, plan.c0, plan.c1);
     let n_dchunks = width.div_ceil(d_chunk);
     progress(
         (first_block * t_chunk as u64).min(plan.n_windows),
         plan.n_windows,
     );
-    for b in first_block..n_blocks {
+    // Block b covers windows w0..w1, i.e. samples w0*hop .. (w1-1)*hop + window_len.
+    let range = |b: u64| {
         let w0 = b * t_chunk as u64;
         let w1 = (w0 + t_chunk as u64).min(plan.n_windows);
+        (
+            w0,
+            w1,
+            w0 * p.hop as u64,
+            (w1 - 1) * p.hop as u64 + p.window_len as u64,
+        )
+    };
+    // Two blocks: while the pool transforms `cur`, one task reads the next block into `next`
+    // (HDF5 reads are serial), so reading hides behind the FFTs.
+    let mut cur = Block::new(width, cap);
+    let mut next = Block::new(width, cap);
+    if first_block < n_blocks {
+        let (_, _, a, e) = range(first_block);
+        reader.load(&mut cur, &Block::new(width, 0), a, e)?;
+    }
+    let chunk_len = t_chunk * d_chunk * nb;
+    for b in first_block..n_blocks {
+        let (w0, w1, _, _) = range(b);
         let nw = (w1 - w0) as usize;
-        let a = w0 * p.hop as u64;
-        let e = (w1 - 1) * p.hop as u64 + p.window_len as u64;
-        buffer.load(a, e)?;
-        let buf = buffer.view();
-        (0..n_dchunks).into_par_iter().try_for_each_init(
-            || stft.workspace(),
-            |ws, dc| -> Result<(), DasError> {
-                let lo = dc * d_chunk;
-                let hi = (lo + d_chunk).min(width);
-                // Full chunk shape even at the edges: zarrs ignores the part past the array.
-                let mut chunk = vec![f32::NAN; t_chunk * d_chunk * nb];
-                for c in lo..hi {
-                    stft.channel(
-                        buf.channel(c),
-                        nw,
-                        &mut chunk[(c - lo) * nb..],
-                        d_chunk * nb,
-                        ws,
-                    );
-                }
-                let idx = [b, dc as u64, 0];
-                match opts.dtype {
-                    OutputType::F32 => writer.write_chunk("spectrogram", &idx, &chunk)?,
-                    OutputType::F16 => {
-                        let half: Vec<half::f16> =
-                            chunk.iter().map(|v| half::f16::from_f32(*v)).collect();
-                        writer.write_chunk("spectrogram", &idx, &half)?
-                    }
+        let block = &cur;
+        let (computed, loaded) = rayon::join(
+            || {
+                (0..n_dchunks).into_par_iter().try_for_each_init(
+                    || (stft.workspace(), vec![0f32; chunk_len], Vec::new()),
+                    |(ws, chunk, half), dc| -> Result<(), DasError> {
+                        let lo = dc * d_chunk;
+                        let hi = (lo + d_chunk).min(width);
+                        // Full chunk shape even at the edges: zarrs ignores the part past the
+                        // array; what no channel or window fills stays NaN.
+                        chunk.fill(f32::NAN);
+                        for c in lo..hi {
+                            stft.channel(
+                                block.channel(c),
+                                nw,
+                                &mut chunk[(c - lo) * nb..],
+                                d_chunk * nb,
+                                ws,
+                            );
+                        }
+                        let idx = [b, dc as u64, 0];
+                        match opts.dtype {
+                            OutputType::F32 => writer.write_chunk("spectrogram", &idx, chunk)?,
+                            OutputType::F16 => {
+                                half.clear();
+                                half.extend(chunk.iter().map(|v| half::f16::from_f32(*v)));
+                                writer.write_chunk("spectrogram", &idx, half)?
+                            }
+                        }
+                        Ok(())
+                    },
+                )
+            },
+            || -> Result<(), DasError> {
+                if b + 1 < n_blocks {
+                    let (_, _, a, e) = range(b + 1);
+                    reader.load(&mut next, block, a, e)?;
                 }
                 Ok(())
             },
-        )?;
+        );
+        computed?;
+        loaded?;
+        std::mem::swap(&mut cur, &mut next);
         writer.write_journal(&json!({"job": "das", "fingerprint": fp, "blocks_done": b + 1, "date_created": created}))?;
         progress(w1, plan.n_windows);
     }

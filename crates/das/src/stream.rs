@@ -6,8 +6,9 @@
 //! sample: files that start within 1.5 samples of where the previous one ended are
 //! contiguous; a later start is a gap (filled with NaN, so windows that touch it are NaN and
 //! the time axis stays regular); an earlier start is an overlap (the repeated samples are
-//! skipped). [`BlockBuffer`] then serves consecutive, overlapping sample ranges, reading each
-//! file once and holding only one block in memory.
+//! skipped). [`BlockReader`] then fills [`Block`]s with consecutive, overlapping sample ranges,
+//! reading each file once and holding two blocks in memory (one read while the other is
+//! transformed).
 
 use std::path::{Path, PathBuf};
 
@@ -264,96 +265,103 @@ pub fn file_name(p: &Path) -> String {
         .unwrap_or_else(|| p.display().to_string())
 }
 
-/// Serves consecutive sample ranges of selected channels, channel-major, reading each file
-/// once: the part of a new range that the previous one already held is moved, not re-read.
-pub struct BlockBuffer<'r> {
-    record: &'r Record,
-    c0: u64,
+/// Samples of the selected channels over one range of the record, channel-major (each
+/// channel's samples contiguous, as the STFT wants them).
+pub struct Block {
     width: usize,
     /// Row stride (capacity in samples per channel).
     cap: usize,
     data: Vec<f32>,
     start: u64,
     len: usize,
-    open: Option<(usize, Box<dyn DasReader>)>,
-    scratch: Vec<f32>,
 }
 
-/// The samples a [`BlockBuffer`] holds, channel-major.
-#[derive(Clone, Copy)]
-pub struct BlockView<'a> {
-    data: &'a [f32],
-    cap: usize,
-    len: usize,
-}
-
-impl<'a> BlockView<'a> {
-    /// Samples of channel `c` (0-based within the selection).
-    pub fn channel(&self, c: usize) -> &'a [f32] {
-        &self.data[c * self.cap..c * self.cap + self.len]
-    }
-}
-
-/// Rows read from a file per call: bounds the scratch buffer whatever the block size.
-const PIECE_ROWS: usize = 4096;
-
-impl<'r> BlockBuffer<'r> {
-    /// `cap` is the largest range that will be asked for.
-    pub fn new(record: &'r Record, c0: u64, c1: u64, cap: usize) -> Self {
-        let width = (c1 - c0) as usize;
-        BlockBuffer {
-            record,
-            c0,
+impl Block {
+    /// A block for `width` channels and up to `cap` samples each.
+    pub fn new(width: usize, cap: usize) -> Self {
+        Block {
             width,
             cap,
             data: vec![f32::NAN; width * cap],
             start: 0,
             len: 0,
+        }
+    }
+
+    /// Samples of channel `c` (0-based within the selection).
+    pub fn channel(&self, c: usize) -> &[f32] {
+        &self.data[c * self.cap..c * self.cap + self.len]
+    }
+
+    /// First record sample held.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+}
+
+/// Fills [`Block`]s with consecutive, overlapping sample ranges, reading each file once: the
+/// part of a new range that the previous block already holds is copied, not re-read. Two
+/// blocks let the next one be read while the current one is transformed.
+pub struct BlockReader<'r> {
+    record: &'r Record,
+    c0: u64,
+    width: usize,
+    open: Option<(usize, Box<dyn DasReader>)>,
+    scratch: Vec<f32>,
+}
+
+/// Bytes read from a file per call. Bounds the scratch buffer whatever the block size, and
+/// stays well under glibc's largest mmap threshold (32 MiB): the HDF5 binding allocates a fresh
+/// array per read, and larger ones would be mapped and page-faulted anew every time.
+const PIECE_BYTES: usize = 8 << 20;
+/// Channels transposed together: keeps the writes of the transpose within a few pages.
+const TILE: usize = 32;
+
+impl<'r> BlockReader<'r> {
+    /// Reads channels `c0 .. c1` of `record`.
+    pub fn new(record: &'r Record, c0: u64, c1: u64) -> Self {
+        BlockReader {
+            record,
+            c0,
+            width: (c1 - c0) as usize,
             open: None,
             scratch: Vec::new(),
         }
     }
 
-    /// The current range, shareable with worker threads.
-    pub fn view(&self) -> BlockView<'_> {
-        BlockView {
-            data: &self.data,
-            cap: self.cap,
-            len: self.len,
-        }
-    }
-
-    /// Makes the buffer hold record samples `a .. b` (`a` not before the previous start).
-    pub fn load(&mut self, a: u64, b: u64) -> Result<(), DasError> {
+    /// Makes `dst` hold record samples `a .. b`, taking what `prev` holds of them from `prev`
+    /// (ranges move forward: `a` is not before `prev`'s start).
+    pub fn load(&mut self, dst: &mut Block, prev: &Block, a: u64, b: u64) -> Result<(), DasError> {
         let n = (b - a) as usize;
         assert!(
-            n <= self.cap && a >= self.start,
-            "BlockBuffer ranges must move forward within capacity"
+            n <= dst.cap && dst.width == self.width && (prev.len == 0 || a >= prev.start),
+            "blocks must fit and move forward"
         );
-        let prev_end = self.start + self.len as u64;
-        let keep = if a < prev_end {
-            (prev_end - a) as usize
+        let prev_end = prev.start + prev.len as u64;
+        let keep = if prev.len > 0 && a < prev_end {
+            (prev_end - a).min(n as u64) as usize
         } else {
             0
         };
-        let shift = (a - self.start) as usize;
+        let shift = (a.saturating_sub(prev.start)) as usize;
         for c in 0..self.width {
-            let row = &mut self.data[c * self.cap..(c + 1) * self.cap];
+            let row = &mut dst.data[c * dst.cap..(c + 1) * dst.cap];
             if keep > 0 {
-                row.copy_within(shift..shift + keep, 0);
+                let src = &prev.data[c * prev.cap + shift..c * prev.cap + shift + keep];
+                row[..keep].copy_from_slice(src);
             }
             row[keep..n].fill(f32::NAN);
         }
-        self.start = a;
-        self.len = n;
+        dst.start = a;
+        dst.len = n;
         let fresh = a + keep as u64;
         if fresh < b {
-            self.read_fresh(fresh, b)?;
+            self.read_fresh(dst, fresh, b)?;
         }
         Ok(())
     }
 
-    fn read_fresh(&mut self, a: u64, b: u64) -> Result<(), DasError> {
+    fn read_fresh(&mut self, dst: &mut Block, a: u64, b: u64) -> Result<(), DasError> {
         let record = self.record;
         for seg in record
             .segments
@@ -371,7 +379,8 @@ impl<'r> BlockBuffer<'r> {
             let hi = b.min(seg.start + seg.len);
             let mut g = lo;
             while g < hi {
-                let rows = ((hi - g) as usize).min(PIECE_ROWS);
+                let piece_rows = (PIECE_BYTES / (4 * self.width)).max(16);
+                let rows = ((hi - g) as usize).min(piece_rows);
                 self.scratch.resize(rows * self.width, 0.0);
                 let file_s0 = seg.file_offset + (g - seg.start);
                 reader.read_block(
@@ -381,10 +390,13 @@ impl<'r> BlockBuffer<'r> {
                     self.c0 + self.width as u64,
                     &mut self.scratch,
                 )?;
-                let base = (g - self.start) as usize;
-                for (r, row) in self.scratch.chunks_exact(self.width).enumerate() {
-                    for (c, v) in row.iter().enumerate() {
-                        self.data[c * self.cap + base + r] = *v;
+                let base = (g - dst.start) as usize;
+                for c0 in (0..self.width).step_by(TILE) {
+                    let c1 = (c0 + TILE).min(self.width);
+                    for (r, row) in self.scratch.chunks_exact(self.width).enumerate() {
+                        for (c, v) in row[c0..c1].iter().enumerate() {
+                            dst.data[(c0 + c) * dst.cap + base + r] = *v;
+                        }
                     }
                 }
                 g += rows as u64;
