@@ -176,6 +176,12 @@ fn parse_chunks(s: &str) -> Result<(usize, usize), String> {
 }
 
 fn main() -> ExitCode {
+    // Read HDF5 without file locks unless the user says otherwise: locks fail on many network
+    // filesystems, and an inherited lock of another process must not make a file unreadable.
+    // Set here, before any thread or HDF5 call exists.
+    if std::env::var_os("HDF5_USE_FILE_LOCKING").is_none() {
+        std::env::set_var("HDF5_USE_FILE_LOCKING", "FALSE");
+    }
     let cli = Cli::parse();
     let level = if cli.quiet { "warn" } else { "info" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))

@@ -189,3 +189,26 @@ fn zeroed_clock_warns_and_goes_on() {
         "warning recorded in the cube's attributes"
     );
 }
+
+#[test]
+fn all_zero_data_is_named_and_left_unfinished() {
+    // Neubrex test file: a real header over samples that are all zero.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("c.zarr");
+    assert_fails(
+        &[
+            "das",
+            p(&das("extra/neubrex_das_1.h5")),
+            "-o",
+            p(&out),
+            "--df",
+            "100",
+            "--dt",
+            "0.01",
+            "--channels",
+            "0:500",
+        ],
+        &out,
+        &["neubrex_das_1.h5", "every sample", "zero"],
+    );
+}

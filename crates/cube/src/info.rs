@@ -73,8 +73,13 @@ pub fn render(cube: &CubeReader) -> Result<String, CubeError> {
             } else {
                 String::new()
             };
+            let units = if units.is_empty() {
+                String::new()
+            } else {
+                format!(" {units}")
+            };
             format!(
-                "{} .. {} {units}{step}",
+                "{} .. {}{units}{step}",
                 fmt_num(v[0]),
                 fmt_num(v[v.len() - 1])
             )

@@ -337,6 +337,18 @@ pub fn run(
         writer.write_journal(&json!({"job": "das", "fingerprint": fp, "blocks_done": b + 1, "date_created": created}))?;
         progress(w1, plan.n_windows);
     }
+    if first_block == 0 && !reader.saw_signal() {
+        let names: Vec<String> = plan
+            .record
+            .files
+            .iter()
+            .map(|f| file_name(&f.path))
+            .collect();
+        return Err(DasError::Input(format!(
+            "{}: every sample of the selected channels is zero (a dead fibre or an interrogator that recorded nothing?); the spectra would all be -inf, so the cube is left unfinished",
+            names.join(", ")
+        )));
+    }
     let root = root_attrs(opts, &plan, &created);
     writer.set_attrs("spectrogram", spectrogram_attrs(opts, &plan))?;
     writer.finish(root)?;

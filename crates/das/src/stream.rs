@@ -308,6 +308,7 @@ pub struct BlockReader<'r> {
     width: usize,
     open: Option<(usize, Box<dyn DasReader>)>,
     scratch: Vec<f32>,
+    any_nonzero: bool,
 }
 
 /// Bytes read from a file per call. Bounds the scratch buffer whatever the block size, and
@@ -326,7 +327,14 @@ impl<'r> BlockReader<'r> {
             width: (c1 - c0) as usize,
             open: None,
             scratch: Vec::new(),
+            any_nonzero: false,
         }
+    }
+
+    /// Whether any sample read so far was neither zero nor NaN: a record of zeros (a dead
+    /// fibre, an unarmed interrogator) has no spectrum worth writing.
+    pub fn saw_signal(&self) -> bool {
+        self.any_nonzero
     }
 
     /// Makes `dst` hold record samples `a .. b`, taking what `prev` holds of them from `prev`
@@ -390,6 +398,9 @@ impl<'r> BlockReader<'r> {
                     self.c0 + self.width as u64,
                     &mut self.scratch,
                 )?;
+                if !self.any_nonzero {
+                    self.any_nonzero = self.scratch.iter().any(|v| *v != 0.0 && !v.is_nan());
+                }
                 let base = (g - dst.start) as usize;
                 for c0 in (0..self.width).step_by(TILE) {
                     let c1 = (c0 + TILE).min(self.width);

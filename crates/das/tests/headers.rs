@@ -86,6 +86,53 @@ fn manifest_facts() {
             start: "2019-05-31T08:38:50.626928Z",
         },
         Expect {
+            file: "sample_tdms_file_v4713.tdms",
+            format: Format::SilixaTdms,
+            samples: 216,
+            channels: 2432,
+            fs: 500.0,
+            spacing: 2.0419,
+            // `Start Distance (m)` -0.51043 on the locus grid (locus 0).
+            first: Some(0.0),
+            start: "2019-04-15T03:33:35.812Z",
+        },
+        Expect {
+            file: "extra/iDAS005_tdms_example.626.tdms",
+            format: Format::SilixaTdms,
+            samples: 1000,
+            channels: 1152,
+            fs: 1000.0,
+            spacing: 1.0209519863,
+            // -120.02095 m on the locus grid: locus -118, as the PRODML copy says.
+            first: Some(-118.0 * 1.0209523838714072),
+            start: "2019-05-31T08:38:50.626928Z",
+        },
+        // MANIFEST says 1249 samples from 46.417 after removing block overlap. The header says
+        // otherwise: no BlockOverlap attribute, blocks 1.0024 s apart (BlockRate absent, mean
+        // step of `time`), 250 rows each at 1/SamplingRate = 4 ms, i.e. exactly one period per
+        // block and nothing to remove; and no two blocks share content (their best shifted
+        // correlation is 0.3). Halving each block would drop half the record. See README.
+        Expect {
+            file: "valencia_febus_example.h5",
+            format: Format::Febus,
+            samples: 2500,
+            channels: 100,
+            fs: 250.0,
+            spacing: 16.8,
+            first: Some(0.0),
+            start: "2020-09-02T07:21:46.165666Z",
+        },
+        Expect {
+            file: "extra/neubrex_das_1.h5",
+            format: Format::Neubrex,
+            samples: 30,
+            channels: 17534,
+            fs: 1000.0,
+            spacing: 0.410675,
+            first: Some(0.0),
+            start: "2023-05-22T06:25:34.617505Z",
+        },
+        Expect {
             file: "extra/ap_sensing_1.hdf5",
             format: Format::ApSensing,
             samples: 150,
@@ -160,6 +207,51 @@ fn zeroed_clock_is_a_warning_not_an_error() {
     let h = read_header(&common::das_data().join("prodml_2.0.h5"), None).unwrap();
     assert!(
         h.warnings.iter().any(|w| w.contains("zeroed clock")),
+        "{:?}",
+        h.warnings
+    );
+}
+
+#[test]
+fn truncated_tdms_segment_is_read_up_to_its_last_complete_sample_with_a_warning() {
+    let h = read_header(
+        &common::das_data().join("sample_tdms_file_v4713.tdms"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(h.n_samples, 216);
+    assert!(
+        h.warnings
+            .iter()
+            .any(|w| w.contains("truncated") && w.contains("216 complete samples")),
+        "{:?}",
+        h.warnings
+    );
+    // The complete iDAS005 file has no such warning.
+    let h = read_header(
+        &common::das_data().join("extra/iDAS005_tdms_example.626.tdms"),
+        None,
+    )
+    .unwrap();
+    assert!(h.warnings.is_empty(), "{:?}", h.warnings);
+}
+
+#[test]
+fn febus_psd_product_is_refused_with_what_it_is() {
+    let path = common::das_data().join("febus_2.h5");
+    assert_eq!(detect(&path).unwrap(), Format::Febus);
+    let e = read_header(&path, None).unwrap_err().to_string();
+    assert!(
+        e.contains("febus_2.h5") && e.contains("power spectral density") && e.contains("3001"),
+        "{e}"
+    );
+}
+
+#[test]
+fn febus_block_stamps_that_wander_are_reported() {
+    let h = read_header(&common::das_data().join("valencia_febus_example.h5"), None).unwrap();
+    assert!(
+        h.warnings.iter().any(|w| w.contains("wander")),
         "{:?}",
         h.warnings
     );

@@ -27,13 +27,22 @@ pub fn detect(f: &File) -> Option<Format> {
     {
         Some(Format::Prodml)
     } else if has("Acoustic") {
-        Some(Format::Silixa)
+        let neubrex = f
+            .dataset("Acoustic")
+            .is_ok_and(|d| d.attr("InterrogationRate(Hz)").is_ok());
+        Some(if neubrex {
+            Format::Neubrex
+        } else {
+            Format::Silixa
+        })
     } else if has("data") && has("header") && f.link_exists("header/dt") && has("demodSpec") {
         Some(Format::OptoDas)
     } else if has("data_product") && f.attr("file_version").is_ok() {
         Some(Format::Terra15)
     } else if has("DAS") && has("DAQ") && has("Metadata") && has("ProcessingServer") {
         Some(Format::ApSensing)
+    } else if super::febus::zone_path(f).is_some() {
+        Some(Format::Febus)
     } else {
         None
     }

@@ -6,10 +6,13 @@
 //! table is written from those comments.
 
 mod apsensing;
+mod febus;
 mod h5;
+mod neubrex;
 mod optodas;
 mod prodml;
 mod silixa;
+mod tdms;
 mod terra15;
 
 use std::fmt;
@@ -23,6 +26,8 @@ use crate::DasError;
 pub enum Format {
     /// Silixa iDAS HDF5 (`/Acoustic`), the Rhonegletscher layout.
     Silixa,
+    /// Silixa iDAS TDMS (NI TDMS 4712/4713), group `Measurement`.
+    SilixaTdms,
     /// PRODML 2.0 / 2.1 (`/Acquisition/Raw[0]/RawData`), any vendor.
     Prodml,
     /// ASN OptoDAS (`/data` + `header/`, `demodSpec/`).
@@ -31,25 +36,35 @@ pub enum Format {
     Terra15,
     /// AP Sensing (`/DAS` + `DAQ/`, `Metadata/`, `ProcessingServer/`).
     ApSensing,
+    /// Febus A1 (`/<device>/Source1/Zone1/<dataset>`, blocks x time x channel).
+    Febus,
+    /// Neubrex NEUBRESCOPE (`/Acoustic` with `InterrogationRate(Hz)`).
+    Neubrex,
 }
 
 impl Format {
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 8] = [
         Format::Silixa,
+        Format::SilixaTdms,
         Format::Prodml,
         Format::OptoDas,
         Format::Terra15,
         Format::ApSensing,
+        Format::Febus,
+        Format::Neubrex,
     ];
 
     /// The name used by `--format` and in attributes.
     pub fn name(self) -> &'static str {
         match self {
             Format::Silixa => "silixa-h5",
+            Format::SilixaTdms => "silixa-tdms",
             Format::Prodml => "prodml",
             Format::OptoDas => "optodas",
             Format::Terra15 => "terra15",
             Format::ApSensing => "ap-sensing",
+            Format::Febus => "febus",
+            Format::Neubrex => "neubrex",
         }
     }
 
@@ -159,14 +174,11 @@ pub fn detect(path: &Path) -> Result<Format, DasError> {
         let file = h5::open(path)?;
         return h5::detect(&file).ok_or_else(|| DasError::UnknownFormat {
             path: path.into(),
-            message: "an HDF5 file without /Acoustic, /Acquisition/Raw[0], /data_product, /DAS or an OptoDAS header".into(),
+            message: "an HDF5 file without /Acoustic, /Acquisition/Raw[0], /data_product, /DAS, a Febus <device>/Source1/Zone1 or an OptoDAS header".into(),
         });
     }
     if n >= 4 && &magic[..4] == b"TDSm" {
-        return Err(DasError::UnknownFormat {
-            path: path.into(),
-            message: "TDMS is not supported yet".into(),
-        });
+        return Ok(Format::SilixaTdms);
     }
     Err(DasError::UnknownFormat {
         path: path.into(),
@@ -184,13 +196,15 @@ pub fn open(path: &Path, format: Option<Format>) -> Result<Box<dyn DasReader>, D
         Some(f) => f,
         None => detect(path)?,
     };
-    let file = h5::open(path)?;
     let reader: Box<dyn DasReader> = match format {
-        Format::Silixa => Box::new(silixa::open(path, file)?),
-        Format::Prodml => Box::new(prodml::open(path, file)?),
-        Format::OptoDas => Box::new(optodas::open(path, file)?),
-        Format::Terra15 => Box::new(terra15::open(path, file)?),
-        Format::ApSensing => Box::new(apsensing::open(path, file)?),
+        Format::SilixaTdms => Box::new(tdms::Tdms::open(path)?),
+        Format::Silixa => Box::new(silixa::open(path, h5::open(path)?)?),
+        Format::Prodml => Box::new(prodml::open(path, h5::open(path)?)?),
+        Format::OptoDas => Box::new(optodas::open(path, h5::open(path)?)?),
+        Format::Terra15 => Box::new(terra15::open(path, h5::open(path)?)?),
+        Format::ApSensing => Box::new(apsensing::open(path, h5::open(path)?)?),
+        Format::Febus => Box::new(febus::open(path, h5::open(path)?)?),
+        Format::Neubrex => Box::new(neubrex::open(path, h5::open(path)?)?),
     };
     Ok(reader)
 }
