@@ -91,7 +91,11 @@ fn xarray_and_lexcube_open_v2_v3_and_f16_cubes() {
     let input = das("synthetic");
     for (name, extra) in [
         ("v2.zarr", vec![]),
-        ("v3.zarr", vec!["--zarr-format", "3", "--shard"]),
+        // 8-channel chunks: each shard holds four inner chunks of the 32 channels.
+        (
+            "v3.zarr",
+            vec!["--zarr-format", "3", "--shard", "--chunks", "256,8"],
+        ),
         ("f16.zarr", vec!["--dtype", "f16"]),
     ] {
         let out = tmp.path().join(name);

@@ -79,7 +79,7 @@ pub enum ZarrFormat {
     /// Zarr v2 with consolidated `.zmetadata`: opened by every reader in CONVENTIONS.md.
     #[default]
     V2,
-    /// Zarr v3; `sharded` stores each write unit ([`ArraySpec::shard`]) as one shard file of
+    /// Zarr v3; `sharded` stores each shard ([`ArraySpec::shard`]) as one file of
     /// several read chunks, which keeps file counts low on object stores.
     V3 { sharded: bool },
 }
@@ -96,7 +96,7 @@ pub struct ArraySpec {
     pub shape: Vec<u64>,
     /// Read chunks: what a reader fetches at once.
     pub chunks: Vec<u64>,
-    /// Write unit for sharded Zarr v3 (a multiple of `chunks`); ignored otherwise.
+    /// Shard shape for sharded Zarr v3 (a multiple of `chunks`); ignored otherwise.
     pub shard: Option<Vec<u64>>,
     pub dtype: DType,
     pub attrs: Attrs,
@@ -126,14 +126,6 @@ impl ArraySpec {
             shard: None,
             dtype,
             attrs,
-        }
-    }
-
-    /// The chunk grid the writer stores one piece of data at a time on.
-    pub fn write_unit(&self, format: ZarrFormat) -> Vec<u64> {
-        match (format, &self.shard) {
-            (ZarrFormat::V3 { sharded: true }, Some(shard)) => shard.clone(),
-            _ => self.chunks.clone(),
         }
     }
 
@@ -235,8 +227,6 @@ mod tests {
         let m = s.zarr_json_v3(true);
         assert_eq!(m["chunk_grid"]["configuration"]["chunk_shape"], json!([50]));
         assert_eq!(m["codecs"][0]["configuration"]["chunk_shape"], json!([10]));
-        assert_eq!(s.write_unit(ZarrFormat::V3 { sharded: true }), vec![50]);
-        assert_eq!(s.write_unit(ZarrFormat::V2), vec![10]);
     }
 
     #[test]

@@ -5,13 +5,21 @@
 //! in v3) last. Until [`CubeWriter::finish`] runs, the store has no root group, so xarray,
 //! GDAL and `cryocube info` all see an unfinished cube instead of a truncated one that looks
 //! complete. A small journal file inside the store lets a killed run resume.
+//!
+//! Callers always write read chunks. For a sharded Zarr v3 array the writer encodes each
+//! inner chunk as it arrives and writes the shard file once its last inner chunk is in: a
+//! shard is written whole, never read back and patched, so concurrent workers can fill
+//! different inner chunks of the same shard and memory holds only encoded bytes.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
+use zarrs::array::codec::api::{ArrayToBytesCodecTraits, CodecOptions};
 use zarrs::array::{Array, ArrayMetadata, ArrayMetadataV2, ArrayMetadataV3, Element};
 use zarrs::filesystem::FilesystemStore;
+use zarrs::storage::Bytes;
 
 use crate::meta::{ArraySpec, ZarrFormat};
 use crate::read::load_specs;
@@ -34,7 +42,17 @@ pub struct CubeWriter {
     root: PathBuf,
     store: Arc<FilesystemStore>,
     format: ZarrFormat,
-    arrays: Vec<(ArraySpec, Array<FilesystemStore>)>,
+    arrays: Vec<Stored>,
+    /// Encoded inner chunks of shards not yet complete, by (array index, shard indices).
+    pending: Mutex<HashMap<(usize, Vec<u64>), Vec<Option<Vec<u8>>>>>,
+}
+
+/// One declared array: its description, its zarrs handle and, when sharded, a handle whose
+/// chunk grid and codecs are those of the inner chunks (used only to encode them).
+struct Stored {
+    spec: ArraySpec,
+    array: Array<FilesystemStore>,
+    inner: Option<Array<FilesystemStore>>,
 }
 
 impl CubeWriter {
@@ -62,8 +80,8 @@ impl CubeWriter {
         }
         let mut w = Self::open_store(root, format)?;
         for spec in specs {
-            let array = w.zarrs_array(&spec)?;
-            w.arrays.push((spec, array));
+            let stored = w.stored(spec)?;
+            w.arrays.push(stored);
         }
         Ok(w)
     }
@@ -78,6 +96,7 @@ impl CubeWriter {
             store: Arc::new(store),
             format,
             arrays: Vec::new(),
+            pending: Mutex::new(HashMap::new()),
         })
     }
 
@@ -92,8 +111,8 @@ impl CubeWriter {
     pub fn spec(&self, name: &str) -> Option<&ArraySpec> {
         self.arrays
             .iter()
-            .find(|(s, _)| s.name == name)
-            .map(|(s, _)| s)
+            .find(|s| s.spec.name == name)
+            .map(|s| &s.spec)
     }
 
     /// Declares an array and writes its metadata (not yet published).
@@ -102,16 +121,16 @@ impl CubeWriter {
             return Err(self.array_err(&spec.name, "declared twice".into()));
         }
         self.write_array_metadata(&spec)?;
-        let array = self.zarrs_array(&spec)?;
-        self.arrays.push((spec, array));
+        let stored = self.stored(spec)?;
+        self.arrays.push(stored);
         Ok(())
     }
 
     /// Replaces an array's attributes (e.g. provenance known only at the end).
     pub fn set_attrs(&mut self, name: &str, attrs: Attrs) -> Result<(), CubeError> {
         let idx = self.index(name)?;
-        self.arrays[idx].0.attrs = attrs;
-        let spec = self.arrays[idx].0.clone();
+        self.arrays[idx].spec.attrs = attrs;
+        let spec = self.arrays[idx].spec.clone();
         self.write_array_metadata(&spec)
     }
 
@@ -119,20 +138,22 @@ impl CubeWriter {
     /// because the chunk grid is unchanged.
     pub fn resize(&mut self, name: &str, shape: Vec<u64>) -> Result<(), CubeError> {
         let idx = self.index(name)?;
-        let mut spec = self.arrays[idx].0.clone();
+        let mut spec = self.arrays[idx].spec.clone();
         if spec.dims.len() == 1 && spec.chunks == spec.shape {
             // Coordinates stay single-chunk.
             spec.chunks = vec![shape[0].max(1)];
         }
         spec.shape = shape;
         self.write_array_metadata(&spec)?;
-        let array = self.zarrs_array(&spec)?;
-        self.arrays[idx] = (spec, array);
+        self.arrays[idx] = self.stored(spec)?;
         Ok(())
     }
 
-    /// Stores one write unit (see [`ArraySpec::write_unit`]) in C order. A unit that is all
-    /// fill value is not stored (and a stale one is erased), as Zarr readers return the fill.
+    /// Stores one read chunk (indices on the `chunks` grid, data in C order and of the full
+    /// chunk shape). A chunk that is all fill value is not stored (and a stale one is erased),
+    /// as Zarr readers return the fill. For a sharded array the chunk joins its shard, which
+    /// is written when its last chunk arrives; every chunk of a shard that overlaps the array
+    /// must be written for the shard to be stored.
     pub fn write_chunk<T: Element>(
         &self,
         name: &str,
@@ -140,16 +161,125 @@ impl CubeWriter {
         data: &[T],
     ) -> Result<(), CubeError> {
         let idx = self.index(name)?;
-        self.arrays[idx]
-            .1
-            .store_chunk(indices, data)
-            .map_err(|e| self.array_err(name, format!("chunk {indices:?}: {e}")))
+        let stored = &self.arrays[idx];
+        let err = |e: String| self.array_err(name, format!("chunk {indices:?}: {e}"));
+        match &stored.inner {
+            None => stored
+                .array
+                .store_chunk(indices, data)
+                .map_err(|e| err(e.to_string())),
+            Some(inner) => {
+                let encoded = encode_chunk(inner, indices, data).map_err(err)?;
+                self.add_to_shard(idx, indices, encoded)
+            }
+        }
+    }
+
+    /// Files an encoded inner chunk; writes the shard when it is complete.
+    fn add_to_shard(
+        &self,
+        idx: usize,
+        indices: &[u64],
+        encoded: Option<Vec<u8>>,
+    ) -> Result<(), CubeError> {
+        let spec = &self.arrays[idx].spec;
+        let shard = spec
+            .shard
+            .as_ref()
+            .expect("sharded arrays have a shard shape");
+        let per: Vec<u64> = shard.iter().zip(&spec.chunks).map(|(s, c)| s / c).collect();
+        let shard_idx: Vec<u64> = indices.iter().zip(&per).map(|(i, p)| i / p).collect();
+        let position = indices
+            .iter()
+            .zip(&per)
+            .fold(0u64, |acc, (i, p)| acc * p + i % p) as usize;
+        // Inner chunks past the array's end are never written; they stay "missing".
+        let expected: u64 = (0..spec.shape.len())
+            .map(|d| {
+                let first = shard_idx[d] * per[d];
+                let end = spec.shape[d].div_ceil(spec.chunks[d]);
+                end.saturating_sub(first).min(per[d])
+            })
+            .product();
+        let total: u64 = per.iter().product();
+        let complete = {
+            let mut pending = self
+                .pending
+                .lock()
+                .expect("no writer panics holding the lock");
+            let key = (idx, shard_idx.clone());
+            let slots = pending
+                .entry(key.clone())
+                .or_insert_with(|| vec![None; total as usize]);
+            slots[position] = encoded.or(Some(Vec::new()));
+            let filled = slots.iter().filter(|s| s.is_some()).count() as u64;
+            if filled == expected {
+                pending.remove(&key)
+            } else {
+                None
+            }
+        };
+        match complete {
+            Some(chunks) => self.write_shard(idx, &shard_idx, chunks),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes a shard: the inner chunks in order, then the index (offset, length per inner
+    /// chunk, little-endian u64, `u64::MAX` twice for a chunk that is all fill) and its CRC32C.
+    fn write_shard(
+        &self,
+        idx: usize,
+        shard_idx: &[u64],
+        chunks: Vec<Option<Vec<u8>>>,
+    ) -> Result<(), CubeError> {
+        let stored = &self.arrays[idx];
+        let err =
+            |e: String| self.array_err(&stored.spec.name, format!("shard {shard_idx:?}: {e}"));
+        // An empty Vec marks a written chunk that was all fill.
+        if chunks
+            .iter()
+            .all(|c| c.as_ref().is_none_or(|b| b.is_empty()))
+        {
+            return stored
+                .array
+                .erase_chunk(shard_idx)
+                .map_err(|e| err(e.to_string()));
+        }
+        let body: usize = chunks.iter().flatten().map(Vec::len).sum();
+        let mut bytes = Vec::with_capacity(body + chunks.len() * 16 + 4);
+        let mut index = Vec::with_capacity(chunks.len() * 16);
+        for chunk in &chunks {
+            match chunk {
+                Some(b) if !b.is_empty() => {
+                    index.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+                    index.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                    bytes.extend_from_slice(b);
+                }
+                _ => {
+                    index.extend_from_slice(&u64::MAX.to_le_bytes());
+                    index.extend_from_slice(&u64::MAX.to_le_bytes());
+                }
+            }
+        }
+        let crc = crc32c::crc32c(&index);
+        bytes.extend_from_slice(&index);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        // SAFETY (zarrs' contract): the bytes are a sharding_indexed shard as the array's
+        // metadata declares it: inner chunks encoded by the inner codec chain, index at the end
+        // encoded with bytes(little) + crc32c.
+        unsafe {
+            stored
+                .array
+                .store_encoded_chunk(shard_idx, Bytes::from(bytes))
+        }
+        .map_err(|e| err(e.to_string()))
     }
 
     /// Stores a whole single-chunk array (coordinates, scalars).
     pub fn write_all<T: Element>(&self, name: &str, data: &[T]) -> Result<(), CubeError> {
         let idx = self.index(name)?;
-        let spec = &self.arrays[idx].0;
+        let spec = &self.arrays[idx].spec;
         let n: u64 = spec.shape.iter().product();
         if data.len() as u64 != n {
             return Err(self.array_err(
@@ -171,8 +301,15 @@ impl CubeWriter {
 
     /// Publishes the cube: root group with `root_attrs`, consolidated metadata, journal removed.
     pub fn finish(mut self, root_attrs: Attrs) -> Result<PathBuf, CubeError> {
+        let incomplete = self.pending.lock().map(|p| p.len()).unwrap_or(1);
+        if incomplete > 0 {
+            return Err(CubeError::Invalid {
+                path: self.root.clone(),
+                message: format!("{incomplete} shard(s) were never completed"),
+            });
+        }
         // Sorted, so the metadata is the same bytes whether the writer was created or reopened.
-        self.arrays.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        self.arrays.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
         let journal = self.root.join(JOURNAL);
         if journal.exists() {
             std::fs::remove_file(&journal).map_err(|e| CubeError::io(&journal, e))?;
@@ -182,7 +319,7 @@ impl CubeWriter {
                 let mut meta = Attrs::new();
                 meta.insert(".zgroup".into(), json!({"zarr_format": 2}));
                 meta.insert(".zattrs".into(), Value::Object(root_attrs.clone()));
-                for (spec, _) in &self.arrays {
+                for Stored { spec, .. } in &self.arrays {
                     meta.insert(format!("{}/.zarray", spec.name), spec.zarray_v2());
                     meta.insert(format!("{}/.zattrs", spec.name), spec.zattrs_v2());
                 }
@@ -202,7 +339,7 @@ impl CubeWriter {
             }
             ZarrFormat::V3 { sharded } => {
                 let mut meta = Attrs::new();
-                for (spec, _) in &self.arrays {
+                for Stored { spec, .. } in &self.arrays {
                     meta.insert(spec.name.clone(), spec.zarr_json_v3(sharded));
                 }
                 let group = json!({
@@ -220,7 +357,7 @@ impl CubeWriter {
     fn index(&self, name: &str) -> Result<usize, CubeError> {
         self.arrays
             .iter()
-            .position(|(s, _)| s.name == name)
+            .position(|s| s.spec.name == name)
             .ok_or_else(|| self.array_err(name, "not declared".into()))
     }
 
@@ -247,9 +384,24 @@ impl CubeWriter {
         }
     }
 
-    fn zarrs_array(&self, spec: &ArraySpec) -> Result<Array<FilesystemStore>, CubeError> {
+    fn stored(&self, spec: ArraySpec) -> Result<Stored, CubeError> {
+        let array = self.zarrs_array(&spec, self.format)?;
+        let inner = match (self.format, &spec.shard) {
+            (ZarrFormat::V3 { sharded: true }, Some(_)) => {
+                Some(self.zarrs_array(&spec, ZarrFormat::V3 { sharded: false })?)
+            }
+            _ => None,
+        };
+        Ok(Stored { spec, array, inner })
+    }
+
+    fn zarrs_array(
+        &self,
+        spec: &ArraySpec,
+        format: ZarrFormat,
+    ) -> Result<Array<FilesystemStore>, CubeError> {
         let err = |m: String| self.array_err(&spec.name, m);
-        let metadata = match self.format {
+        let metadata = match format {
             ZarrFormat::V2 => ArrayMetadata::V2(
                 serde_json::from_value::<ArrayMetadataV2>(spec.zarray_v2())
                     .map_err(|e| err(e.to_string()))?,
@@ -262,6 +414,34 @@ impl CubeWriter {
         Array::new_with_metadata(self.store.clone(), &format!("/{}", spec.name), metadata)
             .map_err(|e| err(e.to_string()))
     }
+}
+
+/// Encodes one inner chunk with the inner codec chain; `None` when it is all fill value.
+fn encode_chunk<T: Element>(
+    inner: &Array<FilesystemStore>,
+    indices: &[u64],
+    data: &[T],
+) -> Result<Option<Vec<u8>>, String> {
+    let shape = inner.chunk_shape(indices).map_err(|e| e.to_string())?;
+    let bytes = T::to_array_bytes(inner.data_type(), data).map_err(|e| e.to_string())?;
+    let n: u64 = shape.iter().map(|s| s.get()).product();
+    if data.len() as u64 != n {
+        return Err(format!("{} values for a chunk of {n}", data.len()));
+    }
+    if bytes.is_fill_value(inner.fill_value()) {
+        return Ok(None);
+    }
+    let encoded = inner
+        .codecs()
+        .encode(
+            bytes,
+            &shape,
+            inner.data_type(),
+            inner.fill_value(),
+            &CodecOptions::default(),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(Some(encoded.into_owned()))
 }
 
 /// Removes an existing store for `--overwrite`, but never something that is not one.
@@ -294,4 +474,99 @@ pub(crate) fn put_atomic(path: &Path, bytes: &[u8]) -> Result<(), CubeError> {
     let tmp = path.with_extension("cryocube-tmp");
     std::fs::write(&tmp, bytes).map_err(|e| CubeError::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| CubeError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::DType;
+    use crate::CubeReader;
+
+    /// A 2-d array of 5 x 6 in chunks of 2 x 2 and shards of 2 x 6 (three inner chunks per
+    /// shard, the last shard row half outside the array), one inner chunk all NaN: every value
+    /// read back through zarrs must be what was written.
+    #[test]
+    fn sharded_arrays_are_assembled_from_inner_chunks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("s.zarr");
+        let mut w = CubeWriter::create(
+            &root,
+            WriteOptions {
+                format: ZarrFormat::V3 { sharded: true },
+                overwrite: false,
+            },
+        )
+        .unwrap();
+        let spec = ArraySpec {
+            name: "v".into(),
+            dims: vec!["y".into(), "x".into()],
+            shape: vec![5, 6],
+            chunks: vec![2, 2],
+            shard: Some(vec![2, 6]),
+            dtype: DType::F32,
+            attrs: Attrs::new(),
+        };
+        w.add_array(spec).unwrap();
+        let value = |y: u64, x: u64| (y * 10 + x) as f32;
+        // Written in an order that interleaves shards, as parallel workers do.
+        for cx in [2u64, 0, 1] {
+            for cy in [2u64, 1, 0] {
+                let mut chunk = vec![f32::NAN; 4];
+                if (cy, cx) != (1, 1) {
+                    for i in 0..2 {
+                        for j in 0..2 {
+                            chunk[(i * 2 + j) as usize] = value(cy * 2 + i, cx * 2 + j);
+                        }
+                    }
+                }
+                w.write_chunk("v", &[cy, cx], &chunk).unwrap();
+            }
+        }
+        w.finish(Attrs::new()).unwrap();
+        let r = CubeReader::open(&root).unwrap();
+        let got = r.read_f64("v", &[0, 0], &[5, 6]).unwrap();
+        for y in 0..5u64 {
+            for x in 0..6u64 {
+                let g = got[(y * 6 + x) as usize];
+                if y / 2 == 1 && x / 2 == 1 {
+                    assert!(g.is_nan(), "({y},{x}) = {g}");
+                } else {
+                    assert_eq!(g, value(y, x) as f64, "({y},{x})");
+                }
+            }
+        }
+        // Three shard files (one per row of shards), none left pending.
+        let n = std::fs::read_dir(root.join("v/c"))
+            .unwrap()
+            .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
+            .sum::<usize>();
+        assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn finishing_with_an_incomplete_shard_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("s.zarr");
+        let mut w = CubeWriter::create(
+            &root,
+            WriteOptions {
+                format: ZarrFormat::V3 { sharded: true },
+                overwrite: false,
+            },
+        )
+        .unwrap();
+        w.add_array(ArraySpec {
+            name: "v".into(),
+            dims: vec!["x".into()],
+            shape: vec![4],
+            chunks: vec![2],
+            shard: Some(vec![4]),
+            dtype: DType::F32,
+            attrs: Attrs::new(),
+        })
+        .unwrap();
+        w.write_chunk("v", &[0], &[1f32, 2.0]).unwrap();
+        assert!(w.finish(Attrs::new()).is_err());
+        assert!(!CubeReader::open(&root).unwrap().is_complete());
+    }
 }
