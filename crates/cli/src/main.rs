@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use cryocube_cube::{info, CubeReader, ZarrFormat};
 use cryocube_das::demo::SyntheticRecord;
-use cryocube_das::job::{self, ChannelSelection, DasOptions, OutputType};
+use cryocube_das::job::{self, ChannelSelection, DasOptions, OutputType, Param};
 use cryocube_das::read::Format;
 use cryocube_das::transform::{Scale, Window};
 
@@ -38,7 +39,8 @@ enum Command {
         cryocube das raw/ -o cube.zarr                        # seed parameters: df 1 Hz, dt 0.1 s, 0-100 Hz\n  \
         cryocube das 'raw/*.h5' -o cube.zarr --scale cryocube # the CryoCube seed's numerics\n  \
         cryocube das a.h5 b.h5 -o c.zarr --df 2 --dt 0.05 --fmax 250 --distance 500:2500\n  \
-        cryocube das raw/ -o c.zarr --zarr-format 3 --shard --dtype f16\n\n\
+        cryocube das raw/ -o c.zarr --zarr-format 3 --shard --dtype f16\n  \
+        cryocube das raw/ -o cube.zarr --append                # add the files not yet in the cube\n\n\
         A run that was interrupted resumes when started again with the same arguments.")]
     Das(DasArgs),
     /// Summarise a cube: dims, chunks, coordinate ranges (UTC), variables, attributes, size.
@@ -115,8 +117,12 @@ struct DasArgs {
     #[arg(long, default_value = "256,64", value_parser = parse_chunks)]
     chunks: (usize, usize),
     /// Replace an existing output.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "append")]
     overwrite: bool,
+    /// Extend the cube with later files, with the cube's own parameters; inputs it already
+    /// holds are skipped, a gap becomes NaN windows. Creates the cube if there is none.
+    #[arg(long)]
+    append: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -182,13 +188,17 @@ fn main() -> ExitCode {
     if std::env::var_os("HDF5_USE_FILE_LOCKING").is_none() {
         std::env::set_var("HDF5_USE_FILE_LOCKING", "FALSE");
     }
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let level = if cli.quiet { "warn" } else { "info" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_timestamp(None)
         .format_target(false)
         .init();
-    match dispatch(cli.command, cli.quiet) {
+    match dispatch(cli.command, &matches, cli.quiet) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -197,10 +207,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn dispatch(command: Command, quiet: bool) -> Result<()> {
+fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
     match command {
         Command::Das(args) => {
-            let opts = das_options(args)?;
+            let mut opts = das_options(args)?;
+            if let Some(m) = matches.subcommand_matches("das") {
+                opts.given = given(m);
+            }
             run_das(&opts, quiet)
         }
         Command::Info { store } => {
@@ -224,6 +237,28 @@ fn dispatch(command: Command, quiet: bool) -> Result<()> {
             demo(&output, &record, overwrite, record_only, quiet)
         }
     }
+}
+
+/// The options stated on the command line (not defaults).
+fn given(m: &ArgMatches) -> Vec<Param> {
+    [
+        ("df", Param::Df),
+        ("dt", Param::Dt),
+        ("fmin", Param::Fmin),
+        ("fmax", Param::Fmax),
+        ("channels", Param::Channels),
+        ("distance", Param::Channels),
+        ("window", Param::Window),
+        ("scale", Param::Scale),
+        ("dtype", Param::Dtype),
+        ("zarr_format", Param::ZarrFormat),
+        ("shard", Param::ZarrFormat),
+        ("chunks", Param::Chunks),
+    ]
+    .into_iter()
+    .filter(|(id, _)| m.value_source(id) == Some(ValueSource::CommandLine))
+    .map(|(_, p)| p)
+    .collect()
 }
 
 fn das_options(a: DasArgs) -> Result<DasOptions> {
@@ -264,6 +299,7 @@ fn das_options(a: DasArgs) -> Result<DasOptions> {
     o.time_chunk = a.chunks.0;
     o.distance_chunk = a.chunks.1;
     o.overwrite = a.overwrite;
+    o.append = a.append;
     Ok(o)
 }
 
@@ -289,23 +325,36 @@ fn run_das(opts: &DasOptions, quiet: bool) -> Result<()> {
     if summary.resumed_from_block > 0 {
         log::info!("resumed after block {}", summary.resumed_from_block);
     }
-    log::info!(
-        "wrote {}: {} windows x {} channels x {} frequencies from {} file(s) in {:.1} s{}",
-        summary.output.display(),
-        summary.windows,
-        summary.channels,
-        summary.bins,
-        summary.files,
-        started.elapsed().as_secs_f64(),
-        if summary.gaps + summary.overlaps > 0 {
-            format!(
-                " ({} gap(s), {} overlap(s); see the cube's attributes)",
-                summary.gaps, summary.overlaps
-            )
-        } else {
-            String::new()
-        }
+    if summary.new_windows == 0 {
+        return Ok(());
+    }
+    let discontinuities = if summary.gaps + summary.overlaps > 0 {
+        format!(
+            " ({} gap(s), {} overlap(s); see the cube's attributes)",
+            summary.gaps, summary.overlaps
+        )
+    } else {
+        String::new()
+    };
+    let shape = format!(
+        "{} windows x {} channels x {} frequencies",
+        summary.windows, summary.channels, summary.bins
     );
+    let seconds = started.elapsed().as_secs_f64();
+    if summary.new_windows < summary.windows {
+        log::info!(
+            "appended {} windows from {} file(s) to {} (now {shape}) in {seconds:.1} s{discontinuities}",
+            summary.new_windows,
+            summary.files,
+            summary.output.display(),
+        );
+    } else {
+        log::info!(
+            "wrote {}: {shape} from {} file(s) in {seconds:.1} s{discontinuities}",
+            summary.output.display(),
+            summary.files,
+        );
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Helpers for the command-line tests: the real data folder and running the binary.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -39,4 +40,88 @@ pub fn text(o: &Output) -> String {
 
 pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
+}
+
+/// Every file of a store and its bytes; in the root metadata, the lines that name when or by
+/// which command it was made (`date_created`, `date_modified`, `history`) are left out.
+pub fn store_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let key = path.strip_prefix(root).unwrap().display().to_string();
+                let mut bytes = std::fs::read(&path).unwrap();
+                if key == ".zmetadata" || key == ".zattrs" || key == "zarr.json" {
+                    let text = String::from_utf8(bytes).unwrap();
+                    bytes = text
+                        .lines()
+                        .filter(|l| {
+                            !["\"date_created\"", "\"date_modified\"", "\"history\""]
+                                .iter()
+                                .any(|k| l.contains(k))
+                        })
+                        // The last attribute has no trailing comma; which one is last varies.
+                        .map(|l| l.trim_end_matches(','))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                        .into_bytes();
+                }
+                out.insert(key, bytes);
+            }
+        }
+    }
+    out
+}
+
+/// Asserts two stores hold the same files with the same bytes (see [`store_files`]).
+pub fn assert_same_store(a: &Path, b: &Path) {
+    let (fa, fb) = (store_files(a), store_files(b));
+    assert_eq!(
+        fa.keys().collect::<Vec<_>>(),
+        fb.keys().collect::<Vec<_>>(),
+        "{} and {} hold different files",
+        a.display(),
+        b.display()
+    );
+    for (k, v) in &fa {
+        assert!(
+            v == &fb[k],
+            "{k} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+/// Starts `cryocube args`, kills it once the journal in `store` says `blocks` blocks are done.
+pub fn kill_after_blocks(args: &[&str], store: &Path, blocks: u64) {
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cryocube"))
+        .args(args)
+        .spawn()
+        .unwrap();
+    let journal = store.join(".cryocube-journal.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = std::fs::read(&journal)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|j| j["blocks_done"].as_u64())
+            .unwrap_or(0);
+        if done >= blocks {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it could be killed"
+        );
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

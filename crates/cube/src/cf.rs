@@ -34,6 +34,13 @@ pub fn format_utc_us(us: i64) -> String {
     }
 }
 
+/// Parses what [`format_utc_us`] writes (any RFC 3339 time) back to UTC microseconds.
+pub fn parse_utc_us(text: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc).timestamp_micros())
+}
+
 /// Decodes CF `"<unit> since <date>"` values to UTC microseconds (for cubes written by others).
 pub fn decode_time(values: &[f64], units: &str) -> Option<Vec<i64>> {
     let (unit, since) = units.split_once(" since ")?;
@@ -88,6 +95,11 @@ mod tests {
     fn time_round_trips_through_cf_units() {
         let us = 1_595_376_000_123_456; // 2020-07-22T00:00:00.123456Z
         assert_eq!(format_utc_us(us), "2020-07-22T00:00:00.123456Z");
+        assert_eq!(parse_utc_us(&format_utc_us(us)), Some(us));
+        assert_eq!(
+            parse_utc_us("2020-07-22T02:00:00+02:00"),
+            Some(1_595_376_000_000_000)
+        );
         assert_eq!(decode_time(&[us as f64], TIME_UNITS), Some(vec![us]));
         assert_eq!(
             decode_time(&[1.5], "seconds since 2020-07-22 00:00:00"),

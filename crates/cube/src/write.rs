@@ -27,6 +27,9 @@ use crate::{Attrs, CubeError};
 
 /// Hidden file inside an unfinished store; readers ignore dot-files that are not Zarr keys.
 pub const JOURNAL: &str = ".cryocube-journal.json";
+/// Hidden folder for data a job must keep until it finishes (e.g. the values an append is
+/// about to rewrite), removed by [`CubeWriter::finish`].
+pub const ASIDE: &str = ".cryocube-aside";
 
 /// How a store is created.
 #[derive(Clone, Copy, Debug, Default)]
@@ -44,8 +47,11 @@ pub struct CubeWriter {
     format: ZarrFormat,
     arrays: Vec<Stored>,
     /// Encoded inner chunks of shards not yet complete, by (array index, shard indices).
-    pending: Mutex<HashMap<(usize, Vec<u64>), Vec<Option<Vec<u8>>>>>,
+    pending: Mutex<HashMap<(usize, Vec<u64>), PendingShard>>,
 }
+
+/// A shard's inner chunks in C order: `None` not yet written, an empty Vec all fill value.
+type PendingShard = Vec<Option<Vec<u8>>>;
 
 /// One declared array: its description, its zarrs handle and, when sharded, a handle whose
 /// chunk grid and codecs are those of the inner chunks (used only to encode them).
@@ -69,15 +75,10 @@ impl CubeWriter {
     }
 
     /// Reopens an unfinished (or finished, for appending) store written by us, with its arrays.
-    /// Publishing metadata is removed first so that, while we modify it, it is unfinished.
+    /// A finished store stays published until [`CubeWriter::unpublish`]: a job first writes
+    /// its journal, so that a kill at any point leaves something it can resume.
     pub fn reopen(root: &Path) -> Result<Self, CubeError> {
         let (format, specs, _) = load_specs(root)?;
-        for key in [".zmetadata", ".zgroup", ".zattrs", "zarr.json"] {
-            let p = root.join(key);
-            if p.exists() {
-                std::fs::remove_file(&p).map_err(|e| CubeError::io(&p, e))?;
-            }
-        }
         let mut w = Self::open_store(root, format)?;
         for spec in specs {
             let stored = w.stored(spec)?;
@@ -102,6 +103,41 @@ impl CubeWriter {
 
     pub fn path(&self) -> &Path {
         &self.root
+    }
+
+    /// Removes the root group and consolidated metadata, so that while the arrays change the
+    /// store reads as unfinished rather than as a cube whose metadata disagrees with its data.
+    pub fn unpublish(&self) -> Result<(), CubeError> {
+        for key in [".zmetadata", ".zgroup", ".zattrs", "zarr.json"] {
+            let p = self.root.join(key);
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(|e| CubeError::io(&p, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps `values` under `key` until the cube is finished (little-endian f32).
+    pub fn put_aside(&self, key: &str, values: &[f32]) -> Result<(), CubeError> {
+        let dir = self.root.join(ASIDE);
+        std::fs::create_dir_all(&dir).map_err(|e| CubeError::io(&dir, e))?;
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        put_atomic(&dir.join(key), &bytes)
+    }
+
+    /// Values kept by [`CubeWriter::put_aside`], if any.
+    pub fn get_aside(&self, key: &str) -> Result<Option<Vec<f32>>, CubeError> {
+        let path = self.root.join(ASIDE).join(key);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(CubeError::io(&path, e)),
+        }
     }
 
     pub fn format(&self) -> ZarrFormat {
@@ -313,6 +349,10 @@ impl CubeWriter {
         let journal = self.root.join(JOURNAL);
         if journal.exists() {
             std::fs::remove_file(&journal).map_err(|e| CubeError::io(&journal, e))?;
+        }
+        let aside = self.root.join(ASIDE);
+        if aside.exists() {
+            std::fs::remove_dir_all(&aside).map_err(|e| CubeError::io(&aside, e))?;
         }
         match self.format {
             ZarrFormat::V2 => {

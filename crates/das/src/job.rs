@@ -6,7 +6,8 @@
 //! spectra of each distance chunk are computed in parallel and stored as soon as they are
 //! done, so memory is one block whatever the record length. After each block the journal
 //! records progress; a killed run started again with the same arguments continues from
-//! there and produces the same chunks.
+//! there and produces the same chunks. `--append` (see [`crate::append`]) continues a
+//! finished cube with later files through the same block loop.
 
 use std::path::PathBuf;
 
@@ -38,6 +39,22 @@ pub enum OutputType {
     F16,
 }
 
+/// Options whose value a user can state explicitly. With `--append` the cube's own values
+/// are used; a stated one must agree with them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Param {
+    Df,
+    Dt,
+    Fmin,
+    Fmax,
+    Channels,
+    Window,
+    Scale,
+    Dtype,
+    ZarrFormat,
+    Chunks,
+}
+
 /// Everything `cryocube das` is asked to do.
 #[derive(Clone, Debug)]
 pub struct DasOptions {
@@ -58,6 +75,10 @@ pub struct DasOptions {
     pub time_chunk: usize,
     /// Channels per distance chunk.
     pub distance_chunk: usize,
+    /// Extend the existing cube at `output` with later files (create it if absent).
+    pub append: bool,
+    /// The options the user stated (the others are defaults); used by `append`.
+    pub given: Vec<Param>,
 }
 
 impl DasOptions {
@@ -79,6 +100,8 @@ impl DasOptions {
             overwrite: false,
             time_chunk: 256,
             distance_chunk: 64,
+            append: false,
+            given: Vec::new(),
         }
     }
 }
@@ -87,8 +110,14 @@ impl DasOptions {
 #[derive(Clone, Debug)]
 pub struct DasSummary {
     pub output: PathBuf,
+    /// Files read by this run.
     pub files: usize,
+    /// Windows in the cube.
     pub windows: u64,
+    /// Windows this run added (all of them unless appending).
+    pub new_windows: u64,
+    /// Inputs skipped because the cube already holds them (appending).
+    pub already_in_cube: usize,
     pub channels: u64,
     pub bins: usize,
     pub gaps: usize,
@@ -121,79 +150,24 @@ fn param_err(opts: &DasOptions, record: &Record, message: String) -> DasError {
 /// Reads headers and turns the user's parameters into window/hop/bins/channels.
 pub fn plan(opts: &DasOptions) -> Result<Plan, DasError> {
     let record = Record::scan(&opts.inputs, opts.format)?;
-    let fs = record.sampling_rate;
-    let err = |m: String| param_err(opts, &record, m);
-    if !(opts.df > 0.0 && opts.df.is_finite() && opts.dt > 0.0 && opts.dt.is_finite()) {
-        return Err(err(format!(
-            "--df {} and --dt {} must be positive",
-            opts.df, opts.dt
-        )));
-    }
-    let window_len = (fs / opts.df).round() as usize;
-    let hop = (opts.dt * fs).round() as usize;
-    if window_len < 2 || hop < 1 {
-        return Err(err(format!(
-            "--df {} Hz and --dt {} s give a window of {window_len} and a hop of {hop} samples at {fs} Hz",
-            opts.df, opts.dt
-        )));
-    }
-    let nyquist = fs / 2.0;
-    let fmax = opts.fmax.unwrap_or(nyquist);
-    if fmax > nyquist * (1.0 + 1e-9) {
-        return Err(err(format!(
-            "--fmax {fmax} Hz is above the Nyquist frequency {nyquist} Hz (sampling rate {fs} Hz)"
-        )));
-    }
-    let bin_hz = fs / window_len as f64;
-    let first_bin = (opts.fmin / bin_hz - 1e-9).ceil().max(0.0) as usize;
-    let last_bin = ((fmax / bin_hz + 1e-9).floor() as usize).min(window_len / 2);
-    if opts.fmin < 0.0 || first_bin > last_bin {
-        return Err(err(format!(
-            "--fmin {} .. --fmax {fmax} Hz selects no frequency bin (bin width {bin_hz} Hz)",
-            opts.fmin
-        )));
-    }
-    let n = record.n_channels;
-    let (c0, c1) = match opts.channels {
-        ChannelSelection::All => (0, n),
-        ChannelSelection::Indices(a, b) => {
-            if a >= b || b > n {
-                return Err(err(format!(
-                    "--channels {a}:{b} is outside the {n} channels (0:{n})"
-                )));
-            }
-            (a, b)
-        }
-        ChannelSelection::Distance(a, b) => {
-            let (d0, sp) = (record.first_distance, record.channel_spacing);
-            let lo = ((a - d0) / sp - 1e-9).ceil().max(0.0) as u64;
-            let hi = (((b - d0) / sp + 1e-9).floor() as i64 + 1).clamp(0, n as i64) as u64;
-            if lo >= hi {
-                return Err(err(format!(
-                    "--distance {a}:{b} m contains no channel (channels span {d0:.3} .. {:.3} m)",
-                    d0 + sp * (n - 1) as f64
-                )));
-            }
-            (lo, hi)
-        }
-    };
-    let params = SpectrumParams {
-        sampling_rate: fs,
-        window_len,
-        hop,
-        first_bin,
-        last_bin,
-        scale: opts.scale,
-        window: opts.window,
-    };
+    let params =
+        spectrum_params(opts, record.sampling_rate).map_err(|m| param_err(opts, &record, m))?;
+    let (c0, c1) =
+        channel_range(opts.channels, &record).map_err(|m| param_err(opts, &record, m))?;
     let n_windows = params.n_windows(record.n_samples);
     if n_windows == 0 {
-        return Err(err(format!(
-            "the window ({window_len} samples = {} s) is longer than the data ({} samples = {} s)",
-            window_len as f64 / fs,
-            record.n_samples,
-            record.n_samples as f64 / fs
-        )));
+        let fs = record.sampling_rate;
+        return Err(param_err(
+            opts,
+            &record,
+            format!(
+                "the window ({} samples = {} s) is longer than the data ({} samples = {} s)",
+                params.window_len,
+                params.window_len as f64 / fs,
+                record.n_samples,
+                record.n_samples as f64 / fs
+            ),
+        ));
     }
     Ok(Plan {
         record,
@@ -204,24 +178,121 @@ pub fn plan(opts: &DasOptions) -> Result<Plan, DasError> {
     })
 }
 
+/// Window, hop and bins of `opts` at sampling rate `fs`.
+pub(crate) fn spectrum_params(opts: &DasOptions, fs: f64) -> Result<SpectrumParams, String> {
+    if !(opts.df > 0.0 && opts.df.is_finite() && opts.dt > 0.0 && opts.dt.is_finite()) {
+        return Err(format!(
+            "--df {} and --dt {} must be positive",
+            opts.df, opts.dt
+        ));
+    }
+    let window_len = SpectrumParams::window_for(fs, opts.df);
+    let hop = SpectrumParams::hop_for(fs, opts.dt);
+    if window_len < 2 || hop < 1 {
+        return Err(format!(
+            "--df {} Hz and --dt {} s give a window of {window_len} and a hop of {hop} samples at {fs} Hz",
+            opts.df, opts.dt
+        ));
+    }
+    let nyquist = fs / 2.0;
+    let fmax = opts.fmax.unwrap_or(nyquist);
+    if fmax > nyquist * (1.0 + 1e-9) {
+        return Err(format!(
+            "--fmax {fmax} Hz is above the Nyquist frequency {nyquist} Hz (sampling rate {fs} Hz)"
+        ));
+    }
+    let (first_bin, last_bin) = SpectrumParams::bins_for(fs, window_len, opts.fmin, fmax);
+    if opts.fmin < 0.0 || first_bin > last_bin {
+        return Err(format!(
+            "--fmin {} .. --fmax {fmax} Hz selects no frequency bin (bin width {} Hz)",
+            opts.fmin,
+            fs / window_len as f64
+        ));
+    }
+    Ok(SpectrumParams {
+        sampling_rate: fs,
+        window_len,
+        hop,
+        first_bin,
+        last_bin,
+        scale: opts.scale,
+        window: opts.window,
+    })
+}
+
+/// The channels `c0 .. c1` a selection means for `record`.
+pub(crate) fn channel_range(sel: ChannelSelection, record: &Record) -> Result<(u64, u64), String> {
+    let n = record.n_channels;
+    match sel {
+        ChannelSelection::All => Ok((0, n)),
+        ChannelSelection::Indices(a, b) => {
+            if a >= b || b > n {
+                return Err(format!(
+                    "--channels {a}:{b} is outside the {n} channels (0:{n})"
+                ));
+            }
+            Ok((a, b))
+        }
+        ChannelSelection::Distance(a, b) => {
+            let (d0, sp) = (record.first_distance, record.channel_spacing);
+            let lo = ((a - d0) / sp - 1e-9).ceil().max(0.0) as u64;
+            let hi = (((b - d0) / sp + 1e-9).floor() as i64 + 1).clamp(0, n as i64) as u64;
+            if lo >= hi {
+                return Err(format!(
+                    "--distance {a}:{b} m contains no channel (channels span {d0:.3} .. {:.3} m)",
+                    d0 + sp * (n - 1) as f64
+                ));
+            }
+            Ok((lo, hi))
+        }
+    }
+}
+
 /// What identifies a job for resuming: same inputs (names, sizes, starts) and parameters.
-fn fingerprint(opts: &DasOptions, plan: &Plan) -> Value {
+pub(crate) fn fingerprint(plan: &Plan, layout: &Layout) -> Value {
     json!({
         "files": plan.record.files.iter().map(|h| json!([h.path.display().to_string(), file_size(&h.path), h.start_us])).collect::<Vec<_>>(),
         "window_len": plan.params.window_len,
         "hop": plan.params.hop,
         "bins": [plan.params.first_bin, plan.params.last_bin],
         "channels": [plan.c0, plan.c1],
-        "scale": opts.scale.name(),
-        "window": opts.window.name(),
-        "dtype": format!("{:?}", opts.dtype),
-        "zarr": format!("{:?}", opts.zarr),
-        "chunks": [opts.time_chunk, opts.distance_chunk],
+        "scale": plan.params.scale.name(),
+        "window": plan.params.window.name(),
+        "dtype": format!("{:?}", layout.dtype),
+        "zarr": format!("{:?}", layout.zarr),
+        "chunks": [layout.time_chunk, layout.distance_chunk],
     })
 }
 
-fn file_size(p: &std::path::Path) -> u64 {
+pub(crate) fn file_size(p: &std::path::Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// How the spectrogram is stored.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Layout {
+    pub dtype: OutputType,
+    pub zarr: ZarrFormat,
+    pub time_chunk: usize,
+    pub distance_chunk: usize,
+}
+
+/// A job ready to compute: the plan on the cube's time axis, the open cube, and where to
+/// start.
+pub(crate) struct Job {
+    pub plan: Plan,
+    pub layout: Layout,
+    pub writer: CubeWriter,
+    /// First block (of `time_chunk` windows) to compute.
+    pub first_block: u64,
+    /// Windows the cube held before this run (0 unless appending); they are kept as they are.
+    pub base_windows: u64,
+    /// Written after each block with `blocks_done` updated.
+    pub journal: Value,
+    /// The cube being extended, when appending.
+    pub base: Option<crate::append::Base>,
+    /// Inputs skipped because the cube already holds them.
+    pub already_in_cube: usize,
 }
 
 /// Runs the job; `progress(done_windows, total_windows)` is called after each block.
@@ -229,11 +300,25 @@ pub fn run(
     opts: &DasOptions,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<DasSummary, DasError> {
-    let plan = plan(opts)?;
-    for w in &plan.record.warnings {
+    let job = if opts.append && opts.output.exists() {
+        match crate::append::prepare(opts)? {
+            crate::append::Prepared::Job(job) => *job,
+            crate::append::Prepared::NothingNew(summary) => return Ok(summary),
+        }
+    } else {
+        if opts.append {
+            log::info!("{}: no cube yet; creating it", opts.output.display());
+        }
+        prepare(opts)?
+    };
+    execute(opts, job, progress)
+}
+
+fn log_record(record: &Record) {
+    for w in &record.warnings {
         log::warn!("{w}");
     }
-    for g in &plan.record.gaps {
+    for g in &record.gaps {
         log::warn!(
             "gap of {:.6} s ({} samples) between {} and {}: windows touching it are NaN",
             g.seconds,
@@ -242,7 +327,7 @@ pub fn run(
             g.after.display()
         );
     }
-    for o in &plan.record.overlaps {
+    for o in &record.overlaps {
         log::warn!(
             "{} overlaps {} by {:.6} s ({} samples): the repeated samples are skipped",
             o.after.display(),
@@ -251,11 +336,28 @@ pub fn run(
             -o.samples
         );
     }
-    let fp = fingerprint(opts, &plan);
-    let (mut writer, first_block, created) = open_output(opts, &plan, &fp)?;
+}
+
+/// Computes blocks `job.first_block ..` and publishes the cube.
+fn execute(
+    opts: &DasOptions,
+    job: Job,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<DasSummary, DasError> {
+    let Job {
+        plan,
+        layout,
+        mut writer,
+        first_block,
+        base_windows,
+        mut journal,
+        base,
+        already_in_cube,
+    } = job;
+    log_record(&plan.record);
     let p = &plan.params;
-    let t_chunk = opts.time_chunk.max(1);
-    let d_chunk = opts.distance_chunk.max(1);
+    let t_chunk = layout.time_chunk.max(1);
+    let d_chunk = layout.distance_chunk.max(1);
     let width = (plan.c1 - plan.c0) as usize;
     let nb = p.n_bins();
     let n_blocks = plan.n_windows.div_ceil(t_chunk as u64);
@@ -264,13 +366,16 @@ pub fn run(
     let mut reader = BlockReader::new(&plan.record, plan.c0, plan.c1);
     let n_dchunks = width.div_ceil(d_chunk);
     progress(
-        (first_block * t_chunk as u64).min(plan.n_windows),
+        (first_block * t_chunk as u64)
+            .max(base_windows)
+            .min(plan.n_windows),
         plan.n_windows,
     );
-    // Block b covers windows w0..w1, i.e. samples w0*hop .. (w1-1)*hop + window_len.
+    // Block b computes windows w0..w1 (those before `base_windows` are already in the cube),
+    // i.e. samples w0*hop .. (w1-1)*hop + window_len.
     let range = |b: u64| {
-        let w0 = b * t_chunk as u64;
-        let w1 = (w0 + t_chunk as u64).min(plan.n_windows);
+        let w0 = (b * t_chunk as u64).max(base_windows);
+        let w1 = ((b + 1) * t_chunk as u64).min(plan.n_windows);
         (
             w0,
             w1,
@@ -287,10 +392,15 @@ pub fn run(
         reader.load(&mut cur, &Block::new(width, 0), a, e)?;
     }
     let chunk_len = t_chunk * d_chunk * nb;
+    let row_len = d_chunk * nb;
     for b in first_block..n_blocks {
         let (w0, w1, _, _) = range(b);
         let nw = (w1 - w0) as usize;
+        // Rows of this block's chunks that the cube already holds (the block an append
+        // starts in): put aside before the append began, restored into each chunk.
+        let kept = (w0 - b * t_chunk as u64) as usize;
         let block = &cur;
+        let writer_ref = &writer;
         let (computed, loaded) = rayon::join(
             || {
                 (0..n_dchunks).into_par_iter().try_for_each_init(
@@ -301,22 +411,34 @@ pub fn run(
                         // Full chunk shape even at the edges: zarrs ignores the part past the
                         // array; what no channel or window fills stays NaN.
                         chunk.fill(f32::NAN);
+                        if kept > 0 {
+                            let old = writer_ref
+                                .get_aside(&aside_key(dc))?
+                                .filter(|v| v.len() == kept * row_len)
+                                .ok_or_else(|| {
+                                    DasError::Input(format!(
+                                        "{}: the values of the last {kept} windows, kept aside when the append began, are missing; rebuild the cube with --overwrite",
+                                        opts.output.display()
+                                    ))
+                                })?;
+                            chunk[..kept * row_len].copy_from_slice(&old);
+                        }
                         for c in lo..hi {
                             stft.channel(
                                 block.channel(c),
                                 nw,
-                                &mut chunk[(c - lo) * nb..],
-                                d_chunk * nb,
+                                &mut chunk[kept * row_len + (c - lo) * nb..],
+                                row_len,
                                 ws,
                             );
                         }
                         let idx = [b, dc as u64, 0];
-                        match opts.dtype {
-                            OutputType::F32 => writer.write_chunk("spectrogram", &idx, chunk)?,
+                        match layout.dtype {
+                            OutputType::F32 => writer_ref.write_chunk("spectrogram", &idx, chunk)?,
                             OutputType::F16 => {
                                 half.clear();
                                 half.extend(chunk.iter().map(|v| half::f16::from_f32(*v)));
-                                writer.write_chunk("spectrogram", &idx, half)?
+                                writer_ref.write_chunk("spectrogram", &idx, half)?
                             }
                         }
                         Ok(())
@@ -334,109 +456,179 @@ pub fn run(
         computed?;
         loaded?;
         std::mem::swap(&mut cur, &mut next);
-        writer.write_journal(&json!({"job": "das", "fingerprint": fp, "blocks_done": b + 1, "date_created": created}))?;
+        journal["blocks_done"] = json!(b + 1);
+        writer.write_journal(&journal)?;
         progress(w1, plan.n_windows);
     }
-    if first_block == 0 && !reader.saw_signal() {
+    let started_fresh = first_block * t_chunk as u64 <= base_windows;
+    if started_fresh && !reader.saw_signal() {
         let names: Vec<String> = plan
             .record
             .files
             .iter()
             .map(|f| file_name(&f.path))
             .collect();
-        return Err(DasError::Input(format!(
-            "{}: every sample of the selected channels is zero (a dead fibre or an interrogator that recorded nothing?); the spectra would all be -inf, so the cube is left unfinished",
+        if base.is_none() {
+            return Err(DasError::Input(format!(
+                "{}: every sample of the selected channels is zero (a dead fibre or an interrogator that recorded nothing?); the spectra would all be -inf, so the cube is left unfinished",
+                names.join(", ")
+            )));
+        }
+        log::warn!(
+            "{}: every sample of the selected channels is zero: the appended windows are -inf",
             names.join(", ")
-        )));
+        );
     }
-    let root = root_attrs(opts, &plan, &created);
-    writer.set_attrs("spectrogram", spectrogram_attrs(opts, &plan))?;
+    let root = match &base {
+        None => {
+            writer.set_attrs("spectrogram", spectrogram_attrs(opts, &plan))?;
+            let created = journal["date_created"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(now_iso);
+            root_attrs(opts, &plan, &created)
+        }
+        Some(base) => crate::append::root_attrs(opts, &plan, base),
+    };
     writer.finish(root)?;
+    let new_files = plan
+        .record
+        .files
+        .iter()
+        .filter(|h| base.as_ref().is_none_or(|b| !b.holds(&h.path)))
+        .count();
     Ok(DasSummary {
         output: opts.output.clone(),
-        files: plan.record.files.len(),
+        files: new_files,
         windows: plan.n_windows,
+        new_windows: plan.n_windows - base_windows,
+        already_in_cube,
         channels: plan.c1 - plan.c0,
         bins: nb,
         gaps: plan.record.gaps.len(),
         overlaps: plan.record.overlaps.len(),
-        resumed_from_block: first_block,
+        resumed_from_block: if started_fresh { 0 } else { first_block },
         warnings: plan.record.warnings.clone(),
     })
 }
 
-/// Creates the cube, or reopens an unfinished one of the same job. Returns the first block to
-/// compute and the creation time to keep.
-fn open_output(
-    opts: &DasOptions,
-    plan: &Plan,
-    fp: &Value,
-) -> Result<(CubeWriter, u64, String), DasError> {
+/// Key under which an append keeps a distance chunk's existing windows.
+pub(crate) fn aside_key(dc: usize) -> String {
+    format!("spectrogram.{dc}")
+}
+
+/// Plans a new cube: creates it, or reopens an unfinished one of the same job.
+fn prepare(opts: &DasOptions) -> Result<Job, DasError> {
+    let plan = plan(opts)?;
+    let layout = Layout {
+        dtype: opts.dtype,
+        zarr: opts.zarr,
+        time_chunk: opts.time_chunk.max(1),
+        distance_chunk: opts.distance_chunk.max(1),
+    };
+    let fp = fingerprint(&plan, &layout);
     if opts.output.exists() && !opts.overwrite {
         if let Ok(existing) = CubeReader::open(&opts.output) {
             if let Some(j) = existing.journal() {
-                if j["job"] == "das" && &j["fingerprint"] == fp {
+                if j["job"] == "das" && j["fingerprint"] == fp {
                     let done = j["blocks_done"].as_u64().unwrap_or(0);
-                    let created = j["date_created"]
-                        .as_str()
-                        .map(String::from)
-                        .unwrap_or_else(now_iso);
                     log::info!(
                         "{}: resuming an unfinished run after block {done}",
                         opts.output.display()
                     );
-                    return Ok((CubeWriter::reopen(&opts.output)?, done, created));
+                    let writer = CubeWriter::reopen(&opts.output)?;
+                    writer.unpublish()?;
+                    return Ok(Job {
+                        plan,
+                        layout,
+                        writer,
+                        first_block: done,
+                        base_windows: 0,
+                        journal: j,
+                        base: None,
+                        already_in_cube: 0,
+                    });
                 }
                 return Err(DasError::Input(format!(
-                    "{}: an unfinished cube from a run with other inputs or parameters; use --overwrite to start again",
+                    "{}: an unfinished cube from a run with other inputs or parameters; run that command again to finish it, or use --overwrite to start again",
                     opts.output.display()
                 )));
             }
         }
     }
-    let created = now_iso();
-    let mut w = CubeWriter::create(
+    let writer = CubeWriter::create(
         &opts.output,
         WriteOptions {
             format: opts.zarr,
             overwrite: opts.overwrite,
         },
     )?;
+    let journal =
+        json!({"job": "das", "fingerprint": fp, "blocks_done": 0, "date_created": now_iso()});
+    let mut writer = writer;
+    declare_arrays(&mut writer, opts, &plan, &layout)?;
+    Ok(Job {
+        plan,
+        layout,
+        writer,
+        first_block: 0,
+        base_windows: 0,
+        journal,
+        base: None,
+        already_in_cube: 0,
+    })
+}
+
+/// The time coordinate of `plan`: UTC µs of each window's start or centre.
+pub(crate) fn time_values(plan: &Plan) -> Vec<i64> {
+    let p = &plan.params;
+    let r = &plan.record;
+    let offset = label_offset(p);
+    (0..plan.n_windows)
+        .map(|i| {
+            r.start_us + ((i as f64 * p.hop as f64 + offset) * 1e6 / r.sampling_rate).round() as i64
+        })
+        .collect()
+}
+
+/// Samples from a window's start to the instant its time names.
+pub(crate) fn label_offset(p: &SpectrumParams) -> f64 {
+    match p.scale {
+        Scale::Cryocube => 0.0,
+        Scale::Db => p.window_len as f64 / 2.0,
+    }
+}
+
+/// Declares the spectrogram and its coordinates in a new cube and writes the coordinates.
+fn declare_arrays(
+    w: &mut CubeWriter,
+    opts: &DasOptions,
+    plan: &Plan,
+    layout: &Layout,
+) -> Result<(), DasError> {
     let p = &plan.params;
     let r = &plan.record;
     let width = plan.c1 - plan.c0;
     let nb = p.n_bins() as u64;
-    let t_chunk = opts.time_chunk.max(1) as u64;
-    let d_chunk = opts.distance_chunk.max(1) as u64;
+    let t_chunk = layout.time_chunk as u64;
+    let d_chunk = layout.distance_chunk as u64;
     let mut spec = ArraySpec {
         name: "spectrogram".into(),
         dims: vec!["time".into(), "distance".into(), "frequency".into()],
         shape: vec![plan.n_windows, width, nb],
         chunks: vec![t_chunk, d_chunk, nb],
         shard: None,
-        dtype: match opts.dtype {
+        dtype: match layout.dtype {
             OutputType::F32 => DType::F32,
             OutputType::F16 => DType::F16,
         },
         attrs: spectrogram_attrs(opts, plan),
     };
-    if let ZarrFormat::V3 { sharded: true } = opts.zarr {
+    if let ZarrFormat::V3 { sharded: true } = layout.zarr {
         // A shard is one block of every distance chunk: written once, never rewritten.
         spec.shard = Some(vec![t_chunk, width.div_ceil(d_chunk) * d_chunk, nb]);
-        spec.chunks = vec![t_chunk, d_chunk, nb];
     }
     w.add_array(spec)?;
-    // Coordinates.
-    let time_offset = match p.scale {
-        Scale::Cryocube => 0.0,
-        Scale::Db => p.window_len as f64 / 2.0,
-    };
-    let times: Vec<i64> = (0..plan.n_windows)
-        .map(|i| {
-            r.start_us
-                + ((i as f64 * p.hop as f64 + time_offset) * 1e6 / r.sampling_rate).round() as i64
-        })
-        .collect();
     w.add_array(ArraySpec::coordinate(
         "time",
         "time",
@@ -444,7 +636,7 @@ fn open_output(
         DType::I64,
         time_attrs(p.scale.label()),
     ))?;
-    w.write_all("time", &times)?;
+    w.write_all("time", &time_values(plan))?;
     let distance: Vec<f64> = (plan.c0..plan.c1)
         .map(|c| r.first_distance + c as f64 * r.channel_spacing)
         .collect();
@@ -487,7 +679,7 @@ fn open_output(
         ]),
     ))?;
     w.write_all("frequency", &p.frequencies())?;
-    Ok((w, 0, created))
+    Ok(())
 }
 
 fn spectrogram_attrs(opts: &DasOptions, plan: &Plan) -> Attrs {
@@ -533,31 +725,7 @@ fn spectrogram_attrs(opts: &DasOptions, plan: &Plan) -> Attrs {
 fn root_attrs(opts: &DasOptions, plan: &Plan, created: &str) -> Attrs {
     let r = &plan.record;
     let p = &plan.params;
-    let dt_us = p.hop as f64 * 1e6 / r.sampling_rate;
-    let label_offset = if p.scale == Scale::Db {
-        p.window_len as f64 / 2.0
-    } else {
-        0.0
-    } * 1e6
-        / r.sampling_rate;
-    let t_first = r.start_us + label_offset.round() as i64;
-    let t_last = t_first + ((plan.n_windows - 1) as f64 * dt_us).round() as i64;
-    let files: Vec<Value> = r
-        .files
-        .iter()
-        .map(|h| {
-            json!({
-                "name": file_name(&h.path),
-                "size": file_size(&h.path),
-                "format": h.format.name(),
-                "layout": h.layout,
-                "start": format_utc_us(h.start_us),
-                "end": format_utc_us(h.end_us()),
-                "samples": h.n_samples,
-                "time_source": h.time_source,
-            })
-        })
-        .collect();
+    let (first, last) = coverage(plan);
     let formats: Vec<&str> = {
         let mut f: Vec<&str> = r.files.iter().map(|h| h.format.name()).collect();
         f.dedup();
@@ -565,43 +733,107 @@ fn root_attrs(opts: &DasOptions, plan: &Plan, created: &str) -> Attrs {
     };
     attrs([
         ("Conventions", json!("CF-1.10, ACDD-1.3")),
-        ("title", json!(format!("DAS spectrogram cube ({} scale)", p.scale.name()))),
         (
-            "summary",
+            "title",
+            json!(format!("DAS spectrogram cube ({} scale)", p.scale.name())),
+        ),
+        ("summary", json!(summary_text(plan, r.files.len()))),
+        (
+            "source",
             json!(format!(
-                "Short-time spectra of {} channels from {} DAS file(s), {} windows of {} s every {} s, {} .. {} Hz.",
-                plan.c1 - plan.c0,
-                r.files.len(),
-                plan.n_windows,
-                p.window_len as f64 / r.sampling_rate,
-                p.hop as f64 / r.sampling_rate,
-                p.frequencies()[0],
-                p.frequencies()[p.n_bins() - 1]
+                "Distributed Acoustic Sensing records ({})",
+                formats.join(", ")
             )),
         ),
-        ("source", json!(format!("Distributed Acoustic Sensing records ({})", formats.join(", ")))),
-        (
-            "history",
-            json!(format!(
-                "{created} cryocube {} das {}",
-                env!("CARGO_PKG_VERSION"),
-                command_line(opts)
-            )),
-        ),
+        ("history", json!(history_line(opts, created))),
         ("date_created", json!(created)),
-        ("time_coverage_start", json!(format_utc_us(t_first))),
-        ("time_coverage_end", json!(format_utc_us(t_last))),
-        ("time_coverage_resolution", json!(format!("PT{}S", dt_us / 1e6))),
-        ("processing_software", json!(format!("cryocube {}", env!("CARGO_PKG_VERSION")))),
+        ("time_coverage_start", json!(first)),
+        ("time_coverage_end", json!(last)),
+        (
+            "time_coverage_resolution",
+            json!(format!("PT{}S", p.hop as f64 / r.sampling_rate)),
+        ),
+        (
+            "processing_software",
+            json!(format!("cryocube {}", env!("CARGO_PKG_VERSION"))),
+        ),
         ("das_sampling_rate", json!(r.sampling_rate)),
+        ("das_channel_count", json!(r.n_channels)),
         ("das_channel_spacing", json!(r.channel_spacing)),
         ("das_first_channel_distance", json!(r.first_distance)),
         ("das_input_units", json!(r.files[0].units)),
-        ("input_files", json!(files)),
-        ("gaps", Record::discontinuities_json(&r.gaps, r.start_us, r.sampling_rate)),
-        ("overlaps", Record::discontinuities_json(&r.overlaps, r.start_us, r.sampling_rate)),
+        ("input_files", json!(input_files_json(r, |_| true))),
+        (
+            "gaps",
+            Record::discontinuities_json(&r.gaps, r.start_us, r.sampling_rate),
+        ),
+        (
+            "overlaps",
+            Record::discontinuities_json(&r.overlaps, r.start_us, r.sampling_rate),
+        ),
         ("warnings", json!(r.warnings)),
     ])
+}
+
+/// `time_coverage_start` and `_end`: the labels of the first and last windows.
+pub(crate) fn coverage(plan: &Plan) -> (String, String) {
+    let r = &plan.record;
+    let p = &plan.params;
+    let to_us = |samples: f64| (samples * 1e6 / r.sampling_rate).round() as i64;
+    let offset = label_offset(p);
+    (
+        format_utc_us(r.start_us + to_us(offset)),
+        format_utc_us(r.start_us + to_us((plan.n_windows - 1) as f64 * p.hop as f64 + offset)),
+    )
+}
+
+pub(crate) fn summary_text(plan: &Plan, n_files: usize) -> String {
+    let r = &plan.record;
+    let p = &plan.params;
+    let f = p.frequencies();
+    format!(
+        "Short-time spectra of {} channels from {} DAS file(s), {} windows of {} s every {} s, {} .. {} Hz.",
+        plan.c1 - plan.c0,
+        n_files,
+        plan.n_windows,
+        p.window_len as f64 / r.sampling_rate,
+        p.hop as f64 / r.sampling_rate,
+        f[0],
+        f[f.len() - 1]
+    )
+}
+
+pub(crate) fn history_line(opts: &DasOptions, when: &str) -> String {
+    format!(
+        "{when} cryocube {} das {}",
+        env!("CARGO_PKG_VERSION"),
+        command_line(opts)
+    )
+}
+
+/// The `input_files` attribute entries of the record's files `i` with `keep(i)`: what each
+/// file is, and where its first sample lies on the cube's sample axis (which `--append`
+/// needs to continue the stream exactly).
+pub(crate) fn input_files_json(r: &Record, keep: impl Fn(usize) -> bool) -> Vec<Value> {
+    r.files
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| keep(*i))
+        .map(|(i, h)| {
+            json!({
+                "name": file_name(&h.path),
+                "size": file_size(&h.path),
+                "path": std::fs::canonicalize(&h.path).unwrap_or_else(|_| h.path.clone()).display().to_string(),
+                "format": h.format.name(),
+                "layout": h.layout,
+                "start": format_utc_us(h.start_us),
+                "end": format_utc_us(h.end_us()),
+                "samples": h.n_samples,
+                "first_sample": r.first_sample(i),
+                "time_source": h.time_source,
+            })
+        })
+        .collect()
 }
 
 fn command_line(opts: &DasOptions) -> String {
@@ -611,7 +843,7 @@ fn command_line(opts: &DasOptions) -> String {
         ChannelSelection::Distance(a, b) => format!(" --distance {a}:{b}"),
     };
     format!(
-        "--df {} --dt {} --fmin {}{} --window {} --scale {}{} -o {}",
+        "--df {} --dt {} --fmin {}{} --window {} --scale {}{}{} -o {}",
         opts.df,
         opts.dt,
         opts.fmin,
@@ -621,6 +853,7 @@ fn command_line(opts: &DasOptions) -> String {
         opts.window.name(),
         opts.scale.name(),
         sel,
+        if opts.append { " --append" } else { "" },
         opts.output.display()
     )
 }

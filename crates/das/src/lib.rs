@@ -4,8 +4,10 @@
 //! - [`stream`]: many files as one regular sample stream (ordering, gap/overlap handling);
 //! - [`transform`]: short-time Fourier spectra with the two documented scales;
 //! - [`job`]: the `cryocube das` job: stream -> spectra -> cube, chunk by chunk, resumable;
+//! - [`append`]: `--append`, continuing a finished cube with later files;
 //! - [`demo`]: a synthetic Rhonegletscher-like record for `cryocube demo`.
 
+pub mod append;
 pub mod demo;
 pub mod error;
 pub mod job;

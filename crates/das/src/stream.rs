@@ -122,7 +122,11 @@ fn close(a: f64, b: f64, rel: f64) -> bool {
 impl Record {
     /// Reads every header and lays the files out on one sample axis.
     pub fn scan(inputs: &[PathBuf], format: Option<Format>) -> Result<Record, DasError> {
-        let paths = expand_inputs(inputs)?;
+        Self::scan_files(&expand_inputs(inputs)?, format)
+    }
+
+    /// [`Record::scan`] of files already expanded.
+    pub fn scan_files(paths: &[PathBuf], format: Option<Format>) -> Result<Record, DasError> {
         let mut files = paths
             .iter()
             .map(|p| read::read_header(p, format))
@@ -242,6 +246,28 @@ impl Record {
             overlaps,
             warnings,
         })
+    }
+
+    /// Moves the record onto a longer sample axis (an existing cube's) that starts at
+    /// `start_us` and on which the record's first sample is sample `lead`; what precedes it
+    /// reads as missing (NaN).
+    pub fn place_at(&mut self, start_us: i64, lead: u64) {
+        for s in &mut self.segments {
+            s.start += lead;
+        }
+        for d in self.gaps.iter_mut().chain(self.overlaps.iter_mut()) {
+            d.at_sample += lead;
+        }
+        self.n_samples += lead;
+        self.start_us = start_us;
+    }
+
+    /// Where sample 0 of file `i` lies on the record axis (`None`: the file was skipped).
+    pub fn first_sample(&self, i: usize) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|s| s.file == i)
+            .map(|s| s.start.saturating_sub(s.file_offset))
     }
 
     /// The discontinuities as cube attributes.

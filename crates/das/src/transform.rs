@@ -33,6 +33,12 @@ impl Scale {
             Scale::Db => "db",
         }
     }
+    /// The inverse of [`Scale::name`].
+    pub fn parse(name: &str) -> Option<Scale> {
+        [Scale::Cryocube, Scale::Db]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
     /// Which instant of a window its time label names.
     pub fn label(self) -> &'static str {
         match self {
@@ -166,6 +172,21 @@ impl SpectrumParams {
         (self.first_bin..=self.last_bin)
             .map(|k| k as f64 * self.sampling_rate / self.window_len as f64)
             .collect()
+    }
+    /// Window length in samples for a frequency resolution `df` Hz.
+    pub fn window_for(sampling_rate: f64, df: f64) -> usize {
+        (sampling_rate / df).round() as usize
+    }
+    /// Hop in samples for a time step `dt` s.
+    pub fn hop_for(sampling_rate: f64, dt: f64) -> usize {
+        (dt * sampling_rate).round() as usize
+    }
+    /// FFT bins `first ..= last` within `fmin ..= fmax` Hz (`first > last`: none).
+    pub fn bins_for(sampling_rate: f64, window_len: usize, fmin: f64, fmax: f64) -> (usize, usize) {
+        let bin_hz = sampling_rate / window_len as f64;
+        let first = (fmin / bin_hz - 1e-9).ceil().max(0.0) as usize;
+        let last = ((fmax / bin_hz + 1e-9).floor().max(0.0) as usize).min(window_len / 2);
+        (first, last)
     }
     /// Number of whole windows in `n` samples.
     pub fn n_windows(&self, n: u64) -> u64 {

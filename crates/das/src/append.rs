@@ -1,0 +1,684 @@
+//! `cryocube das --append`: continuing a finished cube with later files.
+//!
+//! Monitoring runs append every few minutes, often with the same folder as input, so an
+//! append must (1) skip the inputs the cube already holds, (2) continue the cube's sample axis
+//! exactly, so that appending file C to the cube of A+B gives the cube of A+B+C: the windows
+//! that straddle the old end need the last samples of the cube's last file, which is re-read
+//! (from the inputs, or from the path the cube recorded); (3) keep the time axis regular:
+//! a gap between the cube and the new files becomes NaN windows and is recorded; and (4) be
+//! resumable like any run. The cube's own parameters (window, hop, bins, channels, dtype,
+//! format, chunks) are used; options the user states must agree with them.
+//!
+//! Order of writes: the existing values of the time chunk the append starts in are put aside,
+//! then the journal is written, then the cube is unpublished and resized. A kill at any point
+//! leaves either the untouched cube or a journal that the same command resumes from.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use cryocube_cube::cf::{format_utc_us, now_iso, parse_utc_us};
+use cryocube_cube::{Attrs, CubeReader, CubeWriter, DType};
+
+use crate::job::{
+    self, aside_key, channel_range, coverage, file_size, fingerprint, input_files_json,
+    summary_text, time_values, DasOptions, DasSummary, Job, Layout, OutputType, Param, Plan,
+};
+use crate::stream::{expand_inputs, file_name, Discontinuity, Record, TOLERANCE_SAMPLES};
+use crate::transform::{Scale, SpectrumParams, Window};
+use crate::DasError;
+
+/// One input file the cube already holds, as its `input_files` attribute describes it.
+#[derive(Clone, Debug)]
+pub(crate) struct HeldFile {
+    pub name: String,
+    pub size: u64,
+    pub path: Option<PathBuf>,
+    pub start_us: i64,
+    pub samples: u64,
+    /// Where the file's sample 0 lies on the cube's sample axis.
+    pub first_sample: Option<u64>,
+}
+
+/// The cube being extended, as it was before the append began.
+pub(crate) struct Base {
+    pub root: PathBuf,
+    /// Root attributes before the append.
+    pub attrs: Attrs,
+    /// Windows the cube held.
+    pub windows: u64,
+    /// UTC µs of sample 0 of the cube's sample axis.
+    pub start_us: i64,
+    pub params: SpectrumParams,
+    pub c0: u64,
+    pub c1: u64,
+    pub n_channels: u64,
+    pub channel_spacing: f64,
+    pub first_distance: f64,
+    pub layout: Layout,
+    pub files: Vec<HeldFile>,
+    /// Inputs recognised as held files (canonical path -> index in `files`).
+    held_inputs: Vec<(PathBuf, usize)>,
+}
+
+/// What [`prepare`] found.
+pub(crate) enum Prepared {
+    Job(Box<Job>),
+    /// Every input is already in the cube (or too short to add a window): nothing was touched.
+    NothingNew(DasSummary),
+}
+
+fn not_ours(root: &Path, what: &str) -> DasError {
+    DasError::Input(format!(
+        "{}: cannot append: {what} (is it a cube written by `cryocube das`?)",
+        root.display()
+    ))
+}
+
+impl Base {
+    /// Reads the cube's description; while an append is unfinished, the root attributes and
+    /// the old window count come from its journal.
+    fn load(reader: &CubeReader, journal: Option<&Value>) -> Result<Base, DasError> {
+        let root = reader.path().to_path_buf();
+        let attrs = match journal {
+            Some(j) => j["base_attrs"]
+                .as_object()
+                .cloned()
+                .ok_or_else(|| not_ours(&root, "its journal has no base_attrs"))?,
+            None => reader.attrs().clone(),
+        };
+        let num = |key: &str| {
+            attrs
+                .get(key)
+                .and_then(Value::as_f64)
+                .ok_or_else(|| not_ours(&root, &format!("no `{key}` attribute")))
+        };
+        let fs = num("das_sampling_rate")?;
+        let spec = reader
+            .array("spectrogram")
+            .ok_or_else(|| not_ours(&root, "no `spectrogram` array"))?
+            .clone();
+        let sattr = |key: &str| {
+            spec.attrs
+                .get(key)
+                .cloned()
+                .ok_or_else(|| not_ours(&root, &format!("spectrogram has no `{key}` attribute")))
+        };
+        let window_len = sattr("window_samples")?.as_u64().unwrap_or(0) as usize;
+        let hop = sattr("hop_samples")?.as_u64().unwrap_or(0) as usize;
+        let scale = Scale::parse(sattr("scale")?.as_str().unwrap_or_default())
+            .ok_or_else(|| not_ours(&root, "unknown `scale`"))?;
+        let window = Window::parse(sattr("window")?.as_str().unwrap_or_default())
+            .map_err(|e| not_ours(&root, &format!("window: {e}")))?;
+        let frequency = reader.read_all_f64("frequency")?;
+        let channel = reader.read_all_i64("channel")?;
+        let time = reader.read_all_i64("time")?;
+        if window_len < 2 || hop < 1 || frequency.is_empty() || channel.is_empty() {
+            return Err(not_ours(&root, "empty or inconsistent coordinates"));
+        }
+        let first_bin = (frequency[0] * window_len as f64 / fs).round() as usize;
+        let params = SpectrumParams {
+            sampling_rate: fs,
+            window_len,
+            hop,
+            first_bin,
+            last_bin: first_bin + frequency.len() - 1,
+            scale,
+            window,
+        };
+        let windows = match journal {
+            Some(j) => j["base_windows"]
+                .as_u64()
+                .ok_or_else(|| not_ours(&root, "its journal has no base_windows"))?,
+            None => spec.shape[0],
+        };
+        let first_time = *time
+            .first()
+            .ok_or_else(|| not_ours(&root, "no time coordinate values"))?;
+        let start_us = first_time - (job::label_offset(&params) * 1e6 / fs).round() as i64;
+        let files = attrs
+            .get("input_files")
+            .and_then(Value::as_array)
+            .ok_or_else(|| not_ours(&root, "no `input_files` attribute"))?
+            .iter()
+            .map(|f| HeldFile {
+                name: f["name"].as_str().unwrap_or_default().to_string(),
+                size: f["size"].as_u64().unwrap_or(0),
+                path: f["path"].as_str().map(PathBuf::from),
+                start_us: f["start"].as_str().and_then(parse_utc_us).unwrap_or(0),
+                samples: f["samples"].as_u64().unwrap_or(0),
+                first_sample: f["first_sample"].as_u64(),
+            })
+            .collect();
+        let (n_channels, channel_spacing, first_distance) = (
+            num("das_channel_count")? as u64,
+            num("das_channel_spacing")?,
+            num("das_first_channel_distance")?,
+        );
+        let layout = Layout {
+            dtype: match spec.dtype {
+                DType::F16 => OutputType::F16,
+                _ => OutputType::F32,
+            },
+            zarr: reader.format(),
+            time_chunk: spec.chunks[0] as usize,
+            distance_chunk: spec.chunks[1] as usize,
+        };
+        Ok(Base {
+            root,
+            windows,
+            start_us,
+            params,
+            c0: channel[0] as u64,
+            c1: channel[channel.len() - 1] as u64 + 1,
+            n_channels,
+            channel_spacing,
+            first_distance,
+            layout,
+            files,
+            attrs,
+            held_inputs: Vec::new(),
+        })
+    }
+
+    /// Whether `path` is one of the files the cube held before the append.
+    pub fn holds(&self, path: &Path) -> bool {
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        self.held_inputs.iter().any(|(p, _)| *p == canonical)
+    }
+
+    /// The held file an input is, by name and size.
+    fn held(&self, path: &Path) -> Option<usize> {
+        let (name, size) = (file_name(path), file_size(path));
+        self.files
+            .iter()
+            .position(|f| f.name == name && f.size == size)
+    }
+
+    /// Options the user stated must agree with the cube.
+    fn check_given(&self, opts: &DasOptions, record: &Record) -> Result<(), DasError> {
+        let p = &self.params;
+        let fs = p.sampling_rate;
+        let mut differences = Vec::new();
+        let mut differ = |what: String| differences.push(what);
+        for param in &opts.given {
+            match param {
+                Param::Df => {
+                    let n = SpectrumParams::window_for(fs, opts.df);
+                    if n != p.window_len {
+                        differ(format!(
+                            "--df {} (a {n}-sample window; the cube's is {} samples, df {} Hz)",
+                            opts.df,
+                            p.window_len,
+                            fs / p.window_len as f64
+                        ));
+                    }
+                }
+                Param::Dt => {
+                    let n = SpectrumParams::hop_for(fs, opts.dt);
+                    if n != p.hop {
+                        differ(format!(
+                            "--dt {} (a {n}-sample hop; the cube's is {} samples, dt {} s)",
+                            opts.dt,
+                            p.hop,
+                            p.hop as f64 / fs
+                        ));
+                    }
+                }
+                Param::Fmin | Param::Fmax => {
+                    let fmax = opts.fmax.unwrap_or(fs / 2.0);
+                    let (a, b) = SpectrumParams::bins_for(fs, p.window_len, opts.fmin, fmax);
+                    let (ok, flag, value) = match param {
+                        Param::Fmin => (a == p.first_bin, "--fmin", opts.fmin),
+                        _ => (b == p.last_bin, "--fmax", fmax),
+                    };
+                    if !ok {
+                        let f = p.frequencies();
+                        differ(format!(
+                            "{flag} {value} (the cube holds {} .. {} Hz)",
+                            f[0],
+                            f[f.len() - 1]
+                        ));
+                    }
+                }
+                Param::Channels => match channel_range(opts.channels, record) {
+                    Ok((a, b)) if (a, b) == (self.c0, self.c1) => {}
+                    _ => differ(format!(
+                        "the channel selection (the cube holds channels {}:{})",
+                        self.c0, self.c1
+                    )),
+                },
+                Param::Window if opts.window.name() != p.window.name() => differ(format!(
+                    "--window {} (the cube's is {})",
+                    opts.window.name(),
+                    p.window.name()
+                )),
+                Param::Scale if opts.scale != p.scale => differ(format!(
+                    "--scale {} (the cube's is {})",
+                    opts.scale.name(),
+                    p.scale.name()
+                )),
+                Param::Dtype if opts.dtype != self.layout.dtype => {
+                    differ(format!("--dtype (the cube's is {:?})", self.layout.dtype))
+                }
+                Param::ZarrFormat if opts.zarr != self.layout.zarr => differ(format!(
+                    "--zarr-format/--shard (the cube is {:?})",
+                    self.layout.zarr
+                )),
+                Param::Chunks
+                    if (opts.time_chunk, opts.distance_chunk)
+                        != (self.layout.time_chunk, self.layout.distance_chunk) =>
+                {
+                    differ(format!(
+                        "--chunks {},{} (the cube's are {},{})",
+                        opts.time_chunk,
+                        opts.distance_chunk,
+                        self.layout.time_chunk,
+                        self.layout.distance_chunk
+                    ))
+                }
+                _ => {}
+            }
+        }
+        if differences.is_empty() {
+            Ok(())
+        } else {
+            Err(DasError::Parameters {
+                path: self.root.clone(),
+                message: format!(
+                    "--append continues the cube with its own parameters, and these differ: {}; leave them out",
+                    differences.join("; ")
+                ),
+            })
+        }
+    }
+
+    /// The new files must fit the cube: same sampling rate, channels, spacing and origin.
+    fn check_record(&self, record: &Record) -> Result<(), DasError> {
+        let first = &record.files[0].path;
+        let mismatch = |what: &str, cube: String, file: String| DasError::Mismatch {
+            a: self.root.clone(),
+            b: first.clone(),
+            message: format!("{what} differs (cube {cube}, file {file})"),
+        };
+        let fs = self.params.sampling_rate;
+        if (record.sampling_rate - fs).abs() > 1e-4 * fs {
+            return Err(mismatch(
+                "sampling rate",
+                format!("{fs} Hz"),
+                format!("{} Hz", record.sampling_rate),
+            ));
+        }
+        if record.n_channels != self.n_channels {
+            return Err(mismatch(
+                "channel count",
+                self.n_channels.to_string(),
+                record.n_channels.to_string(),
+            ));
+        }
+        if (record.channel_spacing - self.channel_spacing).abs() > 1e-6 * self.channel_spacing {
+            return Err(mismatch(
+                "channel spacing",
+                format!("{} m", self.channel_spacing),
+                format!("{} m", record.channel_spacing),
+            ));
+        }
+        if (record.first_distance - self.first_distance).abs() > 1e-3 * self.channel_spacing {
+            return Err(mismatch(
+                "distance of the first channel",
+                format!("{} m", self.first_distance),
+                format!("{} m", record.first_distance),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Time of sample `s` of the cube's axis.
+    fn time_of(&self, s: u64) -> i64 {
+        self.start_us + (s as f64 * 1e6 / self.params.sampling_rate).round() as i64
+    }
+}
+
+/// Reads the cube and the inputs and readies the append (or finds nothing to add).
+pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
+    let out = &opts.output;
+    let reader = CubeReader::open(out)?;
+    let journal = reader.journal();
+    let resuming = match &journal {
+        Some(j) if j["job"] == "das-append" => true,
+        Some(_) => {
+            return Err(DasError::Input(format!(
+                "{}: an unfinished cube (a run was interrupted); run its command again to finish it before appending",
+                out.display()
+            )))
+        }
+        None if !reader.is_complete() => {
+            return Err(not_ours(out, "it is not a finished cube"));
+        }
+        None => false,
+    };
+    let mut base = Base::load(&reader, journal.as_ref())?;
+    let p = base.params.clone();
+    let fs = p.sampling_rate;
+
+    // Inputs the cube holds are skipped, except for the last samples an append needs.
+    let inputs = expand_inputs(&opts.inputs)?;
+    let mut new_paths = Vec::new();
+    for path in inputs {
+        match base.held(&path) {
+            Some(i) => {
+                let canonical = std::fs::canonicalize(&path).unwrap_or(path);
+                base.held_inputs.push((canonical, i));
+            }
+            None => new_paths.push(path),
+        }
+    }
+    let already_in_cube = base.held_inputs.len();
+    let nothing = |why: String| {
+        log::info!("{}: nothing to append: {why}", out.display());
+        Ok(Prepared::NothingNew(DasSummary {
+            output: out.clone(),
+            files: 0,
+            windows: base.windows,
+            new_windows: 0,
+            already_in_cube,
+            channels: base.c1 - base.c0,
+            bins: p.n_bins(),
+            gaps: 0,
+            overlaps: 0,
+            resumed_from_block: 0,
+            warnings: Vec::new(),
+        }))
+    };
+    if new_paths.is_empty() {
+        return nothing(format!(
+            "all {already_in_cube} input file(s) are already in the cube"
+        ));
+    }
+
+    // The held files whose samples the next windows need: usually the last one.
+    let needed_from = base.windows * p.hop as u64;
+    let mut tails: Vec<(PathBuf, usize)> = Vec::new();
+    let mut missing = Vec::new();
+    for (i, f) in base.files.iter().enumerate().rev() {
+        let Some(first) = f.first_sample else {
+            continue;
+        };
+        if first + f.samples <= needed_from {
+            break;
+        }
+        let given = base
+            .held_inputs
+            .iter()
+            .find(|(_, j)| *j == i)
+            .map(|(p, _)| p.clone());
+        let recorded = f
+            .path
+            .clone()
+            .filter(|p| p.is_file() && file_size(p) == f.size);
+        match given.or(recorded) {
+            Some(path) => tails.push((path, i)),
+            None => missing.push(i),
+        }
+    }
+    for (path, i) in &tails {
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        if !base.held_inputs.iter().any(|(p, _)| *p == canonical) {
+            base.held_inputs.push((canonical, *i));
+        }
+    }
+    let mut paths = new_paths.clone();
+    paths.extend(tails.iter().map(|(p, _)| p.clone()));
+    let mut record = Record::scan_files(&paths, opts.format)?;
+    base.check_record(&record)?;
+    base.check_given(opts, &record)?;
+    let end_of_cube = base.time_of(needed_from);
+    for h in record.files.iter().filter(|h| !base.holds(&h.path)) {
+        if h.end_us() <= end_of_cube {
+            return Err(DasError::Input(format!(
+                "{}: its samples ({} .. {}) lie within the cube's time span (which ends at {}): --append only adds later data; rebuild the cube to insert it",
+                h.path.display(),
+                format_utc_us(h.start_us),
+                format_utc_us(h.end_us()),
+                format_utc_us(end_of_cube)
+            )));
+        }
+    }
+    for &i in &missing {
+        let f = &base.files[i];
+        record.warnings.push(format!(
+            "{}: the cube's last input is neither among the inputs nor at {}: the windows that need its last samples are NaN (give it among the inputs to fill them)",
+            f.name,
+            f.path.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "its recorded path".into())
+        ));
+    }
+
+    // Where the record's first sample lies on the cube's axis.
+    let first_file = &record.files[0];
+    let joint;
+    let lead = match tails.iter().find(|(p, _)| *p == first_file.path) {
+        Some((_, i)) => {
+            joint = None;
+            base.files[*i].first_sample.expect("tails have a position")
+        }
+        None => {
+            let last = base
+                .files
+                .iter()
+                .filter(|f| f.first_sample.is_some())
+                .max_by_key(|f| f.first_sample.unwrap_or(0) + f.samples)
+                .ok_or_else(|| not_ours(out, "no input file with a sample position"))?;
+            let expected = last.first_sample.unwrap_or(0) + last.samples;
+            let diff =
+                (first_file.start_us - last.start_us) as f64 * fs / 1e6 - last.samples as f64;
+            let rounded = diff.round() as i64;
+            let lead = expected as i64
+                + if diff.abs() > TOLERANCE_SAMPLES {
+                    rounded
+                } else {
+                    0
+                };
+            if lead < 0 {
+                return Err(DasError::Input(format!(
+                    "{}: starts before the cube does ({})",
+                    first_file.path.display(),
+                    format_utc_us(base.start_us)
+                )));
+            }
+            joint = (diff.abs() > TOLERANCE_SAMPLES).then(|| Discontinuity {
+                before: last
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(&last.name)),
+                after: first_file.path.clone(),
+                at_sample: expected,
+                samples: rounded,
+                seconds: rounded as f64 / fs,
+            });
+            lead as u64
+        }
+    };
+    record.place_at(base.start_us, lead);
+    if let Some(d) = joint {
+        if d.samples > 0 {
+            record.gaps.insert(0, d);
+        } else {
+            record.overlaps.insert(0, d);
+        }
+    }
+    let n_windows = p.n_windows(record.n_samples);
+    if n_windows <= base.windows {
+        return nothing(format!(
+            "the new file(s) end at {}, too soon after the cube's last window to complete another",
+            format_utc_us(record.start_us + (record.n_samples as f64 * 1e6 / fs).round() as i64)
+        ));
+    }
+    let plan = Plan {
+        record,
+        params: p.clone(),
+        c0: base.c0,
+        c1: base.c1,
+        n_windows,
+    };
+    let layout = base.layout;
+    let mut fp = fingerprint(&plan, &layout);
+    fp["base_windows"] = json!(base.windows);
+    let t_chunk = layout.time_chunk as u64;
+    let first_block = base.windows / t_chunk;
+    let (writer, journal, first_block) = if resuming {
+        let j = journal.expect("resuming has a journal");
+        if j["fingerprint"] != fp {
+            return Err(DasError::Input(format!(
+                "{}: an unfinished append of other files is in progress; run that command again to finish it (or rebuild with --overwrite)",
+                out.display()
+            )));
+        }
+        let done = j["blocks_done"].as_u64().unwrap_or(first_block);
+        log::info!(
+            "{}: resuming an unfinished append after block {done}",
+            out.display()
+        );
+        let writer = CubeWriter::reopen(out)?;
+        writer.unpublish()?;
+        (writer, j, done)
+    } else {
+        let writer = CubeWriter::reopen(out)?;
+        put_aside_partial_chunks(&reader, &writer, &base)?;
+        let j = json!({
+            "job": "das-append",
+            "fingerprint": fp,
+            "base_windows": base.windows,
+            "base_attrs": base.attrs,
+            "blocks_done": first_block,
+            "date_created": now_iso(),
+        });
+        writer.write_journal(&j)?;
+        writer.unpublish()?;
+        (writer, j, first_block)
+    };
+    let mut writer = writer;
+    let spec = writer
+        .spec("spectrogram")
+        .ok_or_else(|| not_ours(out, "no `spectrogram` array"))?;
+    let shape = vec![n_windows, spec.shape[1], spec.shape[2]];
+    writer.resize("spectrogram", shape)?;
+    writer.resize("time", vec![n_windows])?;
+    writer.write_all("time", &time_values(&plan))?;
+    log::info!(
+        "{}: appending {} window(s) to its {} from {} new file(s){}",
+        out.display(),
+        n_windows - base.windows,
+        base.windows,
+        new_paths.len(),
+        if already_in_cube > 0 {
+            format!(" ({already_in_cube} input(s) already in the cube skipped)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(Prepared::Job(Box::new(Job {
+        plan,
+        layout,
+        writer,
+        first_block,
+        base_windows: base.windows,
+        journal,
+        base: Some(base),
+        already_in_cube,
+    })))
+}
+
+/// Keeps the existing windows of the time chunk the append starts in, per distance chunk,
+/// because that chunk is rewritten whole and a kill midway must not lose them.
+fn put_aside_partial_chunks(
+    reader: &CubeReader,
+    writer: &CubeWriter,
+    base: &Base,
+) -> Result<(), DasError> {
+    let t_chunk = base.layout.time_chunk as u64;
+    let d_chunk = base.layout.distance_chunk as u64;
+    let first = base.windows / t_chunk * t_chunk;
+    let kept = base.windows - first;
+    if kept == 0 {
+        return Ok(());
+    }
+    let width = base.c1 - base.c0;
+    let nb = base.params.n_bins() as u64;
+    for dc in 0..width.div_ceil(d_chunk) {
+        let lo = dc * d_chunk;
+        let hi = (lo + d_chunk).min(width);
+        let values = reader.read_f64("spectrogram", &[first, lo, 0], &[kept, hi - lo, nb])?;
+        // Chunk layout: [kept][d_chunk][nb], channels past the array's edge NaN.
+        let mut rows = vec![f32::NAN; (kept * d_chunk * nb) as usize];
+        for t in 0..kept {
+            for c in 0..hi - lo {
+                let src = ((t * (hi - lo) + c) * nb) as usize;
+                let dst = ((t * d_chunk + c) * nb) as usize;
+                for k in 0..nb as usize {
+                    rows[dst + k] = values[src + k] as f32;
+                }
+            }
+        }
+        writer.put_aside(&aside_key(dc as usize), &rows)?;
+    }
+    Ok(())
+}
+
+/// The cube's root attributes after the append: the new files, gaps, overlaps and warnings
+/// added to the old lists, coverage and summary updated, history extended.
+pub(crate) fn root_attrs(opts: &DasOptions, plan: &Plan, base: &Base) -> Attrs {
+    let r = &plan.record;
+    let mut attrs = base.attrs.clone();
+    let mut extend = |key: &str, more: Vec<Value>| {
+        let mut list = attrs
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        list.extend(more);
+        attrs.insert(key.into(), Value::Array(list));
+    };
+    extend(
+        "input_files",
+        input_files_json(r, |i| !base.holds(&r.files[i].path)),
+    );
+    let list = |v: Value| v.as_array().cloned().unwrap_or_default();
+    extend(
+        "gaps",
+        list(Record::discontinuities_json(
+            &r.gaps,
+            r.start_us,
+            r.sampling_rate,
+        )),
+    );
+    extend(
+        "overlaps",
+        list(Record::discontinuities_json(
+            &r.overlaps,
+            r.start_us,
+            r.sampling_rate,
+        )),
+    );
+    extend("warnings", r.warnings.iter().map(|w| json!(w)).collect());
+    let n_files = attrs
+        .get("input_files")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let (_, last) = coverage(plan);
+    let now = now_iso();
+    let history = format!(
+        "{}\n{now} cryocube {} das --append ({} file(s)) -o {}",
+        attrs
+            .get("history")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        env!("CARGO_PKG_VERSION"),
+        r.files.iter().filter(|h| !base.holds(&h.path)).count(),
+        opts.output.display()
+    );
+    attrs.insert("summary".into(), json!(summary_text(plan, n_files)));
+    attrs.insert("time_coverage_end".into(), json!(last));
+    attrs.insert("history".into(), json!(history));
+    attrs.insert("date_modified".into(), json!(now));
+    attrs
+}
