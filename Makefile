@@ -3,7 +3,7 @@
 #   make test  - formatting, lints and every test (real data from ../shared, Python readers)
 
 SHELL := /bin/bash
-APT_PACKAGES := libhdf5-dev pkg-config python3-venv
+APT_PACKAGES := libhdf5-dev pkg-config python3-venv g++ gdal-bin
 CARGO ?= cargo
 
 .PHONY: deps demo test bench

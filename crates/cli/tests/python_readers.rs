@@ -1,6 +1,8 @@
 //! The cube opens unchanged in the users' own tools: xarray (dims, decoded UTC times,
 //! `channel` as a coordinate, values equal to ours) and lexcube's Cube3DWidget, for Zarr v2,
 //! sharded Zarr v3 and f16 output. The test makes its own venv (cached in the target dir).
+//! GDAL 3.6 (Debian's `gdal-bin`, named by CONVENTIONS.md) reads the Zarr v2 spectrogram with
+//! its blosc compression.
 
 mod common;
 
@@ -104,5 +106,40 @@ fn xarray_and_lexcube_open_v2_v3_and_f16_cubes() {
         let o = cryocube(&args);
         assert!(o.status.success(), "{}", text(&o));
         check(&out, &python);
+    }
+}
+
+#[test]
+fn gdal_reads_the_spectrogram() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("g.zarr");
+    let o = cryocube(&["das", p(&das("synthetic")), "-o", p(&out)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let reader = CubeReader::open(&out).unwrap();
+    for (w, c, f) in [(7u64, 5u64, 25u64), (300, 31, 60), (890, 0, 0)] {
+        let ours = reader
+            .read_f64("spectrogram", &[w, c, f], &[1, 1, 1])
+            .unwrap()[0];
+        // GDAL's multidimensional Zarr arrays as 2-D rasters: one time index, x = frequency,
+        // y = distance.
+        let gdal = Command::new("gdallocationinfo")
+            .args([
+                "-valonly",
+                &format!("ZARR:\"{}\":/spectrogram:{w}", p(&out)),
+                &f.to_string(),
+                &c.to_string(),
+            ])
+            .output()
+            .expect("gdallocationinfo not found: install gdal-bin (make test does)");
+        let t = text(&gdal);
+        assert!(gdal.status.success(), "{t}");
+        let value: f64 = t
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("GDAL said {t:?}"));
+        assert!(
+            (value - ours).abs() <= 1e-4 * ours.abs().max(1.0),
+            "({w},{c},{f}): GDAL {value}, cryocube {ours}"
+        );
     }
 }

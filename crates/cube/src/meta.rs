@@ -84,9 +84,13 @@ pub enum ZarrFormat {
     V3 { sharded: bool },
 }
 
-/// zstd level 1. Measured on spectrogram chunks (f32 dB values): level 3 saves under 1 % of
-/// the bytes and compresses up to 2.5x slower; higher levels gain nothing on float noise.
-const ZSTD_LEVEL: i64 = 1;
+/// Blosc with LZ4 (level 5) after a byte shuffle. Measured on spectrogram chunks (f32 dB
+/// values, numcodecs on one 256 x 64 x 101 chunk): 76 % of the raw size in 3.4 ms, against
+/// 85 % in 12 ms for plain zstd level 1 (zstd gains almost nothing at higher levels on float
+/// noise, and blosc-zstd is 6x slower for 1 % less). A separate `shuffle` filter + zstd would
+/// give 72 %, but GDAL 3.6 cannot read that filter, while its Debian build reads blosc.
+const BLOSC_CNAME: &str = "lz4";
+const BLOSC_LEVEL: i64 = 5;
 
 /// One array of a cube: its dimensions, geometry, element type and attributes.
 #[derive(Clone, Debug)]
@@ -144,7 +148,13 @@ impl ArraySpec {
         // A 0-d array has an empty shape; v2 readers expect `chunks: []` then too.
         json!({
             "chunks": self.chunks,
-            "compressor": {"id": "zstd", "level": ZSTD_LEVEL},
+            "compressor": {
+                "id": "blosc",
+                "cname": BLOSC_CNAME,
+                "clevel": BLOSC_LEVEL,
+                "shuffle": 1,
+                "blocksize": 0
+            },
             "dtype": self.dtype.v2_name(),
             "fill_value": self.fill_value(ZarrFormat::V2),
             "filters": null,
@@ -171,7 +181,14 @@ impl ArraySpec {
         } else {
             json!({"name": "bytes"})
         };
-        let inner = json!([bytes, {"name": "zstd", "configuration": {"level": ZSTD_LEVEL, "checksum": false}}]);
+        let blosc = json!({"name": "blosc", "configuration": {
+            "cname": BLOSC_CNAME,
+            "clevel": BLOSC_LEVEL,
+            "shuffle": if self.dtype.size() > 1 { "shuffle" } else { "noshuffle" },
+            "typesize": self.dtype.size(),
+            "blocksize": 0
+        }});
+        let inner = json!([bytes, blosc]);
         let format = ZarrFormat::V3 { sharded };
         let (grid_chunks, codecs) = match (&self.shard, sharded) {
             (Some(shard), true) => (
