@@ -1,8 +1,8 @@
 //! `cryocube das --append` on the real synthetic record (three contiguous 30 s files A, B, C):
 //! appending gives the same chunk bytes as one run over all the files (Zarr v2, sharded v3,
 //! f16), a gap becomes NaN windows on a regular axis, inputs already in the cube are skipped,
-//! other parameters or records are refused with the cube untouched, and a killed append
-//! resumes to the same cube.
+//! other parameters or records are refused with the cube untouched, a file that fails midway
+//! puts the cube back as it was, and a killed append resumes to the same cube.
 
 mod common;
 
@@ -244,4 +244,82 @@ fn a_killed_append_resumes_to_the_same_cube() {
     let o = cryocube(&args);
     assert!(o.status.success(), "{}", text(&o));
     assert_same_store(&whole, &grown);
+}
+
+/// A Silixa-layout file that continues the synthetic record (start 00:01:30, 30 s x 32
+/// channels) with a chunked, deflated dataset whose middle is then overwritten: the header
+/// reads, the samples of its later chunks do not.
+fn corrupt_continuation(path: &Path) {
+    use hdf5::types::VarLenUnicode;
+    let (n, channels) = (30_000usize, 32usize);
+    let data = ndarray::Array2::from_shape_fn((n, channels), |(i, c)| {
+        ((i as f32) * 0.157 + c as f32).sin() * 100.0
+    });
+    let file = hdf5::File::create(path).unwrap();
+    let ds = file
+        .new_dataset_builder()
+        .chunk((1000, channels))
+        .deflate(4)
+        .with_data(&data)
+        .create("Acoustic")
+        .unwrap();
+    for (k, v) in [
+        ("SamplingFrequency[Hz]", "1000"),
+        ("SpatialResolution[m]", "4"),
+        ("Fibre Length Multiplier", "1.000000"),
+        ("Start Distance (m)", "0"),
+        ("Stop Distance (m)", "124"),
+        ("ISO8601 Timestamp", "2020-07-22T02:01:30.000+02:00"),
+        ("GPSTimeStamp", "22/07/2020 00:01:30.000 (UTC)"),
+    ] {
+        let value: VarLenUnicode = v.parse().unwrap();
+        ds.new_attr::<VarLenUnicode>()
+            .create(k)
+            .unwrap()
+            .write_scalar(&value)
+            .unwrap();
+    }
+    // Chunks 20..: samples 20 s on, read well after the append has changed the cube.
+    let spans: Vec<(usize, usize)> = (20..30)
+        .map(|i| {
+            let c = ds.chunk_info(i).expect("chunk info");
+            (c.addr as usize, c.size as usize)
+        })
+        .collect();
+    drop(ds);
+    drop(file);
+    let mut bytes = std::fs::read(path).unwrap();
+    for (addr, size) in spans {
+        bytes[addr..addr + size].fill(0xAB);
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_file_failing_midway_puts_the_cube_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = abc();
+    for (name, extra) in [
+        ("v2", vec![]),
+        ("v3", vec!["--zarr-format", "3", "--shard"]),
+    ] {
+        let cube = tmp.path().join(format!("{name}.zarr"));
+        build(&[&f[0], &f[1]], &cube, &extra);
+        let before = store_files(&cube);
+        let d = tmp.path().join("SYNTHETIC_corrupt_000130.h5");
+        corrupt_continuation(&d);
+        let o = append(&[&f[2], &d], &cube);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{t}");
+        assert!(
+            t.contains("SYNTHETIC_corrupt_000130.h5") && t.contains("the cube is back as it was"),
+            "{t}"
+        );
+        assert!(before == store_files(&cube), "{name}: the cube changed");
+        assert!(CubeReader::open(&cube).unwrap().is_complete());
+        std::fs::remove_file(&d).unwrap();
+        // And the append goes through once the bad file is gone.
+        let o = append(&[&f[2]], &cube);
+        assert!(o.status.success(), "{}", text(&o));
+    }
 }

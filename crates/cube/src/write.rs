@@ -211,6 +211,22 @@ impl CubeWriter {
         }
     }
 
+    /// Removes a stored chunk (indices on the `chunks` grid), so that it reads as fill value;
+    /// for a sharded array, the whole shard holding it.
+    pub fn erase_chunk(&self, name: &str, indices: &[u64]) -> Result<(), CubeError> {
+        let idx = self.index(name)?;
+        let stored = &self.arrays[idx];
+        let target: Vec<u64> = match (&stored.inner, &stored.spec.shard) {
+            (Some(_), Some(shard)) => indices
+                .iter()
+                .zip(shard.iter().zip(&stored.spec.chunks))
+                .map(|(i, (s, c))| i / (s / c))
+                .collect(),
+            _ => indices.to_vec(),
+        };
+        self.store_encoded(&stored.array, &target, None)
+    }
+
     /// Files an encoded inner chunk; writes the shard when it is complete.
     fn add_to_shard(
         &self,

@@ -624,6 +624,60 @@ fn put_aside_partial_chunks(
     Ok(())
 }
 
+/// Puts the cube back as it was before a failed append: the rows of the time chunk the
+/// append started in from what was put aside, later chunks removed, arrays shrunk, the old
+/// attributes published. Best effort: if this fails too, the journal stays, the cube reads as
+/// unfinished, and the same command resumes the append.
+pub(crate) fn roll_back(mut writer: CubeWriter, base: &Base, plan: &Plan, layout: &Layout) {
+    let result = (|| -> Result<(), DasError> {
+        let t = layout.time_chunk as u64;
+        let d = layout.distance_chunk as u64;
+        let width = base.c1 - base.c0;
+        let nb = base.params.n_bins() as u64;
+        let first = base.windows / t;
+        let kept = (base.windows % t) as usize;
+        for b in first..plan.n_windows.div_ceil(t) {
+            for dc in 0..width.div_ceil(d) {
+                let idx = [b, dc, 0];
+                if b == first && kept > 0 {
+                    let rows = writer
+                        .get_aside(&aside_key(dc as usize))?
+                        .ok_or_else(|| DasError::Input("the rows put aside are missing".into()))?;
+                    let mut chunk = vec![f32::NAN; (t * d * nb) as usize];
+                    chunk[..rows.len()].copy_from_slice(&rows);
+                    match layout.dtype {
+                        OutputType::F32 => writer.write_chunk("spectrogram", &idx, &chunk)?,
+                        OutputType::F16 => {
+                            let half: Vec<half::f16> =
+                                chunk.iter().map(|v| half::f16::from_f32(*v)).collect();
+                            writer.write_chunk("spectrogram", &idx, &half)?
+                        }
+                    }
+                } else {
+                    writer.erase_chunk("spectrogram", &idx)?;
+                }
+            }
+        }
+        let time = CubeReader::open(&base.root)?.read_all_i64("time")?;
+        writer.resize("spectrogram", vec![base.windows, width, nb])?;
+        writer.resize("time", vec![base.windows])?;
+        writer.write_all("time", &time[..base.windows as usize])?;
+        writer.finish(base.attrs.clone())?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => log::warn!(
+            "{}: the append failed; the cube is back as it was ({} windows)",
+            base.root.display(),
+            base.windows
+        ),
+        Err(e) => log::error!(
+            "{}: the append failed and putting the cube back failed too ({e}); it is left unfinished, and the same command resumes the append",
+            base.root.display()
+        ),
+    }
+}
+
 /// The cube's root attributes after the append: the new files, gaps, overlaps and warnings
 /// added to the old lists, coverage and summary updated, history extended.
 pub(crate) fn root_attrs(opts: &DasOptions, plan: &Plan, base: &Base) -> Attrs {

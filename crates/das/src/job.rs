@@ -385,80 +385,91 @@ fn execute(
     };
     // Two blocks: while the pool transforms `cur`, one task reads the next block into `next`
     // (HDF5 reads are serial), so reading hides behind the FFTs.
-    let mut cur = Block::new(width, cap);
-    let mut next = Block::new(width, cap);
-    if first_block < n_blocks {
-        let (_, _, a, e) = range(first_block);
-        reader.load(&mut cur, &Block::new(width, 0), a, e)?;
-    }
-    let chunk_len = t_chunk * d_chunk * nb;
-    let row_len = d_chunk * nb;
-    for b in first_block..n_blocks {
-        let (w0, w1, _, _) = range(b);
-        let nw = (w1 - w0) as usize;
-        // Rows of this block's chunks that the cube already holds (the block an append
-        // starts in): put aside before the append began, restored into each chunk.
-        let kept = (w0 - b * t_chunk as u64) as usize;
-        let block = &cur;
-        let writer_ref = &writer;
-        let (computed, loaded) = rayon::join(
-            || {
-                (0..n_dchunks).into_par_iter().try_for_each_init(
-                    || (stft.workspace(), vec![0f32; chunk_len], Vec::new()),
-                    |(ws, chunk, half), dc| -> Result<(), DasError> {
-                        let lo = dc * d_chunk;
-                        let hi = (lo + d_chunk).min(width);
-                        // Full chunk shape even at the edges: zarrs ignores the part past the
-                        // array; what no channel or window fills stays NaN.
-                        chunk.fill(f32::NAN);
-                        if kept > 0 {
-                            let old = writer_ref
-                                .get_aside(&aside_key(dc))?
-                                .filter(|v| v.len() == kept * row_len)
-                                .ok_or_else(|| {
-                                    DasError::Input(format!(
-                                        "{}: the values of the last {kept} windows, kept aside when the append began, are missing; rebuild the cube with --overwrite",
-                                        opts.output.display()
-                                    ))
-                                })?;
-                            chunk[..kept * row_len].copy_from_slice(&old);
-                        }
-                        for c in lo..hi {
-                            stft.channel(
-                                block.channel(c),
-                                nw,
-                                &mut chunk[kept * row_len + (c - lo) * nb..],
-                                row_len,
-                                ws,
-                            );
-                        }
-                        let idx = [b, dc as u64, 0];
-                        match layout.dtype {
-                            OutputType::F32 => writer_ref.write_chunk("spectrogram", &idx, chunk)?,
-                            OutputType::F16 => {
-                                half.clear();
-                                half.extend(chunk.iter().map(|v| half::f16::from_f32(*v)));
-                                writer_ref.write_chunk("spectrogram", &idx, half)?
+    // The blocks, as one fallible step: if it fails while appending, the cube is put back as
+    // it was before the append (see `append::roll_back`).
+    let computed = (|| -> Result<(), DasError> {
+        let mut cur = Block::new(width, cap);
+        let mut next = Block::new(width, cap);
+        if first_block < n_blocks {
+            let (_, _, a, e) = range(first_block);
+            reader.load(&mut cur, &Block::new(width, 0), a, e)?;
+        }
+        let chunk_len = t_chunk * d_chunk * nb;
+        let row_len = d_chunk * nb;
+        for b in first_block..n_blocks {
+            let (w0, w1, _, _) = range(b);
+            let nw = (w1 - w0) as usize;
+            // Rows of this block's chunks that the cube already holds (the block an append
+            // starts in): put aside before the append began, restored into each chunk.
+            let kept = (w0 - b * t_chunk as u64) as usize;
+            let block = &cur;
+            let writer_ref = &writer;
+            let (computed, loaded) = rayon::join(
+                || {
+                    (0..n_dchunks).into_par_iter().try_for_each_init(
+                        || (stft.workspace(), vec![0f32; chunk_len], Vec::new()),
+                        |(ws, chunk, half), dc| -> Result<(), DasError> {
+                            let lo = dc * d_chunk;
+                            let hi = (lo + d_chunk).min(width);
+                            // Full chunk shape even at the edges: zarrs ignores the part past the
+                            // array; what no channel or window fills stays NaN.
+                            chunk.fill(f32::NAN);
+                            if kept > 0 {
+                                let old = writer_ref
+                                    .get_aside(&aside_key(dc))?
+                                    .filter(|v| v.len() == kept * row_len)
+                                    .ok_or_else(|| {
+                                        DasError::Input(format!(
+                                            "{}: the values of the last {kept} windows, kept aside when the append began, are missing; rebuild the cube with --overwrite",
+                                            opts.output.display()
+                                        ))
+                                    })?;
+                                chunk[..kept * row_len].copy_from_slice(&old);
                             }
-                        }
-                        Ok(())
-                    },
-                )
-            },
-            || -> Result<(), DasError> {
-                if b + 1 < n_blocks {
-                    let (_, _, a, e) = range(b + 1);
-                    reader.load(&mut next, block, a, e)?;
-                }
-                Ok(())
-            },
-        );
-        computed?;
-        loaded?;
-        std::mem::swap(&mut cur, &mut next);
-        journal["blocks_done"] = json!(b + 1);
-        writer.write_journal(&journal)?;
-        progress(w1, plan.n_windows);
+                            for c in lo..hi {
+                                stft.channel(
+                                    block.channel(c),
+                                    nw,
+                                    &mut chunk[kept * row_len + (c - lo) * nb..],
+                                    row_len,
+                                    ws,
+                                );
+                            }
+                            let idx = [b, dc as u64, 0];
+                            match layout.dtype {
+                                OutputType::F32 => writer_ref.write_chunk("spectrogram", &idx, chunk)?,
+                                OutputType::F16 => {
+                                    half.clear();
+                                    half.extend(chunk.iter().map(|v| half::f16::from_f32(*v)));
+                                    writer_ref.write_chunk("spectrogram", &idx, half)?
+                                }
+                            }
+                            Ok(())
+                        },
+                    )
+                },
+                || -> Result<(), DasError> {
+                    if b + 1 < n_blocks {
+                        let (_, _, a, e) = range(b + 1);
+                        reader.load(&mut next, block, a, e)?;
+                    }
+                    Ok(())
+                },
+            );
+            computed?;
+            loaded?;
+            std::mem::swap(&mut cur, &mut next);
+            journal["blocks_done"] = json!(b + 1);
+            writer.write_journal(&journal)?;
+            progress(w1, plan.n_windows);
+        }
+        Ok(())
+    })();
+    if let Err(e) = computed {
+        if let Some(base) = &base {
+            crate::append::roll_back(writer, base, &plan, &layout);
+        }
+        return Err(e);
     }
     let started_fresh = first_block * t_chunk as u64 <= base_windows;
     if started_fresh && !reader.saw_signal() {
