@@ -3,8 +3,9 @@
 #   make test  - formatting, lints and every test (real data from ../shared, Python readers)
 
 SHELL := /bin/bash
-APT_PACKAGES := libhdf5-dev pkg-config python3-venv g++ gdal-bin
-CARGO ?= cargo
+APT_PACKAGES := build-essential libhdf5-dev pkg-config python3-venv gdal-bin
+# Evaluated when used, i.e. after `deps` may have installed Rust under ~/.cargo.
+CARGO ?= $(shell command -v cargo || echo $(HOME)/.cargo/bin/cargo)
 
 .PHONY: deps demo test bench
 

@@ -10,6 +10,7 @@
 #
 # Everything goes to target/bench/ (record, cubes, venv); nothing else is touched.
 set -euo pipefail
+export PATH="$HOME/.cargo/bin:$PATH"  # where make deps installs Rust on a fresh machine
 cd "$(dirname "$0")/.."
 FILES=${FILES:-5}
 CHANNELS=${CHANNELS:-2299}

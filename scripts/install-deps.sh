@@ -12,7 +12,11 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "cargo not found: install Rust (https://rustup.rs) and run again" >&2
-  exit 1
+if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
+  # Debian's own rustc is too old for the crates we use; rustup's stable is the supported way.
+  echo "installing Rust (rustup, stable) into $HOME/.cargo"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq curl ca-certificates
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
+    | sh -s -- -y --profile default --default-toolchain stable
 fi
