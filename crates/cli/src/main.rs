@@ -36,11 +36,11 @@ struct Cli {
 enum Command {
     /// DAS records (many files) -> spectrogram cube (time x distance x frequency).
     #[command(after_help = "Examples:\n  \
-        cryocube das raw/ -o cube.zarr                        # seed parameters: df 1 Hz, dt 0.1 s, 0-100 Hz\n  \
+        cryocube das raw/ -o cube.zarr                        # df 1 Hz, dt 0.1 s, 0-100 Hz\n  \
         cryocube das 'raw/*.h5' -o cube.zarr --scale cryocube # the CryoCube seed's numerics\n  \
         cryocube das a.h5 b.h5 -o c.zarr --df 2 --dt 0.05 --fmax 250 --distance 500:2500\n  \
         cryocube das raw/ -o c.zarr --zarr-format 3 --shard --dtype f16\n  \
-        cryocube das raw/ -o cube.zarr --append                # add the files not yet in the cube\n\n\
+        cryocube das raw/ -o cube.zarr --append               # add what the cube lacks\n\n\
         A run that was interrupted resumes when started again with the same arguments.")]
     Das(DasArgs),
     /// Summarise a cube: dims, chunks, coordinate ranges (UTC), variables, attributes, size.
