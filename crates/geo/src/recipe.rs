@@ -1,0 +1,442 @@
+//! The `cube.geojson` recipe: what a polar cube holds and where its data come from.
+//!
+//! The seed workflow's recipe (a GeoJSON Feature whose `properties` list the grid, the
+//! variables and the sources) is accepted as it is: every field it has is typed here, fields we
+//! do not know are kept (and written back unchanged), and suspicious content is reported as
+//! warnings rather than silently used. What the seed did in code per source (which file of an
+//! archive, which variable or band, the old GMT layout, a missing CRS, a no-data sentinel, a
+//! valid range, a latitude cut, time stamps, resampling, rasterisation, output names and units)
+//! is data here: the optional per-source [`Processing`] block, documented by the JSON Schema
+//! `schemas/processing.schema.json` generated from these types.
+
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::grid::TargetGrid;
+use crate::GeoError;
+
+/// A parsed recipe and the warnings found while reading it.
+#[derive(Clone, Debug)]
+pub struct Recipe {
+    pub path: PathBuf,
+    pub feature: Feature,
+    pub warnings: Vec<String>,
+}
+
+/// The GeoJSON Feature.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Feature {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub properties: Properties,
+    #[serde(default)]
+    pub geometry: Option<Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The cube description.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Properties {
+    #[serde(default)]
+    pub data_id: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub license: Option<String>,
+    /// First and last day, ISO 8601.
+    #[serde(default)]
+    pub time_range: Option<Vec<String>>,
+    #[serde(default)]
+    pub time_period: Option<String>,
+    /// Target CRS, e.g. `EPSG:3031`.
+    pub spatial_ref: String,
+    /// `[xmin, ymin, xmax, ymax]` of the cell edges, in `spatial_ref` units.
+    pub spatial_bbox: [f64; 4],
+    /// Cell size `[x, y]` (or one value for both).
+    pub spatial_res: Vec<f64>,
+    #[serde(default)]
+    pub variables: Vec<VariableSpec>,
+    #[serde(default)]
+    pub sources: Vec<SourceSpec>,
+    /// Global attributes for the cube.
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One output variable as the recipe declares it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VariableSpec {
+    pub name: String,
+    #[serde(default)]
+    pub long_name: Option<String>,
+    #[serde(default)]
+    pub dtype: Option<String>,
+    #[serde(default)]
+    pub dims: Vec<String>,
+    #[serde(default)]
+    pub units: Option<String>,
+    #[serde(default)]
+    pub fill_value: Option<Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One source: a downloadable file (or archive) and what to take from it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SourceSpec {
+    pub name: String,
+    /// The source's own names of what it provides (matched to `variables` by normalised name
+    /// unless `processing.outputs` says otherwise).
+    #[serde(default)]
+    pub variable_names: Vec<String>,
+    pub download_url: String,
+    #[serde(default)]
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub credentials: Option<Value>,
+    #[serde(default)]
+    pub compressed: Option<bool>,
+    #[serde(default)]
+    pub compression_format: Option<String>,
+    #[serde(default)]
+    pub source_format: Option<String>,
+    #[serde(default)]
+    pub source_crs: Option<String>,
+    #[serde(default)]
+    pub processing: Option<Processing>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// How a source becomes cube variables: every step the seed workflow did in code, as data.
+/// Unknown keys are errors here (a typo must not silently skip a step).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Processing {
+    /// Files to read: paths inside the downloaded archive (glob patterns allowed), or the
+    /// downloaded file itself when empty. Several files with a `time` each form a time stack.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<InputFile>,
+    /// How to decode the file; `gdal` (the default) for anything GDAL reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<FormatHint>,
+    /// netCDF variable (or GDAL subdataset name) holding the values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variable: Option<String>,
+    /// Raster band, 1-based (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<u32>,
+    /// CRS of a file that declares none (e.g. `EPSG:3031`); overrides `source_crs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crs: Option<String>,
+    /// Value that means "no data" although the file does not declare it (e.g. -32767).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodata: Option<f64>,
+    /// Values outside this range are no data (e.g. `{"gt": 0}` keeps values > 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid: Option<ValidRange>,
+    /// Latitude cut for lat/lon sources: only cells in this latitude range are used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<ValidRange>,
+    /// Resampling onto the target grid (default: bilinear for rasters, nearest for masks
+    /// and integer data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resampling: Option<Resampling>,
+    /// For vector sources: how polygons become cells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rasterize: Option<Rasterize>,
+    /// The cube variables this source gives, by name; default: one per `variable_names`
+    /// entry, named by its normalised form (`Thw 124` -> `thw_124`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<Output>,
+}
+
+/// One input file of a source.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputFile {
+    /// Path inside the archive (glob allowed), or a URL-relative file name.
+    pub path: String,
+    /// Time stamp (ISO 8601) of this file in a time stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+}
+
+/// Decoders for layouts GDAL gets wrong or needs help with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FormatHint {
+    /// Anything GDAL reads with its georeferencing (GeoTIFF, CF netCDF, shapefiles).
+    Gdal,
+    /// Old GMT netCDF grids (x_range, y_range, spacing, dimension, 1-D z; first row = north;
+    /// `node_offset` 1 = pixel, 0 = gridline registration).
+    GmtGrid,
+    /// A regular longitude/latitude grid (1-D lon and lat coordinates), reprojected once.
+    LatlonGrid,
+}
+
+/// Bounds; each optional. `gt`/`lt` exclusive, `ge`/`le` inclusive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidRange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gt: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ge: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lt: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub le: Option<f64>,
+}
+
+impl ValidRange {
+    /// Whether `v` lies in the range (NaN never does).
+    pub fn contains(&self, v: f64) -> bool {
+        !v.is_nan()
+            && self.gt.is_none_or(|b| v > b)
+            && self.ge.is_none_or(|b| v >= b)
+            && self.lt.is_none_or(|b| v < b)
+            && self.le.is_none_or(|b| v <= b)
+    }
+}
+
+/// Resampling methods (GDAL's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Resampling {
+    Nearest,
+    Bilinear,
+    Average,
+    Mode,
+}
+
+/// Polygons to cells.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rasterize {
+    /// Value burnt into covered cells (default 1); ignored when `attribute` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burn: Option<f64>,
+    /// Feature attribute whose value is burnt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
+    /// Every cell the polygon touches (true) or only cells whose centre is inside (false,
+    /// the default).
+    #[serde(default)]
+    pub all_touched: bool,
+}
+
+/// One cube variable made from a source.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    /// Name in the cube (must be one of the recipe's `variables`).
+    pub name: String,
+    /// The source's name for it (an entry of `variable_names`, a netCDF variable or a band).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// UDUNITS units, overriding the recipe's variable entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units: Option<String>,
+    /// Further attributes of the variable.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[schemars(with = "std::collections::BTreeMap<String, serde_json::Value>")]
+    pub attrs: Map<String, Value>,
+}
+
+/// `Thw 124` -> `thw_124`: how source variable names map to cube names by default.
+pub fn normalise(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.trim().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_end_matches('_').to_string()
+}
+
+impl Recipe {
+    /// Reads and checks a recipe file.
+    pub fn load(path: &Path) -> Result<Recipe, GeoError> {
+        let text = std::fs::read_to_string(path).map_err(|e| GeoError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses recipe text; errors name the JSON path of the offending value.
+    pub fn parse(path: &Path, text: &str) -> Result<Recipe, GeoError> {
+        let err = |json_path: String, message: String| GeoError::Recipe {
+            path: path.to_path_buf(),
+            json_path,
+            message,
+        };
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let feature: Feature = serde_path_to_error::deserialize(de).map_err(|e| {
+            let at = e.path().to_string();
+            err(
+                if at == "." {
+                    "$".into()
+                } else {
+                    format!("$.{at}")
+                },
+                e.into_inner().to_string(),
+            )
+        })?;
+        if feature.kind != "Feature" {
+            return Err(err(
+                "$.type".into(),
+                format!("a cube recipe is a GeoJSON Feature, not {:?}", feature.kind),
+            ));
+        }
+        // The grid must be exact; this checks bbox and resolution.
+        TargetGrid::from_properties(&feature.properties)
+            .map_err(|(json_path, message)| err(json_path, message))?;
+        let mut recipe = Recipe {
+            path: path.to_path_buf(),
+            feature,
+            warnings: Vec::new(),
+        };
+        recipe.warnings = recipe.check();
+        Ok(recipe)
+    }
+
+    pub fn properties(&self) -> &Properties {
+        &self.feature.properties
+    }
+
+    /// The target grid (cell centres, north-up).
+    pub fn grid(&self) -> TargetGrid {
+        TargetGrid::from_properties(&self.feature.properties).expect("checked when parsed")
+    }
+
+    /// The cube variables each source gives: (source index, source name for it, cube name).
+    pub fn outputs(&self) -> Vec<(usize, String, String)> {
+        let mut out = Vec::new();
+        for (i, s) in self.properties().sources.iter().enumerate() {
+            match s.processing.as_ref().filter(|p| !p.outputs.is_empty()) {
+                Some(p) => {
+                    for o in &p.outputs {
+                        out.push((
+                            i,
+                            o.from.clone().unwrap_or_else(|| o.name.clone()),
+                            o.name.clone(),
+                        ));
+                    }
+                }
+                None => {
+                    for v in &s.variable_names {
+                        out.push((i, v.clone(), normalise(v)));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// What looks wrong but does not stop a build: each warning names the JSON path.
+    fn check(&self) -> Vec<String> {
+        let p = self.properties();
+        let mut w = Vec::new();
+        if !p.spatial_ref.to_ascii_uppercase().starts_with("EPSG:") {
+            w.push(format!(
+                "$.properties.spatial_ref: {:?} is not an EPSG code; it is passed to GDAL as it is",
+                p.spatial_ref
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, v) in p.variables.iter().enumerate() {
+            if !seen.insert(v.name.as_str()) {
+                w.push(format!(
+                    "$.properties.variables[{i}].name: {:?} is declared twice",
+                    v.name
+                ));
+            }
+            let length_units = matches!(v.units.as_deref(), Some("m" | "km" | "metre" | "meter"));
+            if v.name.contains("heat_flow") && length_units {
+                w.push(format!(
+                    "$.properties.variables[{i}].units: {:?} is a length, but {} is a heat flow (mW m-2?)",
+                    v.units.as_deref().unwrap_or_default(),
+                    v.name
+                ));
+            }
+        }
+        let produced: Vec<(usize, String, String)> = self.outputs();
+        for (i, v) in p.variables.iter().enumerate() {
+            if !produced.iter().any(|(_, _, name)| *name == v.name) {
+                let closest = produced
+                    .iter()
+                    .map(|(_, _, name)| (strsim::levenshtein(name, &v.name), name))
+                    .min();
+                let hint = match closest {
+                    Some((d, name)) if d <= 3 => format!(" (did you mean {name}?)"),
+                    _ => String::new(),
+                };
+                w.push(format!(
+                    "$.properties.variables[{i}].name: no source gives {:?}{hint}; it would be all NaN",
+                    v.name
+                ));
+            }
+        }
+        for (i, s) in p.sources.iter().enumerate() {
+            let at = format!("$.properties.sources[{i}]");
+            let scheme = s.download_url.split("://").next().unwrap_or_default();
+            if let Some(proto) = &s.protocol {
+                if !s.download_url.contains("://") || !proto.eq_ignore_ascii_case(scheme) {
+                    w.push(format!(
+                        "{at}.protocol: {proto:?} but the URL is {:?}",
+                        s.download_url
+                    ));
+                }
+            }
+            if s.compressed == Some(true) && s.compression_format.is_none() {
+                w.push(format!(
+                    "{at}.compression_format: compressed but no format given; guessed from the file"
+                ));
+            }
+            if let Some(f) = &s.compression_format {
+                if !["tar", "zip", "gzip", "gz", "tar.gz", "tgz"]
+                    .contains(&f.to_ascii_lowercase().as_str())
+                {
+                    w.push(format!(
+                        "{at}.compression_format: {f:?} is not tar, zip or gzip"
+                    ));
+                }
+            }
+            if s.variable_names.is_empty()
+                && s.processing.as_ref().is_none_or(|p| p.outputs.is_empty())
+            {
+                w.push(format!(
+                    "{at}: gives no variable (no variable_names, no processing.outputs)"
+                ));
+            } else if !produced
+                .iter()
+                .any(|(src, _, name)| *src == i && p.variables.iter().any(|v| v.name == *name))
+            {
+                w.push(format!(
+                    "{at}: none of its variables ({}) is in the recipe's variables; it is not used",
+                    s.variable_names.join(", ")
+                ));
+            }
+        }
+        w
+    }
+}
+
+/// The JSON Schema of the `processing` block (what `schemas/processing.schema.json` holds).
+pub fn processing_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(Processing)).expect("schemas serialise")
+}
