@@ -22,7 +22,7 @@ use cryocube_das::transform::{Scale, Window};
     name = "cryocube",
     version,
     about = "Raw cryosphere observations to analysis-ready data cubes",
-    after_help = "Examples:\n  cryocube demo\n  cryocube das /data/rhone/*.h5 -o rhone.zarr\n  cryocube info rhone.zarr"
+    after_help = "Examples:\n  cryocube demo\n  cryocube das /data/rhone/*.h5 -o rhone.zarr\n  cryocube info rhone.zarr\n  cryocube fetch cube.geojson --dir sources"
 )]
 struct Cli {
     /// Print only warnings and errors.
@@ -43,6 +43,20 @@ enum Command {
         cryocube das raw/ -o cube.zarr --append               # add what the cube lacks\n\n\
         A run that was interrupted resumes when started again with the same arguments.")]
     Das(DasArgs),
+    /// Download a recipe's sources (resumable, retried, checked, archives extracted safely).
+    #[command(after_help = "Examples:\n  \
+        cryocube fetch cube.geojson                       # into ./cryocube-sources\n  \
+        cryocube fetch cube.geojson --dir /data/sources   # a shared cache\n\n\
+        A second run skips what is there and verified. Credentials (for sources the recipe\n\
+        marks with credentials: true) come from CRYOCUBE_HTTP_USER / CRYOCUBE_HTTP_PASSWORD\n\
+        or ~/.netrc; they are never prompted for or logged.")]
+    Fetch {
+        /// The cube recipe (`cube.geojson`).
+        recipe: PathBuf,
+        /// Where the sources go (one folder per source).
+        #[arg(long, default_value = "cryocube-sources")]
+        dir: PathBuf,
+    },
     /// Summarise a cube: dims, chunks, coordinate ranges (UTC), variables, attributes, size.
     Info {
         /// The cube (a Zarr store).
@@ -216,6 +230,7 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             }
             run_das(&opts, quiet)
         }
+        Command::Fetch { recipe, dir } => fetch(&recipe, dir, quiet),
         Command::Info { store } => {
             let cube = CubeReader::open(&store)
                 .with_context(|| format!("cannot open {}", store.display()))?;
@@ -353,6 +368,47 @@ fn run_das(opts: &DasOptions, quiet: bool) -> Result<()> {
             "wrote {}: {shape} from {} file(s) in {seconds:.1} s{discontinuities}",
             summary.output.display(),
             summary.files,
+        );
+    }
+    Ok(())
+}
+
+fn fetch(recipe: &std::path::Path, dir: PathBuf, quiet: bool) -> Result<()> {
+    let recipe = cryocube_geo::recipe::Recipe::load(recipe)?;
+    for w in &recipe.warnings {
+        log::warn!("{}: {w}", recipe.path.display());
+    }
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg:30!} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    let opts = cryocube_geo::fetch::FetchOptions::new(dir);
+    let fetched = cryocube_geo::fetch::fetch_all(&recipe, &opts, &|name, done, total| {
+        bar.set_message(name.to_string());
+        bar.set_length(total.unwrap_or(done));
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    for f in &fetched {
+        log::info!(
+            "{}: {} ({} bytes{}{})",
+            f.source,
+            f.file.display(),
+            f.bytes,
+            if f.cached { ", already there" } else { "" },
+            if f.extracted.is_empty() {
+                String::new()
+            } else {
+                format!(", {} file(s) extracted", f.extracted.len())
+            }
         );
     }
     Ok(())

@@ -2,10 +2,12 @@
 //!
 //! - [`recipe`]: the `cube.geojson` recipe (the seed's, accepted as it is) and the per-source
 //!   `processing` block that states as data what the seed did in code;
-//! - [`grid`]: the target grid (cell centres, north-up) the recipe defines.
+//! - [`grid`]: the target grid (cell centres, north-up) the recipe defines;
+//! - [`fetch`]: sources onto disk (resume, retries, checksums, cache, safe extraction).
 //!
-//! Fetching, reading (GDAL, old GMT grids, lat/lon grids, vectors) and regridding follow.
+//! Reading (GDAL, old GMT grids, lat/lon grids, vectors) and regridding follow.
 
+pub mod fetch;
 pub mod grid;
 pub mod recipe;
 
@@ -16,6 +18,10 @@ use std::path::PathBuf;
 pub enum GeoError {
     #[error("{path}: {message}")]
     Io { path: PathBuf, message: String },
+    #[error("{url}: {message}")]
+    Fetch { url: String, message: String },
+    #[error("{path}: archive refused: {message}")]
+    Archive { path: PathBuf, message: String },
     #[error("{path}: {json_path}: {message}")]
     Recipe {
         path: PathBuf,

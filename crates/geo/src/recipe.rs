@@ -112,6 +112,9 @@ pub struct SourceSpec {
     pub source_format: Option<String>,
     #[serde(default)]
     pub source_crs: Option<String>,
+    /// Expected SHA-256 of the downloaded file (hex); checked by `fetch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     #[serde(default)]
     pub processing: Option<Processing>,
     #[serde(flatten)]
