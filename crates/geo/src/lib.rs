@@ -3,12 +3,14 @@
 //! - [`recipe`]: the `cube.geojson` recipe (the seed's, accepted as it is) and the per-source
 //!   `processing` block that states as data what the seed did in code;
 //! - [`grid`]: the target grid (cell centres, north-up) the recipe defines;
-//! - [`fetch`]: sources onto disk (resume, retries, checksums, cache, safe extraction).
+//! - [`fetch`]: sources onto disk (resume, retries, checksums, cache, safe extraction);
+//! - [`read`]: sources as north-up rasters (old GMT grids so far).
 //!
-//! Reading (GDAL, old GMT grids, lat/lon grids, vectors) and regridding follow.
+//! Reading with GDAL (GeoTIFF, CF netCDF, lat/lon grids, vectors) and regridding follow.
 
 pub mod fetch;
 pub mod grid;
+pub mod read;
 pub mod recipe;
 
 use std::path::PathBuf;
@@ -20,6 +22,8 @@ pub enum GeoError {
     Io { path: PathBuf, message: String },
     #[error("{url}: {message}")]
     Fetch { url: String, message: String },
+    #[error("{path}: {message}")]
+    Read { path: PathBuf, message: String },
     #[error("{path}: archive refused: {message}")]
     Archive { path: PathBuf, message: String },
     #[error("{path}: {json_path}: {message}")]
