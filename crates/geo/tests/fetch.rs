@@ -4,6 +4,8 @@
 //! checked; a zipped shapefile is extracted; archives with traversal entries, links or an
 //! absurd expansion are refused without writing outside their folder.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -16,16 +18,7 @@ use cryocube_geo::recipe::SourceSpec;
 use cryocube_geo::GeoError;
 
 fn polar() -> PathBuf {
-    let base = std::env::var_os("CRYOCUBE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")));
-    let p = base.join("data/polar");
-    assert!(
-        p.join("MANIFEST.md").is_file(),
-        "polar data not found at {} (set CRYOCUBE_SHARED)",
-        p.display()
-    );
-    p
+    common::shared("data/polar")
 }
 
 /// What the server does wrong, once each.

@@ -4,21 +4,14 @@
 //! gridline-registered EMAG2 and the non-integer-spacing edge case get their nodes where the
 //! MANIFEST says.
 
+mod common;
+
 use std::path::PathBuf;
 
 use cryocube_geo::read::gmt;
 
 fn gmt_dir() -> PathBuf {
-    let base = std::env::var_os("CRYOCUBE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")));
-    let p = base.join("data/polar/gmt_netcdf");
-    assert!(
-        p.is_dir(),
-        "polar data not found at {} (set CRYOCUBE_SHARED)",
-        p.display()
-    );
-    p
+    common::shared("data/polar/gmt_netcdf")
 }
 
 #[test]

@@ -3,21 +3,16 @@
 //! the JSON path of the problem. The documented schema of the `processing` block is the one
 //! the code reads.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use cryocube_geo::recipe::{normalise, processing_schema, Recipe, ValidRange};
 use cryocube_geo::GeoError;
 
 fn shared() -> PathBuf {
-    let base = std::env::var_os("CRYOCUBE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")));
-    assert!(
-        base.join("recipes/seed/cube.geojson").is_file(),
-        "seed recipe not found under {} (set CRYOCUBE_SHARED to the shared/ folder)",
-        base.display()
-    );
-    base
+    common::shared("recipes/seed/cube.geojson");
+    common::shared("")
 }
 
 fn seed() -> Recipe {
