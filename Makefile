@@ -3,7 +3,7 @@
 #   make test  - formatting, lints and every test (real data from ../shared, Python readers)
 
 SHELL := /bin/bash
-APT_PACKAGES := build-essential libhdf5-dev libnetcdf-dev pkg-config python3-venv gdal-bin
+APT_PACKAGES := build-essential libhdf5-dev libnetcdf-dev libgdal-dev pkg-config python3-venv gdal-bin
 # Evaluated when used, i.e. after `deps` may have installed Rust under ~/.cargo.
 CARGO ?= $(shell command -v cargo || echo $(HOME)/.cargo/bin/cargo)
 

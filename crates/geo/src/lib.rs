@@ -4,14 +4,16 @@
 //!   `processing` block that states as data what the seed did in code;
 //! - [`grid`]: the target grid (cell centres, north-up) the recipe defines;
 //! - [`fetch`]: sources onto disk (resume, retries, checksums, cache, safe extraction);
-//! - [`read`]: sources as north-up rasters (old GMT grids so far).
+//! - [`read`]: sources as north-up rasters (old GMT grids so far);
+//! - [`warp`]: a raster source onto a window of the target grid, resampled once (GDAL).
 //!
-//! Reading with GDAL (GeoTIFF, CF netCDF, lat/lon grids, vectors) and regridding follow.
+//! Lat/lon grids, vectors, `build` and `patch` follow.
 
 pub mod fetch;
 pub mod grid;
 pub mod read;
 pub mod recipe;
+pub mod warp;
 
 use std::path::PathBuf;
 
