@@ -57,6 +57,32 @@ enum Command {
         #[arg(long, default_value = "cryocube-sources")]
         dir: PathBuf,
     },
+    /// Build a polar cube from a recipe: fetch what is missing, warp every source once onto the
+    /// target grid, write one CF cube (EPSG from the recipe, CRS visible to rioxarray and GDAL).
+    #[command(after_help = "Examples:\n  \
+        cryocube build cube.geojson -o polar.zarr\n  \
+        cryocube build cube.geojson -o polar-1km.zarr --res 1000 --sources /data/sources\n\n\
+        Static (y, x) raster variables are built; time stacks, lat/lon grids and rasterised\n\
+        vectors are reported and skipped for now.")]
+    Build {
+        /// The cube recipe (`cube.geojson`).
+        recipe: PathBuf,
+        /// Output cube (Zarr store directory).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Where the sources are, or are fetched to.
+        #[arg(long, default_value = "cryocube-sources")]
+        sources: PathBuf,
+        /// Cell size instead of the recipe's (same extent), in CRS units.
+        #[arg(long)]
+        res: Option<f64>,
+        /// Cells per chunk side.
+        #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(16..=65536))]
+        chunk: u64,
+        /// Replace an existing output.
+        #[arg(long)]
+        overwrite: bool,
+    },
     /// Summarise a cube: dims, chunks, coordinate ranges (UTC), variables, attributes, size.
     Info {
         /// The cube (a Zarr store).
@@ -231,6 +257,24 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             run_das(&opts, quiet)
         }
         Command::Fetch { recipe, dir } => fetch(&recipe, dir, quiet),
+        Command::Build {
+            recipe,
+            output,
+            sources,
+            res,
+            chunk,
+            overwrite,
+        } => build(
+            &recipe,
+            cryocube_geo::build::BuildOptions {
+                output,
+                sources,
+                chunk: chunk as usize,
+                res,
+                overwrite,
+            },
+            quiet,
+        ),
         Command::Info { store } => {
             let cube = CubeReader::open(&store)
                 .with_context(|| format!("cannot open {}", store.display()))?;
@@ -318,19 +362,25 @@ fn das_options(a: DasArgs) -> Result<DasOptions> {
     Ok(o)
 }
 
+/// A progress bar on stderr (hidden with `--quiet`).
+fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
 fn run_das(opts: &DasOptions, quiet: bool) -> Result<()> {
     let started = Instant::now();
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} windows ({per_sec}, eta {eta})",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
+    let bar = progress_bar(
+        quiet,
+        "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} windows ({per_sec}, eta {eta})",
     );
     let summary = job::run(opts, &|done, total| {
         bar.set_length(total);
@@ -373,22 +423,49 @@ fn run_das(opts: &DasOptions, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+fn build(
+    recipe: &std::path::Path,
+    opts: cryocube_geo::build::BuildOptions,
+    quiet: bool,
+) -> Result<()> {
+    let started = Instant::now();
+    let recipe = cryocube_geo::recipe::Recipe::load(recipe)?;
+    let bar = progress_bar(
+        quiet,
+        "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} chunks x variables (eta {eta})",
+    );
+    let summary = cryocube_geo::build::build(&recipe, &opts, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    for w in &summary.warnings {
+        log::warn!("{}: {w}", recipe.path.display());
+    }
+    log::info!(
+        "wrote {}: {} variable(s) on {} x {} cells in {:.1} s{}",
+        opts.output.display(),
+        summary.variables.len(),
+        summary.nx,
+        summary.ny,
+        started.elapsed().as_secs_f64(),
+        if summary.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(" (skipped: {})", summary.skipped.join(", "))
+        }
+    );
+    Ok(())
+}
+
 fn fetch(recipe: &std::path::Path, dir: PathBuf, quiet: bool) -> Result<()> {
     let recipe = cryocube_geo::recipe::Recipe::load(recipe)?;
     for w in &recipe.warnings {
         log::warn!("{}: {w}", recipe.path.display());
     }
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {msg:30!} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
+    let bar = progress_bar(
+        quiet,
+        "{spinner} {msg:30!} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
     );
     let opts = cryocube_geo::fetch::FetchOptions::new(dir);
     let fetched = cryocube_geo::fetch::fetch_all(&recipe, &opts, &|name, done, total| {

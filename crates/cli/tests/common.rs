@@ -125,3 +125,41 @@ pub fn kill_after_blocks(args: &[&str], store: &Path, blocks: u64) {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A Python venv (cached in the target dir) with xarray, zarr, lexcube, dask and rioxarray.
+pub fn venv() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-venv");
+    let python = dir.join("bin/python");
+    let ready = python.exists()
+        && Command::new(&python)
+            .args(["-c", "import xarray, zarr, lexcube, rioxarray"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ready {
+        let s = Command::new("python3")
+            .args(["-m", "venv", p(&dir)])
+            .status()
+            .expect("python3 -m venv");
+        assert!(
+            s.success(),
+            "python3 -m venv failed (is python3-venv installed?)"
+        );
+        let s = Command::new(dir.join("bin/pip"))
+            .args([
+                "install",
+                "-q",
+                "xarray",
+                "zarr",
+                "lexcube",
+                "dask",
+                "rioxarray",
+            ])
+            .status()
+            .expect("pip install");
+        assert!(
+            s.success(),
+            "pip install xarray zarr lexcube dask rioxarray failed"
+        );
+    }
+    python
+}

@@ -6,37 +6,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{cryocube, das, p, text};
+use common::{cryocube, das, p, text, venv};
 use cryocube_cube::CubeReader;
-
-fn venv() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-venv");
-    let python = dir.join("bin/python");
-    let ready = python.exists()
-        && Command::new(&python)
-            .args(["-c", "import xarray, zarr, lexcube"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ready {
-        let s = Command::new("python3")
-            .args(["-m", "venv", p(&dir)])
-            .status()
-            .expect("python3 -m venv");
-        assert!(
-            s.success(),
-            "python3 -m venv failed (is python3-venv installed?)"
-        );
-        let s = Command::new(dir.join("bin/pip"))
-            .args(["install", "-q", "xarray", "zarr", "lexcube", "dask"])
-            .status()
-            .expect("pip install");
-        assert!(s.success(), "pip install xarray zarr lexcube failed");
-    }
-    python
-}
 
 const CHECK: &str = r#"
 import sys, numpy as np, xarray as xr, lexcube

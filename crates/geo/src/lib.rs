@@ -5,10 +5,12 @@
 //! - [`grid`]: the target grid (cell centres, north-up) the recipe defines;
 //! - [`fetch`]: sources onto disk (resume, retries, checksums, cache, safe extraction);
 //! - [`read`]: sources as north-up rasters (old GMT grids so far);
-//! - [`warp`]: a raster source onto a window of the target grid, resampled once (GDAL).
+//! - [`warp`]: a raster source onto a window of the target grid, resampled once (GDAL);
+//! - [`build`]: recipe -> one CF cube, chunk by chunk (static raster variables so far).
 //!
-//! Lat/lon grids, vectors, `build` and `patch` follow.
+//! Time stacks, lat/lon grids, vectors and `patch` follow.
 
+pub mod build;
 pub mod fetch;
 pub mod grid;
 pub mod read;
@@ -26,6 +28,8 @@ pub enum GeoError {
     Fetch { url: String, message: String },
     #[error("{path}: {message}")]
     Read { path: PathBuf, message: String },
+    #[error(transparent)]
+    Cube(#[from] cryocube_cube::CubeError),
     #[error("{path}: archive refused: {message}")]
     Archive { path: PathBuf, message: String },
     #[error("{path}: {json_path}: {message}")]
