@@ -83,6 +83,25 @@ enum Command {
         #[arg(long)]
         overwrite: bool,
     },
+    /// Change a cube's attributes from a patch file (xcube patch semantics, validated).
+    #[command(after_help = "Examples:\n  \
+        cryocube patch polar.zarr --metadata patch.yaml --dry-run   # show the changes\n  \
+        cryocube patch polar.zarr --metadata patch.yaml\n\n\
+        The patch maps `.zattrs` and `VAR/.zattrs` to attributes; `__delete__` removes one.\n\
+        Deleting _ARRAY_DIMENSIONS, grid_mapping or coordinates needs --force.")]
+    Patch {
+        /// The cube (a Zarr store).
+        store: PathBuf,
+        /// The patch (YAML or JSON).
+        #[arg(long)]
+        metadata: PathBuf,
+        /// Print the changes without writing them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete attributes readers need (grid_mapping, coordinates, _ARRAY_DIMENSIONS).
+        #[arg(long)]
+        force: bool,
+    },
     /// Summarise a cube: dims, chunks, coordinate ranges (UTC), variables, attributes, size.
     Info {
         /// The cube (a Zarr store).
@@ -257,6 +276,34 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             run_das(&opts, quiet)
         }
         Command::Fetch { recipe, dir } => fetch(&recipe, dir, quiet),
+        Command::Patch {
+            store,
+            metadata,
+            dry_run,
+            force,
+        } => {
+            let patch = cryocube_cube::patch::load_patch(&metadata)?;
+            let report = cryocube_cube::patch::apply(&store, &patch, force, dry_run)?;
+            for w in &report.warnings {
+                log::warn!("{}: {w}", metadata.display());
+            }
+            if dry_run {
+                for c in &report.changes {
+                    println!("{c}");
+                }
+                log::info!(
+                    "dry run: {} change(s), nothing written",
+                    report.changes.len()
+                );
+            } else {
+                log::info!(
+                    "{}: {} change(s) applied",
+                    store.display(),
+                    report.changes.len()
+                );
+            }
+            Ok(())
+        }
         Command::Build {
             recipe,
             output,

@@ -2,7 +2,7 @@
 //! an independent `gdalwarp` of the same data (the GeoTIFF with its undeclared -32767; the old
 //! GMT BEDMAP1 grid against its CF copy BEDMAP_elevation.nc, which our decoder never reads),
 //! the gridline lon/lat EMAG2 loses its sentinels before resampling, a time stack is reported
-//! and skipped, and the CRS is what rioxarray and GDAL see.
+//! and skipped, and the CRS is what rioxarray and GDAL see, also after the seed's patch.
 
 mod common;
 
@@ -146,6 +146,16 @@ fn build_matches_independent_warps_and_publishes_the_crs() {
         "a sentinel was resampled as data"
     );
 
+    // The seed's patch (which deletes grid_mapping from magnetic_anomaly) keeps the CRS visible.
+    let patch = shared().join("recipes/seed/patch.yaml");
+    let o = cryocube(&["patch", p(&out), "--metadata", p(&patch)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("not deleting `grid_mapping`"),
+        "{}",
+        text(&o)
+    );
+
     let python = venv();
     let check = r#"
 import sys, xarray as xr, rioxarray
@@ -154,6 +164,8 @@ assert str(ds.rio.crs) == "EPSG:3031", ds.rio.crs
 assert "crs" in ds.coords and set(ds.data_vars) == {"bed", "gravity", "magnetic_anomaly"}, list(ds.variables)
 assert ds.y.values[0] > ds.y.values[-1], "north-up"
 assert ds.bed.attrs["units"] == "m" and ds.bed.attrs["grid_mapping"] == "crs"
+assert str(ds.magnetic_anomaly.rio.crs) == "EPSG:3031", "patched variable lost its CRS"
+assert ds.attrs["title"] == "Polar Data Cube v1.0.1", ds.attrs["title"]
 print("rio-ok")
 "#;
     let o = Command::new(&python)

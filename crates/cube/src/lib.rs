@@ -12,12 +12,14 @@
 //! - [`read`] opens any cube we write (and plain xarray Zarr stores) for `info`, `--append` and
 //!   resume;
 //! - [`cf`] holds the CF/ACDD encodings (time units, attribute helpers);
-//! - [`info`] renders the human summary printed by `cryocube info`.
+//! - [`info`] renders the human summary printed by `cryocube info`;
+//! - [`patch`] changes attributes of a published cube (`cryocube patch`, xcube semantics).
 
 pub mod cf;
 pub mod error;
 pub mod info;
 pub mod meta;
+pub mod patch;
 pub mod read;
 pub mod write;
 

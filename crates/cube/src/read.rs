@@ -188,7 +188,7 @@ fn invalid(root: &Path, message: String) -> CubeError {
     }
 }
 
-fn read_json(path: &Path) -> Result<Option<Value>, CubeError> {
+pub(crate) fn read_json(path: &Path) -> Result<Option<Value>, CubeError> {
     match std::fs::read(path) {
         Ok(b) => serde_json::from_slice(&b)
             .map(Some)
