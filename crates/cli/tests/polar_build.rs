@@ -92,7 +92,8 @@ fn build_matches_independent_warps_and_publishes_the_crs() {
                     {"name": "gravity", "dims": ["y", "x"], "units": "mGal"},
                     {"name": "bed", "dims": ["y", "x"], "units": "m"},
                     {"name": "magnetic_anomaly", "dims": ["y", "x"], "units": "nT"},
-                    {"name": "thw_70", "dims": ["time", "y", "x"]}
+                    {"name": "thw_70", "dims": ["time", "y", "x"]},
+                    {"name": "dem", "dims": ["y", "x"], "units": "m"}
                 ],
                 "sources": [
                     {"name": "Gravity", "variable_names": ["gravity"], "download_url": file("geotiff/ant4d_fa.tif"),
@@ -101,7 +102,8 @@ fn build_matches_independent_warps_and_publishes_the_crs() {
                      "processing": {"format": "gmt-grid", "crs": "EPSG:3031"}},
                     {"name": "EMAG2", "variable_names": ["magnetic_anomaly"], "download_url": file("gmt_netcdf/EMAG2_V2_1x1.grd"),
                      "processing": {"format": "gmt-grid", "crs": "EPSG:4326", "valid": {"gt": -90000}}},
-                    {"name": "Thw 70", "variable_names": ["Thw 70"], "download_url": file("masks/Thw70_SF2018_mask.tif")}
+                    {"name": "Thw 70", "variable_names": ["Thw 70"], "download_url": file("masks/Thw70_SF2018_mask.tif")},
+                    {"name": "REMA clip", "variable_names": ["dem"], "download_url": file("geotiff/ClippedDEMforPartialFillingAnalysis.tif")}
                 ]
             }
         })
@@ -161,7 +163,7 @@ fn build_matches_independent_warps_and_publishes_the_crs() {
 import sys, xarray as xr, rioxarray
 ds = xr.open_zarr(sys.argv[1])
 assert str(ds.rio.crs) == "EPSG:3031", ds.rio.crs
-assert "crs" in ds.coords and set(ds.data_vars) == {"bed", "gravity", "magnetic_anomaly"}, list(ds.variables)
+assert "crs" in ds.coords and set(ds.data_vars) == {"bed", "gravity", "magnetic_anomaly", "dem"}, list(ds.variables)
 assert ds.y.values[0] > ds.y.values[-1], "north-up"
 assert ds.bed.attrs["units"] == "m" and ds.bed.attrs["grid_mapping"] == "crs"
 assert str(ds.magnetic_anomaly.rio.crs) == "EPSG:3031", "patched variable lost its CRS"

@@ -8,6 +8,23 @@ use serde_json::Value;
 use crate::cf::{decode_time, format_utc_us};
 use crate::{CubeError, CubeReader, ZarrFormat};
 
+/// The name of a CF grid-mapping variable's CRS (from its WKT), with its EPSG code if stated.
+fn crs_name(attrs: &crate::Attrs) -> Option<String> {
+    let wkt = attrs
+        .get("crs_wkt")
+        .or_else(|| attrs.get("spatial_ref"))
+        .and_then(Value::as_str)?;
+    let name = wkt.split('"').nth(1)?;
+    // The outermost AUTHORITY / ID is the last one in the WKT.
+    let code = wkt
+        .rfind("AUTHORITY[\"EPSG\",\"")
+        .map(|i| &wkt[i + 18..])
+        .and_then(|r| r.split('"').next())
+        .map(|c| format!(" (EPSG:{c})"))
+        .unwrap_or_default();
+    Some(format!("{name}{code}"))
+}
+
 /// Renders the summary of an open cube.
 pub fn render(cube: &CubeReader) -> Result<String, CubeError> {
     let mut out = String::new();
@@ -38,6 +55,9 @@ pub fn render(cube: &CubeReader) -> Result<String, CubeError> {
     }
     let dim_text: Vec<String> = dims.iter().map(|(d, n)| format!("{d}: {n}")).collect();
     let _ = writeln!(out, "dims:    {}", dim_text.join(", "));
+    if let Some(name) = cube.array("crs").and_then(|c| crs_name(&c.attrs)) {
+        let _ = writeln!(out, "crs:     {name}");
+    }
 
     // 1-D arrays are coordinates (dimension coordinates and auxiliary ones like `channel`).
     let is_coord = |_: &str, dims: &[String]| dims.len() == 1;

@@ -522,6 +522,10 @@ fn write_cube(
     let (cy, cx) = (grid.ny.div_ceil(chunk), grid.nx.div_ceil(chunk));
     let cells: Vec<(usize, usize)> = (0..cy).flat_map(|j| (0..cx).map(move |i| (j, i))).collect();
     let done = std::sync::atomic::AtomicUsize::new(0);
+    let with_data: Vec<std::sync::atomic::AtomicU64> = layers
+        .iter()
+        .map(|_| std::sync::atomic::AtomicU64::new(0))
+        .collect();
     let total = cells.len() * layers.len().max(1);
     progress(0, total);
     cells
@@ -549,6 +553,24 @@ fn write_cube(
             }
             Ok(())
         })?;
+    // What share of the grid each variable covers, from the data written.
+    let mut warnings = warnings.to_vec();
+    let cells = (grid.nx * grid.ny) as f64;
+    for (l, n) in layers.iter().zip(&with_data) {
+        let n = n.load(std::sync::atomic::Ordering::Relaxed);
+        let mut a = l.attrs.clone();
+        a.insert("_CRS".into(), gdal_crs.clone());
+        a.insert("valid_fraction".into(), json!(n as f64 / cells));
+        w.set_attrs(&l.name, a)?;
+        if n == 0 {
+            let msg = format!(
+                "{}: no cell of the grid has data (does the bbox lie outside its source?)",
+                l.name
+            );
+            log::warn!("{msg}");
+            warnings.push(msg);
+        }
+    }
     let p = recipe.properties();
     let mut root = attrs([
         ("Conventions", json!("CF-1.10, ACDD-1.3")),
