@@ -557,6 +557,18 @@ mod tests {
     use crate::meta::DType;
     use crate::CubeReader;
 
+    fn sharded_writer(root: &Path) -> CubeWriter {
+        let format = ZarrFormat::V3 { sharded: true };
+        CubeWriter::create(
+            root,
+            WriteOptions {
+                format,
+                overwrite: false,
+            },
+        )
+        .unwrap()
+    }
+
     /// A 2-d array of 5 x 6 in chunks of 2 x 2 and shards of 2 x 6 (three inner chunks per
     /// shard, the last shard row half outside the array), one inner chunk all NaN: every value
     /// read back through zarrs must be what was written.
@@ -564,14 +576,7 @@ mod tests {
     fn sharded_arrays_are_assembled_from_inner_chunks() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("s.zarr");
-        let mut w = CubeWriter::create(
-            &root,
-            WriteOptions {
-                format: ZarrFormat::V3 { sharded: true },
-                overwrite: false,
-            },
-        )
-        .unwrap();
+        let mut w = sharded_writer(&root);
         let spec = ArraySpec {
             name: "v".into(),
             dims: vec!["y".into(), "x".into()],
@@ -622,14 +627,7 @@ mod tests {
     fn finishing_with_an_incomplete_shard_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("s.zarr");
-        let mut w = CubeWriter::create(
-            &root,
-            WriteOptions {
-                format: ZarrFormat::V3 { sharded: true },
-                overwrite: false,
-            },
-        )
-        .unwrap();
+        let mut w = sharded_writer(&root);
         w.add_array(ArraySpec {
             name: "v".into(),
             dims: vec!["x".into()],

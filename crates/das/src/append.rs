@@ -24,7 +24,7 @@ use crate::job::{
     self, aside_key, channel_range, coverage, file_size, fingerprint, input_files_json,
     summary_text, time_values, DasOptions, DasSummary, Job, Layout, OutputType, Param, Plan,
 };
-use crate::stream::{expand_inputs, file_name, Discontinuity, Record, TOLERANCE_SAMPLES};
+use crate::stream::{expand_inputs, file_name, Discontinuity, Geometry, Record, TOLERANCE_SAMPLES};
 use crate::transform::{Scale, SpectrumParams, Window};
 use crate::DasError;
 
@@ -295,42 +295,25 @@ impl Base {
 
     /// The new files must fit the cube: same sampling rate, channels, spacing and origin.
     fn check_record(&self, record: &Record) -> Result<(), DasError> {
-        let first = &record.files[0].path;
-        let mismatch = |what: &str, cube: String, file: String| DasError::Mismatch {
-            a: self.root.clone(),
-            b: first.clone(),
-            message: format!("{what} differs (cube {cube}, file {file})"),
+        let cube = Geometry {
+            sampling_rate: self.params.sampling_rate,
+            n_channels: self.n_channels,
+            channel_spacing: self.channel_spacing,
+            first_distance: self.first_distance,
         };
-        let fs = self.params.sampling_rate;
-        if (record.sampling_rate - fs).abs() > 1e-4 * fs {
-            return Err(mismatch(
-                "sampling rate",
-                format!("{fs} Hz"),
-                format!("{} Hz", record.sampling_rate),
-            ));
-        }
-        if record.n_channels != self.n_channels {
-            return Err(mismatch(
-                "channel count",
-                self.n_channels.to_string(),
-                record.n_channels.to_string(),
-            ));
-        }
-        if (record.channel_spacing - self.channel_spacing).abs() > 1e-6 * self.channel_spacing {
-            return Err(mismatch(
-                "channel spacing",
-                format!("{} m", self.channel_spacing),
-                format!("{} m", record.channel_spacing),
-            ));
-        }
-        if (record.first_distance - self.first_distance).abs() > 1e-3 * self.channel_spacing {
-            return Err(mismatch(
-                "distance of the first channel",
-                format!("{} m", self.first_distance),
-                format!("{} m", record.first_distance),
-            ));
-        }
-        Ok(())
+        let files = Geometry {
+            sampling_rate: record.sampling_rate,
+            n_channels: record.n_channels,
+            channel_spacing: record.channel_spacing,
+            first_distance: record.first_distance,
+        };
+        cube.differs_from(&files).map_or(Ok(()), |(what, a, b)| {
+            Err(DasError::Mismatch {
+                a: self.root.clone(),
+                b: record.files[0].path.clone(),
+                message: format!("{what} differs (cube {a}, file {b})"),
+            })
+        })
     }
 
     /// Time of sample `s` of the cube's axis.

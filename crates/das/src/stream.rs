@@ -119,6 +119,61 @@ fn close(a: f64, b: f64, rel: f64) -> bool {
     (a - b).abs() <= rel * a.abs().max(b.abs())
 }
 
+/// The sampling and channel geometry files must share to form one record (or to extend a
+/// cube).
+#[derive(Clone, Copy, Debug)]
+pub struct Geometry {
+    pub sampling_rate: f64,
+    pub n_channels: u64,
+    pub channel_spacing: f64,
+    pub first_distance: f64,
+}
+
+impl Geometry {
+    pub fn of_header(h: &Header) -> Geometry {
+        Geometry {
+            sampling_rate: h.sampling_rate,
+            n_channels: h.n_channels,
+            channel_spacing: h.channel_spacing,
+            first_distance: h.first_distance,
+        }
+    }
+
+    /// The first fact that differs, with both values, or `None` when they match. Terra15
+    /// rates come from GPS time spans and vary by parts per million, hence the tolerances.
+    pub fn differs_from(&self, other: &Geometry) -> Option<(&'static str, String, String)> {
+        if !close(other.sampling_rate, self.sampling_rate, 1e-4) {
+            return Some((
+                "sampling rate",
+                format!("{} Hz", self.sampling_rate),
+                format!("{} Hz", other.sampling_rate),
+            ));
+        }
+        if other.n_channels != self.n_channels {
+            return Some((
+                "channel count",
+                self.n_channels.to_string(),
+                other.n_channels.to_string(),
+            ));
+        }
+        if !close(other.channel_spacing, self.channel_spacing, 1e-6) {
+            return Some((
+                "channel spacing",
+                format!("{} m", self.channel_spacing),
+                format!("{} m", other.channel_spacing),
+            ));
+        }
+        if (other.first_distance - self.first_distance).abs() > 1e-3 * self.channel_spacing {
+            return Some((
+                "distance of the first channel",
+                format!("{} m", self.first_distance),
+                format!("{} m", other.first_distance),
+            ));
+        }
+        None
+    }
+}
+
 impl Record {
     /// Reads every header and lays the files out on one sample axis.
     pub fn scan(inputs: &[PathBuf], format: Option<Format>) -> Result<Record, DasError> {
@@ -148,40 +203,15 @@ impl Record {
             for w in &h.warnings {
                 warnings.push(format!("{}: {w}", h.path.display()));
             }
-            let mismatch = |what: &str, a: String, b: String| DasError::Mismatch {
-                a: first.path.clone(),
-                b: h.path.clone(),
-                message: format!("{what} differs ({a} vs {b})"),
-            };
-            // Terra15 rates come from GPS time spans and vary by parts per million.
-            if !close(h.sampling_rate, fs, 1e-4) {
-                return Err(mismatch(
-                    "sampling rate",
-                    format!("{} Hz", fs),
-                    format!("{} Hz", h.sampling_rate),
-                ));
-            }
-            if h.n_channels != first.n_channels {
-                return Err(mismatch(
-                    "channel count",
-                    first.n_channels.to_string(),
-                    h.n_channels.to_string(),
-                ));
-            }
-            if !close(h.channel_spacing, first.channel_spacing, 1e-6) {
-                return Err(mismatch(
-                    "channel spacing",
-                    format!("{} m", first.channel_spacing),
-                    format!("{} m", h.channel_spacing),
-                ));
-            }
-            if (h.first_distance - first.first_distance).abs() > 1e-3 * first.channel_spacing {
-                return Err(mismatch(
-                    "distance of the first channel",
-                    format!("{} m", first.first_distance),
-                    format!("{} m", h.first_distance),
-                ));
-            }
+            Geometry::of_header(&first)
+                .differs_from(&Geometry::of_header(h))
+                .map_or(Ok(()), |(what, a, b)| {
+                    Err(DasError::Mismatch {
+                        a: first.path.clone(),
+                        b: h.path.clone(),
+                        message: format!("{what} differs ({a} vs {b})"),
+                    })
+                })?;
         }
         let mut segments = Vec::new();
         let mut gaps = Vec::new();

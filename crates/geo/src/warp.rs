@@ -163,11 +163,3 @@ pub fn warp_window(
         .map_err(|e| read_err(src, e.to_string()))?;
     Ok(buf.into_shape_and_vec().1)
 }
-
-/// Makes GDAL quiet on stderr (its messages come back through errors instead).
-pub fn quiet_gdal() {
-    // SAFETY: installs GDAL's own quiet handler; no data is passed.
-    unsafe {
-        gdal_sys::CPLSetErrorHandler(Some(gdal_sys::CPLQuietErrorHandler));
-    }
-}
