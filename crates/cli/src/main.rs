@@ -490,11 +490,15 @@ fn build(
         log::warn!("{}: {w}", recipe.path.display());
     }
     log::info!(
-        "wrote {}: {} variable(s) on {} x {} cells in {:.1} s{}",
+        "wrote {}: {} variable(s) on {} x {} cells{} in {:.1} s{}",
         opts.output.display(),
         summary.variables.len(),
         summary.nx,
         summary.ny,
+        match summary.times.len() {
+            0 => String::new(),
+            n => format!(" x {n} time step(s)"),
+        },
         started.elapsed().as_secs_f64(),
         if summary.skipped.is_empty() {
             String::new()

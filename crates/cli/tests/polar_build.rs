@@ -13,32 +13,58 @@ use common::{cryocube, p, shared, text, venv};
 
 const BBOX: [f64; 4] = [-1800000.0, -700000.0, -1200000.0, -100000.0];
 
-fn gdalwarp(src: &str, extra: &[&str], out: &Path) -> Vec<f32> {
-    let te = BBOX.map(|v| v.to_string());
+/// An independent `gdalwarp` of `srcs` (mosaicked) onto `bbox` at `res` (extra: -r, ...).
+fn gdalwarp(srcs: &[&str], bbox: [f64; 4], res: f64, extra: &[&str], out: &Path) -> Vec<f32> {
+    let te = bbox.map(|v| v.to_string());
+    let tif = out.with_extension("tif");
     let s = Command::new("gdalwarp")
-        .args([
-            "-q",
-            "-overwrite",
-            "-of",
-            "AAIGrid",
-            "-ot",
-            "Float32",
-            "-t_srs",
-            "EPSG:3031",
-        ])
-        .args(["-te", &te[0], &te[1], &te[2], &te[3], "-tr", "1000", "1000"])
-        .args(["-r", "bilinear", "-dstnodata", "-3.4e38"])
+        .args(["-q", "-overwrite", "-ot", "Float32", "-t_srs", "EPSG:3031"])
+        .args(["-te", &te[0], &te[1], &te[2], &te[3]])
+        .args(["-tr", &res.to_string(), &res.to_string()])
+        .args(["-dstnodata", "-3.4e38"])
         .args(extra)
-        .arg(src)
-        .arg(out)
+        .args(srcs)
+        .arg(&tif)
         .status()
         .expect("gdalwarp not found: install gdal-bin (make test does)");
-    assert!(s.success(), "gdalwarp {src} failed");
-    // AAIGrid: 6 header lines, then rows north first.
+    assert!(s.success(), "gdalwarp {srcs:?} failed");
+    ascii_grid(&tif, out)
+}
+
+/// An independent `gdal_rasterize` of `src` onto `bbox` at `res` (extra: -burn/-a, -at, -init).
+fn gdal_rasterize(src: &str, bbox: [f64; 4], res: f64, extra: &[&str], out: &Path) -> Vec<f32> {
+    let te = bbox.map(|v| v.to_string());
+    let tif = out.with_extension("tif");
+    let _ = std::fs::remove_file(&tif);
+    let s = Command::new("gdal_rasterize")
+        .args(["-q", "-ot", "Float32", "-a_srs", "EPSG:3031"])
+        .args(["-te", &te[0], &te[1], &te[2], &te[3]])
+        .args(["-tr", &res.to_string(), &res.to_string()])
+        .args(["-a_nodata", "-3.4e38"])
+        .args(extra)
+        .arg(src)
+        .arg(&tif)
+        .status()
+        .expect("gdal_rasterize not found: install gdal-bin (make test does)");
+    assert!(s.success(), "gdal_rasterize {src} failed");
+    ascii_grid(&tif, out)
+}
+
+/// A GeoTIFF's values through `gdal_translate -of AAIGrid` (rows north first; the
+/// -3.4e38 no-data as NaN).
+fn ascii_grid(tif: &Path, out: &Path) -> Vec<f32> {
+    let s = Command::new("gdal_translate")
+        .args(["-q", "-of", "AAIGrid"])
+        .arg(tif)
+        .arg(out)
+        .status()
+        .expect("gdal_translate not found: install gdal-bin (make test does)");
+    assert!(s.success(), "gdal_translate {} failed", tif.display());
+    // AAIGrid: 6 header lines (5 without NODATA_value), then rows north first.
     std::fs::read_to_string(out)
         .unwrap()
         .lines()
-        .skip(6)
+        .filter(|l| !l.starts_with(|c: char| c.is_ascii_alphabetic()))
         .flat_map(|l| {
             l.split_whitespace()
                 .map(|v| v.parse::<f32>().unwrap())
@@ -48,13 +74,24 @@ fn gdalwarp(src: &str, extra: &[&str], out: &Path) -> Vec<f32> {
         .collect()
 }
 
-fn ours(cube: &Path, var: &str) -> Vec<f32> {
+/// A 2-D slice of a cube variable: `at` is the time index for (time, y, x) variables.
+fn ours_at(cube: &Path, var: &str, at: Option<u64>) -> Vec<f32> {
     let r = cryocube_cube::CubeReader::open(cube).unwrap();
-    r.read_f64(var, &[0, 0], &[600, 600])
+    let shape = r.array(var).unwrap().shape.clone();
+    let (ny, nx) = (shape[shape.len() - 2], shape[shape.len() - 1]);
+    let (start, count) = match at {
+        Some(t) => (vec![t, 0, 0], vec![1, ny, nx]),
+        None => (vec![0, 0], vec![ny, nx]),
+    };
+    r.read_f64(var, &start, &count)
         .unwrap()
         .into_iter()
         .map(|v| v as f32)
         .collect()
+}
+
+fn ours(cube: &Path, var: &str) -> Vec<f32> {
+    ours_at(cube, var, None)
 }
 
 fn assert_close(a: &[f32], b: &[f32], what: &str) -> usize {
@@ -72,6 +109,7 @@ fn assert_close(a: &[f32], b: &[f32], what: &str) -> usize {
             n += 1;
         }
     }
+    eprintln!("{what}: {n} cells with data agree");
     n
 }
 
@@ -93,6 +131,10 @@ fn build_matches_independent_warps_and_publishes_the_crs() {
                     {"name": "bed", "dims": ["y", "x"], "units": "m"},
                     {"name": "magnetic_anomaly", "dims": ["y", "x"], "units": "nT"},
                     {"name": "thw_70", "dims": ["time", "y", "x"]},
+                    {"name": "thw_lakes", "dims": ["time", "y", "x"]},
+                    {"name": "thw_124", "dims": ["time", "y", "x"]},
+                    {"name": "lake_area", "dims": ["y", "x"], "units": "km2"},
+                    {"name": "grounding_zone", "dims": ["y", "x"]},
                     {"name": "dem", "dims": ["y", "x"], "units": "m"}
                 ],
                 "sources": [
@@ -102,7 +144,25 @@ fn build_matches_independent_warps_and_publishes_the_crs() {
                      "processing": {"format": "gmt-grid", "crs": "EPSG:3031"}},
                     {"name": "EMAG2", "variable_names": ["magnetic_anomaly"], "download_url": file("gmt_netcdf/EMAG2_V2_1x1.grd"),
                      "processing": {"format": "gmt-grid", "crs": "EPSG:4326", "valid": {"gt": -90000}}},
-                    {"name": "Thw 70", "variable_names": ["Thw 70"], "download_url": file("masks/Thw70_SF2018_mask.tif")},
+                    // The seed's masks, no processing: a time stack without time stamps.
+                    {"name": "Thw 124", "variable_names": ["Thw 124"], "download_url": file("masks/Thw124_SF2018_mask.tif")},
+                    // Four masks as two epochs: each its own variable, and mosaicked per epoch.
+                    {"name": "Thw 70", "download_url": file("masks/Thw70_SF2018_mask.tif"),
+                     "processing": {"files": [{"path": "Thw70_*.tif", "time": "2013-01-01"}], "valid": {"gt": 0},
+                                    "resampling": "nearest", "outputs": [{"name": "thw_70"}, {"name": "thw_lakes"}]}},
+                    {"name": "Thw 124 epoch", "download_url": file("masks/Thw124_SF2018_mask.tif"),
+                     "processing": {"files": [{"path": "*.tif", "time": "2013-01-01"}], "valid": {"gt": 0},
+                                    "resampling": "nearest", "outputs": [{"name": "thw_lakes"}]}},
+                    {"name": "Thw 142", "download_url": file("masks/Thw142_SF2018_mask.tif"),
+                     "processing": {"files": [{"path": "*.tif", "time": "2017-01-01"}], "valid": {"gt": 0},
+                                    "resampling": "nearest", "outputs": [{"name": "thw_lakes"}]}},
+                    {"name": "Thw 170", "download_url": file("masks/Thw170_SF2018_mask.tif"),
+                     "processing": {"files": [{"path": "*.tif", "time": "2017-01-01T00:00:00Z"}], "valid": {"gt": 0},
+                                    "resampling": "nearest", "outputs": [{"name": "thw_lakes"}]}},
+                    {"name": "Lakes", "download_url": file("vector/subglacial_lakes/SiegfriedFricker2018_outlines.shp"),
+                     "processing": {"rasterize": {"attribute": "area_km2"}, "outputs": [{"name": "lake_area"}]}},
+                    {"name": "Grounding zone", "download_url": file("vector/thwaites_grounding_zone_no_prj/GL_VARIABILITY.shp"),
+                     "source_format": "shp", "source_crs": "EPSG:3031", "variable_names": ["grounding zone"]},
                     {"name": "REMA clip", "variable_names": ["dem"], "download_url": file("geotiff/ClippedDEMforPartialFillingAnalysis.tif")}
                 ]
             }
@@ -124,14 +184,93 @@ fn build_matches_independent_warps_and_publishes_the_crs() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
-        text(&o).contains("thw_70: time-stacked variables are not built yet"),
+        text(&o).contains("thw_124: time-stacked, but its files have no time stamp"),
         "{}",
         text(&o)
     );
+    assert_eq!(
+        text(&o).matches("no cell of the grid has data").count(),
+        1,
+        "only the REMA clip lies outside the bbox: {}",
+        text(&o)
+    );
+    let r = cryocube_cube::CubeReader::open(&out).unwrap();
+    assert_eq!(
+        r.read_all_i64("time").unwrap(),
+        vec![1_356_998_400_000_000, 1_483_228_800_000_000],
+        "two epochs: 2013-01-01 and 2017-01-01"
+    );
+    let masks = polar.join("masks");
+    let mask = |n: u32| {
+        masks
+            .join(format!("Thw{n}_SF2018_mask.tif"))
+            .display()
+            .to_string()
+    };
+    let near = ["-r", "near", "-srcnodata", "0"];
+    let w70 = gdalwarp(
+        &[&mask(70)],
+        BBOX,
+        1000.0,
+        &near,
+        &tmp.path().join("t70.asc"),
+    );
+    assert!(assert_close(&ours_at(&out, "thw_70", Some(0)), &w70, "thw_70") > 10);
+    assert!(
+        ours_at(&out, "thw_70", Some(1)).iter().all(|v| v.is_nan()),
+        "thw_70 has no file at the second epoch"
+    );
+    let e1 = gdalwarp(
+        &[&mask(70), &mask(124)],
+        BBOX,
+        1000.0,
+        &near,
+        &tmp.path().join("e1.asc"),
+    );
+    let e2 = gdalwarp(
+        &[&mask(142), &mask(170)],
+        BBOX,
+        1000.0,
+        &near,
+        &tmp.path().join("e2.asc"),
+    );
+    assert!(assert_close(&ours_at(&out, "thw_lakes", Some(0)), &e1, "epoch 1") > 20);
+    assert!(assert_close(&ours_at(&out, "thw_lakes", Some(1)), &e2, "epoch 2") > 20);
+    assert_ne!(
+        ours_at(&out, "thw_lakes", Some(0))
+            .iter()
+            .filter(|v| v.is_finite())
+            .count(),
+        ours_at(&out, "thw_lakes", Some(1))
+            .iter()
+            .filter(|v| v.is_finite())
+            .count(),
+        "the epochs hold different lakes"
+    );
+    let lakes = polar.join("vector/subglacial_lakes/SiegfriedFricker2018_outlines.shp");
+    let l = gdal_rasterize(
+        p(&lakes),
+        BBOX,
+        1000.0,
+        &["-a", "area_km2", "-init", "-3.4e38"],
+        &tmp.path().join("l.asc"),
+    );
+    assert!(assert_close(&ours(&out, "lake_area"), &l, "lake_area") > 100);
+    let gz = polar.join("vector/thwaites_grounding_zone_no_prj/GL_VARIABILITY.shp");
+    let g = gdal_rasterize(
+        p(&gz),
+        BBOX,
+        1000.0,
+        &["-burn", "1", "-init", "-3.4e38"],
+        &tmp.path().join("gz.asc"),
+    );
+    assert!(assert_close(&ours(&out, "grounding_zone"), &g, "grounding_zone") > 100);
 
     let g = gdalwarp(
-        p(&polar.join("geotiff/ant4d_fa.tif")),
-        &["-srcnodata", "-32767"],
+        &[p(&polar.join("geotiff/ant4d_fa.tif"))],
+        BBOX,
+        1000.0,
+        &["-r", "bilinear", "-srcnodata", "-32767"],
         &tmp.path().join("g.asc"),
     );
     assert!(assert_close(&ours(&out, "gravity"), &g, "gravity") > 100_000);
@@ -139,7 +278,13 @@ fn build_matches_independent_warps_and_publishes_the_crs() {
         "NETCDF:\"{}\":z",
         polar.join("gmt_netcdf/BEDMAP_elevation.nc").display()
     );
-    let b = gdalwarp(&cf, &["-s_srs", "EPSG:3031"], &tmp.path().join("b.asc"));
+    let b = gdalwarp(
+        &[&cf],
+        BBOX,
+        1000.0,
+        &["-r", "bilinear", "-s_srs", "EPSG:3031"],
+        &tmp.path().join("b.asc"),
+    );
     assert!(assert_close(&ours(&out, "bed"), &b, "bed vs the CF copy") > 100_000);
     let m = ours(&out, "magnetic_anomaly");
     assert!(m.iter().filter(|v| v.is_finite()).count() > 100_000);
@@ -163,7 +308,10 @@ fn build_matches_independent_warps_and_publishes_the_crs() {
 import sys, xarray as xr, rioxarray
 ds = xr.open_zarr(sys.argv[1])
 assert str(ds.rio.crs) == "EPSG:3031", ds.rio.crs
-assert "crs" in ds.coords and set(ds.data_vars) == {"bed", "gravity", "magnetic_anomaly", "dem"}, list(ds.variables)
+want = {"bed", "gravity", "magnetic_anomaly", "dem", "thw_70", "thw_lakes", "lake_area", "grounding_zone"}
+assert "crs" in ds.coords and set(ds.data_vars) == want, list(ds.variables)
+assert ds.thw_lakes.dims == ("time", "y", "x"), ds.thw_lakes.dims
+assert str(ds.time.values[1])[:10] == "2017-01-01", ds.time.values
 assert ds.y.values[0] > ds.y.values[-1], "north-up"
 assert ds.bed.attrs["units"] == "m" and ds.bed.attrs["grid_mapping"] == "crs"
 assert str(ds.magnetic_anomaly.rio.crs) == "EPSG:3031", "patched variable lost its CRS"

@@ -41,6 +41,17 @@ pub fn parse_utc_us(text: &str) -> Option<i64> {
         .map(|t| t.with_timezone(&Utc).timestamp_micros())
 }
 
+/// A recipe's time stamp to UTC microseconds: a date (`2013-01-01`, midnight UTC) or any
+/// RFC 3339 time (`2013-01-01T12:00:00Z`).
+pub fn parse_date_or_time_us(text: &str) -> Option<i64> {
+    parse_utc_us(text).or_else(|| {
+        chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+            .ok()?
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp_micros())
+    })
+}
+
 /// Decodes CF `"<unit> since <date>"` values to UTC microseconds (for cubes written by others).
 pub fn decode_time(values: &[f64], units: &str) -> Option<Vec<i64>> {
     let (unit, since) = units.split_once(" since ")?;
@@ -105,6 +116,11 @@ mod tests {
             decode_time(&[1.5], "seconds since 2020-07-22 00:00:00"),
             Some(vec![1_595_376_001_500_000])
         );
+        assert_eq!(
+            parse_date_or_time_us("2020-07-22"),
+            Some(1_595_376_000_000_000)
+        );
+        assert_eq!(parse_date_or_time_us("22/07/2020"), None);
         assert_eq!(decode_time(&[1.0], "furlongs since 2020-01-01"), None);
     }
 }

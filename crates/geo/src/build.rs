@@ -1,32 +1,31 @@
-//! `cryocube build`: recipe -> fetch -> read -> warp -> one CF cube, chunk by chunk.
+//! `cryocube build`: recipe -> fetch -> read -> warp/rasterise -> one CF cube, chunk by chunk.
 //!
-//! For every static (y, x) variable of the recipe: its source is fetched if missing (into
-//! `--sources`), opened (GDAL, or the old GMT decoder), its no-data and valid range applied
-//! before resampling (so a sentinel is never interpolated as data), and warped once onto each
-//! output chunk of the target grid. Chunks are computed in parallel and written as they are
-//! done; memory is one chunk per worker plus the sources that must be masked or decoded first.
+//! Each recipe variable is made from one or more pieces: a source file (fetched if missing
+//! into `--sources`) made ready once ([`crate::read::prepare`]: decoded, masked before any
+//! resampling, vectors reprojected), then warped or rasterised onto each output chunk of the
+//! target grid. Several pieces of a static variable are mosaicked (later pieces win where they
+//! have data); the pieces of a time-stacked variable (`dims` with `time`) carry a time stamp
+//! each, pieces with the same stamp are mosaicked, and the cube's `time` axis is the union
+//! of all stamps. Chunks are computed in parallel and written as they are done; a chunk with
+//! no data is not stored. Memory: one chunk per worker, plus the prepared in-memory copies.
 //! The cube follows CONVENTIONS.md: x/y cell centres (y descending), a `crs` variable with the
 //! CF grid mapping and the WKT, `grid_mapping` + `coordinates` on every variable, provenance.
-//!
-//! Not yet: time-stacked variables, rasterised vector sources, lat/lon cuts (warned and
-//! skipped, never silently wrong).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use gdal::raster::Buffer;
 use gdal::spatial_ref::{CoordTransform, SpatialRef};
-use gdal::{Dataset, DriverManager};
 use rayon::prelude::*;
 use serde_json::json;
 
-use cryocube_cube::cf::{attrs, now_iso};
+use cryocube_cube::cf::{attrs, format_utc_us, now_iso, parse_date_or_time_us, time_attrs};
 use cryocube_cube::{ArraySpec, Attrs, CubeWriter, DType, WriteOptions, ZarrFormat};
 
-use crate::fetch::{fetch_source, FetchOptions};
+use crate::fetch::{fetch_source, FetchOptions, Fetched};
 use crate::grid::TargetGrid;
-use crate::read::{gmt, Raster};
-use crate::recipe::{FormatHint, Recipe, Resampling, ValidRange};
-use crate::warp::{warp_window, WarpSpec};
+use crate::read::prepare::{prepare, Prepared, ReadSpec};
+use crate::recipe::{InputFile, Processing, Recipe, SourceSpec};
 use crate::GeoError;
 
 /// What `build` is asked to do.
@@ -49,16 +48,36 @@ pub struct BuildSummary {
     pub skipped: Vec<String>,
     pub nx: usize,
     pub ny: usize,
+    /// Time stamps of the time axis (UTC µs); empty when the cube has none.
+    pub times: Vec<i64>,
     pub warnings: Vec<String>,
 }
 
-/// One output variable, ready to warp.
+/// One source file of a variable, ready to resample.
+struct Piece {
+    /// UTC µs, for time-stacked variables.
+    time: Option<i64>,
+    prepared: Prepared,
+    /// File name, size and hash, for the provenance.
+    origin: String,
+}
+
+/// One output variable.
 struct Layer {
     name: String,
-    /// GDAL path of what is warped (a file, a netCDF subdataset or a /vsimem/ copy).
-    path: String,
-    spec: WarpSpec,
+    timed: bool,
+    pieces: Vec<Piece>,
     attrs: Attrs,
+}
+
+impl Layer {
+    /// The pieces to mosaic at time `t` (all of them for a static variable).
+    fn pieces_at(&self, t: Option<i64>) -> Vec<&Piece> {
+        self.pieces
+            .iter()
+            .filter(|p| !self.timed || p.time == t)
+            .collect()
+    }
 }
 
 fn err(path: &Path, message: String) -> GeoError {
@@ -90,117 +109,78 @@ pub fn build(
     let outputs = recipe.outputs();
     let props = recipe.properties();
     let base = recipe.path.parent().unwrap_or(Path::new("."));
-    let mut vsimem = Vec::new();
+    let mut fetched: Vec<Option<Fetched>> = vec![None; props.sources.len()];
+    let key_base = sanitise(&opts.output.display().to_string());
     for v in &props.variables {
-        if v.dims.iter().any(|d| d == "time") {
-            skipped.push(v.name.clone());
-            warnings.push(format!(
-                "{}: time-stacked variables are not built yet; skipped",
-                v.name
-            ));
-            continue;
-        }
-        let Some((si, from, _)) = outputs.iter().find(|(_, _, n)| *n == v.name) else {
+        let timed = v.dims.iter().any(|d| d == "time");
+        let from: Vec<&(usize, String, String)> =
+            outputs.iter().filter(|(_, _, n)| *n == v.name).collect();
+        if from.is_empty() {
             skipped.push(v.name.clone());
             warnings.push(format!("{}: no source gives it; skipped", v.name));
             continue;
-        };
-        let source = &props.sources[*si];
-        let proc = source.processing.clone().unwrap_or_default();
-        if proc.rasterize.is_some() || proc.latitude.is_some() {
+        }
+        let mut pieces = Vec::new();
+        let mut urls = Vec::new();
+        for (si, source_name, _) in from {
+            let source = &props.sources[*si];
+            if fetched[*si].is_none() {
+                fetched[*si] = Some(fetch_source(
+                    source,
+                    base,
+                    &FetchOptions::new(opts.sources.clone()),
+                    &|_, _, _| {},
+                )?);
+            }
+            let got = fetched[*si].as_ref().expect("fetched above");
+            let at = format!("$.properties.sources[{si}].processing");
+            let (files, spec) = read_spec(source, source_name, &v.name);
+            for (file, time) in pick_files(got, &files)? {
+                let time = match time {
+                    Some(t) => Some(parse_date_or_time_us(&t).ok_or_else(|| GeoError::Recipe {
+                        path: recipe.path.clone(),
+                        json_path: format!("{at}.files"),
+                        message: format!(
+                            "time {t:?} is not a date (2013-01-01) or an RFC 3339 time"
+                        ),
+                    })?),
+                    None => None,
+                };
+                let key = format!("{key_base}/{}-{}", v.name, pieces.len());
+                let prepared = prepare(&file, &spec, &grid.crs, &key)?;
+                let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+                let origin = if file == got.file {
+                    format!("{} ({size} bytes, sha256 {})", file_name(&file), got.sha256)
+                } else {
+                    format!(
+                        "{} ({size} bytes) in {} (sha256 {})",
+                        file_name(&file),
+                        file_name(&got.file),
+                        got.sha256
+                    )
+                };
+                pieces.push(Piece {
+                    time,
+                    prepared,
+                    origin,
+                });
+            }
+            urls.push(source.download_url.clone());
+        }
+        if timed && pieces.iter().any(|p| p.time.is_none()) {
             skipped.push(v.name.clone());
             warnings.push(format!(
-                "{}: rasterisation and latitude cuts are not built yet; skipped",
+                "{}: time-stacked, but its files have no time stamp (set processing.files[].time); skipped",
                 v.name
             ));
             continue;
         }
-        let fetched = fetch_source(
-            source,
-            base,
-            &FetchOptions::new(opts.sources.clone()),
-            &|_, _, _| {},
-        )?;
-        let file = pick_file(&fetched.file, &fetched.extracted, &proc.files)?;
-        let crs = proc.crs.clone().or_else(|| source.source_crs.clone());
-        let format = proc.format.unwrap_or(if gmt::is_gmt_grid(&file) {
-            FormatHint::GmtGrid
-        } else {
-            FormatHint::Gdal
-        });
-        let mut steps = vec![format!("read {} ({:?})", file_name(&file), format)];
-        let resampling = proc.resampling.unwrap_or(Resampling::Bilinear);
-        let (path, spec) = match format {
-            FormatHint::GmtGrid => {
-                let mut r = gmt::read(&file)?;
-                let crs = crs.clone().ok_or_else(|| {
-                    err(
-                        &file,
-                        "an old GMT grid carries no CRS: set processing.crs or source_crs".into(),
-                    )
-                })?;
-                mask(&mut r.values, proc.nodata, proc.valid.as_ref(), &mut steps);
-                let mem = format!("/vsimem/cryocube/{}.tif", v.name);
-                write_vsimem(&mem, &r, &crs, &file)?;
-                vsimem.push(mem.clone());
-                steps.push(format!("CRS {crs}"));
-                (
-                    mem,
-                    WarpSpec {
-                        resampling,
-                        src_nodata: None,
-                        src_crs: None,
-                    },
-                )
-            }
-            FormatHint::Gdal => {
-                let mut path = file.display().to_string();
-                if let Some(var) = &proc.variable {
-                    path = format!("NETCDF:\"{}\":{var}", file.display());
-                    steps.push(format!("variable {var}"));
-                }
-                if proc.valid.is_some() {
-                    // The range must apply before resampling: mask a copy in memory.
-                    let (mut r, wkt) = read_gdal(Path::new(&path), crs.as_deref())?;
-                    mask(&mut r.values, proc.nodata, proc.valid.as_ref(), &mut steps);
-                    let mem = format!("/vsimem/cryocube/{}.tif", v.name);
-                    write_vsimem(&mem, &r, &wkt, &file)?;
-                    vsimem.push(mem.clone());
-                    (
-                        mem,
-                        WarpSpec {
-                            resampling,
-                            src_nodata: None,
-                            src_crs: None,
-                        },
-                    )
-                } else {
-                    if let Some(n) = proc.nodata {
-                        steps.push(format!("no data {n}"));
-                    }
-                    (
-                        path,
-                        WarpSpec {
-                            resampling,
-                            src_nodata: proc.nodata,
-                            src_crs: crs.clone(),
-                        },
-                    )
-                }
-            }
-            FormatHint::LatlonGrid => {
-                skipped.push(v.name.clone());
-                warnings.push(format!(
-                    "{}: lat/lon grids are not built yet; skipped",
-                    v.name
-                ));
-                continue;
-            }
-        };
-        steps.push(format!(
-            "resampled once ({}) onto the target grid",
-            resampling.gdal_name()
-        ));
+        if !timed && pieces.iter().any(|p| p.time.is_some()) {
+            warnings.push(format!(
+                "{}: has no time dimension; the time stamps of its files are ignored and the files mosaicked",
+                v.name
+            ));
+        }
         let mut a = attrs([
             (
                 "long_name",
@@ -208,43 +188,184 @@ pub fn build(
             ),
             ("grid_mapping", json!("crs")),
             ("coordinates", json!("crs")),
-            ("source", json!(source.download_url)),
-            ("source_name", json!(from)),
-            ("processing", json!(steps)),
+            ("source", json!(urls.join(", "))),
+            (
+                "input_files",
+                json!(pieces.iter().map(|p| p.origin.clone()).collect::<Vec<_>>()),
+            ),
+            ("processing", json!(provenance(&pieces))),
         ]);
-        let units = proc
-            .outputs
+        let out = props
+            .sources
             .iter()
-            .find(|o| o.name == v.name)
+            .filter_map(|s| s.processing.as_ref())
+            .flat_map(|p| &p.outputs)
+            .find(|o| o.name == v.name);
+        if let Some(u) = out
             .and_then(|o| o.units.clone())
-            .or_else(|| v.units.clone());
-        if let Some(u) = units {
+            .or_else(|| v.units.clone())
+        {
             a.insert("units".into(), json!(u));
+        }
+        if let Some(o) = out {
+            for (k, val) in &o.attrs {
+                a.insert(k.clone(), val.clone());
+            }
         }
         layers.push(Layer {
             name: v.name.clone(),
-            path,
-            spec,
+            timed,
+            pieces,
             attrs: a,
         });
     }
-    let result = write_cube(recipe, opts, &grid, &layers, &warnings, progress);
-    for m in &vsimem {
-        if let Ok(c) = std::ffi::CString::new(m.as_str()) {
-            // SAFETY: unlinks an in-memory file we created; the path is NUL-terminated.
-            unsafe {
-                gdal_sys::VSIUnlink(c.as_ptr());
+    let times: Vec<i64> = layers
+        .iter()
+        .filter(|l| l.timed)
+        .flat_map(|l| l.pieces.iter().filter_map(|p| p.time))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if let Some(range) = props.time_range.as_ref().filter(|r| r.len() == 2) {
+        let bounds: Vec<Option<i64>> = range.iter().map(|t| parse_date_or_time_us(t)).collect();
+        if let (Some(t0), Some(t1)) = (bounds[0], bounds[1]) {
+            for t in times.iter().filter(|t| **t < t0 || **t > t1) {
+                warnings.push(format!(
+                    "$.properties.time_range: time stamp {} lies outside {} .. {}",
+                    format_utc_us(*t),
+                    range[0],
+                    range[1]
+                ));
             }
         }
     }
-    result?;
+    write_cube(recipe, opts, &grid, &layers, &times, &warnings, progress)?;
     Ok(BuildSummary {
         variables: layers.iter().map(|l| l.name.clone()).collect(),
         skipped,
         nx: grid.nx,
         ny: grid.ny,
+        times,
         warnings,
     })
+}
+
+/// What to read for cube variable `name` from `source`: its files and how (the output's
+/// overrides applied to the source's `processing`).
+fn read_spec(source: &SourceSpec, source_name: &str, name: &str) -> (Vec<InputFile>, ReadSpec) {
+    let p: Processing = source.processing.clone().unwrap_or_default();
+    let out = p.outputs.iter().find(|o| o.name == name);
+    let files = match out {
+        Some(o) if !o.files.is_empty() => o.files.clone(),
+        _ => p.files.clone(),
+    };
+    let _ = source_name;
+    let spec = ReadSpec {
+        format: p.format,
+        variable: out.and_then(|o| o.variable.clone()).or(p.variable),
+        band: out.and_then(|o| o.band).or(p.band),
+        crs: p.crs.or_else(|| source.source_crs.clone()),
+        nodata: p.nodata,
+        valid: p.valid,
+        latitude: p.latitude,
+        resampling: p.resampling,
+        rasterize: p.rasterize.or_else(|| {
+            // The seed lists shapefiles with no instructions: burn 1 where a polygon is.
+            matches!(
+                source
+                    .source_format
+                    .as_deref()
+                    .map(str::to_ascii_lowercase)
+                    .as_deref(),
+                Some("shp" | "shapefile" | "gpkg" | "geojson")
+            )
+            .then(Default::default)
+        }),
+    };
+    (files, spec)
+}
+
+/// The files of a fetched source to read, each with its time stamp text. `wanted` paths are
+/// glob patterns matched against the archive's paths (or, for a plain file, its name).
+fn pick_files(
+    got: &Fetched,
+    wanted: &[InputFile],
+) -> Result<Vec<(PathBuf, Option<String>)>, GeoError> {
+    let file = &got.file;
+    if wanted.is_empty() {
+        if !got.extracted.is_empty() {
+            let shapes: Vec<&PathBuf> = got
+                .extracted
+                .iter()
+                .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("shp")))
+                .collect();
+            // A zipped shapefile needs no instructions; anything else does.
+            if shapes.len() == 1 {
+                return Ok(vec![(shapes[0].clone(), None)]);
+            }
+            return Err(err(
+                file,
+                "is an archive: say which file to read with processing.files".into(),
+            ));
+        }
+        return Ok(vec![(file.clone(), None)]);
+    }
+    let root = file.parent().unwrap_or(Path::new(".")).join("extracted");
+    let mut out = Vec::new();
+    for w in wanted {
+        let pattern = glob::Pattern::new(&w.path)
+            .map_err(|e| err(file, format!("processing.files: {:?}: {e}", w.path)))?;
+        let matched: Vec<&PathBuf> = if got.extracted.is_empty() {
+            [file]
+                .into_iter()
+                .filter(|f| pattern.matches(&file_name(f)))
+                .collect()
+        } else {
+            got.extracted
+                .iter()
+                .filter(|p| {
+                    let rel = p.strip_prefix(&root).unwrap_or(p);
+                    pattern.matches_path(rel) || pattern.matches(&file_name(p))
+                })
+                .collect()
+        };
+        if matched.is_empty() {
+            return Err(err(
+                file,
+                if got.extracted.is_empty() {
+                    format!("processing.files: {:?} does not match this file", w.path)
+                } else {
+                    format!("processing.files: the archive has no {:?}", w.path)
+                },
+            ));
+        }
+        out.extend(matched.into_iter().map(|p| (p.clone(), w.time.clone())));
+    }
+    Ok(out)
+}
+
+/// The processing steps of a variable: the steps of its one file, or one line per file.
+fn provenance(pieces: &[Piece]) -> Vec<String> {
+    match pieces {
+        [one] => one.prepared.steps.clone(),
+        many => many
+            .iter()
+            .map(|p| {
+                let when = p
+                    .time
+                    .map(|t| format!("{}: ", format_utc_us(t)))
+                    .unwrap_or_default();
+                format!("{when}{}", p.prepared.steps.join("; "))
+            })
+            .collect(),
+    }
+}
+
+/// An output path as a component of in-memory file names.
+fn sanitise(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 fn file_name(p: &Path) -> String {
@@ -253,122 +374,23 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// The file of a fetched source to read.
-fn pick_file(
-    file: &Path,
-    extracted: &[PathBuf],
-    wanted: &[crate::recipe::InputFile],
-) -> Result<PathBuf, GeoError> {
-    match (wanted.first(), extracted.is_empty()) {
-        (Some(w), false) => extracted
-            .iter()
-            .find(|p| p.to_string_lossy().ends_with(&w.path))
-            .cloned()
-            .ok_or_else(|| err(file, format!("the archive has no {:?}", w.path))),
-        (None, false) => Err(err(
-            file,
-            "is an archive: say which file to read with processing.files".into(),
-        )),
-        _ => Ok(file.to_path_buf()),
-    }
-}
-
-fn mask(
-    values: &mut [f32],
-    nodata: Option<f64>,
-    valid: Option<&ValidRange>,
-    steps: &mut Vec<String>,
-) {
-    for v in values.iter_mut() {
-        if nodata.is_some_and(|n| *v as f64 == n) || valid.is_some_and(|r| !r.contains(*v as f64)) {
-            *v = f32::NAN;
+/// Mosaic of `pieces` on a window: later pieces win where they have data.
+fn render(
+    pieces: &[&Piece],
+    grid: &TargetGrid,
+    cols: std::ops::Range<usize>,
+    rows: std::ops::Range<usize>,
+) -> Result<Vec<f32>, GeoError> {
+    let mut out = vec![f32::NAN; cols.len() * rows.len()];
+    for p in pieces {
+        let part = p.prepared.render(grid, cols.clone(), rows.clone())?;
+        for (o, v) in out.iter_mut().zip(part) {
+            if !v.is_nan() {
+                *o = v;
+            }
         }
     }
-    if let Some(n) = nodata {
-        steps.push(format!("no data {n}"));
-    }
-    if let Some(r) = valid {
-        steps.push(format!(
-            "valid range {}",
-            serde_json::to_string(r).unwrap_or_default()
-        ));
-    }
-}
-
-/// Band 1 of a GDAL raster as a north-up [`Raster`] and its CRS (WKT).
-fn read_gdal(path: &Path, crs: Option<&str>) -> Result<(Raster, String), GeoError> {
-    let ds = Dataset::open(path).map_err(|e| err(path, format!("GDAL cannot open it: {e}")))?;
-    let gt = ds
-        .geo_transform()
-        .map_err(|e| err(path, format!("no geotransform: {e}")))?;
-    if gt[2] != 0.0 || gt[4] != 0.0 || gt[5] >= 0.0 {
-        return Err(err(path, "is not a north-up grid".into()));
-    }
-    let wkt = match (ds.projection(), crs) {
-        (p, _) if !p.trim().is_empty() => p,
-        (_, Some(c)) => SpatialRef::from_definition(c)
-            .and_then(|s| s.to_wkt())
-            .map_err(|e| err(path, format!("CRS {c:?}: {e}")))?,
-        _ => {
-            return Err(err(
-                path,
-                "declares no CRS and the recipe gives none".into(),
-            ))
-        }
-    };
-    let (nx, ny) = ds.raster_size();
-    let band = ds.rasterband(1).map_err(|e| err(path, e.to_string()))?;
-    let nodata = band.no_data_value();
-    let mut values = band
-        .read_as::<f32>((0, 0), (nx, ny), (nx, ny), None)
-        .map_err(|e| err(path, e.to_string()))?
-        .into_shape_and_vec()
-        .1;
-    let (scale, offset) = (band.scale().unwrap_or(1.0), band.offset().unwrap_or(0.0));
-    for v in values.iter_mut() {
-        if nodata.is_some_and(|n| *v as f64 == n) {
-            *v = f32::NAN;
-        } else if scale != 1.0 || offset != 0.0 {
-            *v = (*v as f64 * scale + offset) as f32;
-        }
-    }
-    Ok((
-        Raster {
-            nx,
-            ny,
-            x0: gt[0] + gt[1] / 2.0,
-            y0: gt[3] + gt[5] / 2.0,
-            dx: gt[1],
-            dy: -gt[5],
-            values,
-        },
-        wkt,
-    ))
-}
-
-/// Writes a raster as an in-memory GeoTIFF that every worker can open.
-fn write_vsimem(path: &str, r: &Raster, crs: &str, origin: &Path) -> Result<(), GeoError> {
-    let e = |m: String| err(origin, m);
-    let wkt = if crs.contains('[') {
-        crs.to_string()
-    } else {
-        SpatialRef::from_definition(crs)
-            .and_then(|s| s.to_wkt())
-            .map_err(|x| e(format!("CRS {crs:?}: {x}")))?
-    };
-    let mut ds = DriverManager::get_driver_by_name("GTiff")
-        .and_then(|d| d.create_with_band_type::<f32, _>(path, r.nx, r.ny, 1))
-        .map_err(|x| e(format!("in-memory copy: {x}")))?;
-    ds.set_geo_transform(&r.geotransform())
-        .and_then(|_| ds.set_projection(&wkt))
-        .map_err(|x| e(format!("in-memory copy: {x}")))?;
-    let mut band = ds.rasterband(1).map_err(|x| e(x.to_string()))?;
-    band.set_no_data_value(Some(f64::NAN))
-        .map_err(|x| e(x.to_string()))?;
-    let mut buf = Buffer::new((r.nx, r.ny), r.values.clone());
-    band.write((0, 0), (r.nx, r.ny), &mut buf)
-        .map_err(|x| e(x.to_string()))?;
-    Ok(())
+    Ok(out)
 }
 
 /// CF grid-mapping attributes of `crs` (with `crs_wkt` and `spatial_ref` for GDAL/rioxarray).
@@ -460,6 +482,7 @@ fn write_cube(
     opts: &BuildOptions,
     grid: &TargetGrid,
     layers: &[Layer],
+    times: &[i64],
     warnings: &[String],
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<(), GeoError> {
@@ -504,29 +527,65 @@ fn write_cube(
     let crs_wkt = crs["crs_wkt"].clone();
     w.add_array(ArraySpec::scalar("crs", DType::I32, crs))?;
     w.write_all("crs", &[0i32])?;
+    if !times.is_empty() {
+        let mut a = time_attrs("epoch");
+        a.insert(
+            "long_name".into(),
+            json!("time (UTC) of the epoch of the time-stacked variables"),
+        );
+        w.add_array(ArraySpec::coordinate(
+            "time",
+            "time",
+            times.len() as u64,
+            DType::I64,
+            a,
+        ))?;
+        w.write_all("time", times)?;
+    }
     // GDAL before 3.9 does not read CF grid mappings from Zarr, only its own `_CRS`.
     let gdal_crs = json!({"wkt": crs_wkt});
+    let nt = times.len() as u64;
     for l in layers {
         let mut attrs = l.attrs.clone();
         attrs.insert("_CRS".into(), gdal_crs.clone());
+        let (ny, nx, c) = (grid.ny as u64, grid.nx as u64, chunk as u64);
+        let (dims, shape, chunks) = if l.timed {
+            (vec!["time", "y", "x"], vec![nt, ny, nx], vec![1, c, c])
+        } else {
+            (vec!["y", "x"], vec![ny, nx], vec![c, c])
+        };
         w.add_array(ArraySpec {
             name: l.name.clone(),
-            dims: vec!["y".into(), "x".into()],
-            shape: vec![grid.ny as u64, grid.nx as u64],
-            chunks: vec![chunk as u64, chunk as u64],
+            dims: dims.into_iter().map(String::from).collect(),
+            shape,
+            chunks,
             shard: None,
             dtype: DType::F32,
             attrs,
         })?;
     }
+    // Tasks per chunk of the grid: each static variable, and each time stamp at which a
+    // time-stacked variable has a file (other time steps have no data: nothing is stored).
+    let steps: Vec<(usize, Option<usize>)> = layers
+        .iter()
+        .enumerate()
+        .flat_map(|(k, l)| {
+            let ts: Vec<Option<usize>> = if l.timed {
+                (0..times.len())
+                    .filter(|&t| l.pieces.iter().any(|p| p.time == Some(times[t])))
+                    .map(Some)
+                    .collect()
+            } else {
+                vec![None]
+            };
+            ts.into_iter().map(move |t| (k, t))
+        })
+        .collect();
     let (cy, cx) = (grid.ny.div_ceil(chunk), grid.nx.div_ceil(chunk));
     let cells: Vec<(usize, usize)> = (0..cy).flat_map(|j| (0..cx).map(move |i| (j, i))).collect();
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let with_data: Vec<std::sync::atomic::AtomicU64> = layers
-        .iter()
-        .map(|_| std::sync::atomic::AtomicU64::new(0))
-        .collect();
-    let total = cells.len() * layers.len().max(1);
+    let done = AtomicUsize::new(0);
+    let with_data: Vec<AtomicU64> = layers.iter().map(|_| AtomicU64::new(0)).collect();
+    let total = cells.len() * steps.len();
     progress(0, total);
     cells
         .par_iter()
@@ -535,32 +594,39 @@ fn write_cube(
             let cols = i * chunk..((i + 1) * chunk).min(grid.nx);
             let (h, wdt) = (rows.len(), cols.len());
             let mut full = vec![f32::NAN; chunk * chunk];
-            for l in layers {
-                let part = warp_window(
-                    Path::new(&l.path),
-                    &l.spec,
+            for &(k, t) in &steps {
+                let l = &layers[k];
+                let part = render(
+                    &l.pieces_at(t.map(|t| times[t])),
                     grid,
                     cols.clone(),
                     rows.clone(),
                 )?;
+                let finite = part.iter().filter(|v| !v.is_nan()).count();
+                with_data[k].fetch_add(finite as u64, Ordering::Relaxed);
                 full.fill(f32::NAN);
                 for r in 0..h {
                     full[r * chunk..r * chunk + wdt].copy_from_slice(&part[r * wdt..(r + 1) * wdt]);
                 }
-                w.write_chunk(&l.name, &[j as u64, i as u64], &full)?;
-                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let index: Vec<u64> = match t {
+                    Some(t) => vec![t as u64, j as u64, i as u64],
+                    None => vec![j as u64, i as u64],
+                };
+                w.write_chunk(&l.name, &index, &full)?;
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 progress(n, total);
             }
             Ok(())
         })?;
-    // What share of the grid each variable covers, from the data written.
+    // What share of the cube each variable covers, from the data written.
     let mut warnings = warnings.to_vec();
     let cells = (grid.nx * grid.ny) as f64;
     for (l, n) in layers.iter().zip(&with_data) {
-        let n = n.load(std::sync::atomic::Ordering::Relaxed);
+        let n = n.load(Ordering::Relaxed);
         let mut a = l.attrs.clone();
         a.insert("_CRS".into(), gdal_crs.clone());
-        a.insert("valid_fraction".into(), json!(n as f64 / cells));
+        let of = if l.timed { cells * nt as f64 } else { cells };
+        a.insert("valid_fraction".into(), json!(n as f64 / of));
         w.set_attrs(&l.name, a)?;
         if n == 0 {
             let msg = format!(
@@ -625,6 +691,10 @@ fn write_cube(
         ),
         ("warnings", json!(warnings)),
     ]);
+    if let (Some(t0), Some(t1)) = (times.first(), times.last()) {
+        root.insert("time_coverage_start".into(), json!(format_utc_us(*t0)));
+        root.insert("time_coverage_end".into(), json!(format_utc_us(*t1)));
+    }
     if let Some([lat0, lat1, lon0, lon1]) = lat_lon_bounds(grid) {
         root.insert("geospatial_lat_min".into(), json!(lat0));
         root.insert("geospatial_lat_max".into(), json!(lat1));

@@ -77,6 +77,8 @@ pub struct Fetched {
     /// Whether it was already there, verified, and not downloaded again.
     pub cached: bool,
     pub bytes: u64,
+    /// SHA-256 of the downloaded file (hex), for the provenance.
+    pub sha256: String,
 }
 
 /// Progress of one download: source name, bytes so far, total if known.
@@ -134,23 +136,30 @@ pub fn fetch_source(
     let marker = dir.join(format!("{name}.cryocube.json"));
     let expected = source.sha256.as_deref().map(str::to_ascii_lowercase);
 
-    let cached = match std::fs::read(&marker)
+    let marked = std::fs::read(&marker)
         .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-    {
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let cached = match &marked {
         Some(m) => {
             let size = std::fs::metadata(&dest).map(|m| m.len()).ok();
             m["url"] == url
                 && size.is_some()
                 && m["size"].as_u64() == size
+                && m["sha256"].is_string()
                 && expected.as_deref().is_none_or(|h| m["sha256"] == h)
         }
         None => false,
     };
-    let bytes = if cached {
-        std::fs::metadata(&dest)
+    let (bytes, sha256) = if cached {
+        let size = std::fs::metadata(&dest)
             .map_err(|e| io_err(&dest, e))?
-            .len()
+            .len();
+        let digest = marked
+            .as_ref()
+            .and_then(|m| m["sha256"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        (size, digest)
     } else {
         let _ = std::fs::remove_file(&marker);
         let n = if let Some(path) = url.strip_prefix("file://") {
@@ -181,8 +190,11 @@ pub fn fetch_source(
         let m = json!({"url": url, "size": n, "sha256": digest});
         std::fs::write(&marker, serde_json::to_vec_pretty(&m).expect("JSON"))
             .map_err(|e| io_err(&marker, e))?;
-        n
+        (n, digest)
     };
+    if is_shapefile(&name) {
+        fetch_sidecars(source, url, base, &dest, cached, opts, progress)?;
+    }
     let extracted = match archive_kind(source, &name) {
         Some(kind) => extract(&dest, &dir.join("extracted"), kind, &opts.limits)?,
         None => Vec::new(),
@@ -193,7 +205,63 @@ pub fn fetch_source(
         extracted,
         cached,
         bytes,
+        sha256,
     })
+}
+
+fn is_shapefile(name: &str) -> bool {
+    name.to_ascii_lowercase().ends_with(".shp")
+}
+
+/// A shapefile is several files: `.shx` and `.dbf` must come with the `.shp`; `.prj` and
+/// `.cpg` come when the server has them (GL_VARIABILITY.shp has no `.prj`).
+fn fetch_sidecars(
+    source: &SourceSpec,
+    url: &str,
+    base: &Path,
+    dest: &Path,
+    cached: bool,
+    opts: &FetchOptions,
+    progress: Progress,
+) -> Result<(), GeoError> {
+    let upper = url.ends_with(".SHP");
+    for (ext, required) in [("shx", true), ("dbf", true), ("prj", false), ("cpg", false)] {
+        let ext = if upper {
+            ext.to_ascii_uppercase()
+        } else {
+            ext.to_string()
+        };
+        let side_url = format!("{}.{ext}", &url[..url.len() - 4]);
+        let side = dest.with_extension(&ext);
+        if cached && side.is_file() {
+            continue;
+        }
+        let _ = std::fs::remove_file(&side);
+        let got = if let Some(path) = side_url.strip_prefix("file://") {
+            let src = base.join(path);
+            if src.is_file() {
+                copy_local(&src, &side, &source.name, progress).map(|_| ())
+            } else {
+                Err(fetch_err(&side_url, "no such file".into()))
+            }
+        } else {
+            let auth = credentials(source, &side_url)?;
+            download(&side_url, &side, opts, auth, &source.name, progress).map(|_| ())
+        };
+        match got {
+            Ok(()) => {}
+            Err(GeoError::Fetch { message, .. })
+                if !required && (message == "no such file" || message.starts_with("HTTP 404")) => {}
+            Err(GeoError::Fetch { url, message }) if required => {
+                return Err(fetch_err(
+                    &url,
+                    format!("{message} (a shapefile needs its .shx and .dbf beside the .shp)"),
+                ))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn copy_local(src: &Path, dest: &Path, name: &str, progress: Progress) -> Result<u64, GeoError> {

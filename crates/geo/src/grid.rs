@@ -103,6 +103,14 @@ impl TargetGrid {
     }
 
     /// GDAL geotransform of the grid (north-up).
+    /// Upper-left corner (cell edges) of the window starting at column `col`, row `row`.
+    pub fn window_origin(&self, col: usize, row: usize) -> (f64, f64) {
+        (
+            self.x_min + col as f64 * self.res_x,
+            self.y_max - row as f64 * self.res_y,
+        )
+    }
+
     pub fn geotransform(&self) -> [f64; 6] {
         [self.x_min, self.res_x, 0.0, self.y_max, 0.0, -self.res_y]
     }

@@ -4,15 +4,16 @@
 //!   `processing` block that states as data what the seed did in code;
 //! - [`grid`]: the target grid (cell centres, north-up) the recipe defines;
 //! - [`fetch`]: sources onto disk (resume, retries, checksums, cache, safe extraction);
-//! - [`read`]: sources as north-up rasters (old GMT grids so far);
+//! - [`read`]: source files made ready to resample (old GMT grids decoded, sentinels and
+//!   latitude cuts applied, lon/lat wrapped, vectors reprojected);
 //! - [`warp`]: a raster source onto a window of the target grid, resampled once (GDAL);
-//! - [`build`]: recipe -> one CF cube, chunk by chunk (static raster variables so far).
-//!
-//! Time stacks, lat/lon grids, vectors and `patch` follow.
+//! - [`rasterize`]: vector features onto a window of the target grid (GDAL);
+//! - [`build`]: recipe -> one CF cube (static and time-stacked variables), chunk by chunk.
 
 pub mod build;
 pub mod fetch;
 pub mod grid;
+pub mod rasterize;
 pub mod read;
 pub mod recipe;
 pub mod warp;

@@ -170,7 +170,8 @@ pub struct Processing {
 pub struct InputFile {
     /// Path inside the archive (glob allowed), or a URL-relative file name.
     pub path: String,
-    /// Time stamp (ISO 8601) of this file in a time stack.
+    /// Time stamp of this file in a time stack: an ISO 8601 date (`2013-01-01`, midnight UTC)
+    /// or date and time with an offset (`2013-01-01T12:00:00Z`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
 }
@@ -237,6 +238,9 @@ pub struct Rasterize {
     /// the default).
     #[serde(default)]
     pub all_touched: bool,
+    /// Value of cells no feature covers (default: no data, NaN; e.g. 0 for a 0/1 mask).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<f64>,
 }
 
 /// One cube variable made from a source.
@@ -248,6 +252,16 @@ pub struct Output {
     /// The source's name for it (an entry of `variable_names`, a netCDF variable or a band).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// Files of the source that give this variable (overrides `processing.files`), e.g. one
+    /// GeoTIFF of an archive, or several with a `time` each for a time stack.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<InputFile>,
+    /// netCDF variable holding this output (overrides `processing.variable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variable: Option<String>,
+    /// Raster band of this output, 1-based (overrides `processing.band`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<u32>,
     /// UDUNITS units, overriding the recipe's variable entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub units: Option<String>,

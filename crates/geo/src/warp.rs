@@ -48,7 +48,7 @@ fn read_err(path: &Path, message: String) -> GeoError {
 }
 
 /// The last GDAL error message, for errors GDAL reports through its error state.
-fn last_gdal_error() -> String {
+pub fn last_gdal_error() -> String {
     // SAFETY: CPLGetLastErrorMsg returns a pointer to a thread-local, NUL-terminated string.
     unsafe {
         let p = gdal_sys::CPLGetLastErrorMsg();
@@ -96,14 +96,8 @@ pub fn warp_window(
     let mut mem = DriverManager::get_driver_by_name("MEM")
         .and_then(|d| d.create_with_band_type::<f32, _>("", w, h, 1))
         .map_err(|e| read_err(src, format!("GDAL MEM dataset: {e}")))?;
-    let gt = [
-        grid.x_min + cols.start as f64 * grid.res_x,
-        grid.res_x,
-        0.0,
-        grid.y_max - rows.start as f64 * grid.res_y,
-        0.0,
-        -grid.res_y,
-    ];
+    let (x0, y0) = grid.window_origin(cols.start, rows.start);
+    let gt = [x0, grid.res_x, 0.0, y0, 0.0, -grid.res_y];
     let setup = |mem: &mut Dataset| -> gdal::errors::Result<()> {
         mem.set_geo_transform(&gt)?;
         mem.set_projection(&dst_wkt)?;

@@ -5,9 +5,12 @@
 //! NaN. Regridding then works on one representation whatever the file layout.
 //!
 //! - [`gmt`]: old GMT netCDF grids (1-D `z`, `x_range`/`y_range`/`spacing`/`dimension`), which
-//!   GDAL 3.6 reads as a 1-row raster and the seed read upside down and half a cell off.
+//!   GDAL 3.6 reads as a 1-row raster and the seed read upside down and half a cell off;
+//! - [`prepare`]: a source file made ready to resample (decoded, masked, lon/lat wrapped,
+//!   vectors reprojected), once per build.
 
 pub mod gmt;
+pub mod prepare;
 
 /// A regular, north-up grid of values.
 #[derive(Clone, Debug)]
