@@ -257,6 +257,7 @@ fn main() -> ExitCode {
         .format_timestamp(None)
         .format_target(false)
         .init();
+    cryocube_geo::log_gdal_messages();
     match dispatch(cli.command, &matches, cli.quiet) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -21,7 +21,8 @@ fn gdalwarp(srcs: &[&str], bbox: [f64; 4], res: f64, extra: &[&str], out: &Path)
         .args(["-q", "-overwrite", "-ot", "Float32", "-t_srs", "EPSG:3031"])
         .args(["-te", &te[0], &te[1], &te[2], &te[3]])
         .args(["-tr", &res.to_string(), &res.to_string()])
-        .args(["-dstnodata", "-3.4e38"])
+        .args(["-dstnodata", "-3.4e38", "-et", "0"])
+        .args(["-wo", "XSCALE=1", "-wo", "YSCALE=1"])
         .args(extra)
         .args(srcs)
         .arg(&tif)
@@ -336,4 +337,203 @@ print("rio-ok")
         "gdalinfo sees no CRS: {}",
         text(&o)
     );
+}
+
+/// Lon/lat sources, a latitude cut and rasterised coastline and zipped lakes over the whole
+/// continent at 10 km: each equals an independent GDAL run, and the ocean-floor age lands in
+/// the ocean (outside the MEaSUREs coastline), not on the continent.
+#[test]
+fn latlon_grids_and_vectors_land_where_they_should() {
+    const WIDE: [f64; 4] = [-3.0e6, -3.0e6, 3.0e6, 3.0e6];
+    // Radius of latitude 75°S in EPSG:3031 (gdaltransform).
+    const R75: f64 = 1_638_783.0;
+    let tmp = tempfile::tempdir().unwrap();
+    let polar = shared().join("data/polar");
+    let file = |rel: &str| format!("file://{}", polar.join(rel).display());
+    let recipe = tmp.path().join("cube.geojson");
+    std::fs::write(
+        &recipe,
+        serde_json::json!({
+            "type": "Feature", "geometry": null,
+            "properties": {
+                "spatial_ref": "EPSG:3031", "spatial_bbox": WIDE, "spatial_res": [10000, 10000],
+                "variables": [
+                    {"name": "age", "dims": ["y", "x"], "units": "Myr"},
+                    {"name": "age_south_of_75", "dims": ["y", "x"], "units": "Myr"},
+                    {"name": "coast", "dims": ["y", "x"]},
+                    {"name": "dml_lake_area", "dims": ["y", "x"]},
+                    {"name": "magnetic_anomaly", "dims": ["y", "x"], "units": "nT"}
+                ],
+                "sources": [
+                    {"name": "Age", "variable_names": ["age"], "download_url": file("latlon_netcdf/age.3.20.nc"),
+                     "processing": {"format": "latlon-grid", "variable": "z"}},
+                    {"name": "Age cut", "variable_names": ["age south of 75"], "download_url": file("latlon_netcdf/age.3.20.nc"),
+                     "processing": {"format": "latlon-grid", "latitude": {"lt": -75}}},
+                    {"name": "Coast", "variable_names": ["coast"], "download_url": file("vector/measures_boundaries_v2/Coastline_Antarctica_v02.shp"),
+                     "processing": {"rasterize": {"background": 0}}},
+                    {"name": "DML lakes", "download_url": file("vector/subglacial_lakes/DML_Lakes_Combined.zip"),
+                     "compressed": true, "compression_format": "zip", "source_format": "shp",
+                     "processing": {"rasterize": {"attribute": "Area", "all_touched": true}, "outputs": [{"name": "dml_lake_area"}]}},
+                    {"name": "EMAG2", "variable_names": ["magnetic anomaly"], "download_url": file("gmt_netcdf/EMAG2_V2_1x1.grd"),
+                     "processing": {"format": "latlon-grid", "valid": {"gt": -90000}}}
+                ]
+            }
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = tmp.path().join("wide.zarr");
+    let o = cryocube(&[
+        "build",
+        p(&recipe),
+        "-o",
+        p(&out),
+        "--sources",
+        p(&tmp.path().join("sources")),
+        "--chunk",
+        "256",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !text(&o).contains("ERROR 1: PROJ"),
+        "GDAL's messages about points beyond the pole go to the debug log: {}",
+        text(&o)
+    );
+    let root = cryocube_cube::CubeReader::open(&out)
+        .unwrap()
+        .attrs()
+        .clone();
+    assert_eq!(root["geospatial_lat_min"], -90.0, "the grid holds the pole");
+    assert_eq!(root["geospatial_lon_min"], -180.0);
+
+    // Ages: GDAL warps the raw int16 (its declared _FillValue as no data); bilinear is
+    // linear, so the scale factor 0.01 applies after.
+    let nc = polar.join("latlon_netcdf/age.3.20.nc");
+    let raw = gdalwarp(
+        &[p(&nc)],
+        WIDE,
+        10000.0,
+        &["-r", "bilinear", "-s_srs", "EPSG:4326"],
+        &tmp.path().join("age.asc"),
+    );
+    let want: Vec<f32> = raw.iter().map(|v| v * 0.01).collect();
+    let age = ours(&out, "age");
+    assert!(assert_close(&age, &want, "age") > 50_000);
+
+    // The latitude cut: ages only south of 75°S; more than a source cell (0.33°, 37 km) away
+    // from the cut, equal to the uncut.
+    let cut = ours(&out, "age_south_of_75");
+    let n = 600;
+    let (mut south, mut north) = (0, 0);
+    for (k, (c, a)) in cut.iter().zip(&age).enumerate() {
+        let (x, y) = (
+            WIDE[0] + (k % n) as f64 * 1e4 + 5e3,
+            WIDE[3] - (k / n) as f64 * 1e4 - 5e3,
+        );
+        let r = x.hypot(y);
+        if r > R75 + 60_000.0 {
+            assert!(c.is_nan(), "cell {k} (north of 75°S) has {c}");
+            north += 1;
+        } else if r < R75 - 60_000.0 && a.is_finite() {
+            assert!(
+                (c - a).abs() <= 1e-4 * a.abs().max(1.0),
+                "cell {k}: {c} vs {a}"
+            );
+            south += 1;
+        }
+    }
+    assert!(south > 100 && north > 100_000, "{south} {north}");
+
+    // Coastline: 1 inside, background 0 outside, as gdal_rasterize.
+    let shp = polar.join("vector/measures_boundaries_v2/Coastline_Antarctica_v02.shp");
+    let coast_ref = gdal_rasterize(
+        p(&shp),
+        WIDE,
+        10000.0,
+        &["-burn", "1", "-init", "0"],
+        &tmp.path().join("c.asc"),
+    );
+    let coast = ours(&out, "coast");
+    assert_close(&coast, &coast_ref, "coast");
+    assert!(coast.iter().all(|v| *v == 0.0 || *v == 1.0));
+
+    // The ocean-floor age lies outside the coastline: where a lat/lon grid lands is checked
+    // against an independent vector source.
+    let inside: Vec<bool> = coast.iter().map(|v| *v == 1.0).collect();
+    let on_land = age
+        .iter()
+        .zip(&inside)
+        .filter(|(a, i)| **i && a.is_finite())
+        .count();
+    let land = inside.iter().filter(|i| **i).count();
+    let at_sea = age
+        .iter()
+        .zip(&inside)
+        .filter(|(a, i)| !**i && a.is_finite())
+        .count();
+    eprintln!("age: {on_land} of {land} land cells, {at_sea} sea cells");
+    assert!(
+        land > 100_000 && (on_land as f64) < 0.02 * land as f64,
+        "{on_land} of {land}"
+    );
+    assert!(at_sea > 50_000);
+
+    // Zipped shapefile, attribute burnt into every touched cell.
+    let zip = format!(
+        "/vsizip/{}",
+        polar
+            .join("vector/subglacial_lakes/DML_Lakes_Combined.zip")
+            .display()
+    );
+    let d = gdal_rasterize(
+        &zip,
+        WIDE,
+        10000.0,
+        &["-a", "Area", "-at", "-init", "-3.4e38"],
+        &tmp.path().join("d.asc"),
+    );
+    assert!(assert_close(&ours(&out, "dml_lake_area"), &d, "dml_lake_area") >= 7);
+
+    // The gridline EMAG2 (-180..180 with both seams) through the lon/lat path, against
+    // gdalwarp of a grid the test lays out itself from GDAL's raw 1-row read of `z` and the
+    // format's documented facts (first row north, nodes at -180 + i, 90 - j; z > -90000).
+    let emag = polar.join("gmt_netcdf/EMAG2_V2_1x1.grd");
+    let raw_asc = tmp.path().join("emag_raw.asc");
+    let s = Command::new("gdal_translate")
+        .args(["-q", "-of", "AAIGrid"])
+        .arg(format!("NETCDF:{}:z", emag.display()))
+        .arg(&raw_asc)
+        .status()
+        .unwrap();
+    assert!(s.success());
+    let z: Vec<String> = std::fs::read_to_string(&raw_asc)
+        .unwrap()
+        .lines()
+        .skip(6)
+        .flat_map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+        .map(|v| match v.parse::<f64>() {
+            Ok(x) if x > -90000.0 => v,
+            _ => "-99999".into(),
+        })
+        .collect();
+    assert_eq!(z.len(), 361 * 181);
+    let grid_asc = tmp.path().join("emag_grid.asc");
+    let mut g = String::from(
+        "ncols 361\nnrows 181\nxllcenter -180\nyllcenter -90\ncellsize 1\nNODATA_value -99999\n",
+    );
+    for row in z.chunks(361) {
+        g.push_str(&row.join(" "));
+        g.push('\n');
+    }
+    std::fs::write(&grid_asc, g).unwrap();
+    let e = gdalwarp(
+        &[p(&grid_asc)],
+        WIDE,
+        10000.0,
+        &["-r", "bilinear", "-s_srs", "EPSG:4326"],
+        &tmp.path().join("emag.asc"),
+    );
+    let m = ours(&out, "magnetic_anomaly");
+    assert!(assert_close(&m, &e, "magnetic_anomaly") > 200_000);
+    assert!(m.iter().all(|v| v.is_nan() || v.abs() < 5000.0));
 }

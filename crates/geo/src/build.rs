@@ -469,12 +469,30 @@ fn lat_lon_bounds(grid: &TargetGrid) -> Option<[f64; 4]> {
     }
     t.transform_coords(&mut xs, &mut ys, &mut []).ok()?;
     let fold = |v: &[f64], f: fn(f64, f64) -> f64, init: f64| v.iter().copied().fold(init, f);
-    Some([
+    let mut b = [
         fold(&ys, f64::min, f64::INFINITY),
         fold(&ys, f64::max, f64::NEG_INFINITY),
         fold(&xs, f64::min, f64::INFINITY),
         fold(&xs, f64::max, f64::NEG_INFINITY),
-    ])
+    ];
+    // The edges miss a pole inside the grid: then the grid spans it and every longitude.
+    let back = CoordTransform::new(&dst, &src).ok()?;
+    for pole in [-90.0, 90.0] {
+        let (mut px, mut py) = ([0.0], [pole]);
+        if back.transform_coords(&mut px, &mut py, &mut []).is_ok()
+            && (w..=e).contains(&px[0])
+            && (s..=n).contains(&py[0])
+        {
+            if pole < 0.0 {
+                b[0] = -90.0;
+            } else {
+                b[1] = 90.0;
+            }
+            b[2] = -180.0;
+            b[3] = 180.0;
+        }
+    }
+    Some(b)
 }
 
 fn write_cube(

@@ -40,3 +40,12 @@ pub enum GeoError {
         message: String,
     },
 }
+
+/// Sends GDAL's own messages to the `log` crate at debug level. The failures that matter come
+/// back as [`GeoError`]s carrying GDAL's message; the rest (PROJ refusing points beyond a
+/// pole, which the warper skips, once per window) would only be noise on the terminal.
+pub fn log_gdal_messages() {
+    gdal::config::set_error_handler(|class, code, message| {
+        log::debug!("GDAL {class:?} {code}: {message}");
+    });
+}

@@ -111,6 +111,17 @@ pub fn warp_window(
     let mut push = |a: &str| args.add_string(a).map_err(|e| read_err(src, e.to_string()));
     push("-r")?;
     push(spec.resampling.gdal_name())?;
+    // The exact transformer: GDAL's default approximates the transformation per window to
+    // 1/8 pixel, so a reprojected source would depend on how the grid is chunked.
+    push("-et")?;
+    push("0")?;
+    // GDAL widens its kernels by a source/destination scale it estimates per window, which
+    // for a reprojected source depends on the window; fixed at 1, bilinear is interpolation
+    // at the cell centre whatever the chunking (a finer source wants `average`).
+    for o in ["XSCALE=1", "YSCALE=1"] {
+        push("-wo")?;
+        push(o)?;
+    }
     push("-dstnodata")?;
     push("nan")?;
     if let Some(v) = spec.src_nodata {

@@ -226,12 +226,17 @@ pub fn prepare(
         }
         FormatHint::LatlonGrid if gmt::is_gmt_grid(file) => {
             let c = crs.clone().unwrap_or_else(|| "EPSG:4326".into());
-            steps.push(format!("CRS {c}"));
+            steps.push(format!("CRS {c}{}", origin_of_crs(spec)));
             (gmt::read(file)?, wkt_of(&c, file)?)
         }
         _ => {
-            let (r, wkt, notes) =
+            let (r, wkt, mut notes) =
                 read_gdal(&gdal_path, file, spec.band.unwrap_or(1), crs.as_deref())?;
+            if spec.crs.is_none() {
+                for n in notes.iter_mut().filter(|n| n.starts_with("CRS ")) {
+                    *n = format!("CRS EPSG:4326{}", origin_of_crs(spec));
+                }
+            }
             steps.extend(notes);
             (r, wkt)
         }
@@ -268,6 +273,15 @@ pub fn prepare(
         steps,
         _copy: Some(MemFile(path)),
     })
+}
+
+/// Where a CRS came from, for the provenance.
+fn origin_of_crs(spec: &ReadSpec) -> &'static str {
+    if spec.crs.is_some() {
+        " (from the recipe)"
+    } else {
+        " (the lon/lat default)"
+    }
 }
 
 fn format_name(f: FormatHint) -> &'static str {
