@@ -258,6 +258,14 @@ fn main() -> ExitCode {
         .format_target(false)
         .init();
     cryocube_geo::log_gdal_messages();
+    cryocube_das::read::silence_hdf5_diagnostics();
+    // Every worker thread too: HDF5 keeps the setting per thread.
+    if let Err(e) = rayon::ThreadPoolBuilder::new()
+        .start_handler(|_| cryocube_das::read::silence_hdf5_diagnostics())
+        .build_global()
+    {
+        log::debug!("thread pool: {e}");
+    }
     match dispatch(cli.command, &matches, cli.quiet) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

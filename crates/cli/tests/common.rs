@@ -26,6 +26,8 @@ pub fn cryocube(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cryocube"))
         .args(args)
         .env("RUST_LOG", "info")
+        // The example recipe's URLs name the data folder through this variable.
+        .env("CRYOCUBE_SHARED", shared())
         .output()
         .expect("run cryocube")
 }

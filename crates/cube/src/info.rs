@@ -58,6 +58,29 @@ pub fn render(cube: &CubeReader) -> Result<String, CubeError> {
     if let Some(name) = cube.array("crs").and_then(|c| crs_name(&c.attrs)) {
         let _ = writeln!(out, "crs:     {name}");
     }
+    if let (Some(x), Some(y)) = (cube.array("x"), cube.array("y")) {
+        let (xs, ys) = (cube.read_all_f64("x")?, cube.read_all_f64("y")?);
+        if xs.len() > 1 && ys.len() > 1 {
+            let (dx, dy) = ((xs[1] - xs[0]).abs(), (ys[1] - ys[0]).abs());
+            let (x0, x1) = (xs[0].min(xs[xs.len() - 1]), xs[0].max(xs[xs.len() - 1]));
+            let (y0, y1) = (ys[0].min(ys[ys.len() - 1]), ys[0].max(ys[ys.len() - 1]));
+            let units = x.attrs.get("units").and_then(Value::as_str).unwrap_or("");
+            let _ =
+                writeln!(
+                out,
+                "grid:    {} x {} cells of {} x {} {units}, cell edges x {} .. {}, y {} .. {}{}",
+                x.shape[0],
+                y.shape[0],
+                fmt_num(dx),
+                fmt_num(dy),
+                fmt_num(x0 - dx / 2.0),
+                fmt_num(x1 + dx / 2.0),
+                fmt_num(y0 - dy / 2.0),
+                fmt_num(y1 + dy / 2.0),
+                if ys[0] > ys[1] { " (north-up)" } else { " (south-up)" }
+            );
+        }
+    }
 
     // 1-D arrays are coordinates (dimension coordinates and auxiliary ones like `channel`).
     let is_coord = |_: &str, dims: &[String]| dims.len() == 1;
@@ -128,9 +151,22 @@ pub fn render(cube: &CubeReader) -> Result<String, CubeError> {
             a.dtype.v3_name(),
             a.chunks
         );
+        if let Some(f) = a.attrs.get("valid_fraction").and_then(Value::as_f64) {
+            let _ = writeln!(out, "      NaN: {:.2} % of the cells", 100.0 * (1.0 - f));
+        }
         for (k, v) in &a.attrs {
-            if k != "units" {
-                let _ = writeln!(out, "      {k}: {}", short(v));
+            match v {
+                // Provenance lists (processing steps, input files): one item per line.
+                Value::Array(items) if items.iter().all(Value::is_string) && !items.is_empty() => {
+                    let _ = writeln!(out, "      {k}:");
+                    for item in items {
+                        let _ = writeln!(out, "        - {}", short(item));
+                    }
+                }
+                _ if k == "units" => {}
+                _ => {
+                    let _ = writeln!(out, "      {k}: {}", short(v));
+                }
             }
         }
     }

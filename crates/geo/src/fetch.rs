@@ -128,7 +128,8 @@ pub fn fetch_source(
     opts: &FetchOptions,
     progress: Progress,
 ) -> Result<Fetched, GeoError> {
-    let url = source.download_url.trim();
+    let expanded = expand_env(source.download_url.trim())?;
+    let url = expanded.as_str();
     let name = url_file_name(url).ok_or_else(|| fetch_err(url, "the URL names no file".into()))?;
     let dir = opts.dir.join(normalise(&source.name));
     std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
@@ -207,6 +208,30 @@ pub fn fetch_source(
         bytes,
         sha256,
     })
+}
+
+/// `${NAME}` in a URL is the environment variable NAME (e.g. a data folder that differs
+/// between machines); an unset variable is an error, never an empty string.
+pub fn expand_env(url: &str) -> Result<String, GeoError> {
+    let mut out = String::new();
+    let mut rest = url;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start + 2..].find('}') else {
+            return Err(fetch_err(url, "an unclosed ${ in the URL".into()));
+        };
+        let name = &rest[start + 2..start + 2 + len];
+        let value = std::env::var(name).map_err(|_| {
+            fetch_err(
+                url,
+                format!("the URL uses ${{{name}}} but the environment variable {name} is not set"),
+            )
+        })?;
+        out.push_str(&value);
+        rest = &rest[start + 3 + len..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn is_shapefile(name: &str) -> bool {

@@ -11,6 +11,13 @@ use ndarray::s;
 use super::{Format, Header};
 use crate::DasError;
 
+/// Stops the HDF5 library printing its error stack on the calling thread (HDF5 keeps that
+/// setting per thread). Failures reach users as our errors; netCDF-4 files read through
+/// netCDF or GDAL otherwise print pages of "HDF5-DIAG" for attributes they merely probe.
+pub fn silence_diagnostics() {
+    hdf5::silence_errors(true);
+}
+
 pub fn open(path: &Path) -> Result<File, DasError> {
     File::open(path).map_err(|e| DasError::Unreadable {
         path: path.into(),

@@ -8,6 +8,7 @@
 mod apsensing;
 mod febus;
 mod h5;
+pub use h5::silence_diagnostics as silence_hdf5_diagnostics;
 mod neubrex;
 mod optodas;
 mod prodml;
