@@ -103,6 +103,12 @@ pub fn build(
                 message: format!("--res {r}: {m}"),
             })?;
     }
+    // A target CRS GDAL cannot use must stop the build before anything is read or written.
+    SpatialRef::from_definition(&grid.crs).map_err(|e| GeoError::Recipe {
+        path: recipe.path.clone(),
+        json_path: "$.properties.spatial_ref".into(),
+        message: format!("{:?} is not a CRS GDAL knows: {e}", grid.crs),
+    })?;
     let mut warnings = recipe.warnings.clone();
     let mut skipped = Vec::new();
     let mut layers = Vec::new();
@@ -147,7 +153,16 @@ pub fn build(
                     None => None,
                 };
                 let key = format!("{key_base}/{}-{}", v.name, pieces.len());
-                let prepared = prepare(&file, &spec, &grid.crs, &key)?;
+                let prepared = prepare(&file, &spec, &grid.crs, &key).map_err(|e| match e {
+                    GeoError::Read { path, message } => GeoError::Read {
+                        path,
+                        message: format!(
+                            "{message} (source {:?}, {})",
+                            source.name, source.download_url
+                        ),
+                    },
+                    other => other,
+                })?;
                 let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
                 let origin = if file == got.file {
                     format!("{} ({size} bytes, sha256 {})", file_name(&file), got.sha256)
