@@ -104,6 +104,7 @@ pub fn kill_after_blocks(args: &[&str], store: &Path, blocks: u64) {
     use std::time::{Duration, Instant};
     let mut child = Command::new(env!("CARGO_BIN_EXE_cryocube"))
         .args(args)
+        .env("CRYOCUBE_SHARED", shared())
         .spawn()
         .unwrap();
     let journal = store.join(".cryocube-journal.json");

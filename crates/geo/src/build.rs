@@ -408,6 +408,170 @@ fn render(
     Ok(out)
 }
 
+/// The coordinates, the grid mapping and the (empty) variables of a new cube.
+fn create_arrays(
+    w: &mut CubeWriter,
+    recipe: &Recipe,
+    grid: &TargetGrid,
+    layers: &[Layer],
+    times: &[i64],
+    chunk: usize,
+) -> Result<(), GeoError> {
+    let x: Vec<f64> = (0..grid.nx).map(|i| grid.x(i)).collect();
+    let y: Vec<f64> = (0..grid.ny).map(|j| grid.y(j)).collect();
+    for (name, values) in [("x", &x), ("y", &y)] {
+        let axis = name.to_ascii_uppercase();
+        w.add_array(ArraySpec::coordinate(
+            name,
+            name,
+            values.len() as u64,
+            DType::F64,
+            attrs([
+                (
+                    "standard_name",
+                    json!(format!("projection_{name}_coordinate")),
+                ),
+                (
+                    "long_name",
+                    json!(format!("{name} coordinate of projection (cell centre)")),
+                ),
+                ("units", json!("m")),
+                ("axis", json!(axis)),
+            ]),
+        ))?;
+        w.write_all(name, values)?;
+    }
+    let crs = crs_attrs(&grid.crs, grid).map_err(|m| GeoError::Recipe {
+        path: recipe.path.clone(),
+        json_path: "$.properties.spatial_ref".into(),
+        message: m,
+    })?;
+    let crs_wkt = crs["crs_wkt"].clone();
+    w.add_array(ArraySpec::scalar("crs", DType::I32, crs))?;
+    w.write_all("crs", &[0i32])?;
+    if !times.is_empty() {
+        let mut a = time_attrs("epoch");
+        a.insert(
+            "long_name".into(),
+            json!("time (UTC) of the epoch of the time-stacked variables"),
+        );
+        w.add_array(ArraySpec::coordinate(
+            "time",
+            "time",
+            times.len() as u64,
+            DType::I64,
+            a,
+        ))?;
+        w.write_all("time", times)?;
+    }
+    // GDAL before 3.9 does not read CF grid mappings from Zarr, only its own `_CRS`.
+    let gdal_crs = json!({"wkt": crs_wkt});
+    let nt = times.len() as u64;
+    for l in layers {
+        let mut attrs = l.attrs.clone();
+        attrs.insert("_CRS".into(), gdal_crs.clone());
+        let (ny, nx, c) = (grid.ny as u64, grid.nx as u64, chunk as u64);
+        let (dims, shape, chunks) = if l.timed {
+            (vec!["time", "y", "x"], vec![nt, ny, nx], vec![1, c, c])
+        } else {
+            (vec!["y", "x"], vec![ny, nx], vec![c, c])
+        };
+        w.add_array(ArraySpec {
+            name: l.name.clone(),
+            dims: dims.into_iter().map(String::from).collect(),
+            shape,
+            chunks,
+            shard: None,
+            dtype: DType::F32,
+            attrs,
+        })?;
+    }
+    Ok(())
+}
+
+/// Per chunk of the grid done: the cells with data per variable (for `valid_fraction`).
+type CellCounts = std::collections::BTreeMap<String, Vec<u64>>;
+
+/// How a build starts: afresh, or where a killed run of the same build stopped.
+enum Start {
+    Fresh { overwrite: bool },
+    Resume(CellCounts),
+}
+
+fn journal(fingerprint: &str, ready: bool, cells: &CellCounts) -> serde_json::Value {
+    json!({
+        "kind": "build",
+        "fingerprint": fingerprint,
+        "ready": ready,
+        "blocks_done": cells.len(),
+        "cells": cells,
+    })
+}
+
+/// What must be equal for a killed build to be resumed: the recipe, the options, the
+/// sources (their hashes) and the software.
+fn fingerprint(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    grid: &TargetGrid,
+    layers: &[Layer],
+    times: &[i64],
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(std::fs::read(&recipe.path).unwrap_or_default());
+    h.update(format!(
+        "{} {} {} {} {} {:?}",
+        env!("CARGO_PKG_VERSION"),
+        opts.chunk,
+        grid.nx,
+        grid.ny,
+        grid.res_x,
+        times
+    ));
+    for l in layers {
+        h.update(&l.name);
+        for p in &l.pieces {
+            h.update(&p.origin);
+            h.update(p.prepared.steps.join(";"));
+        }
+    }
+    format!("{:x}", h.finalize())
+}
+
+fn resume_state(out: &Path, overwrite: bool, fingerprint: &str) -> Result<Start, GeoError> {
+    let path = out.join(cryocube_cube::write::JOURNAL);
+    let text = match std::fs::read(&path) {
+        Ok(t) if !overwrite => t,
+        _ => return Ok(Start::Fresh { overwrite }),
+    };
+    let j: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
+    let refuse = |why: &str| GeoError::Io {
+        path: out.to_path_buf(),
+        message: format!("{why}; run with --overwrite to start again"),
+    };
+    if j["kind"] != "build" {
+        return Err(refuse(
+            "an unfinished run of another cryocube command is there",
+        ));
+    }
+    if j["fingerprint"] != fingerprint {
+        return Err(refuse(
+            "an unfinished build of another recipe, other options or other sources is there",
+        ));
+    }
+    if j["ready"] != true {
+        // Killed while laying out the arrays: nothing worth keeping.
+        return Ok(Start::Fresh { overwrite: true });
+    }
+    let cells: CellCounts =
+        serde_json::from_value(j["cells"].clone()).map_err(|e| GeoError::Io {
+            path: path.clone(),
+            message: format!("unreadable journal: {e}"),
+        })?;
+    Ok(Start::Resume(cells))
+}
+
 /// CF grid-mapping attributes of `crs` (with `crs_wkt` and `spatial_ref` for GDAL/rioxarray).
 pub fn crs_attrs(crs: &str, grid: &TargetGrid) -> Result<Attrs, String> {
     let srs = SpatialRef::from_definition(crs).map_err(|e| format!("CRS {crs:?}: {e}"))?;
@@ -521,81 +685,33 @@ fn write_cube(
 ) -> Result<(), GeoError> {
     let out = &opts.output;
     let chunk = opts.chunk.max(1);
-    let mut w = CubeWriter::create(
-        out,
-        WriteOptions {
-            format: ZarrFormat::V2,
-            overwrite: opts.overwrite,
-        },
-    )?;
-    let x: Vec<f64> = (0..grid.nx).map(|i| grid.x(i)).collect();
-    let y: Vec<f64> = (0..grid.ny).map(|j| grid.y(j)).collect();
-    for (name, values) in [("x", &x), ("y", &y)] {
-        let axis = name.to_ascii_uppercase();
-        w.add_array(ArraySpec::coordinate(
-            name,
-            name,
-            values.len() as u64,
-            DType::F64,
-            attrs([
-                (
-                    "standard_name",
-                    json!(format!("projection_{name}_coordinate")),
-                ),
-                (
-                    "long_name",
-                    json!(format!("{name} coordinate of projection (cell centre)")),
-                ),
-                ("units", json!("m")),
-                ("axis", json!(axis)),
-            ]),
-        ))?;
-        w.write_all(name, values)?;
-    }
-    let crs = crs_attrs(&grid.crs, grid).map_err(|m| GeoError::Recipe {
-        path: recipe.path.clone(),
-        json_path: "$.properties.spatial_ref".into(),
-        message: m,
-    })?;
-    let crs_wkt = crs["crs_wkt"].clone();
-    w.add_array(ArraySpec::scalar("crs", DType::I32, crs))?;
-    w.write_all("crs", &[0i32])?;
-    if !times.is_empty() {
-        let mut a = time_attrs("epoch");
-        a.insert(
-            "long_name".into(),
-            json!("time (UTC) of the epoch of the time-stacked variables"),
-        );
-        w.add_array(ArraySpec::coordinate(
-            "time",
-            "time",
-            times.len() as u64,
-            DType::I64,
-            a,
-        ))?;
-        w.write_all("time", times)?;
-    }
-    // GDAL before 3.9 does not read CF grid mappings from Zarr, only its own `_CRS`.
-    let gdal_crs = json!({"wkt": crs_wkt});
+    let fingerprint = fingerprint(recipe, opts, grid, layers, times);
+    let (mut w, resumed) = match resume_state(out, opts.overwrite, &fingerprint)? {
+        Start::Resume(cells) => (CubeWriter::reopen(out)?, Some(cells)),
+        Start::Fresh { overwrite } => {
+            let mut w = CubeWriter::create(
+                out,
+                WriteOptions {
+                    format: ZarrFormat::V2,
+                    overwrite,
+                },
+            )?;
+            // From here a killed build leaves a store its next run recognises.
+            w.write_journal(&journal(&fingerprint, false, &Default::default()))?;
+            create_arrays(&mut w, recipe, grid, layers, times, chunk)?;
+            w.write_journal(&journal(&fingerprint, true, &Default::default()))?;
+            (w, None)
+        }
+    };
+    let gdal_crs = json!({"wkt": crs_attrs(&grid.crs, grid).map(|a| a["crs_wkt"].clone()).unwrap_or_default()});
     let nt = times.len() as u64;
-    for l in layers {
-        let mut attrs = l.attrs.clone();
-        attrs.insert("_CRS".into(), gdal_crs.clone());
-        let (ny, nx, c) = (grid.ny as u64, grid.nx as u64, chunk as u64);
-        let (dims, shape, chunks) = if l.timed {
-            (vec!["time", "y", "x"], vec![nt, ny, nx], vec![1, c, c])
-        } else {
-            (vec!["y", "x"], vec![ny, nx], vec![c, c])
-        };
-        w.add_array(ArraySpec {
-            name: l.name.clone(),
-            dims: dims.into_iter().map(String::from).collect(),
-            shape,
-            chunks,
-            shard: None,
-            dtype: DType::F32,
-            attrs,
-        })?;
+    let finished_before: CellCounts = resumed.unwrap_or_default();
+    if !finished_before.is_empty() {
+        log::info!(
+            "{}: resuming an interrupted build ({} chunk(s) of the grid already done)",
+            out.display(),
+            finished_before.len()
+        );
     }
     // Tasks per chunk of the grid: each static variable, and each time stamp at which a
     // time-stacked variable has a file (other time steps have no data: nothing is stored).
@@ -616,13 +732,26 @@ fn write_cube(
         .collect();
     let (cy, cx) = (grid.ny.div_ceil(chunk), grid.nx.div_ceil(chunk));
     let cells: Vec<(usize, usize)> = (0..cy).flat_map(|j| (0..cx).map(move |i| (j, i))).collect();
-    let done = AtomicUsize::new(0);
-    let with_data: Vec<AtomicU64> = layers.iter().map(|_| AtomicU64::new(0)).collect();
+    let key = |j: usize, i: usize| format!("{j},{i}");
+    let done = AtomicUsize::new(finished_before.len() * steps.len());
+    let with_data: Vec<AtomicU64> = (0..layers.len())
+        .map(|k| {
+            AtomicU64::new(
+                finished_before
+                    .values()
+                    .map(|c| c.get(k).copied().unwrap_or(0))
+                    .sum(),
+            )
+        })
+        .collect();
     let total = cells.len() * steps.len();
-    progress(0, total);
+    progress(done.load(Ordering::Relaxed), total);
+    let finished = std::sync::Mutex::new(finished_before.clone());
     cells
         .par_iter()
+        .filter(|(j, i)| !finished_before.contains_key(&key(*j, *i)))
         .try_for_each(|&(j, i)| -> Result<(), GeoError> {
+            let mut counts = vec![0u64; layers.len()];
             let rows = j * chunk..((j + 1) * chunk).min(grid.ny);
             let cols = i * chunk..((i + 1) * chunk).min(grid.nx);
             let (h, wdt) = (rows.len(), cols.len());
@@ -635,8 +764,8 @@ fn write_cube(
                     cols.clone(),
                     rows.clone(),
                 )?;
-                let finite = part.iter().filter(|v| !v.is_nan()).count();
-                with_data[k].fetch_add(finite as u64, Ordering::Relaxed);
+                let finite = part.iter().filter(|v| !v.is_nan()).count() as u64;
+                counts[k] += finite;
                 full.fill(f32::NAN);
                 for r in 0..h {
                     full[r * chunk..r * chunk + wdt].copy_from_slice(&part[r * wdt..(r + 1) * wdt]);
@@ -649,6 +778,13 @@ fn write_cube(
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 progress(n, total);
             }
+            for (k, c) in counts.iter().enumerate() {
+                with_data[k].fetch_add(*c, Ordering::Relaxed);
+            }
+            // Recorded once all its chunks are stored: a resumed build redoes the rest.
+            let mut f = finished.lock().unwrap_or_else(|e| e.into_inner());
+            f.insert(key(j, i), counts);
+            w.write_journal(&journal(&fingerprint, true, &f))?;
             Ok(())
         })?;
     // What share of the cube each variable covers, from the data written.
