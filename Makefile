@@ -23,3 +23,4 @@ test: deps
 
 bench: deps
 	bash bench/das.sh
+	bash bench/polar.sh

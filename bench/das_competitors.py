@@ -19,12 +19,12 @@ scipy) on bins within 60 dB of their window's peak, so a fast wrong answer canno
 import argparse
 import glob
 import os
-import subprocess
 import sys
-import time
 from multiprocessing import Pool
 
 import numpy as np
+
+from measure import run
 
 FS, WIN, HOP, NB = 1000, 1000, 100, 101  # the seed's parameters: df 1 Hz, dt 0.1 s, 0-100 Hz
 
@@ -106,32 +106,6 @@ def python_contender(kind, raw, out):
     zarr.open(out, mode="w", shape=(n_all, nch, NB), chunks=(lens[0] // HOP, nch, NB), dtype=dtype)
     with Pool(2) as pool:
         pool.map(worker, [(files, lens, i, out) for i in range(len(files))], chunksize=1)
-
-
-def run(cmd):
-    """Wall time and peak total RSS of a process tree."""
-    import psutil
-
-    subprocess.run(["sync"], check=True)
-    t0 = time.perf_counter()
-    p = psutil.Popen(cmd)
-    peak = 0
-    while p.poll() is None:
-        rss = 0
-        try:
-            for q in [p] + p.children(recursive=True):
-                try:
-                    rss += q.memory_info().rss
-                except psutil.Error:
-                    pass
-        except psutil.Error:
-            pass
-        peak = max(peak, rss)
-        time.sleep(0.02)
-    wall = time.perf_counter() - t0
-    if p.returncode != 0:
-        sys.exit(f"{cmd[0]} failed with exit code {p.returncode}: {' '.join(cmd)}")
-    return wall, peak
 
 
 def open_cube(path, name):
