@@ -89,7 +89,28 @@ impl TargetGrid {
             self.x_min + self.nx as f64 * self.res_x,
             self.y_max,
         ];
-        Self::new(&self.crs, bbox, res, res)
+        Self::new(&self.crs, bbox, res, res).map_err(|(at, m)| {
+            // Say which cell sizes would do: whole-metre sizes that divide both extents.
+            let (wx, wy) = (bbox[2] - bbox[0], bbox[3] - bbox[1]);
+            let fits = |r: f64| {
+                let (nx, ny) = (wx / r, wy / r);
+                (nx - nx.round()).abs() < 1e-6 && (ny - ny.round()).abs() < 1e-6
+            };
+            let mut near: Vec<f64> = (1..=(res.max(1.0) as u64 * 2))
+                .map(|r| r as f64)
+                .filter(|r| fits(*r))
+                .collect();
+            near.sort_by(|a, b| (a - res).abs().total_cmp(&(b - res).abs()));
+            near.truncate(4);
+            near.sort_by(f64::total_cmp);
+            let hint = if near.is_empty() {
+                String::new()
+            } else {
+                let list: Vec<String> = near.iter().map(|r| r.to_string()).collect();
+                format!("; sizes that fit this extent: {}", list.join(", "))
+            };
+            (at, format!("{m}{hint}"))
+        })
     }
 
     /// Centre of column `i`.

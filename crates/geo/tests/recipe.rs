@@ -35,6 +35,13 @@ fn the_seed_recipe_gives_the_seed_grid() {
     );
     let km = g.with_resolution(1000.0).unwrap();
     assert_eq!((km.nx, km.ny), (1953, 2121));
+    // A size that does not fit names the nearest that divide both extents (1953 x 2121 km:
+    // divisors of 21 km).
+    let (_, msg) = g.with_resolution(5000.0).unwrap_err();
+    assert!(
+        msg.ends_with("sizes that fit this extent: 3000, 3500, 4200, 5250"),
+        "{msg}"
+    );
     assert_eq!(r.properties().variables.len(), 12);
     assert!(!r.properties().sources.is_empty());
 }
