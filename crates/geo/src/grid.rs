@@ -96,7 +96,8 @@ impl TargetGrid {
                 let (nx, ny) = (wx / r, wy / r);
                 (nx - nx.round()).abs() < 1e-6 && (ny - ny.round()).abs() < 1e-6
             };
-            let mut near: Vec<f64> = (1..=(res.max(1.0) as u64 * 2))
+            let up_to = (res.max(1.0) * 2.0).min(wx.max(wy)).min(1e7) as u64;
+            let mut near: Vec<f64> = (1..=up_to)
                 .map(|r| r as f64)
                 .filter(|r| fits(*r))
                 .collect();
