@@ -97,10 +97,7 @@ impl TargetGrid {
                 (nx - nx.round()).abs() < 1e-6 && (ny - ny.round()).abs() < 1e-6
             };
             let up_to = (res.max(1.0) * 2.0).min(wx.max(wy)).min(1e7) as u64;
-            let mut near: Vec<f64> = (1..=up_to)
-                .map(|r| r as f64)
-                .filter(|r| fits(*r))
-                .collect();
+            let mut near: Vec<f64> = (1..=up_to).map(|r| r as f64).filter(|r| fits(*r)).collect();
             near.sort_by(|a, b| (a - res).abs().total_cmp(&(b - res).abs()));
             near.truncate(4);
             near.sort_by(f64::total_cmp);
