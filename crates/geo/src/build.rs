@@ -26,7 +26,7 @@ use crate::fetch::{fetch_source, FetchOptions, Fetched};
 use crate::grid::TargetGrid;
 use crate::read::prepare::{prepare, Prepared, ReadSpec};
 use crate::recipe::{InputFile, Processing, Recipe, SourceSpec};
-use crate::GeoError;
+use crate::{read_err as err, GeoError};
 
 /// What `build` is asked to do.
 #[derive(Clone, Debug)]
@@ -77,13 +77,6 @@ impl Layer {
             .iter()
             .filter(|p| !self.timed || p.time == t)
             .collect()
-    }
-}
-
-fn err(path: &Path, message: String) -> GeoError {
-    GeoError::Read {
-        path: path.to_path_buf(),
-        message,
     }
 }
 

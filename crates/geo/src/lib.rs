@@ -41,6 +41,14 @@ pub enum GeoError {
     },
 }
 
+/// A [`GeoError::Read`] about `path`.
+pub(crate) fn read_err(path: &std::path::Path, message: String) -> GeoError {
+    GeoError::Read {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
 /// Sends GDAL's own messages to the `log` crate at debug level. The failures that matter come
 /// back as [`GeoError`]s carrying GDAL's message; the rest (PROJ refusing points beyond a
 /// pole, which the warper skips, once per window) would only be noise on the terminal.

@@ -10,13 +10,12 @@ use std::ops::Range;
 use std::path::Path;
 
 use gdal::cpl::CslStringList;
-use gdal::spatial_ref::SpatialRef;
-use gdal::{Dataset, DriverManager};
+use gdal::Dataset;
 
 use crate::grid::TargetGrid;
 use crate::recipe::Rasterize;
-use crate::warp::last_gdal_error;
-use crate::GeoError;
+use crate::warp::{last_gdal_error, window_dataset, window_values};
+use crate::{read_err, GeoError};
 
 /// How features become cell values.
 #[derive(Clone, Debug)]
@@ -40,13 +39,6 @@ impl From<&Rasterize> for RasterizeSpec {
     }
 }
 
-fn read_err(path: &Path, message: String) -> GeoError {
-    GeoError::Read {
-        path: path.to_path_buf(),
-        message,
-    }
-}
-
 /// Burns layer `layer` of `src` (in the grid's CRS) into columns `cols` and rows `rows` of
 /// `grid`: `rows.len() * cols.len()` values, row-major, north first.
 pub fn rasterize_window(
@@ -58,21 +50,7 @@ pub fn rasterize_window(
     rows: Range<usize>,
 ) -> Result<Vec<f32>, GeoError> {
     let ds = Dataset::open(src).map_err(|e| read_err(src, format!("GDAL cannot open it: {e}")))?;
-    let wkt = SpatialRef::from_definition(&grid.crs)
-        .and_then(|s| s.to_wkt())
-        .map_err(|e| read_err(src, format!("target CRS {:?}: {e}", grid.crs)))?;
-    let (w, h) = (cols.len(), rows.len());
-    let mut mem = DriverManager::get_driver_by_name("MEM")
-        .and_then(|d| d.create_with_band_type::<f32, _>("", w, h, 1))
-        .map_err(|e| read_err(src, format!("GDAL MEM dataset: {e}")))?;
-    let (x0, y0) = grid.window_origin(cols.start, rows.start);
-    let gt = [x0, grid.res_x, 0.0, y0, 0.0, -grid.res_y];
-    let setup = |mem: &mut Dataset| -> gdal::errors::Result<()> {
-        mem.set_geo_transform(&gt)?;
-        mem.set_projection(&wkt)?;
-        mem.rasterband(1)?.fill(spec.background, None)
-    };
-    setup(&mut mem).map_err(|e| read_err(src, format!("GDAL MEM dataset: {e}")))?;
+    let mem = window_dataset(src, grid, &cols, &rows, spec.background)?;
 
     let mut args = CslStringList::new();
     let mut push = |a: &str| args.add_string(a).map_err(|e| read_err(src, e.to_string()));
@@ -117,11 +95,5 @@ pub fn rasterize_window(
             ));
         }
     }
-    let band = mem
-        .rasterband(1)
-        .map_err(|e| read_err(src, e.to_string()))?;
-    let buf = band
-        .read_as::<f32>((0, 0), (w, h), (w, h), None)
-        .map_err(|e| read_err(src, e.to_string()))?;
-    Ok(buf.into_shape_and_vec().1)
+    window_values(src, &mem)
 }

@@ -16,7 +16,7 @@ use gdal::{Dataset, DriverManager};
 
 use crate::grid::TargetGrid;
 use crate::recipe::Resampling;
-use crate::GeoError;
+use crate::{read_err, GeoError};
 
 /// How one raster source is warped.
 #[derive(Clone, Debug)]
@@ -37,13 +37,6 @@ impl Resampling {
             Resampling::Average => "average",
             Resampling::Mode => "mode",
         }
-    }
-}
-
-fn read_err(path: &Path, message: String) -> GeoError {
-    GeoError::Read {
-        path: path.to_path_buf(),
-        message,
     }
 }
 
@@ -89,24 +82,7 @@ pub fn warp_window(
             ))
         }
     };
-    let dst_wkt = SpatialRef::from_definition(&grid.crs)
-        .and_then(|s| s.to_wkt())
-        .map_err(|e| read_err(src, format!("target CRS {:?}: {e}", grid.crs)))?;
-    let (w, h) = (cols.len(), rows.len());
-    let mut mem = DriverManager::get_driver_by_name("MEM")
-        .and_then(|d| d.create_with_band_type::<f32, _>("", w, h, 1))
-        .map_err(|e| read_err(src, format!("GDAL MEM dataset: {e}")))?;
-    let (x0, y0) = grid.window_origin(cols.start, rows.start);
-    let gt = [x0, grid.res_x, 0.0, y0, 0.0, -grid.res_y];
-    let setup = |mem: &mut Dataset| -> gdal::errors::Result<()> {
-        mem.set_geo_transform(&gt)?;
-        mem.set_projection(&dst_wkt)?;
-        let mut band = mem.rasterband(1)?;
-        band.set_no_data_value(Some(f64::NAN))?;
-        band.fill(f64::NAN, None)
-    };
-    setup(&mut mem).map_err(|e| read_err(src, format!("GDAL MEM dataset: {e}")))?;
-
+    let mem = window_dataset(src, grid, &cols, &rows, f64::NAN)?;
     let mut args = CslStringList::new();
     let mut push = |a: &str| args.add_string(a).map_err(|e| read_err(src, e.to_string()));
     push("-r")?;
@@ -160,6 +136,41 @@ pub fn warp_window(
             ));
         }
     }
+    window_values(src, &mem)
+}
+
+/// An in-memory float32 dataset over columns `cols` and rows `rows` of `grid` (its CRS and
+/// geotransform), every cell `fill`, no-data NaN: what the warper and the rasteriser write
+/// one output chunk into. `src` names the source in errors.
+pub(crate) fn window_dataset(
+    src: &Path,
+    grid: &TargetGrid,
+    cols: &Range<usize>,
+    rows: &Range<usize>,
+    fill: f64,
+) -> Result<Dataset, GeoError> {
+    let wkt = SpatialRef::from_definition(&grid.crs)
+        .and_then(|s| s.to_wkt())
+        .map_err(|e| read_err(src, format!("target CRS {:?}: {e}", grid.crs)))?;
+    let mut mem = DriverManager::get_driver_by_name("MEM")
+        .and_then(|d| d.create_with_band_type::<f32, _>("", cols.len(), rows.len(), 1))
+        .map_err(|e| read_err(src, format!("GDAL MEM dataset: {e}")))?;
+    let (x0, y0) = grid.window_origin(cols.start, rows.start);
+    let gt = [x0, grid.res_x, 0.0, y0, 0.0, -grid.res_y];
+    let setup = |mem: &mut Dataset| -> gdal::errors::Result<()> {
+        mem.set_geo_transform(&gt)?;
+        mem.set_projection(&wkt)?;
+        let mut band = mem.rasterband(1)?;
+        band.set_no_data_value(Some(f64::NAN))?;
+        band.fill(fill, None)
+    };
+    setup(&mut mem).map_err(|e| read_err(src, format!("GDAL MEM dataset: {e}")))?;
+    Ok(mem)
+}
+
+/// The values of a [`window_dataset`], row-major, north first.
+pub(crate) fn window_values(src: &Path, mem: &Dataset) -> Result<Vec<f32>, GeoError> {
+    let (w, h) = mem.raster_size();
     let band = mem
         .rasterband(1)
         .map_err(|e| read_err(src, e.to_string()))?;

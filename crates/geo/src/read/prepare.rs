@@ -29,7 +29,7 @@ use crate::grid::TargetGrid;
 use crate::rasterize::{rasterize_window, RasterizeSpec};
 use crate::recipe::{FormatHint, Rasterize, Resampling, ValidRange};
 use crate::warp::{last_gdal_error, warp_window, WarpSpec};
-use crate::GeoError;
+use crate::{read_err as err, GeoError};
 
 /// How to read one file of a source (the recipe's `processing`, output overrides applied).
 #[derive(Clone, Debug, Default)]
@@ -98,13 +98,6 @@ impl Drop for MemFile {
                 gdal_sys::VSIUnlink(c.as_ptr());
             }
         }
-    }
-}
-
-fn err(path: &Path, message: String) -> GeoError {
-    GeoError::Read {
-        path: path.to_path_buf(),
-        message,
     }
 }
 
