@@ -121,7 +121,7 @@ pub fn build(
         }
         let mut pieces = Vec::new();
         let mut urls = Vec::new();
-        for (si, source_name, _) in from {
+        for (si, _, _) in from {
             let source = &props.sources[*si];
             if fetched[*si].is_none() {
                 fetched[*si] = Some(fetch_source(
@@ -133,7 +133,7 @@ pub fn build(
             }
             let got = fetched[*si].as_ref().expect("fetched above");
             let at = format!("$.properties.sources[{si}].processing");
-            let (files, spec) = read_spec(source, source_name, &v.name);
+            let (files, spec) = read_spec(source, &v.name);
             for (file, time) in pick_files(got, &files)? {
                 let time = match time {
                     Some(t) => Some(parse_date_or_time_us(&t).ok_or_else(|| GeoError::Recipe {
@@ -260,14 +260,13 @@ pub fn build(
 
 /// What to read for cube variable `name` from `source`: its files and how (the output's
 /// overrides applied to the source's `processing`).
-fn read_spec(source: &SourceSpec, source_name: &str, name: &str) -> (Vec<InputFile>, ReadSpec) {
+fn read_spec(source: &SourceSpec, name: &str) -> (Vec<InputFile>, ReadSpec) {
     let p: Processing = source.processing.clone().unwrap_or_default();
     let out = p.outputs.iter().find(|o| o.name == name);
     let files = match out {
         Some(o) if !o.files.is_empty() => o.files.clone(),
         _ => p.files.clone(),
     };
-    let _ = source_name;
     let spec = ReadSpec {
         format: p.format,
         variable: out.and_then(|o| o.variable.clone()).or(p.variable),
