@@ -1,22 +1,26 @@
 # The two commands of the README. Both install what a fresh Debian 12 machine lacks, then build.
 #   make demo  - build and run the embedded demo (synthetic DAS record -> cube -> info)
-#   make test  - formatting, lints and every test (real data from ../shared, Python readers)
+#   make test  - formatting, lints and every test (real data from ../shared, Python readers,
+#                a real S3 server: Garage, built once into ~/.cache/cryocube-tools)
 
 SHELL := /bin/bash
 APT_PACKAGES := build-essential libhdf5-dev libnetcdf-dev libgdal-dev pkg-config python3-venv gdal-bin
 # Evaluated when used, i.e. after `deps` may have installed Rust under ~/.cargo.
 CARGO ?= $(shell command -v cargo || echo $(HOME)/.cargo/bin/cargo)
 
-.PHONY: deps demo test bench
+.PHONY: deps test-deps demo test bench
 
 deps:
 	@bash scripts/install-deps.sh $(APT_PACKAGES)
+
+test-deps: deps
+	@CARGO=$(CARGO) bash scripts/install-garage.sh
 
 demo: deps
 	$(CARGO) build --release --locked
 	./target/release/cryocube demo -o cryocube-demo --overwrite
 
-test: deps
+test: test-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 	$(CARGO) test --workspace --locked

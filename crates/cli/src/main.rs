@@ -11,7 +11,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use cryocube_cube::{info, CubeReader, ZarrFormat};
+use cryocube_cube::{info, CubeReader, Location, ZarrFormat};
 use cryocube_das::demo::SyntheticRecord;
 use cryocube_das::job::{self, ChannelSelection, DasOptions, OutputType, Param};
 use cryocube_das::read::Format;
@@ -22,7 +22,7 @@ use cryocube_das::transform::{Scale, Window};
     name = "cryocube",
     version,
     about = "Raw cryosphere observations to analysis-ready data cubes",
-    after_help = "Examples:\n  cryocube demo\n  cryocube das /data/rhone/*.h5 -o rhone.zarr\n  cryocube info rhone.zarr\n  cryocube fetch cube.geojson --dir sources"
+    after_help = "Examples:\n  cryocube demo\n  cryocube das /data/rhone/*.h5 -o rhone.zarr\n  cryocube info rhone.zarr\n  cryocube fetch cube.geojson --dir sources\n  cryocube build cube.geojson -o s3://bucket/polar.zarr"
 )]
 struct Cli {
     /// Print only warnings and errors.
@@ -61,15 +61,19 @@ enum Command {
     /// target grid, write one CF cube (EPSG from the recipe, CRS visible to rioxarray and GDAL).
     #[command(after_help = "Examples:\n  \
         cryocube build cube.geojson -o polar.zarr\n  \
-        cryocube build cube.geojson -o polar-1km.zarr --res 1000 --sources /data/sources\n\n\
-        Static (y, x) raster variables are built; time stacks, lat/lon grids and rasterised\n\
-        vectors are reported and skipped for now.")]
+        cryocube build cube.geojson -o polar-1km.zarr --res 1000 --sources /data/sources\n  \
+        cryocube build cube.geojson -o s3://bucket/polar.zarr\n\n\
+        An interrupted build resumes when started again with the same arguments.\n\n\
+        S3 (outputs and s3:// sources) is configured as for the AWS CLI: AWS_ACCESS_KEY_ID,\n\
+        AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL (another\n\
+        server, e.g. http://127.0.0.1:3900) and AWS_S3_ADDRESSING_STYLE (path | virtual;\n\
+        path by default with an endpoint).")]
     Build {
         /// The cube recipe (`cube.geojson`).
         recipe: PathBuf,
-        /// Output cube (Zarr store directory).
-        #[arg(short, long)]
-        output: PathBuf,
+        /// Output cube: a folder, or s3://BUCKET/PREFIX.
+        #[arg(short, long, value_parser = parse_location)]
+        output: Location,
         /// Where the sources are, or are fetched to.
         #[arg(long, default_value = "cryocube-sources")]
         sources: PathBuf,
@@ -90,8 +94,9 @@ enum Command {
         The patch maps `.zattrs` and `VAR/.zattrs` to attributes; `__delete__` removes one.\n\
         Deleting _ARRAY_DIMENSIONS, grid_mapping or coordinates needs --force.")]
     Patch {
-        /// The cube (a Zarr store).
-        store: PathBuf,
+        /// The cube: a folder, or s3://BUCKET/PREFIX.
+        #[arg(value_parser = parse_location)]
+        store: Location,
         /// The patch (YAML or JSON).
         #[arg(long)]
         metadata: PathBuf,
@@ -104,8 +109,9 @@ enum Command {
     },
     /// Summarise a cube: dims, chunks, coordinate ranges (UTC), variables, attributes, size.
     Info {
-        /// The cube (a Zarr store).
-        store: PathBuf,
+        /// The cube: a folder, or s3://BUCKET/PREFIX.
+        #[arg(value_parser = parse_location)]
+        store: Location,
     },
     /// Synthesise a Rhonegletscher-like DAS record, build its cube and show it.
     Demo {
@@ -132,9 +138,9 @@ struct DasArgs {
     /// Input files, folders or glob patterns (ordered by header start time, not by name).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// Output cube (Zarr store directory).
-    #[arg(short, long)]
-    output: PathBuf,
+    /// Output cube: a folder, or s3://BUCKET/PREFIX.
+    #[arg(short, long, value_parser = parse_location)]
+    output: Location,
     /// Input layout; detected from the content when omitted.
     #[arg(long, value_parser = parse_format)]
     format: Option<Format>,
@@ -194,6 +200,10 @@ enum ScaleArg {
 enum DtypeArg {
     F32,
     F16,
+}
+
+fn parse_location(s: &str) -> Result<Location, String> {
+    Location::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -332,8 +342,7 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             quiet,
         ),
         Command::Info { store } => {
-            let cube = CubeReader::open(&store)
-                .with_context(|| format!("cannot open {}", store.display()))?;
+            let cube = CubeReader::open(&store).with_context(|| format!("cannot open {store}"))?;
             print!("{}", info::render(&cube)?);
             Ok(())
         }

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+
+use cryocube_cube::store::{LocalStore, S3Client, S3Config, Store};
 
 /// `shared/` beside the checkout (or `CRYOCUBE_SHARED`); missing data fails loudly.
 pub fn shared() -> PathBuf {
@@ -23,11 +25,17 @@ pub fn das(name: &str) -> PathBuf {
 }
 
 pub fn cryocube(args: &[&str]) -> Output {
+    cryocube_with(args, &[])
+}
+
+/// [`cryocube`] with extra environment variables (e.g. the S3 server's).
+pub fn cryocube_with(args: &[&str], env: &[(String, String)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cryocube"))
         .args(args)
         .env("RUST_LOG", "info")
         // The example recipe's URLs name the data folder through this variable.
         .env("CRYOCUBE_SHARED", shared())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run cryocube")
 }
@@ -44,74 +52,90 @@ pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-/// Every file of a store and its bytes; in the root metadata, the lines that name when or by
-/// which command it was made (`date_created`, `date_modified`, `history`) are left out.
-pub fn store_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+/// Every key of a store (a folder or any [`Store`]) and its bytes; in the root metadata, the
+/// lines that name when or by which command it was made (`date_created`, `date_modified`,
+/// `history`) are left out.
+pub fn store_keys(store: &dyn Store) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let key = path.strip_prefix(root).unwrap().display().to_string();
-                let mut bytes = std::fs::read(&path).unwrap();
-                if key == ".zmetadata" || key == ".zattrs" || key == "zarr.json" {
-                    let text = String::from_utf8(bytes).unwrap();
-                    bytes = text
-                        .lines()
-                        .filter(|l| {
-                            !["\"date_created\"", "\"date_modified\"", "\"history\""]
-                                .iter()
-                                .any(|k| l.contains(k))
-                        })
-                        // The last attribute has no trailing comma; which one is last varies.
-                        .map(|l| l.trim_end_matches(','))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                        .into_bytes();
-                }
-                out.insert(key, bytes);
-            }
+    for (key, _) in store.list("").unwrap() {
+        let mut bytes = store.get(&key).unwrap().unwrap();
+        if key == ".zmetadata" || key == ".zattrs" || key == "zarr.json" {
+            let text = String::from_utf8(bytes).unwrap();
+            bytes = text
+                .lines()
+                .filter(|l| {
+                    !["\"date_created\"", "\"date_modified\"", "\"history\""]
+                        .iter()
+                        .any(|k| l.contains(k))
+                })
+                // The last attribute has no trailing comma; which one is last varies.
+                .map(|l| l.trim_end_matches(','))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .into_bytes();
         }
+        out.insert(key, bytes);
     }
     out
 }
 
-/// Asserts two stores hold the same files with the same bytes (see [`store_files`]).
+/// [`store_keys`] of a local store.
+pub fn store_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    store_keys(&LocalStore::new(root))
+}
+
+/// Asserts two local stores hold the same files with the same bytes (see [`store_keys`]).
 pub fn assert_same_store(a: &Path, b: &Path) {
-    let (fa, fb) = (store_files(a), store_files(b));
+    assert_same_stores(&LocalStore::new(a), &LocalStore::new(b));
+}
+
+/// Asserts two stores hold the same keys with the same bytes (see [`store_keys`]).
+pub fn assert_same_stores(a: &dyn Store, b: &dyn Store) {
+    let (fa, fb) = (store_keys(a), store_keys(b));
+    let (ka, kb) = (fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
+    assert!(!ka.is_empty(), "{} is empty", a.path().display());
     assert_eq!(
-        fa.keys().collect::<Vec<_>>(),
-        fb.keys().collect::<Vec<_>>(),
-        "{} and {} hold different files",
-        a.display(),
-        b.display()
+        ka,
+        kb,
+        "{} and {} hold different keys",
+        a.path().display(),
+        b.path().display()
     );
     for (k, v) in &fa {
         assert!(
             v == &fb[k],
             "{k} differs between {} and {}",
-            a.display(),
-            b.display()
+            a.path().display(),
+            b.path().display()
         );
     }
 }
 
 /// Starts `cryocube args`, kills it once the journal in `store` says `blocks` blocks are done.
 pub fn kill_after_blocks(args: &[&str], store: &Path, blocks: u64) {
+    kill_after_blocks_in(args, &[], &LocalStore::new(store), blocks)
+}
+
+/// [`kill_after_blocks`] for any store, with extra environment variables for the run.
+pub fn kill_after_blocks_in(
+    args: &[&str],
+    env: &[(String, String)],
+    store: &dyn Store,
+    blocks: u64,
+) {
     use std::time::{Duration, Instant};
     let mut child = Command::new(env!("CARGO_BIN_EXE_cryocube"))
         .args(args)
         .env("CRYOCUBE_SHARED", shared())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .spawn()
         .unwrap();
-    let journal = store.join(".cryocube-journal.json");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let done = std::fs::read(&journal)
+        let done = store
+            .get(".cryocube-journal.json")
             .ok()
+            .flatten()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .and_then(|j| j["blocks_done"].as_u64())
             .unwrap_or(0);
@@ -129,13 +153,13 @@ pub fn kill_after_blocks(args: &[&str], store: &Path, blocks: u64) {
     child.wait().unwrap();
 }
 
-/// A Python venv (cached in the target dir) with xarray, zarr, lexcube, dask and rioxarray.
+/// A Python venv (cached in the target dir) with xarray, zarr, lexcube, dask, rioxarray and s3fs.
 pub fn venv() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-venv");
     let python = dir.join("bin/python");
     let ready = python.exists()
         && Command::new(&python)
-            .args(["-c", "import xarray, zarr, lexcube, rioxarray"])
+            .args(["-c", "import xarray, zarr, lexcube, rioxarray, s3fs"])
             .status()
             .is_ok_and(|s| s.success());
     if !ready {
@@ -156,13 +180,159 @@ pub fn venv() -> PathBuf {
                 "lexcube",
                 "dask",
                 "rioxarray",
+                "s3fs",
             ])
             .status()
             .expect("pip install");
         assert!(
             s.success(),
-            "pip install xarray zarr lexcube dask rioxarray failed"
+            "pip install xarray zarr lexcube dask rioxarray s3fs failed"
         );
     }
     python
+}
+
+/// A real S3 server (Garage) on 127.0.0.1, in a temporary folder, with bucket `test`; killed
+/// when dropped. The binary is `CRYOCUBE_GARAGE`, or the one `make install-deps` builds into
+/// `~/.cache/cryocube-tools/garage`, or `garage` on the PATH; without one the test fails.
+pub struct Garage {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+pub fn garage_binary() -> PathBuf {
+    let candidates = [
+        std::env::var_os("CRYOCUBE_GARAGE").map(PathBuf::from),
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".cache/cryocube-tools/garage/bin/garage")),
+    ];
+    if let Some(p) = candidates.into_iter().flatten().find(|p| p.is_file()) {
+        return p;
+    }
+    let on_path = Command::new("garage").arg("--version").output();
+    assert!(
+        on_path.is_ok_and(|o| o.status.success()),
+        "no Garage S3 server: run `make install-deps` (cargo install garage@2.5.0 --locked --root ~/.cache/cryocube-tools/garage) or set CRYOCUBE_GARAGE"
+    );
+    PathBuf::from("garage")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Garage {
+    pub fn start() -> Garage {
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let (s3, rpc) = (free_port(), free_port());
+        let hex = |n: usize, seed: u64| -> String {
+            (0..n)
+                .map(|i| {
+                    format!(
+                        "{:x}",
+                        (seed.wrapping_mul(31).wrapping_add(i as u64 * 7)) % 16
+                    )
+                })
+                .collect()
+        };
+        let seed = u64::from(s3) * 1000 + u64::from(rpc);
+        let access_key = format!("GK{}", hex(24, seed));
+        let secret_key = hex(64, seed + 1);
+        let config = dir.path().join("garage.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "metadata_dir = \"{0}/meta\"\ndata_dir = \"{0}/data\"\ndb_engine = \"sqlite\"\n\
+                 replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
+                 rpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\n\
+                 [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\n",
+                dir.path().display(),
+                secret = hex(64, seed + 2),
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("garage.log")).unwrap();
+        let child = Command::new(garage_binary())
+            .args([
+                "-c",
+                p(&config),
+                "server",
+                "--single-node",
+                "--default-bucket",
+            ])
+            .env("GARAGE_DEFAULT_ACCESS_KEY", &access_key)
+            .env("GARAGE_DEFAULT_SECRET_KEY", &secret_key)
+            .env("GARAGE_DEFAULT_BUCKET", "test")
+            .env("RUST_LOG", "warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start garage");
+        let g = Garage {
+            child,
+            _dir: dir,
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            access_key,
+            secret_key,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if g.client().list("test", "", false).is_ok() {
+                return g;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Garage did not come up: {}",
+                std::fs::read_to_string(g._dir.path().join("garage.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The AWS variables a user would set for this server.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ACCESS_KEY_ID", self.access_key.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret_key.as_str()),
+            ("AWS_REGION", "garage"),
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_S3_ADDRESSING_STYLE", "path"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    pub fn client(&self) -> S3Client {
+        S3Client::new(S3Config {
+            endpoint: self.endpoint.clone(),
+            region: "garage".into(),
+            credentials: Some(cryocube_cube::store::s3::Credentials {
+                access_key: self.access_key.clone(),
+                secret_key: self.secret_key.clone(),
+                session_token: None,
+            }),
+            path_style: true,
+        })
+    }
+
+    /// The store at `s3://test/{prefix}`.
+    pub fn store(&self, prefix: &str) -> cryocube_cube::store::S3Store {
+        cryocube_cube::store::S3Store::new(self.client(), "test", prefix)
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

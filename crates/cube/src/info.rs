@@ -40,7 +40,11 @@ pub fn render(cube: &CubeReader) -> Result<String, CubeError> {
             "status:  INCOMPLETE (the run that wrote it did not finish; run it again to resume)"
         );
     }
-    let _ = writeln!(out, "size:    {} on disk", human_bytes(cube.size_on_disk()));
+    let _ = writeln!(
+        out,
+        "size:    {} on disk",
+        human_bytes(cube.size_on_disk()?)
+    );
 
     // Dimensions, in the order the data variables use them.
     let mut dims: Vec<(String, u64)> = Vec::new();

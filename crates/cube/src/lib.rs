@@ -13,6 +13,8 @@
 //!   resume;
 //! - [`cf`] holds the CF/ACDD encodings (time units, attribute helpers);
 //! - [`info`] renders the human summary printed by `cryocube info`;
+//! - [`store`] is where the bytes go: a local folder or an S3 prefix (`s3://bucket/cube.zarr`),
+//!   through one small key/value interface (and our own SigV4 client);
 //! - [`patch`] changes attributes of a published cube (`cryocube patch`, xcube semantics).
 
 pub mod cf;
@@ -21,11 +23,13 @@ pub mod info;
 pub mod meta;
 pub mod patch;
 pub mod read;
+pub mod store;
 pub mod write;
 
 pub use error::CubeError;
 pub use meta::{ArraySpec, DType, ZarrFormat};
 pub use read::CubeReader;
+pub use store::{Location, Store};
 pub use write::{CubeWriter, WriteOptions};
 
 /// Attribute maps as stored in `.zattrs` (insertion order kept, so output is deterministic).

@@ -15,8 +15,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::read::read_json;
-use crate::write::put_atomic;
+use crate::store::{json_bytes as pretty, read_json, Location, Store};
 use crate::{Attrs, CubeError};
 
 /// Attributes whose deletion breaks the cube for its readers.
@@ -75,21 +74,21 @@ pub fn load_patch(path: &Path) -> Result<Value, CubeError> {
     })
 }
 
-/// Where a target's attributes live, as (file, JSON pointer inside it) for each format.
+/// Where a target's attributes live, as (key, member inside it) for each format.
 enum Doc {
-    /// Zarr v2: a whole `.zattrs` file.
-    V2(std::path::PathBuf),
+    /// Zarr v2: a whole `.zattrs` document.
+    V2(String),
     /// Zarr v3: the `attributes` member of a `zarr.json`.
-    V3(std::path::PathBuf),
+    V3(String),
 }
 
 impl Doc {
-    fn read(&self) -> Result<Attrs, CubeError> {
-        let (path, member) = match self {
-            Doc::V2(p) => (p, None),
-            Doc::V3(p) => (p, Some("attributes")),
+    fn read(&self, store: &dyn Store) -> Result<Attrs, CubeError> {
+        let (key, member) = match self {
+            Doc::V2(k) => (k, None),
+            Doc::V3(k) => (k, Some("attributes")),
         };
-        let v = read_json(path)?.unwrap_or_else(|| json!({}));
+        let v = read_json(store, key)?.unwrap_or_else(|| json!({}));
         let attrs = match member {
             Some(m) => v.get(m).cloned().unwrap_or(json!({})),
             None => v,
@@ -97,42 +96,33 @@ impl Doc {
         Ok(attrs.as_object().cloned().unwrap_or_default())
     }
 
-    fn write(&self, attrs: &Attrs) -> Result<(), CubeError> {
+    fn write(&self, store: &dyn Store, attrs: &Attrs) -> Result<(), CubeError> {
         match self {
-            Doc::V2(p) => put_atomic(p, &pretty(&Value::Object(attrs.clone()))),
-            Doc::V3(p) => {
-                let mut v: Value =
-                    serde_json::from_slice(&std::fs::read(p).map_err(|e| CubeError::io(p, e))?)
-                        .map_err(|e| CubeError::Invalid {
-                            path: p.clone(),
-                            message: e.to_string(),
-                        })?;
+            Doc::V2(k) => store.put(k, &pretty(&Value::Object(attrs.clone()))),
+            Doc::V3(k) => {
+                let mut v = read_json(store, k)?.unwrap_or_else(|| json!({}));
                 v["attributes"] = Value::Object(attrs.clone());
-                put_atomic(p, &pretty(&v))
+                store.put(k, &pretty(&v))
             }
         }
     }
 }
 
-fn pretty(v: &Value) -> Vec<u8> {
-    let mut b = serde_json::to_vec_pretty(v).expect("JSON values serialise");
-    b.push(b'\n');
-    b
-}
-
-/// Applies (or with `dry_run` only reports) a patch to the cube at `root`.
+/// Applies (or with `dry_run` only reports) a patch to the cube at `location`.
 pub fn apply(
-    root: &Path,
+    location: impl Into<Location>,
     patch: &Value,
     force: bool,
     dry_run: bool,
 ) -> Result<PatchReport, CubeError> {
+    let store = location.into().open()?;
+    let store = store.as_ref();
     let invalid = |message: String| CubeError::Invalid {
-        path: root.to_path_buf(),
+        path: store.path(),
         message,
     };
-    let v3 = root.join("zarr.json").exists();
-    if !v3 && !root.join(".zgroup").exists() {
+    let v3 = store.exists("zarr.json")?;
+    if !v3 && !store.exists(".zgroup")? {
         return Err(invalid(
             "not a published cube (no .zgroup or zarr.json)".into(),
         ));
@@ -165,13 +155,13 @@ pub fn apply(
             continue;
         };
         let doc = match (&var, v3) {
-            (None, false) => Doc::V2(root.join(".zattrs")),
-            (None, true) => Doc::V3(root.join("zarr.json")),
-            (Some(v), false) if root.join(v).join(".zarray").exists() => {
-                Doc::V2(root.join(v).join(".zattrs"))
+            (None, false) => Doc::V2(".zattrs".into()),
+            (None, true) => Doc::V3("zarr.json".into()),
+            (Some(v), false) if store.exists(&format!("{v}/.zarray"))? => {
+                Doc::V2(format!("{v}/.zattrs"))
             }
-            (Some(v), true) if root.join(v).join("zarr.json").exists() => {
-                Doc::V3(root.join(v).join("zarr.json"))
+            (Some(v), true) if store.exists(&format!("{v}/zarr.json"))? => {
+                Doc::V3(format!("{v}/zarr.json"))
             }
             (Some(v), _) => {
                 report
@@ -186,7 +176,7 @@ pub fn apply(
                 .push(format!("{key}: not a mapping of attributes; ignored"));
             continue;
         };
-        let mut current = doc.read()?;
+        let mut current = doc.read(store)?;
         for (k, new) in changes {
             let old = current.get(k).cloned();
             if new == &json!(DELETE) {
@@ -233,66 +223,49 @@ pub fn apply(
         return Ok(report);
     }
     for (_, doc, attrs) in &updates {
-        doc.write(attrs)?;
+        doc.write(store, attrs)?;
     }
-    consolidate(root, v3)?;
+    consolidate(store, v3)?;
     Ok(report)
 }
 
-/// Rewrites the consolidated metadata from the documents on disk (last, atomically).
-fn consolidate(root: &Path, v3: bool) -> Result<(), CubeError> {
-    let read = read_json;
-    let mut dirs: Vec<_> = std::fs::read_dir(root)
-        .map_err(|e| CubeError::io(root, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_dir()
-                && !p
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
+/// Rewrites the consolidated metadata from the documents in the store (last, atomically).
+fn consolidate(store: &dyn Store, v3: bool) -> Result<(), CubeError> {
+    let read = |key: &str| read_json(store, key);
+    let names: Vec<String> = store
+        .children()?
+        .into_iter()
+        .filter(|n| !n.starts_with('.'))
         .collect();
-    dirs.sort();
     if v3 {
-        let path = root.join("zarr.json");
-        let mut group = read(&path)?.unwrap_or_else(|| json!({}));
+        let mut group = read("zarr.json")?.unwrap_or_else(|| json!({}));
         if group.get("consolidated_metadata").is_none() {
             return Ok(());
         }
         let mut meta = Attrs::new();
-        for d in &dirs {
-            if let Some(m) = read(&d.join("zarr.json"))? {
-                let name = d
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
-                meta.insert(name, m);
+        for name in &names {
+            if let Some(m) = read(&format!("{name}/zarr.json"))? {
+                meta.insert(name.clone(), m);
             }
         }
         group["consolidated_metadata"]["metadata"] = Value::Object(meta);
-        return put_atomic(&path, &pretty(&group));
+        return store.put("zarr.json", &pretty(&group));
     }
     let mut meta = Attrs::new();
     for key in [".zgroup", ".zattrs"] {
-        if let Some(v) = read(&root.join(key))? {
+        if let Some(v) = read(key)? {
             meta.insert(key.into(), v);
         }
     }
-    for d in &dirs {
-        let name = d
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+    for name in &names {
         for key in [".zarray", ".zattrs"] {
-            if let Some(v) = read(&d.join(key))? {
+            if let Some(v) = read(&format!("{name}/{key}"))? {
                 meta.insert(format!("{name}/{key}"), v);
             }
         }
     }
-    put_atomic(
-        &root.join(".zmetadata"),
+    store.put(
+        ".zmetadata",
         &pretty(&json!({"metadata": meta, "zarr_consolidated_format": 1})),
     )
 }

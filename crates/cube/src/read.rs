@@ -9,42 +9,55 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use zarrs::array::{Array, ArraySubset};
-use zarrs::filesystem::FilesystemStore;
 
 use crate::meta::{ArraySpec, DType, ZarrFormat};
+use crate::store::{read_json, Location, Store, ZarrsView};
 use crate::write::JOURNAL;
 use crate::{Attrs, CubeError};
 
 /// A cube opened for reading.
 pub struct CubeReader {
+    location: Location,
+    /// The store as messages name it.
     root: PathBuf,
     format: ZarrFormat,
     arrays: Vec<ArraySpec>,
     root_attrs: Attrs,
     complete: bool,
-    store: Arc<FilesystemStore>,
+    store: Arc<dyn Store>,
+    view: Arc<ZarrsView>,
 }
 
 impl CubeReader {
     /// Opens a store; an unfinished one (no root group yet) opens too, with
     /// [`CubeReader::is_complete`] false, so tools can say so instead of failing obscurely.
-    pub fn open(root: &Path) -> Result<Self, CubeError> {
-        let (format, arrays, root_attrs) = load_specs(root)?;
-        let complete = match format {
-            ZarrFormat::V2 => root.join(".zgroup").exists() && !root.join(JOURNAL).exists(),
-            ZarrFormat::V3 { .. } => {
-                root.join("zarr.json").exists() && !root.join(JOURNAL).exists()
-            }
+    pub fn open(location: impl Into<Location>) -> Result<Self, CubeError> {
+        let location = location.into();
+        let store = location.open()?;
+        let (format, arrays, root_attrs) = load_specs(store.as_ref())?;
+        let group = match format {
+            ZarrFormat::V2 => ".zgroup",
+            ZarrFormat::V3 { .. } => "zarr.json",
         };
-        let store = FilesystemStore::new(root).map_err(|e| invalid(root, e.to_string()))?;
+        let complete = store.exists(group)? && !store.exists(JOURNAL)?;
         Ok(CubeReader {
-            root: root.to_path_buf(),
+            location,
+            root: store.path(),
             format,
             arrays,
             root_attrs,
             complete,
-            store: Arc::new(store),
+            view: Arc::new(ZarrsView(store.clone())),
+            store,
         })
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     pub fn path(&self) -> &Path {
@@ -66,8 +79,8 @@ impl CubeReader {
         self.arrays.iter().find(|a| a.name == name)
     }
 
-    fn zarrs_array(&self, name: &str) -> Result<Array<FilesystemStore>, CubeError> {
-        Array::open(self.store.clone(), &format!("/{name}")).map_err(|e| CubeError::Array {
+    fn zarrs_array(&self, name: &str) -> Result<Array<ZarrsView>, CubeError> {
+        Array::open(self.view.clone(), &format!("/{name}")).map_err(|e| CubeError::Array {
             path: self.root.clone(),
             array: name.into(),
             message: e.to_string(),
@@ -156,28 +169,14 @@ impl CubeReader {
             })
     }
 
-    /// Bytes the store occupies on disk.
-    pub fn size_on_disk(&self) -> u64 {
-        fn walk(p: &Path) -> u64 {
-            std::fs::read_dir(p)
-                .map(|rd| {
-                    rd.filter_map(|e| e.ok())
-                        .map(|e| match e.metadata() {
-                            Ok(m) if m.is_dir() => walk(&e.path()),
-                            Ok(m) => m.len(),
-                            Err(_) => 0,
-                        })
-                        .sum()
-                })
-                .unwrap_or(0)
-        }
-        walk(&self.root)
+    /// Bytes the store occupies (the sum of its keys' sizes).
+    pub fn size_on_disk(&self) -> Result<u64, CubeError> {
+        Ok(self.store.list("")?.iter().map(|(_, n)| n).sum())
     }
 
     /// The resume journal of an unfinished store, if any.
     pub fn journal(&self) -> Option<Value> {
-        let bytes = std::fs::read(self.root.join(JOURNAL)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        read_json(self.store.as_ref(), JOURNAL).ok().flatten()
     }
 }
 
@@ -185,16 +184,6 @@ fn invalid(root: &Path, message: String) -> CubeError {
     CubeError::Invalid {
         path: root.into(),
         message,
-    }
-}
-
-pub(crate) fn read_json(path: &Path) -> Result<Option<Value>, CubeError> {
-    match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| invalid(path, format!("invalid JSON: {e}"))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(CubeError::io(path, e)),
     }
 }
 
@@ -275,11 +264,14 @@ fn spec_from_v3(name: &str, meta: &Value, root: &Path) -> Result<ArraySpec, Cube
 
 /// Finds the format, the arrays and the root attributes of a store, preferring consolidated
 /// metadata and falling back to the per-array documents (unfinished stores have only those).
-pub(crate) fn load_specs(root: &Path) -> Result<(ZarrFormat, Vec<ArraySpec>, Attrs), CubeError> {
-    if !root.is_dir() {
-        return Err(invalid(root, "not a Zarr store (no such directory)".into()));
+pub(crate) fn load_specs(
+    store: &dyn Store,
+) -> Result<(ZarrFormat, Vec<ArraySpec>, Attrs), CubeError> {
+    let root = &store.path();
+    if store.is_empty()? {
+        return Err(invalid(root, "not a Zarr store (nothing there)".into()));
     }
-    if let Some(zmeta) = read_json(&root.join(".zmetadata"))? {
+    if let Some(zmeta) = read_json(store, ".zmetadata")? {
         let meta = zmeta["metadata"].as_object().cloned().unwrap_or_default();
         let mut specs = Vec::new();
         for (key, zarray) in &meta {
@@ -299,22 +291,16 @@ pub(crate) fn load_specs(root: &Path) -> Result<(ZarrFormat, Vec<ArraySpec>, Att
             .unwrap_or_default();
         return Ok((ZarrFormat::V2, specs, attrs));
     }
-    let group_v3 = read_json(&root.join("zarr.json"))?;
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(root)
-        .map_err(|e| CubeError::io(root, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    entries.sort();
+    let group_v3 = read_json(store, "zarr.json")?;
     let mut specs = Vec::new();
     let mut v3 = group_v3.is_some();
     let mut sharded = false;
-    for dir in &entries {
-        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if let Some(zarray) = read_json(&dir.join(".zarray"))? {
-            let zattrs = read_json(&dir.join(".zattrs"))?;
+    for name in &store.children()? {
+        let name = name.as_str();
+        if let Some(zarray) = read_json(store, &format!("{name}/.zarray"))? {
+            let zattrs = read_json(store, &format!("{name}/.zattrs"))?;
             specs.push(spec_from_v2(name, &zarray, zattrs.as_ref(), root)?);
-        } else if let Some(meta) = read_json(&dir.join("zarr.json"))? {
+        } else if let Some(meta) = read_json(store, &format!("{name}/zarr.json"))? {
             if meta["node_type"] == "array" {
                 v3 = true;
                 let spec = spec_from_v3(name, &meta, root)?;
@@ -323,7 +309,7 @@ pub(crate) fn load_specs(root: &Path) -> Result<(ZarrFormat, Vec<ArraySpec>, Att
             }
         }
     }
-    if specs.is_empty() && group_v3.is_none() && !root.join(".zgroup").exists() {
+    if specs.is_empty() && group_v3.is_none() && !store.exists(".zgroup")? {
         return Err(invalid(
             root,
             "not a Zarr store (no .zgroup, .zmetadata, zarr.json or arrays)".into(),
@@ -335,7 +321,7 @@ pub(crate) fn load_specs(root: &Path) -> Result<(ZarrFormat, Vec<ArraySpec>, Att
             .and_then(|g| g["attributes"].as_object().cloned())
             .unwrap_or_default()
     } else {
-        read_json(&root.join(".zattrs"))?
+        read_json(store, ".zattrs")?
             .and_then(|v| v.as_object().cloned())
             .unwrap_or_default()
     };

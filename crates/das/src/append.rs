@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use cryocube_cube::cf::{format_utc_us, now_iso, parse_utc_us};
-use cryocube_cube::{Attrs, CubeReader, CubeWriter, DType};
+use cryocube_cube::{Attrs, CubeReader, CubeWriter, DType, Location};
 
 use crate::job::{
     self, aside_key, channel_range, coverage, file_size, fingerprint, input_files_json,
@@ -43,6 +43,7 @@ pub(crate) struct HeldFile {
 /// The cube being extended, as it was before the append began.
 pub(crate) struct Base {
     pub root: PathBuf,
+    pub location: Location,
     /// Root attributes before the append.
     pub attrs: Attrs,
     /// Windows the cube held.
@@ -68,10 +69,9 @@ pub(crate) enum Prepared {
     NothingNew(DasSummary),
 }
 
-fn not_ours(root: &Path, what: &str) -> DasError {
+fn not_ours(root: &dyn std::fmt::Display, what: &str) -> DasError {
     DasError::Input(format!(
-        "{}: cannot append: {what} (is it a cube written by `cryocube das`?)",
-        root.display()
+        "{root}: cannot append: {what} (is it a cube written by `cryocube das`?)"
     ))
 }
 
@@ -80,41 +80,47 @@ impl Base {
     /// the old window count come from its journal.
     fn load(reader: &CubeReader, journal: Option<&Value>) -> Result<Base, DasError> {
         let root = reader.path().to_path_buf();
+        let location = reader.location().clone();
         let attrs = match journal {
             Some(j) => j["base_attrs"]
                 .as_object()
                 .cloned()
-                .ok_or_else(|| not_ours(&root, "its journal has no base_attrs"))?,
+                .ok_or_else(|| not_ours(&root.display(), "its journal has no base_attrs"))?,
             None => reader.attrs().clone(),
         };
         let num = |key: &str| {
             attrs
                 .get(key)
                 .and_then(Value::as_f64)
-                .ok_or_else(|| not_ours(&root, &format!("no `{key}` attribute")))
+                .ok_or_else(|| not_ours(&root.display(), &format!("no `{key}` attribute")))
         };
         let fs = num("das_sampling_rate")?;
         let spec = reader
             .array("spectrogram")
-            .ok_or_else(|| not_ours(&root, "no `spectrogram` array"))?
+            .ok_or_else(|| not_ours(&root.display(), "no `spectrogram` array"))?
             .clone();
         let sattr = |key: &str| {
-            spec.attrs
-                .get(key)
-                .cloned()
-                .ok_or_else(|| not_ours(&root, &format!("spectrogram has no `{key}` attribute")))
+            spec.attrs.get(key).cloned().ok_or_else(|| {
+                not_ours(
+                    &root.display(),
+                    &format!("spectrogram has no `{key}` attribute"),
+                )
+            })
         };
         let window_len = sattr("window_samples")?.as_u64().unwrap_or(0) as usize;
         let hop = sattr("hop_samples")?.as_u64().unwrap_or(0) as usize;
         let scale = Scale::parse(sattr("scale")?.as_str().unwrap_or_default())
-            .ok_or_else(|| not_ours(&root, "unknown `scale`"))?;
+            .ok_or_else(|| not_ours(&root.display(), "unknown `scale`"))?;
         let window = Window::parse(sattr("window")?.as_str().unwrap_or_default())
-            .map_err(|e| not_ours(&root, &format!("window: {e}")))?;
+            .map_err(|e| not_ours(&root.display(), &format!("window: {e}")))?;
         let frequency = reader.read_all_f64("frequency")?;
         let channel = reader.read_all_i64("channel")?;
         let time = reader.read_all_i64("time")?;
         if window_len < 2 || hop < 1 || frequency.is_empty() || channel.is_empty() {
-            return Err(not_ours(&root, "empty or inconsistent coordinates"));
+            return Err(not_ours(
+                &root.display(),
+                "empty or inconsistent coordinates",
+            ));
         }
         let first_bin = (frequency[0] * window_len as f64 / fs).round() as usize;
         let params = SpectrumParams {
@@ -129,17 +135,17 @@ impl Base {
         let windows = match journal {
             Some(j) => j["base_windows"]
                 .as_u64()
-                .ok_or_else(|| not_ours(&root, "its journal has no base_windows"))?,
+                .ok_or_else(|| not_ours(&root.display(), "its journal has no base_windows"))?,
             None => spec.shape[0],
         };
         let first_time = *time
             .first()
-            .ok_or_else(|| not_ours(&root, "no time coordinate values"))?;
+            .ok_or_else(|| not_ours(&root.display(), "no time coordinate values"))?;
         let start_us = first_time - (job::label_offset(&params) * 1e6 / fs).round() as i64;
         let files = attrs
             .get("input_files")
             .and_then(Value::as_array)
-            .ok_or_else(|| not_ours(&root, "no `input_files` attribute"))?
+            .ok_or_else(|| not_ours(&root.display(), "no `input_files` attribute"))?
             .iter()
             .map(|f| HeldFile {
                 name: f["name"].as_str().unwrap_or_default().to_string(),
@@ -166,6 +172,7 @@ impl Base {
         };
         Ok(Base {
             root,
+            location,
             windows,
             start_us,
             params,
@@ -641,7 +648,7 @@ pub(crate) fn roll_back(mut writer: CubeWriter, base: &Base, plan: &Plan, layout
                 }
             }
         }
-        let time = CubeReader::open(&base.root)?.read_all_i64("time")?;
+        let time = CubeReader::open(&base.location)?.read_all_i64("time")?;
         writer.resize("spectrogram", vec![base.windows, width, nb])?;
         writer.resize("time", vec![base.windows])?;
         writer.write_all("time", &time[..base.windows as usize])?;

@@ -15,7 +15,9 @@ use rayon::prelude::*;
 use serde_json::{json, Value};
 
 use cryocube_cube::cf::{attrs, format_utc_us, now_iso, time_attrs};
-use cryocube_cube::{ArraySpec, Attrs, CubeReader, CubeWriter, DType, WriteOptions, ZarrFormat};
+use cryocube_cube::{
+    ArraySpec, Attrs, CubeReader, CubeWriter, DType, Location, WriteOptions, ZarrFormat,
+};
 
 use crate::read::Format;
 use crate::stream::{file_name, Block, BlockReader, Record};
@@ -59,7 +61,7 @@ pub enum Param {
 #[derive(Clone, Debug)]
 pub struct DasOptions {
     pub inputs: Vec<PathBuf>,
-    pub output: PathBuf,
+    pub output: Location,
     pub format: Option<Format>,
     pub df: f64,
     pub dt: f64,
@@ -83,10 +85,10 @@ pub struct DasOptions {
 
 impl DasOptions {
     /// The seed workflow's parameters (df 1 Hz, dt 0.1 s, 0-100 Hz) with our defaults.
-    pub fn new(inputs: Vec<PathBuf>, output: PathBuf) -> Self {
+    pub fn new(inputs: Vec<PathBuf>, output: impl Into<Location>) -> Self {
         DasOptions {
             inputs,
-            output,
+            output: output.into(),
             format: None,
             df: 1.0,
             dt: 0.1,
@@ -109,7 +111,7 @@ impl DasOptions {
 /// What a finished job reports.
 #[derive(Clone, Debug)]
 pub struct DasSummary {
-    pub output: PathBuf,
+    pub output: Location,
     /// Files read by this run.
     pub files: usize,
     /// Windows in the cube.
@@ -300,7 +302,7 @@ pub fn run(
     opts: &DasOptions,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<DasSummary, DasError> {
-    let job = if opts.append && opts.output.exists() {
+    let job = if opts.append && opts.output.exists()? {
         match crate::append::prepare(opts)? {
             crate::append::Prepared::Job(job) => *job,
             crate::append::Prepared::NothingNew(summary) => return Ok(summary),
@@ -538,7 +540,7 @@ fn prepare(opts: &DasOptions) -> Result<Job, DasError> {
         distance_chunk: opts.distance_chunk.max(1),
     };
     let fp = fingerprint(&plan, &layout);
-    if opts.output.exists() && !opts.overwrite {
+    if opts.output.exists()? && !opts.overwrite {
         if let Ok(existing) = CubeReader::open(&opts.output) {
             if let Some(j) = existing.journal() {
                 if j["job"] == "das" && j["fingerprint"] == fp {

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use cryocube_cube::cf::{attrs, format_utc_us, now_iso, parse_date_or_time_us, time_attrs};
-use cryocube_cube::{ArraySpec, Attrs, CubeWriter, DType, WriteOptions, ZarrFormat};
+use cryocube_cube::{ArraySpec, Attrs, CubeWriter, DType, Location, WriteOptions, ZarrFormat};
 
 use crate::fetch::{fetch_source, FetchOptions, Fetched};
 use crate::grid::TargetGrid;
@@ -31,7 +31,8 @@ use crate::{read_err as err, GeoError};
 /// What `build` is asked to do.
 #[derive(Clone, Debug)]
 pub struct BuildOptions {
-    pub output: PathBuf,
+    /// A folder or an S3 prefix.
+    pub output: Location,
     /// Where sources are (and are fetched to when missing).
     pub sources: PathBuf,
     /// Cells per chunk side.
@@ -109,7 +110,7 @@ pub fn build(
     let props = recipe.properties();
     let base = recipe.path.parent().unwrap_or(Path::new("."));
     let mut fetched: Vec<Option<Fetched>> = vec![None; props.sources.len()];
-    let key_base = sanitise(&opts.output.display().to_string());
+    let key_base = sanitise(&opts.output.to_string());
     for v in &props.variables {
         let timed = v.dims.iter().any(|d| d == "time");
         let from: Vec<&(usize, String, String)> =
@@ -531,15 +532,17 @@ fn fingerprint(
     format!("{:x}", h.finalize())
 }
 
-fn resume_state(out: &Path, overwrite: bool, fingerprint: &str) -> Result<Start, GeoError> {
-    let path = out.join(cryocube_cube::write::JOURNAL);
-    let text = match std::fs::read(&path) {
-        Ok(t) if !overwrite => t,
-        _ => return Ok(Start::Fresh { overwrite }),
+fn resume_state(out: &Location, overwrite: bool, fingerprint: &str) -> Result<Start, GeoError> {
+    if overwrite {
+        return Ok(Start::Fresh { overwrite });
+    }
+    let text = match out.open()?.get(cryocube_cube::write::JOURNAL)? {
+        Some(t) => t,
+        None => return Ok(Start::Fresh { overwrite }),
     };
     let j: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
     let refuse = |why: &str| GeoError::Io {
-        path: out.to_path_buf(),
+        path: out.display_path(),
         message: format!("{why}; run with --overwrite to start again"),
     };
     if j["kind"] != "build" {
@@ -558,7 +561,7 @@ fn resume_state(out: &Path, overwrite: bool, fingerprint: &str) -> Result<Start,
     }
     let cells: CellCounts =
         serde_json::from_value(j["cells"].clone()).map_err(|e| GeoError::Io {
-            path: path.clone(),
+            path: out.display_path().join(cryocube_cube::write::JOURNAL),
             message: format!("unreadable journal: {e}"),
         })?;
     Ok(Start::Resume(cells))
@@ -701,7 +704,7 @@ fn write_cube(
     if !finished_before.is_empty() {
         log::info!(
             "{}: resuming an interrupted build ({} chunk(s) of the grid already done)",
-            out.display(),
+            out,
             finished_before.len()
         );
     }
@@ -823,7 +826,7 @@ fn write_cube(
                 now_iso(),
                 env!("CARGO_PKG_VERSION"),
                 recipe.path.display(),
-                out.display()
+                out
             )),
         ),
         ("date_created", json!(now_iso())),

@@ -8,13 +8,16 @@
 //! Archives (tar, zip, gzip) are extracted into `extracted/` beside the file, refusing
 //! absolute paths, `..`, links and absurd expansion ratios. Credentials for sources that need
 //! them come from `CRYOCUBE_HTTP_USER` / `CRYOCUBE_HTTP_PASSWORD` or `~/.netrc`; they are never
-//! logged and never prompted for.
+//! logged and never prompted for. `s3://BUCKET/KEY` sources are read with the AWS
+//! environment (see `cryocube_cube::store::s3`) through a presigned URL, so they resume and
+//! retry like any HTTP download.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use cryocube_cube::store::{s3, S3Client};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -165,14 +168,8 @@ pub fn fetch_source(
         let _ = std::fs::remove_file(&marker);
         let n = if let Some(path) = url.strip_prefix("file://") {
             copy_local(&base.join(path), &dest, &source.name, progress)?
-        } else if url.starts_with("http://") || url.starts_with("https://") {
-            let auth = credentials(source, url)?;
-            download(url, &dest, opts, auth, &source.name, progress)?
         } else {
-            return Err(fetch_err(
-                url,
-                "unsupported scheme (http, https and file are; s3 is to come)".into(),
-            ));
+            fetch_remote(source, url, &dest, opts, progress)?
         };
         let digest = sha256_file(&dest)?;
         if let Some(h) = &expected {
@@ -270,8 +267,7 @@ fn fetch_sidecars(
                 Err(fetch_err(&side_url, "no such file".into()))
             }
         } else {
-            let auth = credentials(source, &side_url)?;
-            download(&side_url, &side, opts, auth, &source.name, progress).map(|_| ())
+            fetch_remote(source, &side_url, &side, opts, progress).map(|_| ())
         };
         match got {
             Ok(()) => {}
@@ -334,14 +330,64 @@ enum Attempt {
     Fatal(String),
 }
 
-fn download(
+/// Downloads an http(s) or s3:// URL to `dest`.
+fn fetch_remote(
+    source: &SourceSpec,
     url: &str,
+    dest: &Path,
+    opts: &FetchOptions,
+    progress: Progress,
+) -> Result<u64, GeoError> {
+    let name = &source.name;
+    if url.starts_with("http://") || url.starts_with("https://") {
+        let auth = credentials(source, url)?;
+        let remote = Remote {
+            url,
+            shown: url,
+            denied:
+                "set CRYOCUBE_HTTP_USER / CRYOCUBE_HTTP_PASSWORD or a ~/.netrc entry for the host",
+        };
+        download(&remote, dest, opts, auth, name, progress)
+    } else if url.starts_with("s3://") {
+        let (bucket, key) = s3::parse_url(url)
+            .filter(|(_, k)| !k.is_empty())
+            .ok_or_else(|| fetch_err(url, "an S3 source is s3://BUCKET/KEY".into()))?;
+        let client = S3Client::from_env().map_err(|m| fetch_err(url, m))?;
+        // A presigned URL lets the resumable HTTP download do the work; it is never shown.
+        let signed = client.presign_get(&bucket, &key, 12 * 3600);
+        let remote = Remote {
+            url: &signed,
+            shown: url,
+            denied:
+                "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL",
+        };
+        download(&remote, dest, opts, None, name, progress)
+    } else {
+        Err(fetch_err(
+            url,
+            "unsupported scheme (http, https, s3 and file are)".into(),
+        ))
+    }
+}
+
+/// What to download, and how to speak of it: `shown` is the URL messages name (a presigned
+/// URL carries a signature that must not reach logs).
+struct Remote<'a> {
+    url: &'a str,
+    shown: &'a str,
+    /// What to do about a 401/403.
+    denied: &'a str,
+}
+
+fn download(
+    remote: &Remote,
     dest: &Path,
     opts: &FetchOptions,
     auth: Option<String>,
     name: &str,
     progress: Progress,
 ) -> Result<u64, GeoError> {
+    let url = remote.shown;
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(opts.timeout)
         .timeout_read(opts.timeout)
@@ -349,7 +395,7 @@ fn download(
     let part = part_path(dest);
     let mut delay = opts.backoff;
     for attempt in 0..=opts.retries {
-        match download_once(&agent, url, &part, auth.as_deref(), name, progress) {
+        match download_once(&agent, remote, &part, auth.as_deref(), name, progress) {
             Ok(n) => {
                 std::fs::rename(&part, dest).map_err(|e| io_err(dest, e))?;
                 return Ok(n);
@@ -378,14 +424,14 @@ fn download(
 
 fn download_once(
     agent: &ureq::Agent,
-    url: &str,
+    remote: &Remote,
     part: &Path,
     auth: Option<&str>,
     name: &str,
     progress: Progress,
 ) -> Result<u64, Attempt> {
     let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
-    let mut req = agent.get(url);
+    let mut req = agent.get(remote.url);
     if have > 0 {
         req = req.set("Range", &format!("bytes={have}-"));
     }
@@ -397,14 +443,17 @@ fn download_once(
         Err(ureq::Error::Status(416, _)) if have > 0 => {
             // The partial file is not a prefix of what the server has now: start again.
             let _ = std::fs::remove_file(part);
-            return Err(Attempt::Retry("the partial download does not fit the file; starting again".into()));
+            return Err(Attempt::Retry(
+                "the partial download does not fit the file; starting again".into(),
+            ));
         }
         Err(ureq::Error::Status(code, r)) if code >= 500 || code == 429 => {
             return Err(Attempt::Retry(format!("HTTP {code} {}", r.status_text())))
         }
         Err(ureq::Error::Status(code @ (401 | 403), _)) => {
             return Err(Attempt::Fatal(format!(
-                "HTTP {code}: access refused; set CRYOCUBE_HTTP_USER / CRYOCUBE_HTTP_PASSWORD or a ~/.netrc entry for the host"
+                "HTTP {code}: access refused; {}",
+                remote.denied
             )))
         }
         Err(ureq::Error::Status(code, r)) => {

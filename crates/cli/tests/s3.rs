@@ -1,0 +1,386 @@
+//! Object storage against a real S3 server (Garage on 127.0.0.1, started here): cubes written
+//! to and read from `s3://`, sources fetched from `s3://`, an interrupted build resumed on S3,
+//! and the errors a user meets (bad credentials, no bucket, missing source, foreign prefix).
+
+mod common;
+
+use std::path::Path;
+
+use common::{
+    assert_same_stores, cryocube, cryocube_with, das, kill_after_blocks_in, p, shared, store_keys,
+    text, venv, Garage,
+};
+use cryocube_cube::store::{LocalStore, Store};
+
+fn example_recipe() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/polar-standin/cube.geojson")
+}
+
+/// Uploads every file the example recipe names (shapefile sidecars too) to
+/// `s3://test/sources/…` and writes the recipe with those URLs into `dir`.
+fn s3_recipe(g: &Garage, dir: &Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(example_recipe()).unwrap();
+    let polar = shared().join("data/polar");
+    let recipe: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let client = g.client();
+    for s in recipe["properties"]["sources"].as_array().unwrap() {
+        let url = s["download_url"].as_str().unwrap();
+        let rel = url
+            .strip_prefix("file://${CRYOCUBE_SHARED}/data/polar/")
+            .unwrap();
+        let mut files = vec![rel.to_string()];
+        if let Some(stem) = rel.strip_suffix(".shp") {
+            for ext in ["shx", "dbf", "prj", "cpg"] {
+                if polar.join(format!("{stem}.{ext}")).is_file() {
+                    files.push(format!("{stem}.{ext}"));
+                }
+            }
+        }
+        for f in files {
+            let bytes = std::fs::read(polar.join(&f)).unwrap();
+            client.put("test", &format!("sources/{f}"), &bytes).unwrap();
+        }
+    }
+    let path = dir.join("cube-s3.geojson");
+    std::fs::write(
+        &path,
+        text.replace(
+            "file://${CRYOCUBE_SHARED}/data/polar/",
+            "s3://test/sources/",
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Keys holding data (chunks), with their bytes: what must not depend on where sources or
+/// the cube live.
+fn chunks(store: &dyn Store) -> Vec<(String, Vec<u8>)> {
+    store_keys(store)
+        .into_iter()
+        .filter(|(k, _)| !k.ends_with(".zattrs") && !k.ends_with(".zmetadata"))
+        .collect()
+}
+
+/// The example recipe with every source on S3, built onto S3: the same bytes as the same
+/// build onto a local folder, the same data chunks as the build from the local files; info,
+/// patch and xarray (through s3fs, an independent S3 client) read it; an existing output is
+/// refused without --overwrite and replaced with it.
+#[test]
+fn recipe_cube_on_s3_from_s3_sources() {
+    let g = Garage::start();
+    let env = g.env();
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = s3_recipe(&g, tmp.path());
+    let build = |recipe: &Path, out: &str, sources: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "build",
+            p(recipe),
+            "-o",
+            out,
+            "--sources",
+            p(sources),
+            "--res",
+            "5250",
+            "--chunk",
+            "128",
+        ];
+        args.extend_from_slice(extra);
+        let o = cryocube_with(&args, &env);
+        assert!(o.status.success(), "{}", text(&o));
+        o
+    };
+    build(
+        &recipe,
+        "s3://test/cubes/polar.zarr",
+        &tmp.path().join("src-a"),
+        &[],
+    );
+    let local = tmp.path().join("local.zarr");
+    build(&recipe, p(&local), &tmp.path().join("src-b"), &[]);
+    let from_files = tmp.path().join("from-files.zarr");
+    build(
+        &example_recipe(),
+        p(&from_files),
+        &tmp.path().join("src-c"),
+        &[],
+    );
+
+    let on_s3 = g.store("cubes/polar.zarr");
+    assert_same_stores(&LocalStore::new(&local), &on_s3);
+    let data = chunks(&on_s3);
+    assert!(data.len() > 100, "{} chunk keys", data.len());
+    assert_eq!(data, chunks(&LocalStore::new(&from_files)));
+    // The journal and the temporary aside folder are gone; nothing was written elsewhere.
+    let (all, _) = g.client().list("test", "", false).unwrap();
+    assert!(all
+        .iter()
+        .all(|o| o.key.starts_with("sources/") || o.key.starts_with("cubes/polar.zarr/")));
+    assert!(!on_s3.exists(".cryocube-journal.json").unwrap());
+
+    let o = cryocube_with(&["info", "s3://test/cubes/polar.zarr"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let info = text(&o);
+    assert!(
+        info.contains("cube:    s3://test/cubes/polar.zarr"),
+        "{info}"
+    );
+    assert!(info.contains("(EPSG:3031)"), "{info}");
+    assert!(info.contains("372 x 404 cells of 5250 x 5250 m"), "{info}");
+    assert!(
+        info.contains("s3://test/sources/geotiff/ant4d_fa.tif"),
+        "{info}"
+    );
+
+    // xarray reads the cube from S3 with its own client, equal to the local copy.
+    let script = r#"
+import sys, numpy as np, xarray as xr, rioxarray
+endpoint, key, secret, local = sys.argv[1:5]
+so = {"key": key, "secret": secret, "client_kwargs": {"endpoint_url": endpoint, "region_name": "garage"}}
+a = xr.open_zarr("s3://test/cubes/polar.zarr", storage_options=so)
+b = xr.open_zarr(local)
+assert a.rio.crs.to_epsg() == 3031, a.rio.crs
+assert sorted(a.data_vars) == sorted(b.data_vars)
+for v in b.data_vars:
+    np.testing.assert_array_equal(a[v].values, b[v].values)
+print("xarray-ok", len(a.data_vars), int(np.isfinite(a["gravity_anomaly"].values).sum()))
+"#;
+    let o = std::process::Command::new(venv())
+        .args([
+            "-c",
+            script,
+            &g.endpoint,
+            &g.access_key,
+            &g.secret_key,
+            p(&local),
+        ])
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    let finite: usize = out
+        .split_whitespace()
+        .last()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(out.contains("xarray-ok 16"), "{out}");
+    assert!(finite > 10_000, "{out}");
+
+    // patch works in place on S3 and rewrites the consolidated metadata.
+    let patch = tmp.path().join("patch.yaml");
+    std::fs::write(
+        &patch,
+        "metadata:\n  .zattrs:\n    title: On S3\n  gravity_anomaly/.zattrs:\n    units: mGal (patched)\n",
+    )
+    .unwrap();
+    let o = cryocube_with(
+        &[
+            "patch",
+            "s3://test/cubes/polar.zarr",
+            "--metadata",
+            p(&patch),
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let zmeta: serde_json::Value =
+        serde_json::from_slice(&on_s3.get(".zmetadata").unwrap().unwrap()).unwrap();
+    assert_eq!(zmeta["metadata"][".zattrs"]["title"], "On S3");
+    assert_eq!(
+        zmeta["metadata"]["gravity_anomaly/.zattrs"]["units"],
+        "mGal (patched)"
+    );
+
+    // An existing cube is kept unless --overwrite.
+    let src_a = tmp.path().join("src-a");
+    let args = [
+        "build",
+        p(&recipe),
+        "-o",
+        "s3://test/cubes/polar.zarr",
+        "--sources",
+        p(&src_a),
+        "--res",
+        "5250",
+    ];
+    let o = cryocube_with(&args, &env);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("s3://test/cubes/polar.zarr: output already exists"),
+        "{}",
+        text(&o)
+    );
+    let mut again = args.to_vec();
+    again.push("--overwrite");
+    let o = cryocube_with(&again, &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let zattrs: serde_json::Value =
+        serde_json::from_slice(&on_s3.get(".zattrs").unwrap().unwrap()).unwrap();
+    assert_ne!(zattrs["title"], "On S3", "the cube was not replaced");
+    // Chunks of the old 128-cell layout are gone, not left beside the new 2048-cell ones.
+    assert!(!on_s3.exists("gravity_anomaly/3.2").unwrap());
+    assert!(on_s3.exists("gravity_anomaly/0.0").unwrap());
+}
+
+/// A build onto S3 killed midway resumes from the journal it keeps on S3, to the same bytes
+/// as an uninterrupted local build.
+#[test]
+fn killed_build_on_s3_resumes() {
+    let g = Garage::start();
+    let env = g.env();
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = example_recipe();
+    let sources = tmp.path().join("sources");
+    let args = |out: &str| -> Vec<String> {
+        [
+            "build",
+            p(&recipe),
+            "-o",
+            out,
+            "--sources",
+            p(&sources),
+            "--res",
+            "1000",
+            "--chunk",
+            "128",
+            "-q",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let whole = tmp.path().join("whole.zarr");
+    let whole_args = args(p(&whole));
+    let o = cryocube(&whole_args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", text(&o));
+
+    let s3_args = args("s3://test/resumed.zarr");
+    let argv: Vec<&str> = s3_args.iter().map(String::as_str).collect();
+    let store = g.store("resumed.zarr");
+    kill_after_blocks_in(&argv, &env, &store, 60);
+    assert!(
+        !store.exists(".zmetadata").unwrap(),
+        "a killed build looks complete"
+    );
+    let o = cryocube_with(&["info", "s3://test/resumed.zarr"], &env);
+    assert!(text(&o).contains("INCOMPLETE"), "{}", text(&o));
+
+    let o = cryocube_with(&argv[..argv.len() - 1], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("resuming an interrupted build"),
+        "{}",
+        text(&o)
+    );
+    assert_same_stores(&LocalStore::new(&whole), &store);
+}
+
+/// `cryocube das -o s3://…` writes the same cube as to a folder.
+#[test]
+fn das_cube_on_s3() {
+    let g = Garage::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let input = das("synthetic");
+    let local = tmp.path().join("das.zarr");
+    let o = cryocube(&["das", p(&input), "-o", p(&local), "--chunks", "64,16"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = cryocube_with(
+        &[
+            "das",
+            p(&input),
+            "-o",
+            "s3://test/das/cube.zarr",
+            "--chunks",
+            "64,16",
+        ],
+        &g.env(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("wrote s3://test/das/cube.zarr"),
+        "{}",
+        text(&o)
+    );
+    assert_same_stores(&LocalStore::new(&local), &g.store("das/cube.zarr"));
+}
+
+/// What goes wrong with S3 is said clearly, with the URL, and exits 1 without a cube.
+#[test]
+fn s3_errors_name_the_url_and_the_cause() {
+    let g = Garage::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let input = das("synthetic");
+    let run = |out: &str, env: &[(String, String)]| {
+        let o = cryocube_with(&["das", p(&input), "-o", out], env);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(!text(&o).contains("panicked"), "{}", text(&o));
+        text(&o)
+    };
+    let with = |key: &str, value: &str| -> Vec<(String, String)> {
+        let mut env = g.env();
+        env.retain(|(k, _)| k != key);
+        env.push((key.to_string(), value.to_string()));
+        env
+    };
+
+    let t = run(
+        "s3://test/x.zarr",
+        &with("AWS_SECRET_ACCESS_KEY", "0".repeat(64).as_str()),
+    );
+    assert!(t.contains("s3://test/x.zarr"), "{t}");
+    assert!(t.contains("HTTP 403"), "{t}");
+    assert!(t.contains("AWS_SECRET_ACCESS_KEY"), "{t}");
+
+    let t = run("s3://no-such-bucket/x.zarr", &g.env());
+    assert!(t.contains("no bucket `no-such-bucket`"), "{t}");
+
+    let t = run("s3://test/x.zarr", &with("AWS_ENDPOINT_URL", "127.0.0.1:1"));
+    assert!(t.contains("must start with http:// or https://"), "{t}");
+
+    // A bucket without a prefix is a usage error (exit 2).
+    let o = cryocube_with(&["das", p(&input), "-o", "s3://test"], &g.env());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("give the cube a prefix"), "{}", text(&o));
+
+    // A prefix holding something else is not replaced by --overwrite.
+    g.client().put("test", "notes/readme.txt", b"mine").unwrap();
+    let o = cryocube_with(
+        &["das", p(&input), "-o", "s3://test/notes", "--overwrite"],
+        &g.env(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("not a Zarr store"), "{}", text(&o));
+    assert_eq!(
+        g.client()
+            .get("test", "notes/readme.txt", None)
+            .unwrap()
+            .as_deref(),
+        Some(&b"mine"[..])
+    );
+
+    // A missing S3 source names its URL.
+    let recipe = tmp.path().join("cube.geojson");
+    std::fs::write(
+        &recipe,
+        std::fs::read_to_string(example_recipe()).unwrap().replace(
+            "file://${CRYOCUBE_SHARED}/data/polar/geotiff/ant4d_fa.tif",
+            "s3://test/sources/missing.tif",
+        ),
+    )
+    .unwrap();
+    let o = cryocube_with(
+        &["fetch", p(&recipe), "--dir", p(&tmp.path().join("src"))],
+        &g.env(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("s3://test/sources/missing.tif: HTTP 404"), "{t}");
+    assert!(
+        !t.contains("X-Amz-Signature"),
+        "a signature reached the message: {t}"
+    );
+    // Nothing was left behind by the failed runs.
+    let (all, _) = g.client().list("test", "", false).unwrap();
+    let keys: Vec<_> = all.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys, ["notes/readme.txt"]);
+}
