@@ -5,6 +5,8 @@
 
 SHELL := /bin/bash
 APT_PACKAGES := build-essential libhdf5-dev libnetcdf-dev libgdal-dev pkg-config python3-venv gdal-bin
+# Only the tests need these: the viewer's page is tested in a real headless Chromium.
+TEST_APT_PACKAGES := chromium chromium-driver
 # Evaluated when used, i.e. after `deps` may have installed Rust under ~/.cargo.
 CARGO ?= $(shell command -v cargo || echo $(HOME)/.cargo/bin/cargo)
 
@@ -14,6 +16,7 @@ deps:
 	@bash scripts/install-deps.sh $(APT_PACKAGES)
 
 test-deps: deps
+	@bash scripts/install-deps.sh $(TEST_APT_PACKAGES)
 	@CARGO=$(CARGO) bash scripts/install-garage.sh
 
 demo: deps

@@ -113,6 +113,30 @@ enum Command {
         #[arg(value_parser = parse_location)]
         store: Location,
     },
+    /// Explore a cube in the browser: its 3-D variables as an interactive box.
+    #[command(after_help = "Examples:\n  \
+        cryocube view cryocube-demo/cube.zarr --open\n  \
+        cryocube view s3://bucket/polar.zarr --port 8800\n\n\
+        Serves one page and the cube's data, read-only, on 127.0.0.1 unless --host says\n\
+        otherwise; prints the URL. The view (variable, sub-cube, colours, camera) is kept in\n\
+        the URL, so a link reopens it.")]
+    View {
+        /// The cube: a folder, or s3://BUCKET/PREFIX.
+        #[arg(value_parser = parse_location)]
+        store: Location,
+        /// Address to listen on (loopback unless you mean to share the cube).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port (0: any free one).
+        #[arg(long, default_value_t = 8765)]
+        port: u16,
+        /// Open the page in the default browser.
+        #[arg(long)]
+        open: bool,
+        /// Memory for cached faces, MiB.
+        #[arg(long, default_value_t = 256)]
+        cache_mb: usize,
+    },
     /// Synthesise a Rhonegletscher-like DAS record, build its cube and show it.
     Demo {
         /// Folder for the synthetic files and the cube.
@@ -346,6 +370,13 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             print!("{}", info::render(&cube)?);
             Ok(())
         }
+        Command::View {
+            store,
+            host,
+            port,
+            open,
+            cache_mb,
+        } => view(&store, host, port, open, cache_mb),
         Command::Demo {
             output,
             overwrite,
@@ -605,5 +636,38 @@ fn demo(
         "Open it in Python:  xarray.open_zarr({:?}).spectrogram",
         cube.display().to_string()
     );
+    println!(
+        "Explore it in the browser:  cryocube view {} --open",
+        cube.display()
+    );
     Ok(())
+}
+
+fn view(store: &Location, host: String, port: u16, open: bool, cache_mb: usize) -> Result<()> {
+    if !is_loopback(&host) {
+        log::warn!("serving on {host}: anyone who can reach this address can read the cube");
+    }
+    let cube = cryocube_view::ViewCube::open(store, cache_mb << 20)
+        .with_context(|| format!("cannot view {store}"))?;
+    let opts = cryocube_view::ViewOptions { host, port };
+    cryocube_view::serve_blocking(cube, &opts, |addr| {
+        let url = format!("http://{addr}/");
+        // stdout, so that scripts (and tests) can read the URL.
+        println!("cryocube view: {store} at {url} (Ctrl-C to stop)");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        if open {
+            if let Err(e) = std::process::Command::new("xdg-open").arg(&url).spawn() {
+                log::warn!("could not open a browser (xdg-open: {e}); open {url} yourself");
+            }
+        }
+    })?;
+    Ok(())
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

@@ -1,0 +1,620 @@
+//! `cryocube view`: the server (read-only, loopback, no traversal, no foreign Host, exact
+//! values) and the page in a real headless Chromium driven over WebDriver (a known cube loads,
+//! pixel colours equal the colormap of the known values, NaN has its colour, a slider changes
+//! the face, hover shows the stored value, a link reopens the view).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cryocube_cube::cf::time_attrs;
+use cryocube_cube::{ArraySpec, Attrs, CubeWriter, DType, WriteOptions, ZarrFormat};
+use serde_json::{json, Value};
+
+/// Shape of the known cube: every dimension below 129, none equal.
+const NT: usize = 20;
+const ND: usize = 30;
+const NF: usize = 40;
+/// Frequencies from this index on are NaN.
+const NAN_FROM: usize = 32;
+const T0_US: i64 = 1_595_376_000_000_000;
+
+/// The known value at (t, d, f): the time index scaled to 0..1, NaN in the high band.
+fn known(t: usize, _d: usize, f: usize) -> f32 {
+    if f >= NAN_FROM {
+        f32::NAN
+    } else {
+        t as f32 / (NT - 1) as f32
+    }
+}
+
+fn write_cube(root: &Path) {
+    let mut w = CubeWriter::create(
+        root,
+        WriteOptions {
+            format: ZarrFormat::V2,
+            overwrite: false,
+        },
+    )
+    .unwrap();
+    let coord = |name: &str, n: usize, dtype: DType, attrs: Attrs| ArraySpec {
+        name: name.into(),
+        dims: vec![name.into()],
+        shape: vec![n as u64],
+        chunks: vec![n as u64],
+        shard: None,
+        dtype,
+        attrs,
+    };
+    let mut m = Attrs::new();
+    m.insert("units".into(), json!("m"));
+    w.add_array(coord("time", NT, DType::I64, time_attrs("start")))
+        .unwrap();
+    w.add_array(coord("distance", ND, DType::F64, m)).unwrap();
+    let mut hz = Attrs::new();
+    hz.insert("units".into(), json!("Hz"));
+    w.add_array(coord("frequency", NF, DType::F64, hz)).unwrap();
+    let mut attrs = Attrs::new();
+    attrs.insert("units".into(), json!("dB"));
+    attrs.insert("long_name".into(), json!("known test values"));
+    w.add_array(ArraySpec {
+        name: "power".into(),
+        dims: vec!["time".into(), "distance".into(), "frequency".into()],
+        shape: vec![NT as u64, ND as u64, NF as u64],
+        chunks: vec![8, 16, NF as u64],
+        shard: None,
+        dtype: DType::F32,
+        attrs,
+    })
+    .unwrap();
+    let times: Vec<i64> = (0..NT as i64).map(|i| T0_US + i * 100_000).collect();
+    w.write_all("time", &times).unwrap();
+    w.write_all(
+        "distance",
+        &(0..ND).map(|i| i as f64 * 4.0).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    w.write_all(
+        "frequency",
+        &(0..NF).map(|i| i as f64 * 0.5).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    for ct in 0..NT.div_ceil(8) {
+        for cd in 0..ND.div_ceil(16) {
+            let mut chunk = Vec::with_capacity(8 * 16 * NF);
+            for t in ct * 8..ct * 8 + 8 {
+                for d in cd * 16..cd * 16 + 16 {
+                    for f in 0..NF {
+                        chunk.push(if t < NT && d < ND {
+                            known(t, d, f)
+                        } else {
+                            f32::NAN
+                        });
+                    }
+                }
+            }
+            w.write_chunk("power", &[ct as u64, cd as u64, 0], &chunk)
+                .unwrap();
+        }
+    }
+    let mut root_attrs = Attrs::new();
+    root_attrs.insert("title".into(), json!("Known test cube"));
+    w.finish(root_attrs).unwrap();
+}
+
+/// `cryocube view` on a free port; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(cube: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cryocube"))
+            .args(["view", cube.to_str().unwrap(), "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .trim_end_matches('/')
+            .to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        Server { child, url }
+    }
+
+    fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// One raw HTTP/1.1 request (no client normalises the path): status and body.
+    fn raw(&self, method: &str, path: &str, host: &str) -> (u16, Vec<u8>) {
+        let mut s = TcpStream::connect(self.addr()).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        let head_end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&out[..head_end]).to_string();
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let mut body = out[head_end + 4..].to_vec();
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body = dechunk(&body);
+        }
+        (status, body)
+    }
+
+    fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        self.raw("GET", path, self.addr())
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+        b = &b[eol + 4 + n..];
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn server_is_read_only_loopback_and_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cube = tmp.path().join("known.zarr");
+    write_cube(&cube);
+    let s = Server::start(&cube);
+
+    for path in [
+        "/../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/viewer.js/../../../Cargo.toml",
+        "/known.zarr/.zmetadata",
+        "/power/.zarray",
+        "//etc/passwd",
+    ] {
+        let (status, body) = s.get(path);
+        assert_eq!(status, 404, "{path}: {}", String::from_utf8_lossy(&body));
+    }
+    let (status, body) = s.raw("GET", "/api/meta", "evil.example:80");
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("unexpected Host header"));
+    let (status, _) = s.raw("POST", "/api/meta", s.addr());
+    assert_eq!(status, 405);
+    let (status, _) = s.raw(
+        "GET",
+        "/",
+        &format!("localhost:{}", s.url.rsplit(':').next().unwrap()),
+    );
+    assert_eq!(status, 200);
+
+    let meta = s.json("/api/meta");
+    assert_eq!(meta["title"], "Known test cube");
+    assert_eq!(meta["variables"][0]["name"], "power");
+    assert_eq!(meta["variables"][0]["shape"], json!([NT, ND, NF]));
+    let time = &meta["axes"][0];
+    assert_eq!(time["labels"][0], "2020-07-22T00:00:00Z");
+    assert_eq!(time["labels"][3], "2020-07-22T00:00:00.300Z");
+    assert_eq!(meta["axes"][2]["units"], "Hz");
+
+    // Exact values and profiles, NaN as null.
+    let v = s.json("/api/value?var=power&i=7&j=3&k=5");
+    assert_eq!(v["value"].as_f64().unwrap() as f32, known(7, 3, 5));
+    let v = s.json(&format!("/api/value?var=power&i=7&j=3&k={NAN_FROM}"));
+    assert!(v["value"].is_null());
+    let p = s.json("/api/profile?var=power&axis=0&i=0&j=3&k=5");
+    let vals: Vec<f32> = p["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(vals, (0..NT).map(|t| known(t, 3, 5)).collect::<Vec<_>>());
+
+    // A face: quantised values decode to the stored ones within the quantisation step.
+    let (status, body) = s.get("/api/face?var=power&axis=1&index=4&max=1024");
+    assert_eq!(status, 200);
+    assert_eq!(body.len(), NT * NF * 2);
+    let q: Vec<u16> = body
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    for t in 0..NT {
+        for f in 0..NF {
+            let code = q[t * NF + f];
+            if f >= NAN_FROM {
+                assert_eq!(code, u16::MAX);
+            } else {
+                let v = code as f32 / 65534.0;
+                assert!((v - known(t, 4, f)).abs() < 1e-4, "({t}, {f}): {v}");
+            }
+        }
+    }
+    // Thinned to the screen: no side above max.
+    let (status, body) = s.get("/api/face?var=power&axis=0&index=0&max=10");
+    assert_eq!(status, 200);
+    assert!(body.len() <= 10 * 10 * 2, "{}", body.len());
+    // Bad requests are 400 with a reason, not a crash.
+    let (status, body) = s.get("/api/value?var=power&i=99&j=0&k=0");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("outside the shape"));
+    let (status, _) = s.get("/api/face?var=nope&axis=0&index=0");
+    assert_eq!(status, 400);
+}
+
+// ---------- WebDriver ----------
+
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Browser {
+    /// Debian's chromedriver + chromium, headless with software WebGL; missing ones fail.
+    fn start() -> Browser {
+        let driver_bin = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .expect(
+                "chromedriver not found: apt-get install chromium chromium-driver (make test does)",
+            );
+        let port = free_port();
+        let driver = Command::new(driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ureq::get(&format!("{base}/status")).call().is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+                    "--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking",
+                    "--disable-component-update", "--no-first-run", "--disable-sync",
+                    "--window-size=1000,700", "--force-device-scale-factor=1",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        }}});
+        let r: Value = serde_json::from_str(
+            &ureq::post(&format!("{base}/session"))
+                .set("Content-Type", "application/json")
+                .send_string(&caps.to_string())
+                .unwrap_or_else(|e| panic!("WebDriver session: {e}"))
+                .into_string()
+                .unwrap(),
+        )
+        .unwrap();
+        let session = r["value"]["sessionId"].as_str().unwrap().to_string();
+        Browser {
+            driver,
+            base,
+            session,
+            _profile: profile,
+        }
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let r = match method {
+            "GET" => ureq::get(&url).call(),
+            _ => ureq::post(&url)
+                .set("Content-Type", "application/json")
+                .send_string(&body.to_string()),
+        };
+        match r {
+            Ok(r) => {
+                serde_json::from_str::<Value>(&r.into_string().unwrap()).unwrap()["value"].clone()
+            }
+            Err(ureq::Error::Status(code, r)) => {
+                panic!("{path}: {code} {}", r.into_string().unwrap_or_default())
+            }
+            Err(e) => panic!("{path}: {e}"),
+        }
+    }
+
+    fn go(&self, url: &str) {
+        self.cmd("POST", "/url", json!({ "url": url }));
+    }
+
+    fn js(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+    }
+
+    /// Waits until the page has drawn `n` complete frames; fails with its status line.
+    fn wait_frames(&self, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let f = self.js("return +(document.body.dataset.frames || 0)");
+            if f.as_u64().unwrap_or(0) >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no frame {n}: {}",
+                self.js("return document.getElementById('status').textContent")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn screenshot(&self) -> (Vec<u8>, u32, u32, Vec<u8>) {
+        use base64::Engine;
+        let b64 = self.cmd("GET", "/screenshot", Value::Null);
+        let png_bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap();
+        let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes.clone()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        let channels = info.color_type.samples();
+        let rgb: Vec<u8> = buf[..info.buffer_size()]
+            .chunks(channels)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        (rgb, info.width, info.height, png_bytes)
+    }
+
+    fn move_to(&self, x: f64, y: f64) {
+        self.cmd(
+            "POST",
+            "/actions",
+            json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+                "actions": [{"type": "pointerMove", "duration": 0, "x": x.round() as i64, "y": y.round() as i64, "origin": "viewport"}]}]}),
+        );
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = ureq::delete(&format!("{}/session/{}", self.base, self.session)).call();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn pixel(img: &(Vec<u8>, u32, u32, Vec<u8>), x: f64, y: f64) -> [u8; 3] {
+    let (rgb, w, _, _) = img;
+    let i = (y.round() as usize * *w as usize + x.round() as usize) * 3;
+    [rgb[i], rgb[i + 1], rgb[i + 2]]
+}
+
+fn close(a: [u8; 3], b: [u8; 3], tol: i32) -> bool {
+    a.iter()
+        .zip(b)
+        .all(|(x, y)| (*x as i32 - y as i32).abs() <= tol)
+}
+
+/// The screen position (CSS px) of the point (tb, tc) of the face `axis`/`side` of the box.
+fn face_point(b: &Browser, axis: usize, side: usize, tb: f64, tc: f64) -> Option<(f64, f64)> {
+    let v = b.js(&format!(
+        "return window.cryocubeDebug.facePointOnScreen({axis}, {side}, {tb}, {tc})"
+    ));
+    v.as_array()
+        .map(|a| (a[0].as_f64().unwrap(), a[1].as_f64().unwrap()))
+}
+
+#[test]
+fn page_draws_the_known_cube_in_chromium() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cube = tmp.path().join("known.zarr");
+    write_cube(&cube);
+    let s = Server::start(&cube);
+    let b = Browser::start();
+
+    // Gray colormap and a fixed range 0..1: a value v must be drawn as gray 255 v.
+    let view = json!({
+        "var": "power", "lo": [0, 0, 0], "hi": [NT, ND, NF], "yaw": -0.6, "pitch": 0.45,
+        "zoom": 1.0, "proj": "ortho", "cmap": "gray", "reverse": false, "auto": false,
+        "vmin": 0.0, "vmax": 1.0, "log": false, "paxis": 2
+    });
+    let encoded: String = view
+        .to_string()
+        .bytes()
+        .map(|c| match c {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (c as char).to_string(),
+            _ => format!("%{c:02X}"),
+        })
+        .collect();
+    b.go(&format!("{}/#{encoded}", s.url));
+    b.wait_frames(1);
+    assert_eq!(b.js("return window.cryocube.faces").as_u64(), Some(3));
+
+    // With yaw -0.6 and pitch 0.45 (camera above, to the side) the visible faces are the
+    // time face at index 0 (value 0: black), the top distance face and a frequency face.
+    let img = b.screenshot();
+    std::fs::create_dir_all(Path::new(env!("CARGO_TARGET_TMPDIR"))).unwrap();
+    std::fs::write(
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("view-screenshot.png"),
+        &img.3,
+    )
+    .unwrap();
+    let visible: Vec<(usize, usize)> =
+        serde_json::from_value(b.js("return window.cryocubeDebug.visible()")).unwrap();
+    // The distance face (axis 1) shows time along one side: its cells at time t are gray t/(NT-1).
+    let (axis, side) = *visible
+        .iter()
+        .find(|(a, _)| *a == 1)
+        .expect("a distance face");
+    for t in [0usize, 9, 19] {
+        // tb runs along time (the first remaining dim), tc along frequency, inside the non-NaN band.
+        let tb = (t as f64 + 0.5) / NT as f64;
+        let tc = 10.5 / NF as f64;
+        let (x, y) = face_point(&b, axis, side, tb, tc).unwrap();
+        let want = (255.0 * known(t, 0, 10)).round() as u8;
+        let got = pixel(&img, x, y);
+        assert!(
+            close(got, [want; 3], 2),
+            "time {t} at ({x}, {y}): {got:?}, want gray {want}"
+        );
+    }
+    // NaN is magenta.
+    let tc = (NAN_FROM as f64 + 3.5) / NF as f64;
+    let (x, y) = face_point(&b, axis, side, 0.5, tc).unwrap();
+    assert_eq!(pixel(&img, x, y), [255, 0, 255], "NaN colour at ({x}, {y})");
+
+    // Hover shows the stored value of the cell under the mouse.
+    let (x, y) = face_point(&b, axis, side, 12.5 / NT as f64, 5.5 / NF as f64).unwrap();
+    b.move_to(x, y);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let hover = loop {
+        let h = b.js("return window.cryocubeHover || null");
+        if !h.is_null() {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "no hover readout");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let idx: Vec<usize> = serde_json::from_value(hover["index"].clone()).unwrap();
+    assert_eq!(idx[0], 12, "{hover}");
+    assert_eq!(idx[2], 5, "{hover}");
+    assert_eq!(
+        hover["value"].as_f64().unwrap() as f32,
+        known(idx[0], idx[1], idx[2])
+    );
+    let text = b.js("return document.getElementById('hover').textContent");
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains(&format!("power = {}", hover["text"].as_str().unwrap())),
+        "{text}"
+    );
+
+    // Moving the time slider of the visible time face so that it shows index 10 redraws it
+    // with value 10/19 (it showed the first or the last time step before).
+    let (_, tside) = *visible.iter().find(|(a, _)| *a == 0).expect("a time face");
+    let before = if tside == 0 { 0 } else { NT - 1 };
+    let (x, y) = face_point(&b, 0, tside, 0.5, 10.5 / NF as f64).unwrap();
+    let want = (255.0 * known(before, 0, 0)).round() as u8;
+    assert!(
+        close(pixel(&img, x, y), [want; 3], 2),
+        "{:?} want {want}",
+        pixel(&img, x, y)
+    );
+    let (slider, value) = if tside == 0 { ("lo0", 10) } else { ("hi0", 11) };
+    b.js(&format!(
+        "const e = document.getElementById('{slider}'); e.value = {value}; e.dispatchEvent(new Event('input'));"
+    ));
+    b.wait_frames(2);
+    let img2 = b.screenshot();
+    let (x, y) = face_point(&b, 0, tside, 0.5, 10.5 / NF as f64).unwrap();
+    let want = (255.0 * known(10, 0, 0)).round() as u8;
+    assert!(
+        close(pixel(&img2, x, y), [want; 3], 2),
+        "{:?} want {want}",
+        pixel(&img2, x, y)
+    );
+
+    // The URL keeps the view: reopening it shows the same sub-cube.
+    let url = b.js("return location.href");
+    b.go("about:blank");
+    b.go(url.as_str().unwrap());
+    b.wait_frames(1);
+    let state = b.js("return window.cryocube.state");
+    let time_range = (state["lo"][0].as_u64(), state["hi"][0].as_u64());
+    assert!(
+        time_range == (Some(10), Some(NT as u64)) || time_range == (Some(0), Some(11)),
+        "{state}"
+    );
+    assert_eq!(state["cmap"], "gray");
+}
+
+/// The demo's cube (a real `cryocube das` output) in the page with the default view: all
+/// three faces drawn with the automatic range; the screenshot is the README's
+/// (`target/tmp/view-demo.png`, copied to `docs/view-demo.png`).
+#[test]
+fn demo_cube_opens_with_the_default_view() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    let o = common::cryocube(&["demo", "-o", out.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    assert!(
+        common::text(&o).contains("cryocube view"),
+        "the demo ends with the view command: {}",
+        common::text(&o)
+    );
+    let s = Server::start(&out.join("demo.zarr"));
+    let b = Browser::start();
+    b.go(&format!("{}/", s.url));
+    b.wait_frames(1);
+    assert_eq!(b.js("return window.cryocube.faces").as_u64(), Some(3));
+    let state = b.js("return window.cryocube.state");
+    assert!(state["vmax"].as_f64().unwrap() > state["vmin"].as_f64().unwrap());
+    let img = b.screenshot();
+    std::fs::write(
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("view-demo.png"),
+        &img.3,
+    )
+    .unwrap();
+    // The faces are coloured by the data: many distinct viridis colours on the stage.
+    let mut colours = std::collections::HashSet::new();
+    for y in (40..(img.2 as usize - 40)).step_by(7) {
+        for x in (50..650).step_by(7) {
+            colours.insert(pixel(&img, x as f64, y as f64));
+        }
+    }
+    assert!(colours.len() > 100, "{} colours", colours.len());
+    assert!(
+        !colours.contains(&[255, 0, 255]),
+        "the demo cube has no NaN, yet the NaN colour shows"
+    );
+}

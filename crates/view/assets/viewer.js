@@ -1,0 +1,637 @@
+// cryocube view: the visible faces of a sub-cube as a 3-D box, in plain WebGL2.
+//
+// Each of the six faces of the box shows the slice of the variable at the face's side of the
+// selected sub-cube; only the (at most three) faces turned to the camera are fetched and drawn.
+// Faces arrive 16-bit quantised and thinned to the screen size; the shader maps them through a
+// 256-entry colormap. Hover and profiles ask the server for exact stored values. The whole view
+// state lives in the URL hash, so a link reopens the same view.
+
+import { COLORMAPS } from "/colormaps.js";
+
+const $ = (id) => document.getElementById(id);
+const NAN_CODE = 65535;
+const NAN_RGBA = [1.0, 0.0, 1.0, 1.0]; // magenta: never in any of the colormaps
+
+let meta = null;
+let gl = null;
+let prog = null;
+let lutTex = null;
+const faces = new Map(); // "var|axis|index|max" -> {tex, rows, cols, step, min, max, sample}
+const pending = new Map();
+let state = null;
+let frames = 0;
+
+// ---------- state <-> URL ----------
+function defaultState(v) {
+  return {
+    var: v.name,
+    lo: [0, 0, 0],
+    hi: v.shape.slice(),
+    yaw: -0.6, pitch: 0.45, zoom: 1.0,
+    proj: "persp", cmap: "viridis", reverse: false,
+    auto: true, vmin: null, vmax: null, log: false, paxis: 2,
+  };
+}
+
+function readHash() {
+  try {
+    const s = JSON.parse(decodeURIComponent(location.hash.slice(1)));
+    return typeof s === "object" && s ? s : null;
+  } catch { return null; }
+}
+
+function writeHash() {
+  history.replaceState(null, "", "#" + encodeURIComponent(JSON.stringify(state)));
+}
+
+function variable() { return meta.variables.find((v) => v.name === state.var); }
+function axisOf(d) { const name = variable().dims[d]; return meta.axes.find((a) => a.name === name); }
+
+// ---------- labels ----------
+function coordLabel(d, i) {
+  const a = axisOf(d);
+  if (a.labels) return a.labels[i];
+  const v = a.values[i];
+  const t = Math.abs(v) >= 1e5 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(3) : +v.toPrecision(6);
+  return a.units && a.units !== "index" ? `${t} ${a.units}` : `${t}`;
+}
+
+// ---------- WebGL ----------
+const VS = `#version 300 es
+in vec3 a_pos; in vec2 a_t;
+uniform mat4 u_mvp;
+out vec2 v_t;
+void main() { v_t = a_t; gl_Position = u_mvp * vec4(a_pos, 1.0); }`;
+
+const FS = `#version 300 es
+precision highp float; precision highp usampler2D;
+uniform usampler2D u_data; uniform sampler2D u_lut;
+uniform vec2 u_rb; uniform vec2 u_rc; uniform float u_step; uniform vec2 u_size;
+uniform float u_fmin; uniform float u_fmax; uniform float u_vmin; uniform float u_vmax;
+uniform int u_log; uniform vec4 u_nan;
+in vec2 v_t; out vec4 o;
+void main() {
+  float ib = min(u_rb.x + v_t.x * (u_rb.y - u_rb.x), u_rb.y - 0.5);
+  float ic = min(u_rc.x + v_t.y * (u_rc.y - u_rc.x), u_rc.y - 0.5);
+  ivec2 texel = ivec2(min(floor(ic / u_step), u_size.x - 1.0), min(floor(ib / u_step), u_size.y - 1.0));
+  uint q = texelFetch(u_data, texel, 0).r;
+  if (q == 65535u) { o = u_nan; return; }
+  float v = u_fmin + float(q) / 65534.0 * (u_fmax - u_fmin);
+  float t = u_log == 1
+    ? (log(max(v, 1e-30)) - log(u_vmin)) / (log(u_vmax) - log(u_vmin))
+    : (v - u_vmin) / (u_vmax - u_vmin);
+  if (!(u_vmax > u_vmin)) t = 0.5;
+  t = clamp(t, 0.0, 1.0);
+  o = texture(u_lut, vec2(t * 255.0 / 256.0 + 0.5 / 256.0, 0.5));
+}`;
+
+function compile(type, src) {
+  const s = gl.createShader(type);
+  gl.shaderSource(s, src);
+  gl.compileShader(s);
+  if (!gl.getShaderParameter(s, gl.COMPILE_STATUS)) throw new Error(gl.getShaderInfoLog(s));
+  return s;
+}
+
+function initGL() {
+  gl = $("gl").getContext("webgl2", { preserveDrawingBuffer: true, antialias: false });
+  if (!gl) throw new Error("this browser has no WebGL2");
+  prog = gl.createProgram();
+  gl.attachShader(prog, compile(gl.VERTEX_SHADER, VS));
+  gl.attachShader(prog, compile(gl.FRAGMENT_SHADER, FS));
+  gl.linkProgram(prog);
+  if (!gl.getProgramParameter(prog, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(prog));
+  lutTex = gl.createTexture();
+}
+
+function setLut() {
+  const hex = COLORMAPS[state.cmap] || COLORMAPS.viridis;
+  const rgba = new Uint8Array(256 * 4);
+  for (let i = 0; i < 256; i++) {
+    const j = state.reverse ? 255 - i : i;
+    for (let c = 0; c < 3; c++) rgba[i * 4 + c] = parseInt(hex.substr(j * 6 + c * 2, 2), 16);
+    rgba[i * 4 + 3] = 255;
+  }
+  gl.bindTexture(gl.TEXTURE_2D, lutTex);
+  gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
+  gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, 256, 1, 0, gl.RGBA, gl.UNSIGNED_BYTE, rgba);
+  gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.LINEAR);
+  gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.LINEAR);
+  gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
+}
+
+// ---------- geometry ----------
+// Cube position p (p[d] in 0..1 along dimension d) to world: dim 2 -> x, dim 1 -> -y, dim 0 -> z.
+function world(p) { return [p[2] - 0.5, 0.5 - p[1], p[0] - 0.5]; }
+
+function mat4Mul(a, b) {
+  const o = new Float32Array(16);
+  for (let i = 0; i < 4; i++) for (let j = 0; j < 4; j++) {
+    let s = 0;
+    for (let k = 0; k < 4; k++) s += a[k * 4 + j] * b[i * 4 + k];
+    o[i * 4 + j] = s;
+  }
+  return o;
+}
+
+function viewMatrices() {
+  const c = $("gl");
+  const aspect = c.width / Math.max(1, c.height);
+  const dist = 3.0 / state.zoom;
+  const cy = Math.cos(state.yaw), sy = Math.sin(state.yaw), cp = Math.cos(state.pitch), sp = Math.sin(state.pitch);
+  const ry = new Float32Array([cy, 0, -sy, 0, 0, 1, 0, 0, sy, 0, cy, 0, 0, 0, 0, 1]);
+  const rx = new Float32Array([1, 0, 0, 0, 0, cp, sp, 0, 0, -sp, cp, 0, 0, 0, 0, 1]);
+  const t = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, -dist, 1]);
+  const view = mat4Mul(t, mat4Mul(rx, ry));
+  let proj;
+  if (state.proj === "ortho") {
+    const h = 1.15 / state.zoom, w = h * aspect;
+    proj = new Float32Array([1 / w, 0, 0, 0, 0, 1 / h, 0, 0, 0, 0, -2 / 20, 0, 0, 0, -(20 + 0.01) / 20, 1]);
+  } else {
+    const f = 1 / Math.tan((35 * Math.PI) / 360), n = 0.05, fa = 50;
+    proj = new Float32Array([f / aspect, 0, 0, 0, 0, f, 0, 0, 0, 0, (fa + n) / (n - fa), -1, 0, 0, (2 * fa * n) / (n - fa), 0]);
+  }
+  return { mvp: mat4Mul(proj, view), view, proj, dist };
+}
+
+// The eye in world space: view = T(0,0,-dist) Rx Ry, so eye = Ry^T Rx^T (0, 0, dist).
+function cameraWorld() {
+  const dist = 3.0 / state.zoom;
+  const cy = Math.cos(state.yaw), sy = Math.sin(state.yaw), cp = Math.cos(state.pitch), sp = Math.sin(state.pitch);
+  return [-sy * cp * dist, sp * dist, cy * cp * dist];
+}
+
+// The six faces: fixed axis a, side 0 (lo) or 1 (hi).
+function faceList() {
+  const v = variable();
+  const out = [];
+  for (let a = 0; a < 3; a++) for (const side of [0, 1]) {
+    const [b, c] = [0, 1, 2].filter((d) => d !== a);
+    const index = side === 0 ? state.lo[a] : state.hi[a] - 1;
+    // Corners in cube space: a fixed, b and c spanning 0..1.
+    const corner = (tb, tc) => { const p = [0, 0, 0]; p[a] = side; p[b] = tb; p[c] = tc; return p; };
+    const normal = [0, 0, 0]; normal[a] = side === 0 ? -1 : 1;
+    const nw = [normal[2], -normal[1], normal[0]];
+    out.push({ a, b, c, side, index, corner, nw, n: v.shape });
+  }
+  return out;
+}
+
+// World position of the point (tb, tc) (each 0..1) of a face of the selected sub-cube.
+function facePoint(f, tb, tc) {
+  return world(f.corner(tb, tc).map((x, d) => (state.lo[d] + x * (state.hi[d] - state.lo[d])) / f.n[d]));
+}
+
+function visibleFaces() {
+  const cam = cameraWorld();
+  return faceList().filter((f) => {
+    const centre = facePoint(f, 0.5, 0.5);
+    const d = [cam[0] - centre[0], cam[1] - centre[1], cam[2] - centre[2]];
+    if (state.proj === "ortho") {
+      // Parallel rays along the view direction: the camera's direction alone decides.
+      return f.nw[0] * cam[0] + f.nw[1] * cam[1] + f.nw[2] * cam[2] > 1e-9;
+    }
+    return f.nw[0] * d[0] + f.nw[1] * d[1] + f.nw[2] * d[2] > 1e-9;
+  });
+}
+
+function screenMax() {
+  const c = $("gl");
+  return Math.min(4096, Math.max(64, Math.ceil(Math.max(c.width, c.height))));
+}
+
+function faceKey(f) { return `${state.var}|${f.a}|${f.index}|${screenMax()}`; }
+
+async function loadFace(f) {
+  const key = faceKey(f);
+  if (faces.has(key)) return faces.get(key);
+  if (pending.has(key)) return pending.get(key);
+  const p = (async () => {
+    const url = `/api/face?var=${encodeURIComponent(state.var)}&axis=${f.a}&index=${f.index}&max=${screenMax()}`;
+    const r = await fetch(url);
+    if (!r.ok) throw new Error(`${url}: ${r.status} ${await r.text()}`);
+    const h = (k) => r.headers.get(k);
+    const data = new Uint16Array(await r.arrayBuffer());
+    const face = {
+      rows: +h("x-face-rows"), cols: +h("x-face-cols"), step: +h("x-face-step"),
+      min: parseFloat(h("x-face-min")), max: parseFloat(h("x-face-max")), data,
+    };
+    face.tex = gl.createTexture();
+    gl.bindTexture(gl.TEXTURE_2D, face.tex);
+    gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
+    gl.texImage2D(gl.TEXTURE_2D, 0, gl.R16UI, face.cols, face.rows, 0, gl.RED_INTEGER, gl.UNSIGNED_SHORT, data);
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.NEAREST);
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
+    faces.set(key, face);
+    pending.delete(key);
+    // Bounded memory in the page too: keep the faces of the last few views only.
+    if (faces.size > 48) {
+      const [oldest] = faces.keys();
+      gl.deleteTexture(faces.get(oldest).tex);
+      faces.delete(oldest);
+    }
+    return face;
+  })();
+  pending.set(key, p);
+  return p;
+}
+
+// Values of the visible parts of the faces, for the automatic range.
+function robustRange(list) {
+  const vals = [];
+  for (const { f, face } of list) {
+    const span = face.max - face.min;
+    const r0 = Math.floor(state.lo[f.b] / face.step), r1 = Math.ceil(state.hi[f.b] / face.step);
+    const c0 = Math.floor(state.lo[f.c] / face.step), c1 = Math.ceil(state.hi[f.c] / face.step);
+    const every = Math.max(1, Math.floor(((r1 - r0) * (c1 - c0)) / 20000));
+    let n = 0;
+    for (let r = r0; r < Math.min(r1, face.rows); r++) for (let c = c0; c < Math.min(c1, face.cols); c++) {
+      if (n++ % every) continue;
+      const q = face.data[r * face.cols + c];
+      if (q !== NAN_CODE) vals.push(face.min + (q / 65534) * span);
+    }
+  }
+  if (!vals.length) return [0, 1];
+  vals.sort((x, y) => x - y);
+  const at = (p) => vals[Math.min(vals.length - 1, Math.floor(p * (vals.length - 1)))];
+  let lo = at(0.02), hi = at(0.98);
+  if (state.log) {
+    const pos = vals.filter((x) => x > 0);
+    if (pos.length) { lo = pos[Math.floor(0.02 * (pos.length - 1))]; hi = pos[Math.floor(0.98 * (pos.length - 1))]; }
+  }
+  if (!(hi > lo)) { hi = lo + (Math.abs(lo) || 1) * 1e-6; }
+  return [lo, hi];
+}
+
+let drawToken = 0;
+async function draw() {
+  const token = ++drawToken;
+  resize();
+  const list = visibleFaces();
+  const t0 = performance.now();
+  let loaded;
+  try {
+    loaded = await Promise.all(list.map(async (f) => ({ f, face: await loadFace(f) })));
+  } catch (e) {
+    $("status").textContent = String(e.message || e);
+    return;
+  }
+  if (token !== drawToken) return; // a newer view superseded this one
+  if (state.auto) {
+    [state.vmin, state.vmax] = robustRange(loaded);
+    $("vmin").value = +state.vmin.toPrecision(6);
+    $("vmax").value = +state.vmax.toPrecision(6);
+  }
+  const { mvp } = viewMatrices();
+  gl.viewport(0, 0, gl.canvas.width, gl.canvas.height);
+  gl.clearColor(0.086, 0.094, 0.11, 1);
+  gl.clear(gl.COLOR_BUFFER_BIT | gl.DEPTH_BUFFER_BIT);
+  gl.enable(gl.DEPTH_TEST);
+  gl.useProgram(prog);
+  const u = (n) => gl.getUniformLocation(prog, n);
+  gl.uniformMatrix4fv(u("u_mvp"), false, mvp);
+  gl.uniform1f(u("u_vmin"), state.vmin);
+  gl.uniform1f(u("u_vmax"), state.vmax);
+  gl.uniform1i(u("u_log"), state.log ? 1 : 0);
+  gl.uniform4fv(u("u_nan"), NAN_RGBA);
+  gl.activeTexture(gl.TEXTURE1);
+  gl.bindTexture(gl.TEXTURE_2D, lutTex);
+  gl.uniform1i(u("u_lut"), 1);
+  for (const { f, face } of loaded) {
+    const p = (tb, tc) => facePoint(f, tb, tc);
+    const verts = new Float32Array([
+      ...p(0, 0), 0, 0, ...p(1, 0), 1, 0, ...p(0, 1), 0, 1,
+      ...p(0, 1), 0, 1, ...p(1, 0), 1, 0, ...p(1, 1), 1, 1,
+    ]);
+    const buf = gl.createBuffer();
+    gl.bindBuffer(gl.ARRAY_BUFFER, buf);
+    gl.bufferData(gl.ARRAY_BUFFER, verts, gl.STREAM_DRAW);
+    const ap = gl.getAttribLocation(prog, "a_pos"), at = gl.getAttribLocation(prog, "a_t");
+    gl.enableVertexAttribArray(ap);
+    gl.vertexAttribPointer(ap, 3, gl.FLOAT, false, 20, 0);
+    gl.enableVertexAttribArray(at);
+    gl.vertexAttribPointer(at, 2, gl.FLOAT, false, 20, 12);
+    gl.activeTexture(gl.TEXTURE0);
+    gl.bindTexture(gl.TEXTURE_2D, face.tex);
+    gl.uniform1i(u("u_data"), 0);
+    gl.uniform2f(u("u_rb"), state.lo[f.b], state.hi[f.b]);
+    gl.uniform2f(u("u_rc"), state.lo[f.c], state.hi[f.c]);
+    gl.uniform1f(u("u_step"), face.step);
+    gl.uniform2f(u("u_size"), face.cols, face.rows);
+    gl.uniform1f(u("u_fmin"), isFinite(face.min) ? face.min : 0);
+    gl.uniform1f(u("u_fmax"), isFinite(face.max) ? face.max : 0);
+    gl.drawArrays(gl.TRIANGLES, 0, 6);
+    gl.deleteBuffer(buf);
+  }
+  drawLabels(mvp);
+  frames++;
+  const ms = performance.now() - t0;
+  window.cryocube = { frames, lastFrameMs: ms, state: JSON.parse(JSON.stringify(state)), faces: list.length };
+  document.body.dataset.frames = String(frames);
+  $("status").textContent = `${variable().name}: ${list.length} faces, ${ms.toFixed(0)} ms`;
+  writeHash();
+}
+
+function project(mvp, w) {
+  const c = $("gl");
+  const x = mvp[0] * w[0] + mvp[4] * w[1] + mvp[8] * w[2] + mvp[12];
+  const y = mvp[1] * w[0] + mvp[5] * w[1] + mvp[9] * w[2] + mvp[13];
+  const ww = mvp[3] * w[0] + mvp[7] * w[1] + mvp[11] * w[2] + mvp[15];
+  return [((x / ww + 1) / 2) * c.clientWidth, ((1 - y / ww) / 2) * c.clientHeight];
+}
+
+// Tick labels along one silhouette edge per dimension.
+function drawLabels(mvp) {
+  const lc = $("labels");
+  const ctx = lc.getContext("2d");
+  const dpr = window.devicePixelRatio || 1;
+  lc.width = lc.clientWidth * dpr; lc.height = lc.clientHeight * dpr;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, lc.clientWidth, lc.clientHeight);
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.fillStyle = "#cfd8e3"; ctx.strokeStyle = "#cfd8e3";
+  const v = variable();
+  const centre = project(mvp, [0, 0, 0]);
+  for (let d = 0; d < 3; d++) {
+    const [e1, e2] = [0, 1, 2].filter((x) => x !== d);
+    let best = null;
+    for (const s1 of [0, 1]) for (const s2 of [0, 1]) {
+      const at = (t) => { const p = [0, 0, 0]; p[d] = t; p[e1] = s1; p[e2] = s2; return project(mvp, world(p.map((x, k) => (state.lo[k] + x * (state.hi[k] - state.lo[k])) / v.shape[k]))); };
+      const m = at(0.5);
+      const dist = Math.hypot(m[0] - centre[0], m[1] - centre[1]);
+      if (!best || dist > best.dist) best = { at, dist, m };
+    }
+    const a = best.at(0), b = best.at(1);
+    const out = [best.m[0] - centre[0], best.m[1] - centre[1]];
+    const len = Math.hypot(...out) || 1;
+    const off = [(out[0] / len) * 14, (out[1] / len) * 14];
+    const n = state.hi[d] - state.lo[d];
+    const ticks = Math.min(4, n);
+    ctx.textAlign = out[0] < 0 ? "right" : "left";
+    for (let k = 0; k <= ticks; k++) {
+      const t = ticks ? k / ticks : 0;
+      const i = Math.min(state.hi[d] - 1, state.lo[d] + Math.round(t * (n - 1)));
+      const p = best.at(ticks ? (i - state.lo[d] + 0.5) / n : 0.5);
+      ctx.beginPath(); ctx.moveTo(p[0], p[1]); ctx.lineTo(p[0] + off[0] * 0.4, p[1] + off[1] * 0.4); ctx.stroke();
+      ctx.fillText(coordLabel(d, i), p[0] + off[0], p[1] + off[1] + 4);
+    }
+    const ax = axisOf(d);
+    const title = ax.units && ax.units !== "index" && !ax.labels ? `${ax.name} (${ax.units})` : ax.name;
+    ctx.font = "bold 12px system-ui, sans-serif";
+    ctx.fillText(title, (a[0] + b[0]) / 2 + off[0] * 2.6, (a[1] + b[1]) / 2 + off[1] * 2.6);
+    ctx.font = "11px system-ui, sans-serif";
+  }
+}
+
+function resize() {
+  const c = $("gl");
+  const dpr = window.devicePixelRatio || 1;
+  const w = Math.max(1, Math.round(c.clientWidth * dpr)), h = Math.max(1, Math.round(c.clientHeight * dpr));
+  if (c.width !== w || c.height !== h) { c.width = w; c.height = h; }
+}
+
+// ---------- picking ----------
+// The cube cell under the mouse: intersect the mouse ray with the visible faces.
+function pick(ev) {
+  const c = $("gl");
+  const r = c.getBoundingClientRect();
+  const nx = ((ev.clientX - r.left) / r.width) * 2 - 1, ny = 1 - ((ev.clientY - r.top) / r.height) * 2;
+  const { mvp } = viewMatrices();
+  const inv = invert(mvp);
+  const unproject = (z) => {
+    const x = inv[0] * nx + inv[4] * ny + inv[8] * z + inv[12];
+    const y = inv[1] * nx + inv[5] * ny + inv[9] * z + inv[13];
+    const zz = inv[2] * nx + inv[6] * ny + inv[10] * z + inv[14];
+    const w = inv[3] * nx + inv[7] * ny + inv[11] * z + inv[15];
+    return [x / w, y / w, zz / w];
+  };
+  const o = unproject(-1), e = unproject(1);
+  const dir = [e[0] - o[0], e[1] - o[1], e[2] - o[2]];
+  const v = variable();
+  let best = null;
+  for (const f of visibleFaces()) {
+    // The face's plane in world space, from three of its corners.
+    const p0 = facePoint(f, 0, 0), pb = facePoint(f, 1, 0), pc = facePoint(f, 0, 1);
+    const u1 = pb.map((x, i) => x - p0[i]), u2 = pc.map((x, i) => x - p0[i]);
+    // Solve o + t dir = p0 + s1 u1 + s2 u2.
+    const m = [[dir[0], -u1[0], -u2[0]], [dir[1], -u1[1], -u2[1]], [dir[2], -u1[2], -u2[2]]];
+    const rhs = [p0[0] - o[0], p0[1] - o[1], p0[2] - o[2]];
+    const sol = solve3(m, rhs);
+    if (!sol) continue;
+    const [t, s1, s2] = sol;
+    if (t < 0 || s1 < 0 || s1 > 1 || s2 < 0 || s2 > 1) continue;
+    if (!best || t < best.t) best = { t, f, s1, s2 };
+  }
+  if (!best) return null;
+  const idx = [0, 0, 0];
+  const f = best.f;
+  idx[f.a] = f.index;
+  idx[f.b] = Math.min(state.hi[f.b] - 1, state.lo[f.b] + Math.floor(best.s1 * (state.hi[f.b] - state.lo[f.b])));
+  idx[f.c] = Math.min(state.hi[f.c] - 1, state.lo[f.c] + Math.floor(best.s2 * (state.hi[f.c] - state.lo[f.c])));
+  return idx;
+}
+
+function solve3(m, r) {
+  const det = (a) => a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0]) + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
+  const d = det(m);
+  if (Math.abs(d) < 1e-12) return null;
+  return [0, 1, 2].map((k) => det(m.map((row, i) => row.map((x, j) => (j === k ? r[i] : x)))) / d);
+}
+
+function invert(m) {
+  const inv = new Float32Array(16);
+  const a = Array.from(m);
+  const [a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33] = a;
+  const b00 = a00 * a11 - a01 * a10, b01 = a00 * a12 - a02 * a10, b02 = a00 * a13 - a03 * a10;
+  const b03 = a01 * a12 - a02 * a11, b04 = a01 * a13 - a03 * a11, b05 = a02 * a13 - a03 * a12;
+  const b06 = a20 * a31 - a21 * a30, b07 = a20 * a32 - a22 * a30, b08 = a20 * a33 - a23 * a30;
+  const b09 = a21 * a32 - a22 * a31, b10 = a21 * a33 - a23 * a31, b11 = a22 * a33 - a23 * a32;
+  const det = b00 * b11 - b01 * b10 + b02 * b09 + b03 * b08 - b04 * b07 + b05 * b06;
+  const id = 1 / det;
+  inv[0] = (a11 * b11 - a12 * b10 + a13 * b09) * id; inv[1] = (a02 * b10 - a01 * b11 - a03 * b09) * id;
+  inv[2] = (a31 * b05 - a32 * b04 + a33 * b03) * id; inv[3] = (a22 * b04 - a21 * b05 - a23 * b03) * id;
+  inv[4] = (a12 * b08 - a10 * b11 - a13 * b07) * id; inv[5] = (a00 * b11 - a02 * b08 + a03 * b07) * id;
+  inv[6] = (a32 * b02 - a30 * b05 - a33 * b01) * id; inv[7] = (a20 * b05 - a22 * b02 + a23 * b01) * id;
+  inv[8] = (a10 * b10 - a11 * b08 + a13 * b06) * id; inv[9] = (a01 * b08 - a00 * b10 - a03 * b06) * id;
+  inv[10] = (a30 * b04 - a31 * b02 + a33 * b00) * id; inv[11] = (a21 * b02 - a20 * b04 - a23 * b00) * id;
+  inv[12] = (a11 * b07 - a10 * b09 - a12 * b06) * id; inv[13] = (a00 * b09 - a01 * b07 + a02 * b06) * id;
+  inv[14] = (a31 * b01 - a30 * b03 - a32 * b00) * id; inv[15] = (a20 * b03 - a21 * b01 + a22 * b00) * id;
+  return inv;
+}
+
+// ---------- hover, profile ----------
+let hoverToken = 0;
+async function hover(ev) {
+  const idx = pick(ev);
+  const token = ++hoverToken;
+  if (!idx) { $("hover").textContent = ""; return; }
+  const r = await fetch(`/api/value?var=${encodeURIComponent(state.var)}&i=${idx[0]}&j=${idx[1]}&k=${idx[2]}`);
+  if (token !== hoverToken || !r.ok) return;
+  const j = await r.json();
+  const v = variable();
+  const lines = [`${v.name} = ${j.value === null ? "NaN" : j.text}${v.units ? " " + v.units : ""}`];
+  for (let d = 0; d < 3; d++) lines.push(`${v.dims[d]} = ${coordLabel(d, idx[d])}  [${idx[d]}]`);
+  $("hover").textContent = lines.join("\n");
+  window.cryocubeHover = { index: idx, value: j.value, text: j.text };
+}
+
+async function profile(ev) {
+  const idx = pick(ev);
+  if (!idx) return;
+  const axis = state.paxis;
+  const r = await fetch(`/api/profile?var=${encodeURIComponent(state.var)}&axis=${axis}&i=${idx[0]}&j=${idx[1]}&k=${idx[2]}`);
+  if (!r.ok) return;
+  const j = await r.json();
+  drawProfile(axis, idx, j.values);
+}
+
+function drawProfile(axis, idx, values) {
+  const c = $("profile");
+  const dpr = window.devicePixelRatio || 1;
+  c.width = c.clientWidth * dpr; c.height = c.clientHeight * dpr;
+  const ctx = c.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const W = c.clientWidth, H = c.clientHeight, L = 44, B = 18;
+  ctx.clearRect(0, 0, W, H);
+  const finite = values.filter((x) => x !== null);
+  if (!finite.length) { ctx.fillStyle = "#aaa"; ctx.fillText("all NaN", 10, 20); return; }
+  const lo = Math.min(...finite), hi = Math.max(...finite);
+  const span = hi - lo || 1;
+  ctx.strokeStyle = "#6cf"; ctx.beginPath();
+  let pen = false;
+  values.forEach((x, i) => {
+    if (x === null) { pen = false; return; }
+    const px = L + (i / Math.max(1, values.length - 1)) * (W - L - 6), py = 6 + (1 - (x - lo) / span) * (H - B - 12);
+    if (pen) ctx.lineTo(px, py); else ctx.moveTo(px, py);
+    pen = true;
+  });
+  ctx.stroke();
+  ctx.fillStyle = "#cfd8e3"; ctx.font = "10px system-ui, sans-serif";
+  ctx.fillText(+hi.toPrecision(4), 2, 12); ctx.fillText(+lo.toPrecision(4), 2, H - B);
+  ctx.fillText(coordLabel(axis, 0), L, H - 4);
+  ctx.textAlign = "right"; ctx.fillText(coordLabel(axis, values.length - 1), W - 4, H - 4); ctx.textAlign = "left";
+  const v = variable();
+  const at = [0, 1, 2].filter((d) => d !== axis).map((d) => `${v.dims[d]} ${coordLabel(d, idx[d])}`).join(", ");
+  $("pinfo").textContent = `${v.name} along ${v.dims[axis]} at ${at}`;
+  window.cryocubeProfile = { axis, index: idx, values };
+}
+
+// ---------- controls ----------
+function buildControls() {
+  const v = variable();
+  $("title").textContent = meta.title;
+  $("varinfo").textContent = `${v.long_name || ""} ${v.units ? "[" + v.units + "]" : ""} — ${v.dims.map((d, i) => `${d} ${v.shape[i]}`).join(" × ")}`;
+  const dims = $("dims");
+  dims.querySelectorAll(".dim").forEach((e) => e.remove());
+  $("paxis").innerHTML = v.dims.map((d, i) => `<option value="${i}">${d}</option>`).join("");
+  $("paxis").value = String(state.paxis);
+  v.dims.forEach((name, d) => {
+    const box = document.createElement("div");
+    box.className = "dim";
+    const n = v.shape[d];
+    box.innerHTML = `<label>${name}</label>
+      <input type="range" min="0" max="${n - 1}" step="1" value="${state.lo[d]}" data-d="${d}" data-end="lo" id="lo${d}">
+      <input type="range" min="1" max="${n}" step="1" value="${state.hi[d]}" data-d="${d}" data-end="hi" id="hi${d}">
+      <div class="vals" id="vals${d}"></div>`;
+    dims.appendChild(box);
+  });
+  dims.querySelectorAll("input[type=range]").forEach((el) => el.addEventListener("input", () => {
+    const d = +el.dataset.d;
+    if (el.dataset.end === "lo") state.lo[d] = Math.min(+el.value, state.hi[d] - 1);
+    else state.hi[d] = Math.max(+el.value, state.lo[d] + 1);
+    el.value = el.dataset.end === "lo" ? state.lo[d] : state.hi[d];
+    showRanges();
+    draw();
+  }));
+  showRanges();
+  $("cmap").value = state.cmap;
+  $("reverse").checked = state.reverse;
+  $("auto").checked = state.auto;
+  $("log").checked = state.log;
+  $("proj").value = state.proj;
+  if (state.vmin !== null) $("vmin").value = state.vmin;
+  if (state.vmax !== null) $("vmax").value = state.vmax;
+}
+
+function showRanges() {
+  for (let d = 0; d < 3; d++) {
+    $(`vals${d}`).textContent = `${coordLabel(d, state.lo[d])} … ${coordLabel(d, state.hi[d] - 1)} (${state.hi[d] - state.lo[d]})`;
+  }
+}
+
+function wire() {
+  $("var").innerHTML = meta.variables.map((v) => `<option>${v.name}</option>`).join("");
+  $("var").value = state.var;
+  $("var").addEventListener("change", () => { state = { ...defaultState(meta.variables.find((v) => v.name === $("var").value)), cmap: state.cmap, reverse: state.reverse, yaw: state.yaw, pitch: state.pitch, proj: state.proj }; buildControls(); draw(); });
+  $("cmap").innerHTML = Object.keys(COLORMAPS).map((k) => `<option>${k}</option>`).join("");
+  $("cmap").addEventListener("change", () => { state.cmap = $("cmap").value; setLut(); draw(); });
+  $("reverse").addEventListener("change", () => { state.reverse = $("reverse").checked; setLut(); draw(); });
+  $("auto").addEventListener("change", () => { state.auto = $("auto").checked; draw(); });
+  $("log").addEventListener("change", () => { state.log = $("log").checked; draw(); });
+  $("proj").addEventListener("change", () => { state.proj = $("proj").value; draw(); });
+  for (const id of ["vmin", "vmax"]) $(id).addEventListener("change", () => {
+    state.auto = false; $("auto").checked = false;
+    state.vmin = parseFloat($("vmin").value); state.vmax = parseFloat($("vmax").value);
+    draw();
+  });
+  $("paxis").addEventListener("change", () => { state.paxis = +$("paxis").value; writeHash(); });
+  $("reset").addEventListener("click", () => { const d = defaultState(variable()); Object.assign(state, { yaw: d.yaw, pitch: d.pitch, zoom: d.zoom }); draw(); });
+  $("png").addEventListener("click", () => {
+    const a = document.createElement("a");
+    a.download = `${state.var}.png`;
+    a.href = $("gl").toDataURL("image/png");
+    a.click();
+  });
+  const c = $("gl");
+  let drag = null;
+  c.addEventListener("pointerdown", (e) => { drag = { x: e.clientX, y: e.clientY, moved: false }; c.setPointerCapture(e.pointerId); });
+  c.addEventListener("pointermove", (e) => {
+    if (drag) {
+      const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+      if (Math.abs(dx) + Math.abs(dy) > 2) drag.moved = true;
+      drag.x = e.clientX; drag.y = e.clientY;
+      state.yaw += dx * 0.01;
+      state.pitch = Math.max(-1.5, Math.min(1.5, state.pitch + dy * 0.01));
+      draw();
+    } else hover(e);
+  });
+  c.addEventListener("pointerup", (e) => { if (drag && !drag.moved) profile(e); drag = null; });
+  c.addEventListener("wheel", (e) => { e.preventDefault(); state.zoom = Math.max(0.3, Math.min(8, state.zoom * Math.exp(-e.deltaY * 0.001))); draw(); }, { passive: false });
+  window.addEventListener("resize", () => draw());
+}
+
+// For tests and scripts: which faces are drawn, and where a face's point lands on screen.
+window.cryocubeDebug = {
+  visible: () => visibleFaces().map((f) => [f.a, f.side]),
+  facePointOnScreen(a, side, tb, tc) {
+    const f = faceList().find((x) => x.a === a && x.side === side);
+    const r = $("gl").getBoundingClientRect();
+    const [x, y] = project(viewMatrices().mvp, facePoint(f, tb, tc));
+    return [r.left + x, r.top + y];
+  },
+};
+
+async function main() {
+  try {
+    initGL();
+    const r = await fetch("/api/meta");
+    if (!r.ok) throw new Error(`/api/meta: ${r.status}`);
+    meta = await r.json();
+    const fromUrl = readHash();
+    const v = meta.variables.find((x) => fromUrl && x.name === fromUrl.var) || meta.variables[0];
+    state = { ...defaultState(v), ...(fromUrl && fromUrl.var === v.name ? fromUrl : {}) };
+    for (let d = 0; d < 3; d++) {
+      state.lo[d] = Math.max(0, Math.min(v.shape[d] - 1, state.lo[d] | 0));
+      state.hi[d] = Math.max(state.lo[d] + 1, Math.min(v.shape[d], state.hi[d] | 0));
+    }
+    setLut();
+    wire();
+    buildControls();
+    await draw();
+  } catch (e) {
+    $("status").textContent = `error: ${e.message || e}`;
+    throw e;
+  }
+}
+
+main();

@@ -1,0 +1,376 @@
+//! The data side of the viewer: which variables of a cube can be shown as a 3-D box, their
+//! axes with labels, and the faces, exact values and profiles the page asks for.
+//!
+//! A face is the 2-D slice of a variable at one index of one axis, thinned to the size the
+//! screen can show, and sent quantised to 16 bits (the colour needs no more; hover values and
+//! profiles are read exactly). Faces are kept in a cache bounded in bytes, so the server's
+//! memory follows `--cache-mb`, not the cube.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use cryocube_cube::cf::{decode_time, format_utc_us};
+use cryocube_cube::{CubeReader, Location};
+
+use crate::ViewError;
+
+/// One axis of the box: its length, coordinate values and how to label them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Axis {
+    pub name: String,
+    pub size: u64,
+    /// Coordinate values (indices when the cube has no coordinate variable).
+    pub values: Vec<f64>,
+    /// UTC ISO 8601 labels for a time axis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+    pub units: String,
+}
+
+/// A variable the viewer can show: three dimensions.
+#[derive(Clone, Debug, Serialize)]
+pub struct Variable {
+    pub name: String,
+    pub dims: Vec<String>,
+    pub shape: Vec<u64>,
+    pub units: String,
+    pub long_name: String,
+}
+
+/// A slice at `index` of `axis`, rows along the first remaining dimension, columns along the
+/// second, every `step`-th cell.
+#[derive(Debug)]
+pub struct Face {
+    pub rows: usize,
+    pub cols: usize,
+    pub step: u64,
+    /// Smallest and largest finite value (both NaN when there is none).
+    pub min: f64,
+    pub max: f64,
+    /// 0..=65534 from `min` to `max`; 65535 is NaN.
+    pub quantised: Vec<u16>,
+}
+
+pub const NAN_CODE: u16 = u16::MAX;
+
+impl Face {
+    fn from_values(rows: usize, cols: usize, step: u64, values: &[f64]) -> Face {
+        let finite = values.iter().copied().filter(|v| v.is_finite());
+        let (min, max) = finite.fold((f64::NAN, f64::NAN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let span = max - min;
+        let quantised = values
+            .iter()
+            .map(|&v| {
+                if v.is_nan() {
+                    NAN_CODE
+                } else if span > 0.0 {
+                    (((v - min) / span).clamp(0.0, 1.0) * 65534.0).round() as u16
+                } else {
+                    0
+                }
+            })
+            .collect();
+        Face {
+            rows,
+            cols,
+            step,
+            min,
+            max,
+            quantised,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.quantised.len() * 2 + 64
+    }
+}
+
+type FaceKey = (String, usize, u64, u64);
+
+/// Least-recently-used faces up to a byte budget.
+struct FaceCache {
+    budget: usize,
+    used: usize,
+    faces: HashMap<FaceKey, Arc<Face>>,
+    order: VecDeque<FaceKey>,
+}
+
+impl FaceCache {
+    fn get(&mut self, key: &FaceKey) -> Option<Arc<Face>> {
+        let face = self.faces.get(key)?.clone();
+        self.order.retain(|k| k != key);
+        self.order.push_back(key.clone());
+        Some(face)
+    }
+
+    fn put(&mut self, key: FaceKey, face: Arc<Face>) {
+        if face.bytes() > self.budget {
+            return;
+        }
+        self.used += face.bytes();
+        if let Some(old) = self.faces.insert(key.clone(), face) {
+            self.used -= old.bytes();
+            self.order.retain(|k| k != &key);
+        }
+        self.order.push_back(key);
+        while self.used > self.budget {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(f) = self.faces.remove(&oldest) {
+                self.used -= f.bytes();
+            }
+        }
+    }
+}
+
+/// An opened cube, ready to serve.
+pub struct ViewCube {
+    reader: CubeReader,
+    variables: Vec<Variable>,
+    axes: Vec<Axis>,
+    title: String,
+    cache: Mutex<FaceCache>,
+}
+
+impl ViewCube {
+    /// Opens the cube at `location` and finds its 3-D variables; `cache_bytes` bounds the
+    /// faces kept in memory.
+    pub fn open(location: &Location, cache_bytes: usize) -> Result<Self, ViewError> {
+        let reader = CubeReader::open(location)?;
+        if !reader.is_complete() {
+            return Err(ViewError::Cube(format!(
+                "{location}: the cube is unfinished (a run was interrupted); finish it first"
+            )));
+        }
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
+        let variables: Vec<Variable> = reader
+            .arrays()
+            .iter()
+            .filter(|a| a.dims.len() == 3 && a.shape.iter().all(|&n| n > 0))
+            .map(|a| Variable {
+                name: a.name.clone(),
+                dims: a.dims.clone(),
+                shape: a.shape.clone(),
+                units: text(a.attrs.get("units")),
+                long_name: text(a.attrs.get("long_name")),
+            })
+            .collect();
+        if variables.is_empty() {
+            return Err(ViewError::Cube(format!(
+                "{location}: no variable with three dimensions to show"
+            )));
+        }
+        let mut axes: Vec<Axis> = Vec::new();
+        for v in &variables {
+            for (dim, &size) in v.dims.iter().zip(&v.shape) {
+                if axes.iter().any(|a| &a.name == dim) {
+                    continue;
+                }
+                axes.push(axis(&reader, dim, size)?);
+            }
+        }
+        let title = text(reader.attrs().get("title"));
+        Ok(ViewCube {
+            reader,
+            variables,
+            axes,
+            title: if title.is_empty() {
+                location.to_string()
+            } else {
+                title
+            },
+            cache: Mutex::new(FaceCache {
+                budget: cache_bytes,
+                used: 0,
+                faces: HashMap::new(),
+                order: VecDeque::new(),
+            }),
+        })
+    }
+
+    pub fn variables(&self) -> &[Variable] {
+        &self.variables
+    }
+
+    /// What the page needs to draw the box and label it.
+    pub fn meta(&self) -> Value {
+        serde_json::json!({
+            "title": self.title,
+            "store": self.reader.location().to_string(),
+            "variables": self.variables,
+            "axes": self.axes,
+        })
+    }
+
+    fn variable(&self, name: &str) -> Result<&Variable, ViewError> {
+        self.variables
+            .iter()
+            .find(|v| v.name == name)
+            .ok_or_else(|| ViewError::Request(format!("no 3-D variable `{name}`")))
+    }
+
+    /// The face at `index` of `axis`, thinned so that no side exceeds `max_side` cells.
+    pub fn face(
+        &self,
+        name: &str,
+        axis: usize,
+        index: u64,
+        max_side: u64,
+    ) -> Result<Arc<Face>, ViewError> {
+        let v = self.variable(name)?;
+        if axis > 2 || index >= v.shape.get(axis).copied().unwrap_or(0) {
+            return Err(ViewError::Request(format!(
+                "{name}: no index {index} on axis {axis} (shape {:?})",
+                v.shape
+            )));
+        }
+        let others: Vec<usize> = (0..3).filter(|&d| d != axis).collect();
+        let (nr, nc) = (v.shape[others[0]], v.shape[others[1]]);
+        let step = nr.max(nc).div_ceil(max_side.max(1)).max(1);
+        let key = (name.to_string(), axis, index, step);
+        if let Some(face) = self.lock().get(&key) {
+            return Ok(face);
+        }
+        let mut start = vec![0u64; 3];
+        let mut shape = v.shape.clone();
+        start[axis] = index;
+        shape[axis] = 1;
+        let all = self.reader.read_f64(name, &start, &shape)?;
+        let (rows, cols) = (nr.div_ceil(step) as usize, nc.div_ceil(step) as usize);
+        let mut values = Vec::with_capacity(rows * cols);
+        for r in 0..rows as u64 {
+            let row = (r * step * nc) as usize;
+            values.extend((0..cols as u64).map(|c| all[row + (c * step) as usize]));
+        }
+        let face = Arc::new(Face::from_values(rows, cols, step, &values));
+        self.lock().put(key, face.clone());
+        Ok(face)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FaceCache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes the face cache holds now.
+    pub fn cached_bytes(&self) -> usize {
+        self.lock().used
+    }
+
+    /// The stored value at `index` (one index per dimension), exactly.
+    pub fn value(&self, name: &str, index: [u64; 3]) -> Result<f64, ViewError> {
+        let v = self.variable(name)?;
+        check_index(v, &index)?;
+        Ok(self.reader.read_f64(name, &index, &[1, 1, 1])?[0])
+    }
+
+    /// The stored values along `axis` through `index`.
+    pub fn profile(&self, name: &str, axis: usize, index: [u64; 3]) -> Result<Vec<f64>, ViewError> {
+        let v = self.variable(name)?;
+        check_index(v, &index)?;
+        if axis > 2 {
+            return Err(ViewError::Request(format!("no axis {axis}")));
+        }
+        let mut start = index.to_vec();
+        let mut shape = vec![1u64; 3];
+        start[axis] = 0;
+        shape[axis] = v.shape[axis];
+        Ok(self.reader.read_f64(name, &start, &shape)?)
+    }
+}
+
+fn check_index(v: &Variable, index: &[u64; 3]) -> Result<(), ViewError> {
+    if index.iter().zip(&v.shape).any(|(i, n)| i >= n) {
+        return Err(ViewError::Request(format!(
+            "{}: index {index:?} outside the shape {:?}",
+            v.name, v.shape
+        )));
+    }
+    Ok(())
+}
+
+/// The axis `dim`: its coordinate variable when there is one (time decoded to UTC labels).
+fn axis(reader: &CubeReader, dim: &str, size: u64) -> Result<Axis, ViewError> {
+    let coord = reader
+        .array(dim)
+        .filter(|a| a.dims.len() == 1 && a.shape[0] == size);
+    let Some(coord) = coord else {
+        return Ok(Axis {
+            name: dim.into(),
+            size,
+            values: (0..size).map(|i| i as f64).collect(),
+            labels: None,
+            units: "index".into(),
+        });
+    };
+    let units = coord
+        .attrs
+        .get("units")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let values = reader.read_all_f64(dim)?;
+    let labels = if units.contains(" since ") {
+        // int64 microseconds do not survive f64 beyond 2^53 µs (year 2255): read them exactly.
+        let us = match coord.dtype {
+            cryocube_cube::DType::I64 if units.starts_with("microseconds") => {
+                let epoch = decode_time(&[0.0], &units).map(|e| e[0]);
+                let raw = reader.read_all_i64(dim)?;
+                epoch.map(|e| raw.iter().map(|v| e + v).collect::<Vec<_>>())
+            }
+            _ => decode_time(&values, &units),
+        };
+        us.map(|us| us.into_iter().map(format_utc_us).collect())
+    } else {
+        None
+    };
+    Ok(Axis {
+        name: dim.into(),
+        size,
+        values,
+        labels,
+        units,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(n: usize) -> Arc<Face> {
+        Arc::new(Face::from_values(1, n, 1, &vec![1.0; n]))
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_budget_and_keeps_the_recent_faces() {
+        let mut c = FaceCache {
+            budget: 10_000,
+            used: 0,
+            faces: HashMap::new(),
+            order: VecDeque::new(),
+        };
+        for i in 0..50u64 {
+            c.put(("v".into(), 0, i, 1), face(1000));
+            assert!(c.used <= c.budget, "{} bytes", c.used);
+            // The face asked for again stays, the oldest others go.
+            assert!(c.get(&("v".into(), 0, 0, 1)).is_some(), "after {i}");
+        }
+        assert!(c.get(&("v".into(), 0, 49, 1)).is_some());
+        assert!(c.get(&("v".into(), 0, 10, 1)).is_none());
+        // A face larger than the whole budget is served but not kept.
+        c.put(("v".into(), 1, 0, 1), face(100_000));
+        assert!(c.used <= c.budget);
+    }
+
+    #[test]
+    fn quantisation_keeps_nan_and_the_range() {
+        let f = Face::from_values(1, 4, 1, &[f64::NAN, -2.0, 0.0, 2.0]);
+        assert_eq!(f.quantised, [NAN_CODE, 0, 32767, 65534]);
+        assert_eq!((f.min, f.max), (-2.0, 2.0));
+        let all_nan = Face::from_values(1, 2, 1, &[f64::NAN, f64::NAN]);
+        assert_eq!(all_nan.quantised, [NAN_CODE, NAN_CODE]);
+    }
+}

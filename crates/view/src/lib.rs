@@ -1,0 +1,25 @@
+//! `cryocube view`: any cube we write (and any Zarr with 3-D variables written by xarray),
+//! local or on S3, as an interactive 3-D box in the browser, served by our own small server.
+//!
+//! Pipeline: [`cube`] opens the store and answers for faces (quantised slices), exact values
+//! and profiles, with a bounded cache; [`server`] serves the page (plain WebGL2 and our own
+//! script, compiled into the binary) and that API on loopback.
+
+pub mod cube;
+pub mod server;
+
+pub use cube::ViewCube;
+pub use server::{serve_blocking, ViewOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error(transparent)]
+    Store(#[from] cryocube_cube::CubeError),
+    #[error("{0}")]
+    Cube(String),
+    /// A request the page (or a user typing URLs) got wrong.
+    #[error("{0}")]
+    Request(String),
+    #[error("server: {0}")]
+    Server(String),
+}

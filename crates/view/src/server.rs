@@ -1,0 +1,254 @@
+//! The HTTP side of the viewer: one page, its script, and a small read-only API over one cube.
+//!
+//! Safety by construction: the only files served are the two assets compiled into the binary
+//! (so no path can reach the disk: anything else is 404), every route is GET, the listener is
+//! on loopback unless the user says otherwise, and a request whose `Host` header is not this
+//! server's address is refused (a web page elsewhere cannot reach it by DNS rebinding).
+//!
+//! | route | answer |
+//! |---|---|
+//! | `/` | the page |
+//! | `/viewer.js`, `/colormaps.js` | its script (an ES module) and the colormap tables |
+//! | `/api/meta` | title, variables, axes with coordinates and labels (JSON) |
+//! | `/api/face?var=&axis=&index=&max=` | a slice, 16-bit quantised (`X-Face-*` headers give rows, cols, step, min, max) |
+//! | `/api/value?var=&i=&j=&k=` | one stored value, exact (JSON) |
+//! | `/api/profile?var=&axis=&i=&j=&k=` | the stored values along an axis (JSON) |
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tower_http::compression::CompressionLayer;
+
+use crate::cube::ViewCube;
+use crate::ViewError;
+
+const PAGE: &str = include_str!("../assets/index.html");
+const SCRIPT: &str = include_str!("../assets/viewer.js");
+const COLORMAPS: &str = include_str!("../assets/colormaps.js");
+
+/// Where to listen.
+#[derive(Clone, Debug)]
+pub struct ViewOptions {
+    pub host: String,
+    /// 0: any free port.
+    pub port: u16,
+}
+
+struct AppState {
+    cube: ViewCube,
+    /// `Host` header values this server answers to.
+    hosts: Vec<String>,
+}
+
+type Shared = Arc<AppState>;
+
+/// Serves `cube` until the process ends; `ready` gets the bound address (to print the URL).
+pub fn serve_blocking(
+    cube: ViewCube,
+    opts: &ViewOptions,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ViewError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| ViewError::Server(e.to_string()))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port))
+            .await
+            .map_err(|e| ViewError::Server(format!("{}:{}: {e}", opts.host, opts.port)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ViewError::Server(e.to_string()))?;
+        let app = router(cube, addr, &opts.host);
+        ready(addr);
+        axum::serve(listener, app)
+            .await
+            .map_err(|e| ViewError::Server(e.to_string()))
+    })
+}
+
+/// The application: routes, the Host check and compression.
+pub fn router(cube: ViewCube, addr: SocketAddr, host: &str) -> Router {
+    let port = addr.port();
+    let mut hosts = vec![
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        format!("{host}:{port}"),
+        addr.to_string(),
+    ];
+    hosts.dedup();
+    let state = Arc::new(AppState { cube, hosts });
+    Router::new()
+        .route("/", get(page))
+        .route("/viewer.js", get(|| script(SCRIPT)))
+        .route("/colormaps.js", get(|| script(COLORMAPS)))
+        .route("/api/meta", get(meta))
+        .route("/api/face", get(face))
+        .route("/api/value", get(value))
+        .route("/api/profile", get(profile))
+        .fallback(not_found)
+        .layer(CompressionLayer::new())
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
+        .with_state(state)
+}
+
+async fn check_host(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if !state.hosts.iter().any(|h| h == host) {
+        return (
+            StatusCode::FORBIDDEN,
+            format!("unexpected Host header {host:?}: this server answers only to its own address"),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found").into_response()
+}
+
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        PAGE,
+    )
+        .into_response()
+}
+
+async fn script(text: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+fn error(e: ViewError) -> Response {
+    let status = match e {
+        ViewError::Request(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, e.to_string()).into_response()
+}
+
+/// Runs a cube read off the async workers (reads block on disk or S3).
+async fn blocking<T: Send + 'static>(
+    state: &Shared,
+    f: impl FnOnce(&ViewCube) -> Result<T, ViewError> + Send + 'static,
+) -> Result<T, Response> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || f(&state.cube))
+        .await
+        .map_err(|e| error(ViewError::Server(e.to_string())))?
+        .map_err(error)
+}
+
+async fn meta(State(state): State<Shared>) -> Response {
+    Json(state.cube.meta()).into_response()
+}
+
+#[derive(Deserialize)]
+struct FaceQuery {
+    var: String,
+    axis: usize,
+    index: u64,
+    #[serde(default = "default_max")]
+    max: u64,
+}
+
+fn default_max() -> u64 {
+    1024
+}
+
+async fn face(State(state): State<Shared>, Query(q): Query<FaceQuery>) -> Response {
+    let max = q.max.clamp(1, 8192);
+    let face = match blocking(&state, move |c| c.face(&q.var, q.axis, q.index, max)).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let mut body = Vec::with_capacity(face.quantised.len() * 2);
+    for v in &face.quantised {
+        body.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut headers = HeaderMap::new();
+    let num = |v: f64| {
+        HeaderValue::from_str(&if v.is_finite() {
+            format!("{v:e}")
+        } else {
+            "NaN".into()
+        })
+        .expect("numbers are valid header values")
+    };
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert("x-face-rows", face.rows.into());
+    headers.insert("x-face-cols", face.cols.into());
+    headers.insert("x-face-step", face.step.into());
+    headers.insert("x-face-min", num(face.min));
+    headers.insert("x-face-max", num(face.max));
+    (headers, body).into_response()
+}
+
+#[derive(Deserialize)]
+struct PointQuery {
+    var: String,
+    #[serde(default)]
+    axis: usize,
+    i: u64,
+    j: u64,
+    k: u64,
+}
+
+/// NaN is not JSON: it travels as `null`.
+fn finite_or_null(v: f64) -> serde_json::Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        serde_json::Value::Null
+    }
+}
+
+async fn value(State(state): State<Shared>, Query(q): Query<PointQuery>) -> Response {
+    let idx = [q.i, q.j, q.k];
+    match blocking(&state, move |c| c.value(&q.var, idx)).await {
+        Ok(v) => Json(json!({"index": idx, "value": finite_or_null(v), "text": format!("{v}")}))
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn profile(State(state): State<Shared>, Query(q): Query<PointQuery>) -> Response {
+    let idx = [q.i, q.j, q.k];
+    match blocking(&state, move |c| c.profile(&q.var, q.axis, idx)).await {
+        Ok(vals) => Json(json!({
+            "axis": q.axis,
+            "index": idx,
+            "values": vals.into_iter().map(finite_or_null).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(r) => r,
+    }
+}
