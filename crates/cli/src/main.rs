@@ -86,6 +86,9 @@ enum Command {
         /// Replace an existing output.
         #[arg(long)]
         overwrite: bool,
+        /// Also build the viewer's pyramid (see `cryocube pyramid`).
+        #[arg(long)]
+        pyramid: bool,
     },
     /// Change a cube's attributes from a patch file (xcube patch semantics, validated).
     #[command(after_help = "Examples:\n  \
@@ -109,6 +112,19 @@ enum Command {
     },
     /// Summarise a cube: dims, chunks, coordinate ranges (UTC), variables, attributes, size.
     Info {
+        /// The cube: a folder, or s3://BUCKET/PREFIX.
+        #[arg(value_parser = parse_location)]
+        store: Location,
+    },
+    /// Store coarser copies of a cube's 3-D variables inside it, so that `cryocube view` reads
+    /// what the screen shows rather than the whole cube.
+    #[command(after_help = "Examples:\n  \
+        cryocube pyramid rhone.zarr\n  \
+        cryocube das raw/ -o rhone.zarr --pyramid      # the same, right after the cube\n\n\
+        Levels halve every dimension (mean, NaN ignored) down to 256 cells; they live in\n\
+        STORE/.pyramid, outside the cube's metadata (xarray and GDAL do not see them). A\n\
+        pyramid made before the cube changed is ignored by `view`; run this again.")]
+    Pyramid {
         /// The cube: a folder, or s3://BUCKET/PREFIX.
         #[arg(value_parser = parse_location)]
         store: Location,
@@ -212,6 +228,9 @@ struct DasArgs {
     /// holds are skipped, a gap becomes NaN windows. Creates the cube if there is none.
     #[arg(long)]
     append: bool,
+    /// Also build the viewer's pyramid (see `cryocube pyramid`).
+    #[arg(long)]
+    pyramid: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -312,12 +331,18 @@ fn main() -> ExitCode {
 fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
     match command {
         Command::Das(args) => {
+            let pyramid = args.pyramid;
             let mut opts = das_options(args)?;
             if let Some(m) = matches.subcommand_matches("das") {
                 opts.given = given(m);
             }
-            run_das(&opts, quiet)
+            run_das(&opts, quiet)?;
+            if pyramid {
+                build_pyramid(&opts.output, quiet)?;
+            }
+            Ok(())
         }
+        Command::Pyramid { store } => build_pyramid(&store, quiet),
         Command::Fetch { recipe, dir } => fetch(&recipe, dir, quiet),
         Command::Patch {
             store,
@@ -354,17 +379,24 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             res,
             chunk,
             overwrite,
-        } => build(
-            &recipe,
-            cryocube_geo::build::BuildOptions {
-                output,
-                sources,
-                chunk: chunk as usize,
-                res,
-                overwrite,
-            },
-            quiet,
-        ),
+            pyramid,
+        } => {
+            build(
+                &recipe,
+                cryocube_geo::build::BuildOptions {
+                    output: output.clone(),
+                    sources,
+                    chunk: chunk as usize,
+                    res,
+                    overwrite,
+                },
+                quiet,
+            )?;
+            if pyramid {
+                build_pyramid(&output, quiet)?;
+            }
+            Ok(())
+        }
         Command::Info { store } => {
             let cube = CubeReader::open(&store).with_context(|| format!("cannot open {store}"))?;
             print!("{}", info::render(&cube)?);
@@ -630,6 +662,7 @@ fn demo(
     let mut opts = DasOptions::new(files, cube.clone());
     opts.overwrite = true;
     run_das(&opts, quiet)?;
+    build_pyramid(&Location::from(&cube), quiet)?;
     let reader = CubeReader::open(&cube)?;
     println!("{}", info::render(&reader)?);
     println!(
@@ -639,6 +672,27 @@ fn demo(
     println!(
         "Explore it in the browser:  cryocube view {} --open",
         cube.display()
+    );
+    Ok(())
+}
+
+fn build_pyramid(store: &Location, quiet: bool) -> Result<()> {
+    let started = Instant::now();
+    let bar = progress_bar(
+        quiet,
+        "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} pyramid chunks (eta {eta})",
+    );
+    let summary = cryocube_view::pyramid::build(store, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .with_context(|| format!("cannot build the pyramid of {store}"))?;
+    bar.finish_and_clear();
+    log::info!(
+        "{store}: pyramid of {} level(s) for {} variable(s) in {:.1} s",
+        summary.levels,
+        summary.variables,
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -140,6 +140,12 @@ impl Server {
 
     /// One raw HTTP/1.1 request (no client normalises the path): status and body.
     fn raw(&self, method: &str, path: &str, host: &str) -> (u16, Vec<u8>) {
+        let (status, _, body) = self.raw_with_head(method, path, host);
+        (status, body)
+    }
+
+    /// [`Server::raw`] with the response head.
+    fn raw_with_head(&self, method: &str, path: &str, host: &str) -> (u16, String, Vec<u8>) {
         let mut s = TcpStream::connect(self.addr()).unwrap();
         write!(
             s,
@@ -158,7 +164,7 @@ impl Server {
         {
             body = dechunk(&body);
         }
-        (status, body)
+        (status, head.to_ascii_lowercase(), body)
     }
 
     fn get(&self, path: &str) -> (u16, Vec<u8>) {
@@ -617,4 +623,212 @@ fn demo_cube_opens_with_the_default_view() {
         !colours.contains(&[255, 0, 255]),
         "the demo cube has no NaN, yet the NaN colour shows"
     );
+}
+
+/// A deterministic, irregular test value with NaN holes.
+fn wiggle(t: usize, d: usize, f: usize) -> f32 {
+    let h = (t * 7919 + d * 104_729 + f * 1_299_709) % 1000;
+    // Scattered holes, and one block that stays NaN at every level.
+    if h < 37 || ((100..108).contains(&t) && d < 8 && f < 8) {
+        f32::NAN
+    } else {
+        (h as f32 - 500.0) / 7.0
+    }
+}
+
+fn write_tall_cube(root: &Path, shape: [usize; 3]) {
+    let mut w = CubeWriter::create(
+        root,
+        WriteOptions {
+            format: ZarrFormat::V2,
+            overwrite: false,
+        },
+    )
+    .unwrap();
+    w.add_array(ArraySpec {
+        name: "v".into(),
+        dims: vec!["time".into(), "distance".into(), "frequency".into()],
+        shape: shape.iter().map(|&n| n as u64).collect(),
+        chunks: vec![128, 16, 16],
+        shard: None,
+        dtype: DType::F32,
+        attrs: Attrs::new(),
+    })
+    .unwrap();
+    for a in 0..shape[0].div_ceil(128) {
+        for b in 0..shape[1].div_ceil(16) {
+            for c in 0..shape[2].div_ceil(16) {
+                let mut chunk = Vec::new();
+                for t in a * 128..a * 128 + 128 {
+                    for d in b * 16..b * 16 + 16 {
+                        for f in c * 16..c * 16 + 16 {
+                            chunk.push(if t < shape[0] && d < shape[1] && f < shape[2] {
+                                wiggle(t, d, f)
+                            } else {
+                                f32::NAN
+                            });
+                        }
+                    }
+                }
+                w.write_chunk("v", &[a as u64, b as u64, c as u64], &chunk)
+                    .unwrap();
+            }
+        }
+    }
+    w.finish(Attrs::new()).unwrap();
+}
+
+/// The reference next level: each cell the mean of the finite values of its 2x2x2 block of the
+/// level before (NaN when there are none), computed here independently of the crate.
+fn halve(values: &[f64], shape: [usize; 3]) -> (Vec<f64>, [usize; 3]) {
+    let out_shape = shape.map(|n| n.div_ceil(2));
+    let mut out = Vec::new();
+    for a in 0..out_shape[0] {
+        for b in 0..out_shape[1] {
+            for c in 0..out_shape[2] {
+                let mut cells = Vec::new();
+                for t in 2 * a..(2 * a + 2).min(shape[0]) {
+                    for d in 2 * b..(2 * b + 2).min(shape[1]) {
+                        for f in 2 * c..(2 * c + 2).min(shape[2]) {
+                            cells.push(values[(t * shape[1] + d) * shape[2] + f]);
+                        }
+                    }
+                }
+                let finite: Vec<f64> = cells.into_iter().filter(|v| v.is_finite()).collect();
+                out.push(if finite.is_empty() {
+                    f64::NAN
+                } else {
+                    // Stored as float32, as the levels are.
+                    (finite.iter().sum::<f64>() / finite.len() as f64) as f32 as f64
+                });
+            }
+        }
+    }
+    (out, out_shape)
+}
+
+/// `cryocube pyramid`: each level is the NaN-ignoring 2x2x2 mean of the level before, down to
+/// 256 cells; the server reads a face from the coarsest level that still fills the screen;
+/// a pyramid made before the cube changed is ignored.
+#[test]
+fn pyramid_levels_are_block_means_and_the_server_reads_the_fitting_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cube = tmp.path().join("tall.zarr");
+    let shape = [600usize, 30, 40];
+    write_tall_cube(&cube, shape);
+    let o = common::cryocube(&["pyramid", cube.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    assert!(
+        common::text(&o).contains("pyramid of 2 level(s)"),
+        "{}",
+        common::text(&o)
+    );
+
+    let level0: Vec<f64> = (0..shape[0])
+        .flat_map(|t| {
+            (0..shape[1]).flat_map(move |d| (0..shape[2]).map(move |f| wiggle(t, d, f) as f64))
+        })
+        .collect();
+    let (l1, s1) = halve(&level0, shape);
+    let (l2, s2) = halve(&l1, s1);
+    for (k, (want, ws)) in [(1, (&l1, s1)), (2, (&l2, s2))] {
+        let r = cryocube_cube::CubeReader::open(cube.join(format!(".pyramid/{k}"))).unwrap();
+        let spec = r.array("v").unwrap();
+        assert_eq!(spec.shape, ws.map(|n| n as u64).to_vec(), "level {k}");
+        let got = r.read_all_f64("v").unwrap();
+        let mut nans = 0;
+        for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
+            if w.is_nan() {
+                assert!(g.is_nan(), "level {k} cell {i}: {g}, want NaN");
+                nans += 1;
+            } else {
+                assert!(
+                    (g - w).abs() <= 1e-6 * w.abs().max(1.0),
+                    "level {k} cell {i}: {g} vs {w}"
+                );
+            }
+        }
+        assert!(k == 2 || nans > 0, "the test wants NaN cells at level 1");
+    }
+    // The coarsest level has at most 256 cells along its longest side.
+    assert_eq!(s2[0], 150);
+    // xarray-style readers still see one variable: the pyramid is outside the metadata.
+    let info = common::cryocube(&["info", cube.to_str().unwrap()]);
+    assert!(
+        !common::text(&info).contains("pyramid"),
+        "{}",
+        common::text(&info)
+    );
+
+    let s = Server::start(&cube);
+    let meta = s.json("/api/meta");
+    assert_eq!(meta["levels"], 3);
+    // A time face (30 x 40 cells at level 0, 15 x 20 at level 1, 8 x 10 at level 2).
+    for (max, level, rows, cols) in [
+        (40, 0, 30, 40),
+        (20, 1, 15, 20),
+        (10, 2, 8, 10),
+        (5, 2, 4, 5),
+    ] {
+        let (status, head, body) = s.raw_with_head(
+            "GET",
+            &format!("/api/face?var=v&axis=0&index=301&max={max}"),
+            s.addr(),
+        );
+        assert_eq!(status, 200);
+        assert!(
+            head.contains(&format!("x-face-level: {level}")),
+            "max {max}: {head}"
+        );
+        assert!(
+            head.contains(&format!("x-face-rows: {rows}")),
+            "max {max}: {head}"
+        );
+        assert!(
+            head.contains(&format!("x-face-cols: {cols}")),
+            "max {max}: {head}"
+        );
+        assert_eq!(body.len(), rows * cols * 2);
+    }
+    // The level-1 face at time 301 is level-1 slice 150, quantised between its min and max.
+    let (_, head, body) =
+        s.raw_with_head("GET", "/api/face?var=v&axis=0&index=301&max=20", s.addr());
+    let num = |k: &str| -> f64 {
+        head.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (lo, hi) = (num("x-face-min"), num("x-face-max"));
+    for (i, q) in body.chunks_exact(2).enumerate() {
+        let q = u16::from_le_bytes([q[0], q[1]]);
+        let want = l1[150 * s1[1] * s1[2] + i];
+        if want.is_nan() {
+            assert_eq!(q, u16::MAX);
+        } else {
+            let v = lo + q as f64 / 65534.0 * (hi - lo);
+            assert!(
+                (v - want).abs() <= (hi - lo) / 65534.0,
+                "cell {i}: {v} vs {want}"
+            );
+        }
+    }
+    drop(s);
+
+    // After the cube changes, its old pyramid is not used.
+    let patch = tmp.path().join("p.yaml");
+    std::fs::write(&patch, "metadata:\n  .zattrs:\n    title: changed\n").unwrap();
+    let o = common::cryocube(&[
+        "patch",
+        cube.to_str().unwrap(),
+        "--metadata",
+        patch.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let s = Server::start(&cube);
+    assert_eq!(s.json("/api/meta")["levels"], 1);
+    let (_, head, _) = s.raw_with_head("GET", "/api/face?var=v&axis=0&index=301&max=10", s.addr());
+    assert!(head.contains("x-face-level: 0"), "{head}");
 }

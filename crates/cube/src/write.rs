@@ -525,6 +525,8 @@ fn remove_store(location: &Location, store: &dyn Store) -> Result<(), CubeError>
     let ours = |key: &str| {
         [".zgroup", ".zattrs", ".zmetadata", "zarr.json", JOURNAL].contains(&key)
             || key.starts_with(&format!("{ASIDE}/"))
+            // The viewer's pyramid (cryocube-view) lives inside the cube it belongs to.
+            || key.starts_with(".pyramid/")
             || key.ends_with(".cryocube-tmp")
             || key
                 .split_once('/')

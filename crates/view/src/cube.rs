@@ -46,7 +46,10 @@ pub struct Variable {
 pub struct Face {
     pub rows: usize,
     pub cols: usize,
+    /// Level-0 cells per face cell along each side.
     pub step: u64,
+    /// The pyramid level it was read from (0: the cube itself).
+    pub level: usize,
     /// Smallest and largest finite value (both NaN when there is none).
     pub min: f64,
     pub max: f64,
@@ -57,7 +60,7 @@ pub struct Face {
 pub const NAN_CODE: u16 = u16::MAX;
 
 impl Face {
-    fn from_values(rows: usize, cols: usize, step: u64, values: &[f64]) -> Face {
+    fn from_values(rows: usize, cols: usize, step: u64, level: usize, values: &[f64]) -> Face {
         let finite = values.iter().copied().filter(|v| v.is_finite());
         let (min, max) = finite.fold((f64::NAN, f64::NAN), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let span = max - min;
@@ -77,6 +80,7 @@ impl Face {
             rows,
             cols,
             step,
+            level,
             min,
             max,
             quantised,
@@ -88,7 +92,8 @@ impl Face {
     }
 }
 
-type FaceKey = (String, usize, u64, u64);
+/// (variable, axis, index at the level, step at the level, level).
+type FaceKey = (String, usize, u64, u64, usize);
 
 /// Least-recently-used faces up to a byte budget.
 struct FaceCache {
@@ -130,6 +135,8 @@ impl FaceCache {
 /// An opened cube, ready to serve.
 pub struct ViewCube {
     reader: CubeReader,
+    /// Pyramid levels 1.. (empty without a matching pyramid).
+    levels: Vec<CubeReader>,
     variables: Vec<Variable>,
     axes: Vec<Axis>,
     title: String,
@@ -174,8 +181,13 @@ impl ViewCube {
             }
         }
         let title = text(reader.attrs().get("title"));
+        let levels = crate::pyramid::open_levels(location, &reader)?;
+        if levels.is_empty() {
+            log::info!("{location}: no pyramid; faces are read at full resolution (`cryocube pyramid` makes views of large cubes fast)");
+        }
         Ok(ViewCube {
             reader,
+            levels,
             variables,
             axes,
             title: if title.is_empty() {
@@ -203,6 +215,7 @@ impl ViewCube {
             "store": self.reader.location().to_string(),
             "variables": self.variables,
             "axes": self.axes,
+            "levels": self.levels.len() + 1,
         })
     }
 
@@ -229,24 +242,43 @@ impl ViewCube {
             )));
         }
         let others: Vec<usize> = (0..3).filter(|&d| d != axis).collect();
-        let (nr, nc) = (v.shape[others[0]], v.shape[others[1]]);
+        // The coarsest level that still has at least `max_side` cells along the face's longer
+        // side: the cost of a face follows the screen, not the cube.
+        let mut level = 0;
+        let mut shape = v.shape.clone();
+        for (k, r) in self.levels.iter().enumerate() {
+            let Some(s) = r.array(name).map(|a| a.shape.clone()) else {
+                break;
+            };
+            if s[others[0]].max(s[others[1]]) < max_side.max(1) {
+                break;
+            }
+            level = k + 1;
+            shape = s;
+        }
+        let reader = if level == 0 {
+            &self.reader
+        } else {
+            &self.levels[level - 1]
+        };
+        let (nr, nc) = (shape[others[0]], shape[others[1]]);
         let step = nr.max(nc).div_ceil(max_side.max(1)).max(1);
-        let key = (name.to_string(), axis, index, step);
+        let at = (index >> level).min(shape[axis] - 1);
+        let key = (name.to_string(), axis, at, step, level);
         if let Some(face) = self.lock().get(&key) {
             return Ok(face);
         }
         let mut start = vec![0u64; 3];
-        let mut shape = v.shape.clone();
-        start[axis] = index;
+        start[axis] = at;
         shape[axis] = 1;
-        let all = self.reader.read_f64(name, &start, &shape)?;
+        let all = reader.read_f64(name, &start, &shape)?;
         let (rows, cols) = (nr.div_ceil(step) as usize, nc.div_ceil(step) as usize);
         let mut values = Vec::with_capacity(rows * cols);
         for r in 0..rows as u64 {
             let row = (r * step * nc) as usize;
             values.extend((0..cols as u64).map(|c| all[row + (c * step) as usize]));
         }
-        let face = Arc::new(Face::from_values(rows, cols, step, &values));
+        let face = Arc::new(Face::from_values(rows, cols, step << level, level, &values));
         self.lock().put(key, face.clone());
         Ok(face)
     }
@@ -341,7 +373,7 @@ mod tests {
     use super::*;
 
     fn face(n: usize) -> Arc<Face> {
-        Arc::new(Face::from_values(1, n, 1, &vec![1.0; n]))
+        Arc::new(Face::from_values(1, n, 1, 0, &vec![1.0; n]))
     }
 
     #[test]
@@ -353,24 +385,24 @@ mod tests {
             order: VecDeque::new(),
         };
         for i in 0..50u64 {
-            c.put(("v".into(), 0, i, 1), face(1000));
+            c.put(("v".into(), 0, i, 1, 0), face(1000));
             assert!(c.used <= c.budget, "{} bytes", c.used);
             // The face asked for again stays, the oldest others go.
-            assert!(c.get(&("v".into(), 0, 0, 1)).is_some(), "after {i}");
+            assert!(c.get(&("v".into(), 0, 0, 1, 0)).is_some(), "after {i}");
         }
-        assert!(c.get(&("v".into(), 0, 49, 1)).is_some());
-        assert!(c.get(&("v".into(), 0, 10, 1)).is_none());
+        assert!(c.get(&("v".into(), 0, 49, 1, 0)).is_some());
+        assert!(c.get(&("v".into(), 0, 10, 1, 0)).is_none());
         // A face larger than the whole budget is served but not kept.
-        c.put(("v".into(), 1, 0, 1), face(100_000));
+        c.put(("v".into(), 1, 0, 1, 0), face(100_000));
         assert!(c.used <= c.budget);
     }
 
     #[test]
     fn quantisation_keeps_nan_and_the_range() {
-        let f = Face::from_values(1, 4, 1, &[f64::NAN, -2.0, 0.0, 2.0]);
+        let f = Face::from_values(1, 4, 1, 0, &[f64::NAN, -2.0, 0.0, 2.0]);
         assert_eq!(f.quantised, [NAN_CODE, 0, 32767, 65534]);
         assert_eq!((f.min, f.max), (-2.0, 2.0));
-        let all_nan = Face::from_values(1, 2, 1, &[f64::NAN, f64::NAN]);
+        let all_nan = Face::from_values(1, 2, 1, 0, &[f64::NAN, f64::NAN]);
         assert_eq!(all_nan.quantised, [NAN_CODE, NAN_CODE]);
     }
 }

@@ -1,11 +1,14 @@
 //! `cryocube view`: any cube we write (and any Zarr with 3-D variables written by xarray),
 //! local or on S3, as an interactive 3-D box in the browser, served by our own small server.
 //!
-//! Pipeline: [`cube`] opens the store and answers for faces (quantised slices), exact values
-//! and profiles, with a bounded cache; [`server`] serves the page (plain WebGL2 and our own
+//! Pipeline: [`pyramid`] stores coarser copies of the cube's 3-D variables inside it (once,
+//! `cryocube pyramid` or `--pyramid`); [`cube`] opens the store and answers for faces
+//! (quantised slices from the level that fits the screen), exact values and profiles, with a
+//! bounded cache; [`server`] serves the page (plain WebGL2 and our own
 //! script, compiled into the binary) and that API on loopback.
 
 pub mod cube;
+pub mod pyramid;
 pub mod server;
 
 pub use cube::ViewCube;

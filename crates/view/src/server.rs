@@ -10,7 +10,7 @@
 //! | `/` | the page |
 //! | `/viewer.js`, `/colormaps.js` | its script (an ES module) and the colormap tables |
 //! | `/api/meta` | title, variables, axes with coordinates and labels (JSON) |
-//! | `/api/face?var=&axis=&index=&max=` | a slice, 16-bit quantised (`X-Face-*` headers give rows, cols, step, min, max) |
+//! | `/api/face?var=&axis=&index=&max=` | a slice, 16-bit quantised (`X-Face-*` headers give rows, cols, step in level-0 cells, pyramid level, min, max) |
 //! | `/api/value?var=&i=&j=&k=` | one stored value, exact (JSON) |
 //! | `/api/profile?var=&axis=&i=&j=&k=` | the stored values along an axis (JSON) |
 
@@ -207,6 +207,7 @@ async fn face(State(state): State<Shared>, Query(q): Query<FaceQuery>) -> Respon
     headers.insert("x-face-rows", face.rows.into());
     headers.insert("x-face-cols", face.cols.into());
     headers.insert("x-face-step", face.step.into());
+    headers.insert("x-face-level", face.level.into());
     headers.insert("x-face-min", num(face.min));
     headers.insert("x-face-max", num(face.max));
     (headers, body).into_response()

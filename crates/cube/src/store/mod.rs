@@ -76,6 +76,17 @@ impl Location {
         }
     }
 
+    /// The location `sub` (a relative key path) below this one.
+    pub fn join(&self, sub: &str) -> Location {
+        match self {
+            Location::Local(p) => Location::Local(p.join(sub)),
+            Location::S3 { bucket, prefix } => Location::S3 {
+                bucket: bucket.clone(),
+                prefix: format!("{prefix}/{}", sub.trim_matches('/')),
+            },
+        }
+    }
+
     /// Whether anything is there (a local path of any kind; any key under an S3 prefix).
     pub fn exists(&self) -> Result<bool, CubeError> {
         match self {
