@@ -214,7 +214,7 @@ async function loadFace(f) {
     const data = new Uint16Array(await r.arrayBuffer());
     const face = {
       rows: +h("x-face-rows"), cols: +h("x-face-cols"), step: +h("x-face-step"),
-      min: parseFloat(h("x-face-min")), max: parseFloat(h("x-face-max")), data,
+      min: parseFloat(h("x-face-min")), max: parseFloat(h("x-face-max")), level: +h("x-face-level"), data,
     };
     face.tex = gl.createTexture();
     gl.bindTexture(gl.TEXTURE_2D, face.tex);
@@ -326,7 +326,7 @@ async function draw() {
   drawLabels(mvp);
   frames++;
   const ms = performance.now() - t0;
-  window.cryocube = { frames, lastFrameMs: ms, state: JSON.parse(JSON.stringify(state)), faces: list.length };
+  window.cryocube = { frames, at: performance.now(), lastFrameMs: ms, state: JSON.parse(JSON.stringify(state)), faces: list.length, levels: loaded.map(({ face }) => face.level) };
   document.body.dataset.frames = String(frames);
   $("status").textContent = `${variable().name}: ${list.length} faces, ${ms.toFixed(0)} ms`;
   writeHash();

@@ -86,37 +86,63 @@ impl Face {
             quantised,
         }
     }
+}
 
+/// (variable, axis, index at the level, step at the level, level).
+type FaceKey = (String, usize, u64, u64, usize);
+/// (variable, level, chunk indices).
+type ChunkKey = (String, usize, [u64; 3]);
+
+/// Something whose memory a cache can count.
+trait Weigh {
+    fn bytes(&self) -> usize;
+}
+
+impl Weigh for Face {
     fn bytes(&self) -> usize {
         self.quantised.len() * 2 + 64
     }
 }
 
-/// (variable, axis, index at the level, step at the level, level).
-type FaceKey = (String, usize, u64, u64, usize);
-
-/// Least-recently-used faces up to a byte budget.
-struct FaceCache {
-    budget: usize,
-    used: usize,
-    faces: HashMap<FaceKey, Arc<Face>>,
-    order: VecDeque<FaceKey>,
+impl Weigh for Vec<f32> {
+    fn bytes(&self) -> usize {
+        self.len() * 4 + 64
+    }
 }
 
-impl FaceCache {
-    fn get(&mut self, key: &FaceKey) -> Option<Arc<Face>> {
-        let face = self.faces.get(key)?.clone();
-        self.order.retain(|k| k != key);
-        self.order.push_back(key.clone());
-        Some(face)
+/// Least-recently-used values up to a byte budget.
+struct Lru<K, V> {
+    budget: usize,
+    used: usize,
+    map: HashMap<K, Arc<V>>,
+    order: VecDeque<K>,
+}
+
+impl<K: Clone + Eq + std::hash::Hash, V: Weigh> Lru<K, V> {
+    fn new(budget: usize) -> Self {
+        Lru {
+            budget,
+            used: 0,
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
     }
 
-    fn put(&mut self, key: FaceKey, face: Arc<Face>) {
-        if face.bytes() > self.budget {
+    fn get(&mut self, key: &K) -> Option<Arc<V>> {
+        let v = self.map.get(key)?.clone();
+        if self.order.back() != Some(key) {
+            self.order.retain(|k| k != key);
+            self.order.push_back(key.clone());
+        }
+        Some(v)
+    }
+
+    fn put(&mut self, key: K, value: Arc<V>) {
+        if value.bytes() > self.budget {
             return;
         }
-        self.used += face.bytes();
-        if let Some(old) = self.faces.insert(key.clone(), face) {
+        self.used += value.bytes();
+        if let Some(old) = self.map.insert(key.clone(), value) {
             self.used -= old.bytes();
             self.order.retain(|k| k != &key);
         }
@@ -125,11 +151,18 @@ impl FaceCache {
             let Some(oldest) = self.order.pop_front() else {
                 break;
             };
-            if let Some(f) = self.faces.remove(&oldest) {
-                self.used -= f.bytes();
+            if let Some(v) = self.map.remove(&oldest) {
+                self.used -= v.bytes();
             }
         }
     }
+}
+
+/// The memory of a served cube: decoded chunks (slider steps through a chunk reuse them) and
+/// finished faces, within one budget.
+struct Caches {
+    faces: Lru<FaceKey, Face>,
+    chunks: Lru<ChunkKey, Vec<f32>>,
 }
 
 /// An opened cube, ready to serve.
@@ -140,7 +173,7 @@ pub struct ViewCube {
     variables: Vec<Variable>,
     axes: Vec<Axis>,
     title: String,
-    cache: Mutex<FaceCache>,
+    cache: Mutex<Caches>,
 }
 
 impl ViewCube {
@@ -195,11 +228,10 @@ impl ViewCube {
             } else {
                 title
             },
-            cache: Mutex::new(FaceCache {
-                budget: cache_bytes,
-                used: 0,
-                faces: HashMap::new(),
-                order: VecDeque::new(),
+            // Faces are small beside the chunks they come from.
+            cache: Mutex::new(Caches {
+                faces: Lru::new(cache_bytes / 8),
+                chunks: Lru::new(cache_bytes - cache_bytes / 8),
             }),
         })
     }
@@ -265,31 +297,94 @@ impl ViewCube {
         let step = nr.max(nc).div_ceil(max_side.max(1)).max(1);
         let at = (index >> level).min(shape[axis] - 1);
         let key = (name.to_string(), axis, at, step, level);
-        if let Some(face) = self.lock().get(&key) {
+        if let Some(face) = self.lock().faces.get(&key) {
             return Ok(face);
         }
-        let mut start = vec![0u64; 3];
-        start[axis] = at;
-        shape[axis] = 1;
-        let all = reader.read_f64(name, &start, &shape)?;
+        let spec = reader
+            .array(name)
+            .ok_or_else(|| ViewError::Cube(format!("{name}: missing at pyramid level {level}")))?;
         let (rows, cols) = (nr.div_ceil(step) as usize, nc.div_ceil(step) as usize);
-        let mut values = Vec::with_capacity(rows * cols);
-        for r in 0..rows as u64 {
-            let row = (r * step * nc) as usize;
-            values.extend((0..cols as u64).map(|c| all[row + (c * step) as usize]));
+        let mut values = vec![f64::NAN; rows * cols];
+        // The face cuts through one layer of chunks: decode those (or take them from the
+        // cache), then pick the face's cells.
+        let cs = &spec.chunks;
+        let (b, c) = (others[0], others[1]);
+        let layer = at / cs[axis];
+        let wanted: Vec<[u64; 3]> = (0..nr.div_ceil(cs[b]))
+            .flat_map(|i| (0..nc.div_ceil(cs[c])).map(move |j| (i, j)))
+            .map(|(i, j)| {
+                let mut idx = [0u64; 3];
+                idx[axis] = layer;
+                idx[b] = i;
+                idx[c] = j;
+                idx
+            })
+            .collect();
+        let chunks: Vec<Arc<Vec<f32>>> = {
+            use rayon::prelude::*;
+            wanted
+                .par_iter()
+                .map(|idx| self.chunk(reader, name, level, &spec.shape, cs, idx))
+                .collect::<Result<_, _>>()?
+        };
+        for (idx, chunk) in wanted.iter().zip(&chunks) {
+            // The chunk's extent (clipped at the array's end) and the face cells inside it.
+            let ext: Vec<u64> = (0..3)
+                .map(|d| cs[d].min(spec.shape[d] - idx[d] * cs[d]))
+                .collect();
+            let off = at - layer * cs[axis];
+            let (b0, c0) = (idx[b] * cs[b], idx[c] * cs[c]);
+            let first = |origin: u64| origin.div_ceil(step);
+            for r in first(b0)..first(b0 + ext[b]).min(rows as u64) {
+                for q in first(c0)..first(c0 + ext[c]).min(cols as u64) {
+                    let mut local = [0u64; 3];
+                    local[axis] = off;
+                    local[b] = r * step - b0;
+                    local[c] = q * step - c0;
+                    let i = (local[0] * ext[1] + local[1]) * ext[2] + local[2];
+                    values[r as usize * cols + q as usize] = f64::from(chunk[i as usize]);
+                }
+            }
         }
         let face = Arc::new(Face::from_values(rows, cols, step << level, level, &values));
-        self.lock().put(key, face.clone());
+        self.lock().faces.put(key, face.clone());
         Ok(face)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, FaceCache> {
+    /// One decoded chunk (clipped at the array's end, C order) of `name` at `level`.
+    fn chunk(
+        &self,
+        reader: &CubeReader,
+        name: &str,
+        level: usize,
+        shape: &[u64],
+        chunks: &[u64],
+        idx: &[u64; 3],
+    ) -> Result<Arc<Vec<f32>>, ViewError> {
+        let key = (name.to_string(), level, *idx);
+        if let Some(c) = self.lock().chunks.get(&key) {
+            return Ok(c);
+        }
+        let start: Vec<u64> = (0..3).map(|d| idx[d] * chunks[d]).collect();
+        let count: Vec<u64> = (0..3).map(|d| chunks[d].min(shape[d] - start[d])).collect();
+        let values: Vec<f32> = reader
+            .read_f64(name, &start, &count)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let c = Arc::new(values);
+        self.lock().chunks.put(key, c.clone());
+        Ok(c)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Caches> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Bytes the face cache holds now.
+    /// Bytes the caches hold now.
     pub fn cached_bytes(&self) -> usize {
-        self.lock().used
+        let c = self.lock();
+        c.faces.used + c.chunks.used
     }
 
     /// The stored value at `index` (one index per dimension), exactly.
@@ -378,12 +473,7 @@ mod tests {
 
     #[test]
     fn the_cache_stays_within_its_budget_and_keeps_the_recent_faces() {
-        let mut c = FaceCache {
-            budget: 10_000,
-            used: 0,
-            faces: HashMap::new(),
-            order: VecDeque::new(),
-        };
+        let mut c: Lru<FaceKey, Face> = Lru::new(10_000);
         for i in 0..50u64 {
             c.put(("v".into(), 0, i, 1, 0), face(1000));
             assert!(c.used <= c.budget, "{} bytes", c.used);
