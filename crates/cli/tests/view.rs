@@ -513,6 +513,38 @@ fn page_draws_the_known_cube_in_chromium() {
             "time {t} at ({x}, {y}): {got:?}, want gray {want}"
         );
     }
+    // PNG export: the canvas as the user sees it (same colours at the same place).
+    let data_url = b.js("return window.cryocubeDebug.png()");
+    let png_b64 = data_url
+        .as_str()
+        .unwrap()
+        .strip_prefix("data:image/png;base64,")
+        .unwrap();
+    let png_bytes = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(png_b64)
+            .unwrap()
+    };
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let (cx, cy) = b
+        .js("const r = document.getElementById('gl').getBoundingClientRect(); return [r.left, r.top]")
+        .as_array()
+        .map(|a| (a[0].as_f64().unwrap(), a[1].as_f64().unwrap()))
+        .unwrap();
+    let (x, y) = face_point(&b, axis, side, (19.5) / NT as f64, 10.5 / NF as f64).unwrap();
+    let at = ((y - cy).round() as usize * info.width as usize + (x - cx).round() as usize)
+        * info.color_type.samples();
+    assert!(
+        close([buf[at], buf[at + 1], buf[at + 2]], [255; 3], 2),
+        "PNG export at ({x}, {y}): {:?}",
+        &buf[at..at + 3]
+    );
+
     // NaN is magenta.
     let tc = (NAN_FROM as f64 + 3.5) / NF as f64;
     let (x, y) = face_point(&b, axis, side, 0.5, tc).unwrap();

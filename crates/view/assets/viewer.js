@@ -94,7 +94,7 @@ function compile(type, src) {
 }
 
 function initGL() {
-  gl = $("gl").getContext("webgl2", { preserveDrawingBuffer: true, antialias: false });
+  gl = $("gl").getContext("webgl2", { antialias: false });
   if (!gl) throw new Error("this browser has no WebGL2");
   prog = gl.createProgram();
   gl.attachShader(prog, compile(gl.VERTEX_SHADER, VS));
@@ -243,10 +243,9 @@ function robustRange(list) {
     const span = face.max - face.min;
     const r0 = Math.floor(state.lo[f.b] / face.step), r1 = Math.ceil(state.hi[f.b] / face.step);
     const c0 = Math.floor(state.lo[f.c] / face.step), c1 = Math.ceil(state.hi[f.c] / face.step);
-    const every = Math.max(1, Math.floor(((r1 - r0) * (c1 - c0)) / 20000));
-    let n = 0;
-    for (let r = r0; r < Math.min(r1, face.rows); r++) for (let c = c0; c < Math.min(c1, face.cols); c++) {
-      if (n++ % every) continue;
+    // A regular grid of about 80 x 80 cells per face is plenty for percentiles.
+    const rs = Math.max(1, Math.floor((r1 - r0) / 80)), cs = Math.max(1, Math.floor((c1 - c0) / 80));
+    for (let r = r0; r < Math.min(r1, face.rows); r += rs) for (let c = c0; c < Math.min(c1, face.cols); c += cs) {
       const q = face.data[r * face.cols + c];
       if (q !== NAN_CODE) vals.push(face.min + (q / 65534) * span);
     }
@@ -277,11 +276,36 @@ async function draw() {
     return;
   }
   if (token !== drawToken) return; // a newer view superseded this one
+  const tFetched = performance.now();
   if (state.auto) {
     [state.vmin, state.vmax] = robustRange(loaded);
     $("vmin").value = +state.vmin.toPrecision(6);
     $("vmax").value = +state.vmax.toPrecision(6);
   }
+  render(loaded);
+  const tDrawn = performance.now();
+  drawLabels(viewMatrices().mvp);
+  frames++;
+  const ms = performance.now() - t0;
+  window.cryocube = { frames, at: performance.now(), lastFrameMs: ms, state: JSON.parse(JSON.stringify(state)), faces: list.length, levels: loaded.map(({ face }) => face.level),
+    parts: { fetch: tFetched - t0, gl: tDrawn - tFetched, labels: performance.now() - tDrawn } };
+  document.body.dataset.frames = String(frames);
+  $("status").textContent = `${variable().name}: ${list.length} faces, ${ms.toFixed(0)} ms`;
+  writeHash();
+}
+
+let lastLoaded = [];
+
+// The view as a PNG. Without preserveDrawingBuffer (which costs a copy per frame) the canvas
+// is only readable in the task that drew it: draw again, then read.
+function pngDataUrl() {
+  render(lastLoaded);
+  return $("gl").toDataURL("image/png");
+}
+
+// Draws the loaded faces now (synchronously: PNG export reads the canvas right after).
+function render(loaded) {
+  lastLoaded = loaded;
   const { mvp } = viewMatrices();
   gl.viewport(0, 0, gl.canvas.width, gl.canvas.height);
   gl.clearColor(0.086, 0.094, 0.11, 1);
@@ -323,13 +347,6 @@ async function draw() {
     gl.drawArrays(gl.TRIANGLES, 0, 6);
     gl.deleteBuffer(buf);
   }
-  drawLabels(mvp);
-  frames++;
-  const ms = performance.now() - t0;
-  window.cryocube = { frames, at: performance.now(), lastFrameMs: ms, state: JSON.parse(JSON.stringify(state)), faces: list.length, levels: loaded.map(({ face }) => face.level) };
-  document.body.dataset.frames = String(frames);
-  $("status").textContent = `${variable().name}: ${list.length} faces, ${ms.toFixed(0)} ms`;
-  writeHash();
 }
 
 function project(mvp, w) {
@@ -579,7 +596,7 @@ function wire() {
   $("png").addEventListener("click", () => {
     const a = document.createElement("a");
     a.download = `${state.var}.png`;
-    a.href = $("gl").toDataURL("image/png");
+    a.href = pngDataUrl();
     a.click();
   });
   const c = $("gl");
@@ -602,6 +619,7 @@ function wire() {
 
 // For tests and scripts: which faces are drawn, and where a face's point lands on screen.
 window.cryocubeDebug = {
+  png: () => pngDataUrl(),
   visible: () => visibleFaces().map((f) => [f.a, f.side]),
   facePointOnScreen(a, side, tb, tc) {
     const f = faceList().find((x) => x.a === a && x.side === side);
