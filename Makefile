@@ -31,3 +31,4 @@ test: test-deps
 bench: deps
 	bash bench/das.sh
 	bash bench/polar.sh
+	bash bench/view.sh

@@ -179,7 +179,7 @@ def bench_cryocube(args, cube, width, height):
     return {"first_ms": first, "levels": levels, "steps": steps, "rss": peak.peak, "visible": visible}
 
 
-def bench_lexcube(args, cube, face_px, visible):
+def bench_lexcube(args, cube, lod, visible):
     import xarray as xr
     from lexcube.lexcube_server.src.tile_server import TileServer
 
@@ -191,9 +191,6 @@ def bench_lexcube(args, cube, face_px, visible):
     ts.startup_widget(da, True)
     ts.widget_update_progress = lambda *a, **k: None  # what Cube3DWidget sets
     n = args.size
-    lod = 0
-    while n / 2 ** (lod + 1) >= face_px:
-        lod += 1
     tiles_per_side = math.ceil(n / 2**lod / ts.TILE_SIZE_2D)
     xys = [[x, y] for y in range(tiles_per_side) for x in range(tiles_per_side)]
     dims = {0: "by_z", 1: "by_y", 2: "by_x"}
@@ -244,9 +241,8 @@ def main():
 
     width, height = 1280, 800
     ours = bench_cryocube(args, cube, width, height)
-    # The stage is the window less the 300 px side panel; faces are fetched for its longest side.
-    face_px = max(width - 300, height)
-    theirs = bench_lexcube(args, cube, face_px, ours["visible"])
+    # Lexcube makes the same faces at the same resolution: its level of detail = our level.
+    theirs = bench_lexcube(args, cube, max(ours["levels"]), ours["visible"])
 
     all_ours = [x for v in ours["steps"].values() for x in v]
     all_theirs = [x for v in theirs["steps"].values() for x in v]

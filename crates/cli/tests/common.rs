@@ -220,7 +220,7 @@ pub fn garage_binary() -> PathBuf {
     PathBuf::from("garage")
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

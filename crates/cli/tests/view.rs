@@ -32,15 +32,19 @@ fn known(t: usize, _d: usize, f: usize) -> f32 {
     }
 }
 
-fn write_cube(root: &Path) {
-    let mut w = CubeWriter::create(
+fn new_cube(root: &Path) -> CubeWriter {
+    CubeWriter::create(
         root,
         WriteOptions {
             format: ZarrFormat::V2,
             overwrite: false,
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn write_cube(root: &Path) {
+    let mut w = new_cube(root);
     let coord = |name: &str, n: usize, dtype: DType, attrs: Attrs| ArraySpec {
         name: name.into(),
         dims: vec![name.into()],
@@ -291,14 +295,6 @@ struct Browser {
     _profile: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Browser {
     /// Debian's chromedriver + chromium, headless with software WebGL; missing ones fail.
     fn start() -> Browser {
@@ -309,7 +305,7 @@ impl Browser {
             .expect(
                 "chromedriver not found: apt-get install chromium chromium-driver (make test does)",
             );
-        let port = free_port();
+        let port = common::free_port();
         let driver = Command::new(driver_bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -669,14 +665,7 @@ fn wiggle(t: usize, d: usize, f: usize) -> f32 {
 }
 
 fn write_tall_cube(root: &Path, shape: [usize; 3]) {
-    let mut w = CubeWriter::create(
-        root,
-        WriteOptions {
-            format: ZarrFormat::V2,
-            overwrite: false,
-        },
-    )
-    .unwrap();
+    let mut w = new_cube(root);
     w.add_array(ArraySpec {
         name: "v".into(),
         dims: vec!["time".into(), "distance".into(), "frequency".into()],

@@ -143,6 +143,32 @@ impl CubeReader {
         })
     }
 
+    /// Reads a hyperslab as f32: float32 arrays without the f64 detour (half the memory),
+    /// others converted.
+    pub fn read_f32(
+        &self,
+        name: &str,
+        start: &[u64],
+        shape: &[u64],
+    ) -> Result<Vec<f32>, CubeError> {
+        let spec = self
+            .array(name)
+            .ok_or_else(|| invalid(&self.root, format!("no array `{name}`")))?;
+        if spec.dtype != DType::F32 {
+            let v = self.read_f64(name, start, shape)?;
+            return Ok(v.into_iter().map(|x| x as f32).collect());
+        }
+        let subset = ArraySubset::new_with_start_shape(start.to_vec(), shape.to_vec())
+            .map_err(|e| invalid(&self.root, e.to_string()))?;
+        self.zarrs_array(name)?
+            .retrieve_array_subset::<Vec<f32>>(&subset)
+            .map_err(|e| CubeError::Array {
+                path: self.root.clone(),
+                array: name.into(),
+                message: e.to_string(),
+            })
+    }
+
     /// Reads a whole array as f64 (coordinates).
     pub fn read_all_f64(&self, name: &str) -> Result<Vec<f64>, CubeError> {
         let spec = self

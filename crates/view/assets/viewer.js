@@ -195,9 +195,20 @@ function visibleFaces() {
   });
 }
 
+// Cells a face needs along its longer side: the longest on-screen edge of the box in device
+// pixels, rounded up to a power of two so that rotating does not refetch faces at every step.
 function screenMax() {
-  const c = $("gl");
-  return Math.min(4096, Math.max(64, Math.ceil(Math.max(c.width, c.height))));
+  const { mvp } = viewMatrices();
+  const dpr = window.devicePixelRatio || 1;
+  const v = variable();
+  const corner = (i) => world([0, 1, 2].map((d) => ((i >> d) & 1 ? state.hi[d] : state.lo[d]) / v.shape[d]));
+  let longest = 1;
+  for (let i = 0; i < 8; i++) for (let d = 0; d < 3; d++) {
+    if ((i >> d) & 1) continue;
+    const a = project(mvp, corner(i)), b = project(mvp, corner(i | (1 << d)));
+    longest = Math.max(longest, Math.hypot(a[0] - b[0], a[1] - b[1]) * dpr);
+  }
+  return Math.min(4096, Math.max(64, 2 ** Math.ceil(Math.log2(longest))));
 }
 
 function faceKey(f) { return `${state.var}|${f.a}|${f.index}|${screenMax()}`; }

@@ -367,12 +367,7 @@ impl ViewCube {
         }
         let start: Vec<u64> = (0..3).map(|d| idx[d] * chunks[d]).collect();
         let count: Vec<u64> = (0..3).map(|d| chunks[d].min(shape[d] - start[d])).collect();
-        let values: Vec<f32> = reader
-            .read_f64(name, &start, &count)?
-            .into_iter()
-            .map(|v| v as f32)
-            .collect();
-        let c = Arc::new(values);
+        let c = Arc::new(reader.read_f32(name, &start, &count)?);
         self.lock().chunks.put(key, c.clone());
         Ok(c)
     }
