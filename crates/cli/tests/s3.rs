@@ -302,6 +302,49 @@ fn das_cube_on_s3() {
         text(&o)
     );
     assert_same_stores(&LocalStore::new(&local), &g.store("das/cube.zarr"));
+
+    // `cryocube view` serves the cube from S3: the same values as the local copy.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cryocube"))
+        .args(["view", "s3://test/das/cube.zarr", "--port", "0"])
+        .envs(g.env())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    let get = |path: &str| -> serde_json::Value {
+        serde_json::from_str(
+            &ureq::get(&format!("{url}{path}"))
+                .call()
+                .unwrap()
+                .into_string()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let meta = get("api/meta");
+    assert_eq!(meta["store"], "s3://test/das/cube.zarr");
+    assert_eq!(meta["variables"][0]["name"], "spectrogram");
+    let reader = cryocube_cube::CubeReader::open(&local).unwrap();
+    for idx in [[0u64, 0, 0], [5, 7, 11], [20, 3, 50]] {
+        let want = reader.read_f64("spectrogram", &idx, &[1, 1, 1]).unwrap()[0];
+        let got = get(&format!(
+            "api/value?var=spectrogram&i={}&j={}&k={}",
+            idx[0], idx[1], idx[2]
+        ));
+        assert_eq!(got["value"].as_f64(), Some(want), "{idx:?}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// What goes wrong with S3 is said clearly, with the URL, and exits 1 without a cube.

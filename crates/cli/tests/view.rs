@@ -416,6 +416,20 @@ impl Browser {
         (rgb, info.width, info.height, png_bytes)
     }
 
+    /// A click (press and release without moving) at (x, y).
+    fn click(&self, x: f64, y: f64) {
+        self.cmd(
+            "POST",
+            "/actions",
+            json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+                "actions": [
+                    {"type": "pointerMove", "duration": 0, "x": x.round() as i64, "y": y.round() as i64, "origin": "viewport"},
+                    {"type": "pointerDown", "button": 0},
+                    {"type": "pointerUp", "button": 0}
+                ]}]}),
+        );
+    }
+
     fn move_to(&self, x: f64, y: f64) {
         self.cmd(
             "POST",
@@ -572,6 +586,37 @@ fn page_draws_the_known_cube_in_chromium() {
             .contains(&format!("power = {}", hover["text"].as_str().unwrap())),
         "{text}"
     );
+
+    // A click draws the profile through that cell along the chosen axis (frequency: a
+    // spectrum), with the stored values (NaN as null).
+    b.click(x, y);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let profile = loop {
+        let p = b.js("return window.cryocubeProfile || null");
+        if !p.is_null() {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no profile");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(profile["axis"], 2);
+    let at: Vec<usize> = serde_json::from_value(profile["index"].clone()).unwrap();
+    assert_eq!(at, idx);
+    let values = profile["values"].as_array().unwrap();
+    assert_eq!(values.len(), NF);
+    for (f, v) in values.iter().enumerate() {
+        let want = known(at[0], at[1], f);
+        if want.is_nan() {
+            assert!(v.is_null(), "frequency {f}: {v}");
+        } else {
+            assert_eq!(v.as_f64().unwrap() as f32, want, "frequency {f}");
+        }
+    }
+    assert!(b
+        .js("return document.getElementById('pinfo').textContent")
+        .as_str()
+        .unwrap()
+        .contains("power along frequency"));
 
     // Moving the time slider of the visible time face so that it shows index 10 redraws it
     // with value 10/19 (it showed the first or the last time step before).
@@ -852,4 +897,58 @@ fn pyramid_levels_are_block_means_and_the_server_reads_the_fitting_one() {
     assert_eq!(s.json("/api/meta")["levels"], 1);
     let (_, head, _) = s.raw_with_head("GET", "/api/face?var=v&axis=0&index=301&max=10", s.addr());
     assert!(head.contains("x-face-level: 0"), "{head}");
+}
+
+/// Zarr stores written by xarray (v2 and v3, with a 2-D variable beside the 3-D one and CF
+/// time in days) open in the viewer: only the 3-D variable is offered, times are labelled in
+/// UTC, values are exact.
+#[test]
+fn xarray_written_zarr_opens_in_the_viewer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = r#"
+import sys, numpy as np, xarray as xr
+out, fmt = sys.argv[1], int(sys.argv[2])
+t = np.datetime64("2021-03-04T05:00") + np.arange(6) * np.timedelta64(1, "D")
+v = np.arange(6 * 5 * 4, dtype="float32").reshape(6, 5, 4)
+v[2, 1, 3] = np.nan
+ds = xr.Dataset(
+    {"v": (("time", "lat", "lon"), v, {"units": "K"}), "mask": (("lat", "lon"), np.ones((5, 4), "int8"))},
+    coords={"time": t, "lat": np.linspace(-80, -60, 5), "lon": np.arange(4) * 10.0},
+)
+ds.to_zarr(out, zarr_format=fmt, consolidated=True, mode="w")
+"#;
+    for fmt in ["2", "3"] {
+        let out = tmp.path().join(format!("xr{fmt}.zarr"));
+        let o = Command::new(common::venv())
+            .args(["-c", script, out.to_str().unwrap(), fmt])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", common::text(&o));
+        let s = Server::start(&out);
+        let meta = s.json("/api/meta");
+        let names: Vec<&str> = meta["variables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["v"], "zarr v{fmt}");
+        assert_eq!(meta["variables"][0]["units"], "K");
+        assert_eq!(
+            meta["axes"][0]["labels"][1], "2021-03-05T05:00:00Z",
+            "zarr v{fmt}"
+        );
+        assert_eq!(meta["axes"][1]["values"][0], -80.0);
+        let v = s.json("/api/value?var=v&i=4&j=3&k=2");
+        assert_eq!(v["value"], ((4 * 5 + 3) * 4 + 2) as f64, "zarr v{fmt}");
+        assert!(s.json("/api/value?var=v&i=2&j=1&k=3")["value"].is_null());
+        let (status, body) = s.get("/api/face?var=v&axis=0&index=4&max=64");
+        assert_eq!(
+            status,
+            200,
+            "zarr v{fmt}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(body.len(), 5 * 4 * 2);
+    }
 }

@@ -18,6 +18,11 @@ pub enum DType {
     I32,
     I64,
     U8,
+    // Read only (cubes written by others: int8 masks, int16 and uint16 grids).
+    I8,
+    I16,
+    U16,
+    U32,
 }
 
 impl DType {
@@ -30,6 +35,10 @@ impl DType {
             DType::I32 => "<i4",
             DType::I64 => "<i8",
             DType::U8 => "|u1",
+            DType::I8 => "|i1",
+            DType::I16 => "<i2",
+            DType::U16 => "<u2",
+            DType::U32 => "<u4",
         }
     }
 
@@ -42,6 +51,10 @@ impl DType {
             DType::I32 => "int32",
             DType::I64 => "int64",
             DType::U8 => "uint8",
+            DType::I8 => "int8",
+            DType::I16 => "int16",
+            DType::U16 => "uint16",
+            DType::U32 => "uint32",
         }
     }
 
@@ -51,9 +64,9 @@ impl DType {
 
     pub fn size(self) -> usize {
         match self {
-            DType::U8 => 1,
-            DType::F16 => 2,
-            DType::I32 | DType::F32 => 4,
+            DType::U8 | DType::I8 => 1,
+            DType::F16 | DType::I16 | DType::U16 => 2,
+            DType::I32 | DType::U32 | DType::F32 => 4,
             DType::I64 | DType::F64 => 8,
         }
     }
@@ -67,6 +80,10 @@ impl DType {
             DType::I32,
             DType::I64,
             DType::U8,
+            DType::I8,
+            DType::I16,
+            DType::U16,
+            DType::U32,
         ]
         .into_iter()
         .find(|d| d.v2_name() == name || d.v3_name() == name)
@@ -255,6 +272,10 @@ mod tests {
             DType::I32,
             DType::I64,
             DType::U8,
+            DType::I8,
+            DType::I16,
+            DType::U16,
+            DType::U32,
         ] {
             assert_eq!(DType::parse(d.v2_name()), Some(d));
             assert_eq!(DType::parse(d.v3_name()), Some(d));

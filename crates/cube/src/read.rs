@@ -140,6 +140,30 @@ impl CubeReader {
                 .into_iter()
                 .map(f64::from)
                 .collect(),
+            DType::I8 => array
+                .retrieve_array_subset::<Vec<i8>>(&subset)
+                .map_err(err)?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+            DType::I16 => array
+                .retrieve_array_subset::<Vec<i16>>(&subset)
+                .map_err(err)?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+            DType::U16 => array
+                .retrieve_array_subset::<Vec<u16>>(&subset)
+                .map_err(err)?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+            DType::U32 => array
+                .retrieve_array_subset::<Vec<u32>>(&subset)
+                .map_err(err)?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
         })
     }
 

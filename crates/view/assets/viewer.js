@@ -27,7 +27,7 @@ function defaultState(v) {
     var: v.name,
     lo: [0, 0, 0],
     hi: v.shape.slice(),
-    yaw: -0.6, pitch: 0.45, zoom: 1.0,
+    yaw: -0.6, pitch: 0.45, zoom: 1.0, panX: 0, panY: 0,
     proj: "persp", cmap: "viridis", reverse: false,
     auto: true, vmin: null, vmax: null, log: false, paxis: 2,
   };
@@ -141,7 +141,7 @@ function viewMatrices() {
   const cy = Math.cos(state.yaw), sy = Math.sin(state.yaw), cp = Math.cos(state.pitch), sp = Math.sin(state.pitch);
   const ry = new Float32Array([cy, 0, -sy, 0, 0, 1, 0, 0, sy, 0, cy, 0, 0, 0, 0, 1]);
   const rx = new Float32Array([1, 0, 0, 0, 0, cp, sp, 0, 0, -sp, cp, 0, 0, 0, 0, 1]);
-  const t = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, -dist, 1]);
+  const t = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, state.panX || 0, state.panY || 0, -dist, 1]);
   const view = mat4Mul(t, mat4Mul(rx, ry));
   let proj;
   if (state.proj === "ortho") {
@@ -154,11 +154,14 @@ function viewMatrices() {
   return { mvp: mat4Mul(proj, view), view, proj, dist };
 }
 
-// The eye in world space: view = T(0,0,-dist) Rx Ry, so eye = Ry^T Rx^T (0, 0, dist).
-function cameraWorld() {
+// The eye in world space: view = T(pan, -dist) Rx Ry, so eye = Ry^T Rx^T (-panX, -panY, dist);
+// with `direction`, the unit vector from the scene towards the eye instead.
+function cameraWorld(direction = false) {
   const dist = 3.0 / state.zoom;
   const cy = Math.cos(state.yaw), sy = Math.sin(state.yaw), cp = Math.cos(state.pitch), sp = Math.sin(state.pitch);
-  return [-sy * cp * dist, sp * dist, cy * cp * dist];
+  const e = direction ? [0, 0, 1] : [-(state.panX || 0), -(state.panY || 0), dist];
+  const r = [e[0], cp * e[1] + sp * e[2], -sp * e[1] + cp * e[2]];
+  return [cy * r[0] - sy * r[2], r[1], sy * r[0] + cy * r[2]];
 }
 
 // The six faces: fixed axis a, side 0 (lo) or 1 (hi).
@@ -189,7 +192,8 @@ function visibleFaces() {
     const d = [cam[0] - centre[0], cam[1] - centre[1], cam[2] - centre[2]];
     if (state.proj === "ortho") {
       // Parallel rays along the view direction: the camera's direction alone decides.
-      return f.nw[0] * cam[0] + f.nw[1] * cam[1] + f.nw[2] * cam[2] > 1e-9;
+      const dir = cameraWorld(true);
+      return f.nw[0] * dir[0] + f.nw[1] * dir[1] + f.nw[2] * dir[2] > 1e-9;
     }
     return f.nw[0] * d[0] + f.nw[1] * d[1] + f.nw[2] * d[2] > 1e-9;
   });
@@ -603,7 +607,7 @@ function wire() {
     draw();
   });
   $("paxis").addEventListener("change", () => { state.paxis = +$("paxis").value; writeHash(); });
-  $("reset").addEventListener("click", () => { const d = defaultState(variable()); Object.assign(state, { yaw: d.yaw, pitch: d.pitch, zoom: d.zoom }); draw(); });
+  $("reset").addEventListener("click", () => { const d = defaultState(variable()); Object.assign(state, { yaw: d.yaw, pitch: d.pitch, zoom: d.zoom, panX: 0, panY: 0 }); draw(); });
   $("png").addEventListener("click", () => {
     const a = document.createElement("a");
     a.download = `${state.var}.png`;
@@ -612,14 +616,23 @@ function wire() {
   });
   const c = $("gl");
   let drag = null;
-  c.addEventListener("pointerdown", (e) => { drag = { x: e.clientX, y: e.clientY, moved: false }; c.setPointerCapture(e.pointerId); });
+  // Left drag rotates; right drag or shift+drag pans (moves the box across the screen).
+  c.addEventListener("contextmenu", (e) => e.preventDefault());
+  c.addEventListener("pointerdown", (e) => { drag = { x: e.clientX, y: e.clientY, moved: false, pan: e.button === 2 || e.shiftKey }; c.setPointerCapture(e.pointerId); });
   c.addEventListener("pointermove", (e) => {
     if (drag) {
       const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
       if (Math.abs(dx) + Math.abs(dy) > 2) drag.moved = true;
       drag.x = e.clientX; drag.y = e.clientY;
-      state.yaw += dx * 0.01;
-      state.pitch = Math.max(-1.5, Math.min(1.5, state.pitch + dy * 0.01));
+      if (drag.pan) {
+        // World units per CSS pixel at the box's distance.
+        const k = (2 * (3.0 / state.zoom) * Math.tan((35 * Math.PI) / 360)) / c.clientHeight;
+        state.panX = (state.panX || 0) + dx * k;
+        state.panY = (state.panY || 0) - dy * k;
+      } else {
+        state.yaw += dx * 0.01;
+        state.pitch = Math.max(-1.5, Math.min(1.5, state.pitch + dy * 0.01));
+      }
       draw();
     } else hover(e);
   });
