@@ -952,3 +952,60 @@ ds.to_zarr(out, zarr_format=fmt, consolidated=True, mode="w")
         assert_eq!(body.len(), 5 * 4 * 2);
     }
 }
+
+/// What goes wrong when starting the viewer is said with the store or address, exit 1.
+#[test]
+fn view_refuses_what_it_cannot_show() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let o = common::cryocube(args);
+        assert_eq!(o.status.code(), Some(1), "{}", common::text(&o));
+        assert!(
+            !common::text(&o).contains("panicked"),
+            "{}",
+            common::text(&o)
+        );
+        common::text(&o)
+    };
+    let missing = tmp.path().join("missing.zarr");
+    let t = run(&["view", missing.to_str().unwrap(), "--port", "0"]);
+    assert!(
+        t.contains("missing.zarr") && t.contains("not a Zarr store"),
+        "{t}"
+    );
+
+    // A cube with only 1-D and 2-D arrays has nothing to show as a box.
+    let flat = tmp.path().join("flat.zarr");
+    let mut w = new_cube(&flat);
+    w.add_array(ArraySpec {
+        name: "h".into(),
+        dims: vec!["y".into(), "x".into()],
+        shape: vec![4, 5],
+        chunks: vec![4, 5],
+        shard: None,
+        dtype: DType::F32,
+        attrs: Attrs::new(),
+    })
+    .unwrap();
+    w.write_all("h", &[1.0f32; 20]).unwrap();
+    w.finish(Attrs::new()).unwrap();
+    let t = run(&["view", flat.to_str().unwrap(), "--port", "0"]);
+    assert!(
+        t.contains("flat.zarr") && t.contains("no variable with three dimensions"),
+        "{t}"
+    );
+
+    // A port that is taken.
+    let cube = tmp.path().join("known.zarr");
+    write_cube(&cube);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let t = run(&["view", cube.to_str().unwrap(), "--port", &port]);
+    assert!(t.contains(&format!("127.0.0.1:{port}")), "{t}");
+
+    // An unfinished cube is not served as if it were complete.
+    std::fs::remove_file(cube.join(".zmetadata")).unwrap();
+    std::fs::remove_file(cube.join(".zgroup")).unwrap();
+    let t = run(&["view", cube.to_str().unwrap(), "--port", "0"]);
+    assert!(t.contains("unfinished"), "{t}");
+}
