@@ -211,9 +211,23 @@ print("xarray-ok", len(a.data_vars), int(np.isfinite(a["gravity_anomaly"].values
         text(&o)
     );
     let mut again = args.to_vec();
-    again.push("--overwrite");
+    again.extend(["--overwrite", "--pyramid"]);
     let o = cryocube_with(&again, &env);
     assert!(o.status.success(), "{}", text(&o));
+    // --pyramid: the viewer's levels are stored on S3 inside the cube (the time-stacked
+    // variables are 2 x 404 x 372: one level of 2 x 202 x 186).
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&on_s3.get(".pyramid/pyramid.json").unwrap().unwrap()).unwrap();
+    assert_eq!(
+        manifest["levels"].as_array().unwrap().len(),
+        1,
+        "{manifest}"
+    );
+    assert_eq!(
+        manifest["levels"][0]["shapes"]["thw_70"],
+        serde_json::json!([1, 202, 186])
+    );
+    assert!(on_s3.exists(".pyramid/1/.zmetadata").unwrap());
     let zattrs: serde_json::Value =
         serde_json::from_slice(&on_s3.get(".zattrs").unwrap().unwrap()).unwrap();
     assert_ne!(zattrs["title"], "On S3", "the cube was not replaced");
@@ -303,6 +317,11 @@ fn das_cube_on_s3() {
     );
     assert_same_stores(&LocalStore::new(&local), &g.store("das/cube.zarr"));
 
+    // The viewer's pyramid, built on S3 (891 x 32 x 101 windows: levels of 446 and 223).
+    let o = cryocube_with(&["pyramid", "s3://test/das/cube.zarr"], &g.env());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("pyramid of 2 level(s)"), "{}", text(&o));
+
     // `cryocube view` serves the cube from S3: the same values as the local copy.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cryocube"))
         .args(["view", "s3://test/das/cube.zarr", "--port", "0"])
@@ -333,6 +352,10 @@ fn das_cube_on_s3() {
     };
     let meta = get("api/meta");
     assert_eq!(meta["store"], "s3://test/das/cube.zarr");
+    assert_eq!(
+        meta["levels"], 3,
+        "the cube and the 2 levels of its pyramid on S3"
+    );
     assert_eq!(meta["variables"][0]["name"], "spectrogram");
     let reader = cryocube_cube::CubeReader::open(&local).unwrap();
     for idx in [[0u64, 0, 0], [5, 7, 11], [20, 3, 50]] {

@@ -665,12 +665,26 @@ fn demo_cube_opens_with_the_default_view() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("demo");
     let o = common::cryocube(&["demo", "-o", out.to_str().unwrap(), "-q"]);
+    // The demo builds the pyramid (`das --pyramid` does the same): levels below the cube.
+    assert!(out.join("demo.zarr/.pyramid/pyramid.json").is_file());
     assert!(o.status.success(), "{}", common::text(&o));
     assert!(
         common::text(&o).contains("cryocube view"),
         "the demo ends with the view command: {}",
         common::text(&o)
     );
+    // `das --pyramid` builds the same levels right after the cube.
+    let again = tmp.path().join("again.zarr");
+    let o = common::cryocube(&[
+        "das",
+        out.join("raw").to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+        "--pyramid",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    assert!(again.join(".pyramid/pyramid.json").is_file());
     let s = Server::start(&out.join("demo.zarr"));
     let b = Browser::start();
     b.go(&format!("{}/", s.url));
@@ -678,6 +692,11 @@ fn demo_cube_opens_with_the_default_view() {
     assert_eq!(b.js("return window.cryocube.faces").as_u64(), Some(3));
     let state = b.js("return window.cryocube.state");
     assert!(state["vmax"].as_f64().unwrap() > state["vmin"].as_f64().unwrap());
+    assert_eq!(
+        s.json("/api/meta")["levels"],
+        4,
+        "the cube and its 3 pyramid levels"
+    );
     let img = b.screenshot();
     std::fs::write(
         Path::new(env!("CARGO_TARGET_TMPDIR")).join("view-demo.png"),
