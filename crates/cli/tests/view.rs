@@ -643,7 +643,17 @@ fn page_draws_the_known_cube_in_chromium() {
         pixel(&img2, x, y)
     );
 
-    // The URL keeps the view: reopening it shows the same sub-cube.
+    // The URL keeps the view (written once the view settles): reopening it shows the same
+    // sub-cube.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.js(
+        "try { return JSON.parse(decodeURIComponent(location.hash.slice(1))).lo[0] === window.cryocube.state.lo[0] \
+           && JSON.parse(decodeURIComponent(location.hash.slice(1))).hi[0] === window.cryocube.state.hi[0]; } catch (e) { return false; }",
+    ) != Value::Bool(true)
+    {
+        assert!(Instant::now() < deadline, "the URL never got the view");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let url = b.js("return location.href");
     b.go("about:blank");
     b.go(url.as_str().unwrap());

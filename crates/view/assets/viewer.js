@@ -40,8 +40,12 @@ function readHash() {
   } catch { return null; }
 }
 
+// Debounced: browsers throttle history.replaceState (a slider dragged for a few seconds makes
+// hundreds of frames), and only the view the user stops at matters.
+let hashTimer = null;
 function writeHash() {
-  history.replaceState(null, "", "#" + encodeURIComponent(JSON.stringify(state)));
+  clearTimeout(hashTimer);
+  hashTimer = setTimeout(() => history.replaceState(null, "", "#" + encodeURIComponent(JSON.stringify(state))), 200);
 }
 
 function variable() { return meta.variables.find((v) => v.name === state.var); }
