@@ -215,7 +215,7 @@ print("xarray-ok", len(a.data_vars), int(np.isfinite(a["gravity_anomaly"].values
     let o = cryocube_with(&again, &env);
     assert!(o.status.success(), "{}", text(&o));
     // --pyramid: the viewer's levels are stored on S3 inside the cube (the time-stacked
-    // variables are 2 x 404 x 372: one level of 2 x 202 x 186).
+    // variables are 2 x 404 x 372: one level of 2 x 202 x 186, the two epochs never averaged).
     let manifest: serde_json::Value =
         serde_json::from_slice(&on_s3.get(".pyramid/pyramid.json").unwrap().unwrap()).unwrap();
     assert_eq!(
@@ -225,7 +225,7 @@ print("xarray-ok", len(a.data_vars), int(np.isfinite(a["gravity_anomaly"].values
     );
     assert_eq!(
         manifest["levels"][0]["shapes"]["thw_70"],
-        serde_json::json!([1, 202, 186])
+        serde_json::json!([2, 202, 186])
     );
     assert!(on_s3.exists(".pyramid/1/.zmetadata").unwrap());
     let zattrs: serde_json::Value =

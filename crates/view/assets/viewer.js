@@ -70,14 +70,14 @@ void main() { v_t = a_t; gl_Position = u_mvp * vec4(a_pos, 1.0); }`;
 const FS = `#version 300 es
 precision highp float; precision highp usampler2D;
 uniform usampler2D u_data; uniform sampler2D u_lut;
-uniform vec2 u_rb; uniform vec2 u_rc; uniform float u_step; uniform vec2 u_size;
+uniform vec2 u_rb; uniform vec2 u_rc; uniform vec2 u_step; uniform vec2 u_size;
 uniform float u_fmin; uniform float u_fmax; uniform float u_vmin; uniform float u_vmax;
 uniform int u_log; uniform vec4 u_nan;
 in vec2 v_t; out vec4 o;
 void main() {
   float ib = min(u_rb.x + v_t.x * (u_rb.y - u_rb.x), u_rb.y - 0.5);
   float ic = min(u_rc.x + v_t.y * (u_rc.y - u_rc.x), u_rc.y - 0.5);
-  ivec2 texel = ivec2(min(floor(ic / u_step), u_size.x - 1.0), min(floor(ib / u_step), u_size.y - 1.0));
+  ivec2 texel = ivec2(min(floor(ic / u_step.y), u_size.x - 1.0), min(floor(ib / u_step.x), u_size.y - 1.0));
   uint q = texelFetch(u_data, texel, 0).r;
   if (q == 65535u) { o = u_nan; return; }
   float v = u_fmin + float(q) / 65534.0 * (u_fmax - u_fmin);
@@ -232,7 +232,7 @@ async function loadFace(f) {
     const h = (k) => r.headers.get(k);
     const data = new Uint16Array(await r.arrayBuffer());
     const face = {
-      rows: +h("x-face-rows"), cols: +h("x-face-cols"), step: +h("x-face-step"),
+      rows: +h("x-face-rows"), cols: +h("x-face-cols"), stepR: +h("x-face-step-rows"), stepC: +h("x-face-step-cols"),
       min: parseFloat(h("x-face-min")), max: parseFloat(h("x-face-max")), level: +h("x-face-level"), data,
     };
     face.tex = gl.createTexture();
@@ -260,8 +260,8 @@ function robustRange(list) {
   const vals = [];
   for (const { f, face } of list) {
     const span = face.max - face.min;
-    const r0 = Math.floor(state.lo[f.b] / face.step), r1 = Math.ceil(state.hi[f.b] / face.step);
-    const c0 = Math.floor(state.lo[f.c] / face.step), c1 = Math.ceil(state.hi[f.c] / face.step);
+    const r0 = Math.floor(state.lo[f.b] / face.stepR), r1 = Math.ceil(state.hi[f.b] / face.stepR);
+    const c0 = Math.floor(state.lo[f.c] / face.stepC), c1 = Math.ceil(state.hi[f.c] / face.stepC);
     // A regular grid of about 80 x 80 cells per face is plenty for percentiles.
     const rs = Math.max(1, Math.floor((r1 - r0) / 80)), cs = Math.max(1, Math.floor((c1 - c0) / 80));
     for (let r = r0; r < Math.min(r1, face.rows); r += rs) for (let c = c0; c < Math.min(c1, face.cols); c += cs) {
@@ -359,7 +359,7 @@ function render(loaded) {
     gl.uniform1i(u("u_data"), 0);
     gl.uniform2f(u("u_rb"), state.lo[f.b], state.hi[f.b]);
     gl.uniform2f(u("u_rc"), state.lo[f.c], state.hi[f.c]);
-    gl.uniform1f(u("u_step"), face.step);
+    gl.uniform2f(u("u_step"), face.stepR, face.stepC);
     gl.uniform2f(u("u_size"), face.cols, face.rows);
     gl.uniform1f(u("u_fmin"), isFinite(face.min) ? face.min : 0);
     gl.uniform1f(u("u_fmax"), isFinite(face.max) ? face.max : 0);
@@ -590,8 +590,9 @@ function buildControls() {
 }
 
 function showRanges() {
+  const v = variable();
   for (let d = 0; d < 3; d++) {
-    $(`vals${d}`).textContent = `${coordLabel(d, state.lo[d])} … ${coordLabel(d, state.hi[d] - 1)} (${state.hi[d] - state.lo[d]})`;
+    $(`vals${d}`).textContent = `${coordLabel(d, state.lo[d])} …\n${coordLabel(d, state.hi[d] - 1)} (${state.hi[d] - state.lo[d]} of ${v.shape[d]})`;
   }
 }
 

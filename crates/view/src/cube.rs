@@ -46,8 +46,8 @@ pub struct Variable {
 pub struct Face {
     pub rows: usize,
     pub cols: usize,
-    /// Level-0 cells per face cell along each side.
-    pub step: u64,
+    /// Level-0 cells per face cell along the rows' and the columns' dimension.
+    pub step: [u64; 2],
     /// The pyramid level it was read from (0: the cube itself).
     pub level: usize,
     /// Smallest and largest finite value (both NaN when there is none).
@@ -60,7 +60,7 @@ pub struct Face {
 pub const NAN_CODE: u16 = u16::MAX;
 
 impl Face {
-    fn from_values(rows: usize, cols: usize, step: u64, level: usize, values: &[f64]) -> Face {
+    fn from_values(rows: usize, cols: usize, step: [u64; 2], level: usize, values: &[f64]) -> Face {
         let finite = values.iter().copied().filter(|v| v.is_finite());
         let (min, max) = finite.fold((f64::NAN, f64::NAN), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let span = max - min;
@@ -274,28 +274,37 @@ impl ViewCube {
             )));
         }
         let others: Vec<usize> = (0..3).filter(|&d| d != axis).collect();
-        // The coarsest level that still has at least `max_side` cells along the face's longer
-        // side: the cost of a face follows the screen, not the cube.
-        let mut level = 0;
-        let mut shape = v.shape.clone();
+        let (b, c) = (others[0], others[1]);
+        let want = max_side.max(1);
+        // The coarsest level that still has at least `want` cells along the face's longer side
+        // (the cost of a face follows the screen, not the cube), but no coarser than it must
+        // be: a level that only halves the axis across the face would blend neighbouring
+        // slices and save nothing. `shift[d]`: how often dimension d was halved.
+        let (mut level, mut shape, mut shift) = (0, v.shape.clone(), [0u32; 3]);
+        let (mut walk, mut walk_shift) = (v.shape.clone(), [0u32; 3]);
         for (k, r) in self.levels.iter().enumerate() {
             let Some(s) = r.array(name).map(|a| a.shape.clone()) else {
                 break;
             };
-            if s[others[0]].max(s[others[1]]) < max_side.max(1) {
+            for d in 0..3 {
+                walk_shift[d] += u32::from(s[d] < walk[d]);
+            }
+            walk = s;
+            if walk[b].max(walk[c]) < want {
                 break;
             }
-            level = k + 1;
-            shape = s;
+            if (walk[b], walk[c]) != (shape[b], shape[c]) {
+                (level, shape, shift) = (k + 1, walk.clone(), walk_shift);
+            }
         }
         let reader = if level == 0 {
             &self.reader
         } else {
             &self.levels[level - 1]
         };
-        let (nr, nc) = (shape[others[0]], shape[others[1]]);
-        let step = nr.max(nc).div_ceil(max_side.max(1)).max(1);
-        let at = (index >> level).min(shape[axis] - 1);
+        let (nr, nc) = (shape[b], shape[c]);
+        let step = nr.max(nc).div_ceil(want).max(1);
+        let at = (index >> shift[axis]).min(shape[axis] - 1);
         let key = (name.to_string(), axis, at, step, level);
         if let Some(face) = self.lock().faces.get(&key) {
             return Ok(face);
@@ -308,7 +317,6 @@ impl ViewCube {
         // The face cuts through one layer of chunks: decode those (or take them from the
         // cache), then pick the face's cells.
         let cs = &spec.chunks;
-        let (b, c) = (others[0], others[1]);
         let layer = at / cs[axis];
         let wanted: Vec<[u64; 3]> = (0..nr.div_ceil(cs[b]))
             .flat_map(|i| (0..nc.div_ceil(cs[c])).map(move |j| (i, j)))
@@ -346,7 +354,13 @@ impl ViewCube {
                 }
             }
         }
-        let face = Arc::new(Face::from_values(rows, cols, step << level, level, &values));
+        let face = Arc::new(Face::from_values(
+            rows,
+            cols,
+            [step << shift[b], step << shift[c]],
+            level,
+            &values,
+        ));
         self.lock().faces.put(key, face.clone());
         Ok(face)
     }
@@ -463,7 +477,7 @@ mod tests {
     use super::*;
 
     fn face(n: usize) -> Arc<Face> {
-        Arc::new(Face::from_values(1, n, 1, 0, &vec![1.0; n]))
+        Arc::new(Face::from_values(1, n, [1, 1], 0, &vec![1.0; n]))
     }
 
     #[test]
@@ -484,10 +498,10 @@ mod tests {
 
     #[test]
     fn quantisation_keeps_nan_and_the_range() {
-        let f = Face::from_values(1, 4, 1, 0, &[f64::NAN, -2.0, 0.0, 2.0]);
+        let f = Face::from_values(1, 4, [1, 1], 0, &[f64::NAN, -2.0, 0.0, 2.0]);
         assert_eq!(f.quantised, [NAN_CODE, 0, 32767, 65534]);
         assert_eq!((f.min, f.max), (-2.0, 2.0));
-        let all_nan = Face::from_values(1, 2, 1, 0, &[f64::NAN, f64::NAN]);
+        let all_nan = Face::from_values(1, 2, [1, 1], 0, &[f64::NAN, f64::NAN]);
         assert_eq!(all_nan.quantised, [NAN_CODE, NAN_CODE]);
     }
 }

@@ -1,8 +1,10 @@
 //! The multi-resolution pyramid the viewer reads, stored inside the cube under `.pyramid/`.
 //!
-//! Level k halves every dimension of the level before (so a cell is the mean of up to 2^k on
-//! each side of level-0 cells, NaN ignored; all-NaN stays NaN), until the longest side is at
-//! most [`SMALLEST`]. Each level is a cube of its own (`.pyramid/K`, Zarr v2, 64-cell chunks,
+//! Level k halves each dimension of the level before that is still longer than [`SMALLEST`]
+//! cells (a cell is the mean of its block of level-0 cells, NaN ignored; all-NaN stays NaN),
+//! until the longest side is at most [`SMALLEST`]. Short dimensions are never averaged: a face
+//! across two epochs or a hundred frequencies stays the exact slice, and only long axes, where
+//! a screen pixel covers several cells anyway, are blended. Each level is a cube of its own (`.pyramid/K`, Zarr v2, 64-cell chunks,
 //! float32), written with the same writer as every cube (so it works on S3 as on disk and is
 //! published last), and `.pyramid/pyramid.json` is written after all levels: it names the
 //! levels and a fingerprint of the cube's metadata, so a pyramid that no longer matches its cube
@@ -53,12 +55,20 @@ fn volumes(reader: &CubeReader) -> Vec<ArraySpec> {
         .collect()
 }
 
+/// The shape of the next level: dimensions longer than [`SMALLEST`] halved, the others kept.
+fn halve(shape: &[u64]) -> Vec<u64> {
+    shape
+        .iter()
+        .map(|&n| if n > SMALLEST { n.div_ceil(2) } else { n })
+        .collect()
+}
+
 /// Shapes of levels 1.. for a level-0 shape.
 pub fn level_shapes(shape: &[u64]) -> Vec<Vec<u64>> {
     let mut out = Vec::new();
     let mut s = shape.to_vec();
     while s.iter().copied().max().unwrap_or(0) > SMALLEST {
-        s = s.iter().map(|&n| n.div_ceil(2)).collect();
+        s = halve(&s);
         out.push(s.clone());
     }
     out
@@ -132,9 +142,8 @@ pub fn build(
             attrs.insert(
                 "long_name".into(),
                 json!(format!(
-                    "{} at 1/{} resolution (mean, NaN ignored)",
-                    v.name,
-                    1u64 << k
+                    "{}, pyramid level {k}: means of {:?} cells of {:?} (NaN ignored)",
+                    v.name, shape, v.shape
                 )),
             );
             w.add_array(ArraySpec {
@@ -165,7 +174,7 @@ pub fn build(
                 .par_iter()
                 .try_for_each(|idx| -> Result<(), ViewError> {
                     let cshape: Vec<u64> = shape.iter().map(|&n| n.min(CHUNK)).collect();
-                    let data = downsample(&source, &v.name, &from, idx, &cshape)?;
+                    let data = downsample(&source, &v.name, &from, &shape, idx, &cshape)?;
                     w.write_chunk(&v.name, idx, &data)?;
                     let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                     progress(n, total);
@@ -175,7 +184,7 @@ pub fn build(
         let mut root = Attrs::new();
         root.insert("cryocube_pyramid_level".into(), json!(k));
         w.finish(root)?;
-        levels.push(json!({"level": k, "factor": 1u64 << k, "shapes": shapes}));
+        levels.push(json!({"level": k, "shapes": shapes}));
     }
     let manifest = json!({"fingerprint": print, "levels": levels});
     cube.store().put(
@@ -193,36 +202,42 @@ pub fn level_location(location: &Location, k: usize) -> Location {
     location.join(&format!("{PYRAMID}/{k}"))
 }
 
+/// The shape at level `k` (a variable with fewer levels than the deepest keeps its last).
 fn shape_at(shape: &[u64], k: usize) -> Vec<u64> {
-    shape.iter().map(|&n| n.div_ceil(1 << k).max(1)).collect()
+    (0..k).fold(shape.to_vec(), |s, _| halve(&s))
 }
 
-/// One output chunk of the next level: the NaN-ignoring mean of each 2x2x2 block of `source`.
+/// One output chunk of the next level: the NaN-ignoring mean of each block of `source`, two
+/// cells long along the dimensions this level halves (`to[d] < from[d]`), one along the others.
 fn downsample(
     source: &CubeReader,
     name: &str,
     from: &[u64],
+    to: &[u64],
     idx: &[u64; 3],
     cshape: &[u64],
 ) -> Result<Vec<f32>, ViewError> {
-    let start: Vec<u64> = (0..3).map(|d| idx[d] * cshape[d] * 2).collect();
+    let f: Vec<usize> = (0..3)
+        .map(|d| if to[d] < from[d] { 2 } else { 1 })
+        .collect();
+    let start: Vec<u64> = (0..3).map(|d| idx[d] * cshape[d] * f[d] as u64).collect();
     let count: Vec<u64> = (0..3)
-        .map(|d| (cshape[d] * 2).min(from[d].saturating_sub(start[d])))
+        .map(|d| (cshape[d] * f[d] as u64).min(from[d].saturating_sub(start[d])))
         .collect();
     let mut out = vec![f32::NAN; cshape.iter().product::<u64>() as usize];
     if count.contains(&0) {
         return Ok(out);
     }
     let input = source.read_f64(name, &start, &count)?;
-    let (n1, n2) = (count[1] as usize, count[2] as usize);
+    let (n0, n1, n2) = (count[0] as usize, count[1] as usize, count[2] as usize);
     let (c1, c2) = (cshape[1] as usize, cshape[2] as usize);
-    for a in 0..(count[0] as usize).div_ceil(2) {
-        for b in 0..n1.div_ceil(2) {
-            for c in 0..n2.div_ceil(2) {
+    for a in 0..n0.div_ceil(f[0]) {
+        for b in 0..n1.div_ceil(f[1]) {
+            for c in 0..n2.div_ceil(f[2]) {
                 let (mut sum, mut n) = (0.0f64, 0u32);
-                for i in 2 * a..(2 * a + 2).min(count[0] as usize) {
-                    for j in 2 * b..(2 * b + 2).min(n1) {
-                        for l in 2 * c..(2 * c + 2).min(n2) {
+                for i in f[0] * a..(f[0] * (a + 1)).min(n0) {
+                    for j in f[1] * b..(f[1] * (b + 1)).min(n1) {
+                        for l in f[2] * c..(f[2] * (c + 1)).min(n2) {
                             let v = input[(i * n1 + j) * n2 + l];
                             if v.is_finite() {
                                 sum += v;

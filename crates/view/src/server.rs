@@ -206,7 +206,8 @@ async fn face(State(state): State<Shared>, Query(q): Query<FaceQuery>) -> Respon
     );
     headers.insert("x-face-rows", face.rows.into());
     headers.insert("x-face-cols", face.cols.into());
-    headers.insert("x-face-step", face.step.into());
+    headers.insert("x-face-step-rows", face.step[0].into());
+    headers.insert("x-face-step-cols", face.step[1].into());
     headers.insert("x-face-level", face.level.into());
     headers.insert("x-face-min", num(face.min));
     headers.insert("x-face-max", num(face.max));
