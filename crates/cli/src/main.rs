@@ -116,12 +116,13 @@ enum Command {
         #[arg(value_parser = parse_location)]
         store: Location,
     },
-    /// Store coarser copies of a cube's 3-D variables inside it, so that `cryocube view` reads
-    /// what the screen shows rather than the whole cube.
+    /// Store coarser copies of a cube's 3-D and 2-D variables inside it, so that `cryocube view`
+    /// reads what the screen shows rather than the whole cube.
     #[command(after_help = "Examples:\n  \
         cryocube pyramid rhone.zarr\n  \
         cryocube das raw/ -o rhone.zarr --pyramid      # the same, right after the cube\n\n\
-        Levels halve every dimension (mean, NaN ignored) down to 256 cells; they live in\n\
+        Each level halves the dimensions still longer than 256 cells (mean, NaN ignored);\n\
+        short ones (two epochs, a hundred frequencies) are never averaged. Levels live in\n\
         STORE/.pyramid, outside the cube's metadata (xarray and GDAL do not see them). A\n\
         pyramid made before the cube changed is ignored by `view`; run this again.")]
     Pyramid {
@@ -129,7 +130,7 @@ enum Command {
         #[arg(value_parser = parse_location)]
         store: Location,
     },
-    /// Explore a cube in the browser: its 3-D variables as an interactive box.
+    /// Explore a cube in the browser: its 3-D variables as an interactive box, 2-D ones as maps.
     #[command(after_help = "Examples:\n  \
         cryocube view cryocube-demo/cube.zarr --open\n  \
         cryocube view s3://bucket/polar.zarr --port 8800\n\n\

@@ -469,6 +469,19 @@ fn face_point(b: &Browser, axis: usize, side: usize, tb: f64, tc: f64) -> Option
         .map(|a| (a[0].as_f64().unwrap(), a[1].as_f64().unwrap()))
 }
 
+/// The page's URL opening the view `state` (the JSON the page keeps in its `#`).
+fn view_url(base: &str, state: &Value) -> String {
+    let encoded: String = state
+        .to_string()
+        .bytes()
+        .map(|c| match c {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (c as char).to_string(),
+            _ => format!("%{c:02X}"),
+        })
+        .collect();
+    format!("{base}/#{encoded}")
+}
+
 #[test]
 fn page_draws_the_known_cube_in_chromium() {
     let tmp = tempfile::tempdir().unwrap();
@@ -483,15 +496,7 @@ fn page_draws_the_known_cube_in_chromium() {
         "zoom": 1.0, "proj": "ortho", "cmap": "gray", "reverse": false, "auto": false,
         "vmin": 0.0, "vmax": 1.0, "log": false, "paxis": 2
     });
-    let encoded: String = view
-        .to_string()
-        .bytes()
-        .map(|c| match c {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (c as char).to_string(),
-            _ => format!("%{c:02X}"),
-        })
-        .collect();
-    b.go(&format!("{}/#{encoded}", s.url));
+    b.go(&view_url(&s.url, &view));
     b.wait_frames(1);
     assert_eq!(b.js("return window.cryocube.faces").as_u64(), Some(3));
 
@@ -559,6 +564,22 @@ fn page_draws_the_known_cube_in_chromium() {
     let tc = (NAN_FROM as f64 + 3.5) / NF as f64;
     let (x, y) = face_point(&b, axis, side, 0.5, tc).unwrap();
     assert_eq!(pixel(&img, x, y), [255, 0, 255], "NaN colour at ({x}, {y})");
+    // ... or, chosen for sparse layers, the background.
+    let nan_colour = |colour: &str| {
+        let frames = b.js("return window.cryocube.frames").as_u64().unwrap();
+        b.js(&format!(
+            "const e = document.getElementById('nan'); e.value = '{colour}'; e.dispatchEvent(new Event('change'));"
+        ));
+        b.wait_frames(frames + 1);
+    };
+    nan_colour("background");
+    let shot = b.screenshot();
+    assert!(
+        close(pixel(&shot, x, y), [22, 24, 28], 1),
+        "NaN as background: {:?}",
+        pixel(&shot, x, y)
+    );
+    nan_colour("magenta");
 
     // Hover shows the stored value of the cell under the mouse.
     let (x, y) = face_point(&b, axis, side, 12.5 / NT as f64, 5.5 / NF as f64).unwrap();
@@ -665,6 +686,216 @@ fn page_draws_the_known_cube_in_chromium() {
         "{state}"
     );
     assert_eq!(state["cmap"], "gray");
+}
+
+/// Map size of the known 2-D cube: y longer than the pyramid's 256 cells, x shorter.
+const MY: usize = 300;
+const MX: usize = 200;
+/// Rows from this one on are NaN.
+const MAP_NAN_FROM: usize = 250;
+
+/// The known map value at (y, x): a ramp along both axes, NaN in the last rows.
+fn known_map(y: usize, x: usize) -> f32 {
+    if y >= MAP_NAN_FROM {
+        f32::NAN
+    } else {
+        0.5 * x as f32 / (MX - 1) as f32 + 0.5 * y as f32 / (MY - 1) as f32
+    }
+}
+
+/// A polar-cube-like store: one 2-D (y, x) variable with descending y, 64-cell chunks.
+fn write_map_cube(root: &Path) {
+    let mut w = new_cube(root);
+    let mut m = Attrs::new();
+    m.insert("units".into(), json!("m"));
+    for (name, n) in [("y", MY), ("x", MX)] {
+        w.add_array(ArraySpec {
+            name: name.into(),
+            dims: vec![name.into()],
+            shape: vec![n as u64],
+            chunks: vec![n as u64],
+            shard: None,
+            dtype: DType::F64,
+            attrs: m.clone(),
+        })
+        .unwrap();
+    }
+    let mut attrs = Attrs::new();
+    attrs.insert("units".into(), json!("m"));
+    attrs.insert("long_name".into(), json!("known map"));
+    w.add_array(ArraySpec {
+        name: "height".into(),
+        dims: vec!["y".into(), "x".into()],
+        shape: vec![MY as u64, MX as u64],
+        chunks: vec![64, 64],
+        shard: None,
+        dtype: DType::F32,
+        attrs,
+    })
+    .unwrap();
+    // A volume the cube says is nearly empty: listed after the map.
+    let mut sparse = Attrs::new();
+    sparse.insert("valid_fraction".into(), json!(0.001));
+    w.add_array(ArraySpec {
+        name: "lake".into(),
+        dims: vec!["t".into(), "a".into(), "b".into()],
+        shape: vec![2, 3, 4],
+        chunks: vec![2, 3, 4],
+        shard: None,
+        dtype: DType::F32,
+        attrs: sparse,
+    })
+    .unwrap();
+    let mut lake = vec![f32::NAN; 24];
+    lake[5] = 1.0;
+    w.write_all("lake", &lake).unwrap();
+    let y: Vec<f64> = (0..MY).map(|i| 500_000.0 - 1000.0 * i as f64).collect();
+    let x: Vec<f64> = (0..MX).map(|i| -2_000_000.0 + 1000.0 * i as f64).collect();
+    w.write_all("y", &y).unwrap();
+    w.write_all("x", &x).unwrap();
+    for a in 0..MY.div_ceil(64) {
+        for b in 0..MX.div_ceil(64) {
+            let chunk: Vec<f32> = (a * 64..a * 64 + 64)
+                .flat_map(|r| {
+                    (b * 64..b * 64 + 64).map(move |c| {
+                        if r < MY && c < MX {
+                            known_map(r, c)
+                        } else {
+                            f32::NAN
+                        }
+                    })
+                })
+                .collect();
+            w.write_chunk("height", &[a as u64, b as u64], &chunk)
+                .unwrap();
+        }
+    }
+    w.finish(Attrs::new()).unwrap();
+}
+
+/// A 2-D variable (a polar cube's map) is shown as a flat box facing the camera: the pixel
+/// colours are the known values (north row on top), NaN has its colour, hover gives the
+/// stored value with its y and x, and its pyramid levels are block means of the map.
+#[test]
+fn a_2d_map_is_shown_flat_in_chromium() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cube = tmp.path().join("map.zarr");
+    write_map_cube(&cube);
+    let o = common::cryocube(&["pyramid", cube.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    // Level 1 halves y (300 > 256) and keeps x: the means of 2 x 1 blocks.
+    let level0: Vec<f64> = (0..MY)
+        .flat_map(|r| (0..MX).map(move |c| known_map(r, c) as f64))
+        .collect();
+    let (want, ws) = halve(&level0, [1, MY, MX]);
+    assert_eq!(ws, [1, 150, 200]);
+    let r = cryocube_cube::CubeReader::open(cube.join(".pyramid/1")).unwrap();
+    assert_eq!(r.array("height").unwrap().shape, [150, 200]);
+    let got = r.read_all_f64("height").unwrap();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g.is_nan() && w.is_nan()) || (g - w).abs() <= 1e-6,
+            "level 1 cell {i}: {g} vs {w}"
+        );
+    }
+
+    let s = Server::start(&cube);
+    let meta = s.json("/api/meta");
+    // The page opens on the first: the map with data, not the nearly empty volume.
+    let v = &meta["variables"][0];
+    assert_eq!(v["name"], "height");
+    assert_eq!(meta["variables"][1]["name"], "lake");
+    assert_eq!(meta["variables"][1]["flat"], false);
+    assert_eq!(v["flat"], true);
+    assert_eq!(v["dims"], json!(["", "y", "x"]));
+    assert_eq!(v["shape"], json!([1, MY, MX]));
+    assert_eq!(meta["levels"], 2);
+    // Exact values through the added dimension, a profile along x.
+    let one = s.json("/api/value?var=height&i=0&j=7&k=11");
+    assert_eq!(one["value"].as_f64().unwrap() as f32, known_map(7, 11));
+    let p = s.json("/api/profile?var=height&axis=2&i=0&j=7&k=0");
+    let row: Vec<f32> = p["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(row, (0..MX).map(|c| known_map(7, c)).collect::<Vec<_>>());
+    // The map face asked for at 150 cells comes from level 1.
+    let (_, head, _) = s.raw_with_head(
+        "GET",
+        "/api/face?var=height&axis=0&index=0&max=150",
+        s.addr(),
+    );
+    assert!(head.contains("x-face-level: 1"), "{head}");
+
+    let b = Browser::start();
+    let view = json!({
+        "proj": "ortho", "cmap": "gray", "auto": false, "vmin": 0.0, "vmax": 1.0,
+    });
+    b.go(&view_url(&s.url, &view));
+    b.wait_frames(1);
+    // Facing the camera: one face, the map.
+    assert_eq!(b.js("return window.cryocube.faces").as_u64(), Some(1));
+    let visible: Vec<(usize, usize)> =
+        serde_json::from_value(b.js("return window.cryocubeDebug.visible()")).unwrap();
+    assert_eq!(visible, [(0, 1)]);
+    let img = b.screenshot();
+    for (r, c) in [(0usize, 0usize), (10, 190), (120, 60), (240, 199)] {
+        let (x, y) = face_point(
+            &b,
+            0,
+            1,
+            (r as f64 + 0.5) / MY as f64,
+            (c as f64 + 0.5) / MX as f64,
+        )
+        .unwrap();
+        let want = (255.0 * known_map(r, c)).round() as u8;
+        let got = pixel(&img, x, y);
+        // The face may come from level 1 (two rows averaged): allow one row's step.
+        assert!(
+            close(got, [want; 3], 3),
+            "row {r} col {c} at ({x}, {y}): {got:?}, want gray {want}"
+        );
+    }
+    // The first row is on top of the screen, the NaN rows at the bottom in magenta.
+    let (_, top) = face_point(&b, 0, 1, 0.0, 0.5).unwrap();
+    let (_, bottom) = face_point(&b, 0, 1, 1.0, 0.5).unwrap();
+    assert!(top < bottom, "{top} {bottom}");
+    let (x, y) = face_point(&b, 0, 1, 290.5 / MY as f64, 0.5).unwrap();
+    assert_eq!(pixel(&img, x, y), [255, 0, 255], "NaN colour at ({x}, {y})");
+    // Hover: the stored value and its y and x (no line for the added dimension).
+    let (x, y) = face_point(&b, 0, 1, 33.5 / MY as f64, 44.5 / MX as f64).unwrap();
+    b.move_to(x, y);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let hover = loop {
+        let h = b.js("return window.cryocubeHover || null");
+        if !h.is_null() {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "no hover readout");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // (A cell is about 2 pixels here and the pointer lands on whole pixels: the cell picked is
+    // the one under the pointer, within a cell of the one aimed at.)
+    let idx: Vec<usize> = serde_json::from_value(hover["index"].clone()).unwrap();
+    assert!(
+        idx[0] == 0 && idx[1].abs_diff(33) <= 1 && idx[2].abs_diff(44) <= 1,
+        "{hover}"
+    );
+    let (r, c) = (idx[1], idx[2]);
+    assert_eq!(hover["value"].as_f64().unwrap() as f32, known_map(r, c));
+    let text = b.js("return document.getElementById('hover').textContent");
+    let text = text.as_str().unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    let (ym, xm) = (500_000 - 1000 * r as i64, -2_000_000 + 1000 * c as i64);
+    assert!(text.contains(&format!("y = {ym} m  [{r}]")), "{text}");
+    assert!(text.contains(&format!("x = {xm} m  [{c}]")), "{text}");
+    // No slider for the added dimension.
+    assert_eq!(
+        b.js("return document.querySelectorAll('#dims .dim').length"),
+        2
+    );
 }
 
 /// The demo's cube (a real `cryocube das` output) in the page with the default view: all
@@ -939,9 +1170,9 @@ fn pyramid_levels_are_block_means_and_the_server_reads_the_fitting_one() {
     assert!(head.contains("x-face-level: 0"), "{head}");
 }
 
-/// Zarr stores written by xarray (v2 and v3, with a 2-D variable beside the 3-D one and CF
-/// time in days) open in the viewer: only the 3-D variable is offered, times are labelled in
-/// UTC, values are exact.
+/// Zarr stores written by xarray (v2 and v3, with a 2-D int8 variable beside the 3-D one and
+/// CF time in days) open in the viewer: the 3-D variable first, the 2-D one as a map, times
+/// labelled in UTC, values exact.
 #[test]
 fn xarray_written_zarr_opens_in_the_viewer() {
     let tmp = tempfile::tempdir().unwrap();
@@ -972,7 +1203,9 @@ ds.to_zarr(out, zarr_format=fmt, consolidated=True, mode="w")
             .iter()
             .map(|v| v["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["v"], "zarr v{fmt}");
+        assert_eq!(names, ["v", "mask"], "zarr v{fmt}");
+        assert_eq!(meta["variables"][1]["flat"], true);
+        assert_eq!(s.json("/api/value?var=mask&i=0&j=4&k=3")["value"], 1.0);
         assert_eq!(meta["variables"][0]["units"], "K");
         assert_eq!(
             meta["axes"][0]["labels"][1], "2021-03-05T05:00:00Z",
@@ -1014,24 +1247,24 @@ fn view_refuses_what_it_cannot_show() {
         "{t}"
     );
 
-    // A cube with only 1-D and 2-D arrays has nothing to show as a box.
+    // A store with only 1-D arrays has nothing to show as a box or a map.
     let flat = tmp.path().join("flat.zarr");
     let mut w = new_cube(&flat);
     w.add_array(ArraySpec {
         name: "h".into(),
-        dims: vec!["y".into(), "x".into()],
-        shape: vec![4, 5],
-        chunks: vec![4, 5],
+        dims: vec!["x".into()],
+        shape: vec![5],
+        chunks: vec![5],
         shard: None,
         dtype: DType::F32,
         attrs: Attrs::new(),
     })
     .unwrap();
-    w.write_all("h", &[1.0f32; 20]).unwrap();
+    w.write_all("h", &[1.0f32; 5]).unwrap();
     w.finish(Attrs::new()).unwrap();
     let t = run(&["view", flat.to_str().unwrap(), "--port", "0"]);
     assert!(
-        t.contains("flat.zarr") && t.contains("no variable with three dimensions"),
+        t.contains("flat.zarr") && t.contains("no variable with two or three dimensions"),
         "{t}"
     );
 

@@ -10,7 +10,9 @@ import { COLORMAPS } from "/colormaps.js";
 
 const $ = (id) => document.getElementById(id);
 const NAN_CODE = 65535;
-const NAN_RGBA = [1.0, 0.0, 1.0, 1.0]; // magenta: never in any of the colormaps
+// NaN colours: magenta is in none of the colormaps; the background suits sparse layers (a
+// lake mask over a continent) where magenta would cover the screen.
+const NAN_RGBA = { magenta: [1.0, 0.0, 1.0, 1.0], background: [0.086, 0.094, 0.11, 1.0] };
 
 let meta = null;
 let gl = null;
@@ -27,9 +29,10 @@ function defaultState(v) {
     var: v.name,
     lo: [0, 0, 0],
     hi: v.shape.slice(),
-    yaw: -0.6, pitch: 0.45, zoom: 1.0, panX: 0, panY: 0,
+    // A map faces the camera; a volume is turned to show three faces.
+    yaw: v.flat ? 0 : -0.6, pitch: v.flat ? 0 : 0.45, zoom: v.flat ? 1.3 : 1.0, panX: 0, panY: 0,
     proj: "persp", cmap: "viridis", reverse: false,
-    auto: true, vmin: null, vmax: null, log: false, paxis: 2,
+    auto: true, vmin: null, vmax: null, log: false, nan: "magenta", paxis: 2,
   };
 }
 
@@ -56,7 +59,11 @@ function coordLabel(d, i) {
   const a = axisOf(d);
   if (a.labels) return a.labels[i];
   const v = a.values[i];
-  const t = Math.abs(v) >= 1e5 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(3) : +v.toPrecision(6);
+  // Whole numbers in full (polar x/y in metres: "-1956000", not "-1.956e+6", which hides the
+  // 100 m step); other large ones to two decimals; tiny ones in exponent form.
+  const t = Number.isInteger(v) ? String(v)
+    : Math.abs(v) >= 1e5 ? String(+v.toFixed(2))
+      : Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(3) : String(+v.toPrecision(6));
   return a.units && a.units !== "index" ? `${t} ${a.units}` : `${t}`;
 }
 
@@ -126,7 +133,20 @@ function setLut() {
 
 // ---------- geometry ----------
 // Cube position p (p[d] in 0..1 along dimension d) to world: dim 2 -> x, dim 1 -> -y, dim 0 -> z.
-function world(p) { return [p[2] - 0.5, 0.5 - p[1], p[0] - 0.5]; }
+// A volume is a unit cube (as in Lexcube: the dimensions have different units); a 2-D map is a
+// thin slab with its own aspect ratio (cells along y and x).
+function extent() {
+  const v = variable();
+  if (!v.flat) return [1, 1, 1];
+  const m = Math.max(v.shape[1], v.shape[2]);
+  return [0.02, v.shape[1] / m, v.shape[2] / m];
+}
+function world(p) {
+  const e = extent();
+  return [(p[2] - 0.5) * e[2], (0.5 - p[1]) * e[1], (p[0] - 0.5) * e[0]];
+}
+// The dimensions the user moves through: a map's added one-cell dimension is not one.
+function shownDims() { return variable().flat ? [1, 2] : [0, 1, 2]; }
 
 function mat4Mul(a, b) {
   const o = new Float32Array(16);
@@ -309,7 +329,7 @@ async function draw() {
   window.cryocube = { frames, at: performance.now(), lastFrameMs: ms, state: JSON.parse(JSON.stringify(state)), faces: list.length, levels: loaded.map(({ face }) => face.level),
     parts: { fetch: tFetched - t0, gl: tDrawn - tFetched, labels: performance.now() - tDrawn } };
   document.body.dataset.frames = String(frames);
-  $("status").textContent = `${variable().name}: ${list.length} faces, ${ms.toFixed(0)} ms`;
+  $("status").textContent = `${variable().name}: ${list.length} face${list.length === 1 ? "" : "s"}, ${ms.toFixed(0)} ms`;
   writeHash();
 }
 
@@ -336,7 +356,7 @@ function render(loaded) {
   gl.uniform1f(u("u_vmin"), state.vmin);
   gl.uniform1f(u("u_vmax"), state.vmax);
   gl.uniform1i(u("u_log"), state.log ? 1 : 0);
-  gl.uniform4fv(u("u_nan"), NAN_RGBA);
+  gl.uniform4fv(u("u_nan"), NAN_RGBA[state.nan] || NAN_RGBA.magenta);
   gl.activeTexture(gl.TEXTURE1);
   gl.bindTexture(gl.TEXTURE_2D, lutTex);
   gl.uniform1i(u("u_lut"), 1);
@@ -388,7 +408,7 @@ function drawLabels(mvp) {
   ctx.fillStyle = "#cfd8e3"; ctx.strokeStyle = "#cfd8e3";
   const v = variable();
   const centre = project(mvp, [0, 0, 0]);
-  for (let d = 0; d < 3; d++) {
+  for (const d of shownDims()) {
     const [e1, e2] = [0, 1, 2].filter((x) => x !== d);
     let best = null;
     for (const s1 of [0, 1]) for (const s2 of [0, 1]) {
@@ -404,17 +424,37 @@ function drawLabels(mvp) {
     const n = state.hi[d] - state.lo[d];
     const ticks = Math.min(4, n);
     ctx.textAlign = out[0] < 0 ? "right" : "left";
+    let widest = 0;
     for (let k = 0; k <= ticks; k++) {
       const t = ticks ? k / ticks : 0;
       const i = Math.min(state.hi[d] - 1, state.lo[d] + Math.round(t * (n - 1)));
       const p = best.at(ticks ? (i - state.lo[d] + 0.5) / n : 0.5);
       ctx.beginPath(); ctx.moveTo(p[0], p[1]); ctx.lineTo(p[0] + off[0] * 0.4, p[1] + off[1] * 0.4); ctx.stroke();
       ctx.fillText(coordLabel(d, i), p[0] + off[0], p[1] + off[1] + 4);
+      widest = Math.max(widest, ctx.measureText(coordLabel(d, i)).width);
     }
     const ax = axisOf(d);
     const title = ax.units && ax.units !== "index" && !ax.labels ? `${ax.name} (${ax.units})` : ax.name;
     ctx.font = "bold 12px system-ui, sans-serif";
-    ctx.fillText(title, (a[0] + b[0]) / 2 + off[0] * 2.6, (a[1] + b[1]) / 2 + off[1] * 2.6);
+    const W = lc.clientWidth, H = lc.clientHeight;
+    const mid = [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2];
+    if (Math.abs(out[0]) / len > 0.9) {
+      // An upright edge with its labels beside it: the title upright beyond the labels.
+      const x = Math.max(12, Math.min(W - 12, mid[0] + Math.sign(out[0]) * (14 + widest + 10)));
+      ctx.save();
+      ctx.translate(x, mid[1]);
+      ctx.rotate(-Math.PI / 2);
+      ctx.textAlign = "center";
+      ctx.fillText(title, 0, 4);
+      ctx.restore();
+    } else {
+      // Kept inside the canvas, whatever the zoom.
+      const tw = ctx.measureText(title).width;
+      let tx = mid[0] + off[0] * 2.6;
+      const ty = Math.max(14, Math.min(H - 6, mid[1] + off[1] * 2.6));
+      tx = ctx.textAlign === "right" ? Math.max(tw + 4, Math.min(W - 4, tx)) : Math.max(4, Math.min(W - tw - 4, tx));
+      ctx.fillText(title, tx, ty);
+    }
     ctx.font = "11px system-ui, sans-serif";
   }
 }
@@ -506,7 +546,7 @@ async function hover(ev) {
   const j = await r.json();
   const v = variable();
   const lines = [`${v.name} = ${j.value === null ? "NaN" : j.text}${v.units ? " " + v.units : ""}`];
-  for (let d = 0; d < 3; d++) lines.push(`${v.dims[d]} = ${coordLabel(d, idx[d])}  [${idx[d]}]`);
+  for (const d of shownDims()) lines.push(`${v.dims[d]} = ${coordLabel(d, idx[d])}  [${idx[d]}]`);
   $("hover").textContent = lines.join("\n");
   window.cryocubeHover = { index: idx, value: j.value, text: j.text };
 }
@@ -547,7 +587,7 @@ function drawProfile(axis, idx, values) {
   ctx.fillText(coordLabel(axis, 0), L, H - 4);
   ctx.textAlign = "right"; ctx.fillText(coordLabel(axis, values.length - 1), W - 4, H - 4); ctx.textAlign = "left";
   const v = variable();
-  const at = [0, 1, 2].filter((d) => d !== axis).map((d) => `${v.dims[d]} ${coordLabel(d, idx[d])}`).join(", ");
+  const at = shownDims().filter((d) => d !== axis).map((d) => `${v.dims[d]} ${coordLabel(d, idx[d])}`).join(", ");
   $("pinfo").textContent = `${v.name} along ${v.dims[axis]} at ${at}`;
   window.cryocubeProfile = { axis, index: idx, values };
 }
@@ -556,12 +596,14 @@ function drawProfile(axis, idx, values) {
 function buildControls() {
   const v = variable();
   $("title").textContent = meta.title;
-  $("varinfo").textContent = `${v.long_name || ""} ${v.units ? "[" + v.units + "]" : ""} — ${v.dims.map((d, i) => `${d} ${v.shape[i]}`).join(" × ")}`;
+  $("varinfo").textContent = `${v.long_name || ""} ${v.units ? "[" + v.units + "]" : ""} — ${shownDims().map((d) => `${v.dims[d]} ${v.shape[d]}`).join(" × ")}${v.flat ? " (a map)" : ""}`;
   const dims = $("dims");
   dims.querySelectorAll(".dim").forEach((e) => e.remove());
-  $("paxis").innerHTML = v.dims.map((d, i) => `<option value="${i}">${d}</option>`).join("");
+  $("paxis").innerHTML = shownDims().map((d) => `<option value="${d}">${v.dims[d]}</option>`).join("");
+  if (!shownDims().includes(state.paxis)) state.paxis = 2;
   $("paxis").value = String(state.paxis);
   v.dims.forEach((name, d) => {
+    if (!shownDims().includes(d)) return;
     const box = document.createElement("div");
     box.className = "dim";
     const n = v.shape[d];
@@ -584,6 +626,7 @@ function buildControls() {
   $("reverse").checked = state.reverse;
   $("auto").checked = state.auto;
   $("log").checked = state.log;
+  $("nan").value = state.nan;
   $("proj").value = state.proj;
   if (state.vmin !== null) $("vmin").value = state.vmin;
   if (state.vmax !== null) $("vmax").value = state.vmax;
@@ -591,20 +634,29 @@ function buildControls() {
 
 function showRanges() {
   const v = variable();
-  for (let d = 0; d < 3; d++) {
-    $(`vals${d}`).textContent = `${coordLabel(d, state.lo[d])} …\n${coordLabel(d, state.hi[d] - 1)} (${state.hi[d] - state.lo[d]} of ${v.shape[d]})`;
+  for (const d of shownDims()) {
+    $(`vals${d}`).textContent = `${coordLabel(d, state.lo[d])} …\n${coordLabel(d, state.hi[d] - 1)} (${state.hi[d] - state.lo[d] === v.shape[d] ? v.shape[d] : `${state.hi[d] - state.lo[d]} of ${v.shape[d]}`})`;
   }
 }
 
 function wire() {
   $("var").innerHTML = meta.variables.map((v) => `<option>${v.name}</option>`).join("");
   $("var").value = state.var;
-  $("var").addEventListener("change", () => { state = { ...defaultState(meta.variables.find((v) => v.name === $("var").value)), cmap: state.cmap, reverse: state.reverse, yaw: state.yaw, pitch: state.pitch, proj: state.proj }; buildControls(); draw(); });
+  $("var").addEventListener("change", () => {
+    const was = variable();
+    const next = meta.variables.find((v) => v.name === $("var").value);
+    // The camera stays, unless the new variable is a map and the old a volume (or back).
+    const camera = next.flat === was.flat ? { yaw: state.yaw, pitch: state.pitch } : {};
+    state = { ...defaultState(next), cmap: state.cmap, reverse: state.reverse, proj: state.proj, nan: state.nan, ...camera };
+    buildControls();
+    draw();
+  });
   $("cmap").innerHTML = Object.keys(COLORMAPS).map((k) => `<option>${k}</option>`).join("");
   $("cmap").addEventListener("change", () => { state.cmap = $("cmap").value; setLut(); draw(); });
   $("reverse").addEventListener("change", () => { state.reverse = $("reverse").checked; setLut(); draw(); });
   $("auto").addEventListener("change", () => { state.auto = $("auto").checked; draw(); });
   $("log").addEventListener("change", () => { state.log = $("log").checked; draw(); });
+  $("nan").addEventListener("change", () => { state.nan = $("nan").value; draw(); });
   $("proj").addEventListener("change", () => { state.proj = $("proj").value; draw(); });
   for (const id of ["vmin", "vmax"]) $(id).addEventListener("change", () => {
     state.auto = false; $("auto").checked = false;
@@ -666,7 +718,9 @@ async function main() {
     meta = await r.json();
     const fromUrl = readHash();
     const v = meta.variables.find((x) => fromUrl && x.name === fromUrl.var) || meta.variables[0];
-    state = { ...defaultState(v), ...(fromUrl && fromUrl.var === v.name ? fromUrl : {}) };
+    // A link may name only a few settings (no variable: the first one's view).
+    const own = fromUrl && (!fromUrl.var || fromUrl.var === v.name);
+    state = { ...defaultState(v), ...(own ? { ...fromUrl, var: v.name } : {}) };
     for (let d = 0; d < 3; d++) {
       state.lo[d] = Math.max(0, Math.min(v.shape[d] - 1, state.lo[d] | 0));
       state.hi[d] = Math.max(state.lo[d] + 1, Math.min(v.shape[d], state.hi[d] | 0));

@@ -1,6 +1,10 @@
 //! The data side of the viewer: which variables of a cube can be shown as a 3-D box, their
 //! axes with labels, and the faces, exact values and profiles the page asks for.
 //!
+//! A 2-D variable (a map of a polar cube, say) is shown as a box one cell deep: it is read
+//! as a 3-D array whose first dimension, [`FLAT`], has length 1, so faces, pyramid levels,
+//! values and profiles take one path for both.
+//!
 //! A face is the 2-D slice of a variable at one index of one axis, thinned to the size the
 //! screen can show, and sent quantised to 16 bits (the colour needs no more; hover values and
 //! profiles are read exactly). Faces are kept in a cache bounded in bytes, so the server's
@@ -13,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use cryocube_cube::cf::{decode_time, format_utc_us};
-use cryocube_cube::{CubeReader, Location};
+use cryocube_cube::{ArraySpec, CubeReader, Location};
 
 use crate::ViewError;
 
@@ -30,14 +34,53 @@ pub struct Axis {
     pub units: String,
 }
 
-/// A variable the viewer can show: three dimensions.
+/// A variable the viewer can show: three dimensions, or two shown as a box one cell deep.
 #[derive(Clone, Debug, Serialize)]
 pub struct Variable {
     pub name: String,
+    /// Three names; a 2-D variable's first is [`FLAT`].
     pub dims: Vec<String>,
+    /// Three lengths; a 2-D variable's first is 1.
     pub shape: Vec<u64>,
     pub units: String,
     pub long_name: String,
+    /// A 2-D variable.
+    pub flat: bool,
+}
+
+/// The name of the dimension a 2-D variable is given to be shown as a box.
+pub const FLAT: &str = "";
+
+/// A stored array's shape, chunk shape or index (two or three entries) as three, the first
+/// `fill` for a 2-D one.
+pub(crate) fn as_3d(x: &[u64], fill: u64) -> [u64; 3] {
+    match *x {
+        [a, b, c] => [a, b, c],
+        [b, c] => [fill, b, c],
+        _ => unreachable!("the viewer only opens 2-D and 3-D arrays"),
+    }
+}
+
+/// The stored array's part (its last `rank` entries) of a three-entry shape or index.
+pub(crate) fn stored(rank: usize, x: &[u64]) -> &[u64] {
+    &x[3 - rank..]
+}
+
+/// An array's shape and chunk shape as three dimensions, and its stored rank.
+struct Grid {
+    rank: usize,
+    shape: [u64; 3],
+    chunks: [u64; 3],
+}
+
+impl Grid {
+    fn of(spec: &ArraySpec) -> Grid {
+        Grid {
+            rank: spec.dims.len(),
+            shape: as_3d(&spec.shape, 1),
+            chunks: as_3d(&spec.chunks, 1),
+        }
+    }
 }
 
 /// A slice at `index` of `axis`, rows along the first remaining dimension, columns along the
@@ -187,21 +230,38 @@ impl ViewCube {
             )));
         }
         let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
-        let variables: Vec<Variable> = reader
-            .arrays()
-            .iter()
-            .filter(|a| a.dims.len() == 3 && a.shape.iter().all(|&n| n > 0))
-            .map(|a| Variable {
-                name: a.name.clone(),
-                dims: a.dims.clone(),
-                shape: a.shape.clone(),
-                units: text(a.attrs.get("units")),
-                long_name: text(a.attrs.get("long_name")),
+        // The page opens on the first variable: a volume with data, else a map with data;
+        // variables the cube says are nearly empty (`valid_fraction` below 1 %: a lake mask
+        // over a continent) last.
+        let mut variables: Vec<Variable> = crate::pyramid::viewable(&reader)
+            .into_iter()
+            .map(|a| {
+                let flat = a.dims.len() == 2;
+                let mut dims = a.dims.clone();
+                if flat {
+                    dims.insert(0, FLAT.into());
+                }
+                Variable {
+                    name: a.name.clone(),
+                    dims,
+                    shape: as_3d(&a.shape, 1).to_vec(),
+                    units: text(a.attrs.get("units")),
+                    long_name: text(a.attrs.get("long_name")),
+                    flat,
+                }
             })
             .collect();
+        let nearly_empty = |name: &str| {
+            reader
+                .array(name)
+                .and_then(|a| a.attrs.get("valid_fraction"))
+                .and_then(Value::as_f64)
+                .is_some_and(|f| f < 0.01)
+        };
+        variables.sort_by_key(|v| (nearly_empty(&v.name), v.flat));
         if variables.is_empty() {
             return Err(ViewError::Cube(format!(
-                "{location}: no variable with three dimensions to show"
+                "{location}: no variable with two or three dimensions to show"
             )));
         }
         let mut axes: Vec<Axis> = Vec::new();
@@ -210,7 +270,17 @@ impl ViewCube {
                 if axes.iter().any(|a| &a.name == dim) {
                     continue;
                 }
-                axes.push(axis(&reader, dim, size)?);
+                axes.push(if dim == FLAT {
+                    Axis {
+                        name: FLAT.into(),
+                        size: 1,
+                        values: vec![0.0],
+                        labels: None,
+                        units: "index".into(),
+                    }
+                } else {
+                    axis(&reader, dim, size)?
+                });
             }
         }
         let title = text(reader.attrs().get("title"));
@@ -255,7 +325,7 @@ impl ViewCube {
         self.variables
             .iter()
             .find(|v| v.name == name)
-            .ok_or_else(|| ViewError::Request(format!("no 3-D variable `{name}`")))
+            .ok_or_else(|| ViewError::Request(format!("no variable `{name}` to show")))
     }
 
     /// The face at `index` of `axis`, thinned so that no side exceeds `max_side` cells.
@@ -283,7 +353,7 @@ impl ViewCube {
         let (mut level, mut shape, mut shift) = (0, v.shape.clone(), [0u32; 3]);
         let (mut walk, mut walk_shift) = (v.shape.clone(), [0u32; 3]);
         for (k, r) in self.levels.iter().enumerate() {
-            let Some(s) = r.array(name).map(|a| a.shape.clone()) else {
+            let Some(s) = r.array(name).map(|a| as_3d(&a.shape, 1).to_vec()) else {
                 break;
             };
             for d in 0..3 {
@@ -316,7 +386,8 @@ impl ViewCube {
         let mut values = vec![f64::NAN; rows * cols];
         // The face cuts through one layer of chunks: decode those (or take them from the
         // cache), then pick the face's cells.
-        let cs = &spec.chunks;
+        let grid = Grid::of(spec);
+        let (shape_at, cs) = (grid.shape, grid.chunks);
         let layer = at / cs[axis];
         let wanted: Vec<[u64; 3]> = (0..nr.div_ceil(cs[b]))
             .flat_map(|i| (0..nc.div_ceil(cs[c])).map(move |j| (i, j)))
@@ -332,13 +403,13 @@ impl ViewCube {
             use rayon::prelude::*;
             wanted
                 .par_iter()
-                .map(|idx| self.chunk(reader, name, level, &spec.shape, cs, idx))
+                .map(|idx| self.chunk(reader, name, level, &grid, idx))
                 .collect::<Result<_, _>>()?
         };
         for (idx, chunk) in wanted.iter().zip(&chunks) {
             // The chunk's extent (clipped at the array's end) and the face cells inside it.
             let ext: Vec<u64> = (0..3)
-                .map(|d| cs[d].min(spec.shape[d] - idx[d] * cs[d]))
+                .map(|d| cs[d].min(shape_at[d] - idx[d] * cs[d]))
                 .collect();
             let off = at - layer * cs[axis];
             let (b0, c0) = (idx[b] * cs[b], idx[c] * cs[c]);
@@ -371,17 +442,17 @@ impl ViewCube {
         reader: &CubeReader,
         name: &str,
         level: usize,
-        shape: &[u64],
-        chunks: &[u64],
+        grid: &Grid,
         idx: &[u64; 3],
     ) -> Result<Arc<Vec<f32>>, ViewError> {
+        let (rank, shape, chunks) = (grid.rank, grid.shape, grid.chunks);
         let key = (name.to_string(), level, *idx);
         if let Some(c) = self.lock().chunks.get(&key) {
             return Ok(c);
         }
         let start: Vec<u64> = (0..3).map(|d| idx[d] * chunks[d]).collect();
         let count: Vec<u64> = (0..3).map(|d| chunks[d].min(shape[d] - start[d])).collect();
-        let c = Arc::new(reader.read_f32(name, &start, &count)?);
+        let c = Arc::new(reader.read_f32(name, stored(rank, &start), stored(rank, &count))?);
         self.lock().chunks.put(key, c.clone());
         Ok(c)
     }
@@ -400,7 +471,10 @@ impl ViewCube {
     pub fn value(&self, name: &str, index: [u64; 3]) -> Result<f64, ViewError> {
         let v = self.variable(name)?;
         check_index(v, &index)?;
-        Ok(self.reader.read_f64(name, &index, &[1, 1, 1])?[0])
+        let rank = 3 - usize::from(v.flat);
+        Ok(self
+            .reader
+            .read_f64(name, stored(rank, &index), stored(rank, &[1, 1, 1]))?[0])
     }
 
     /// The stored values along `axis` through `index`.
@@ -414,7 +488,10 @@ impl ViewCube {
         let mut shape = vec![1u64; 3];
         start[axis] = 0;
         shape[axis] = v.shape[axis];
-        Ok(self.reader.read_f64(name, &start, &shape)?)
+        let rank = 3 - usize::from(v.flat);
+        Ok(self
+            .reader
+            .read_f64(name, stored(rank, &start), stored(rank, &shape))?)
     }
 }
 

@@ -1,7 +1,8 @@
-//! `cryocube view`: any cube we write (and any Zarr with 3-D variables written by xarray),
-//! local or on S3, as an interactive 3-D box in the browser, served by our own small server.
+//! `cryocube view`: any cube we write (and any Zarr with 3-D or 2-D variables written by
+//! xarray), local or on S3, as an interactive 3-D box (a 2-D map as a box one cell deep) in
+//! the browser, served by our own small server.
 //!
-//! Pipeline: [`pyramid`] stores coarser copies of the cube's 3-D variables inside it (once,
+//! Pipeline: [`pyramid`] stores coarser copies of the cube's variables inside it (once,
 //! `cryocube pyramid` or `--pyramid`); [`cube`] opens the store and answers for faces
 //! (quantised slices from the level that fits the screen), exact values and profiles, with a
 //! bounded cache; [`server`] serves the page (plain WebGL2 and our own

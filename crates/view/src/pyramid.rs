@@ -22,6 +22,7 @@ use cryocube_cube::{
     ArraySpec, Attrs, CubeReader, CubeWriter, DType, Location, WriteOptions, ZarrFormat,
 };
 
+use crate::cube::{as_3d, stored};
 use crate::ViewError;
 
 /// Folder of the pyramid inside the cube.
@@ -45,12 +46,13 @@ pub fn fingerprint(reader: &CubeReader) -> Result<String, ViewError> {
     Ok(format!("{:x}", Sha256::digest(&bytes)))
 }
 
-/// The variables a pyramid covers: those with three dimensions.
-fn volumes(reader: &CubeReader) -> Vec<ArraySpec> {
+/// The variables the viewer shows and a pyramid covers: those with three dimensions, and the
+/// 2-D maps (shown one cell deep).
+pub fn viewable(reader: &CubeReader) -> Vec<ArraySpec> {
     reader
         .arrays()
         .iter()
-        .filter(|a| a.dims.len() == 3 && a.shape.iter().all(|&n| n > 0))
+        .filter(|a| matches!(a.dims.len(), 2 | 3) && a.shape.iter().all(|&n| n > 0))
         .cloned()
         .collect()
 }
@@ -93,10 +95,10 @@ pub fn build(
             "{location}: the cube is unfinished; finish it before building its pyramid"
         )));
     }
-    let vars = volumes(&cube);
+    let vars = viewable(&cube);
     if vars.is_empty() {
         return Err(ViewError::Cube(format!(
-            "{location}: no variable with three dimensions: nothing to show, no pyramid"
+            "{location}: no variable with two or three dimensions: nothing to show, no pyramid"
         )));
     }
     let print = fingerprint(&cube)?;
@@ -157,11 +159,13 @@ pub fn build(
             })?;
             shapes.insert(v.name.clone(), json!(shape));
         }
+        // Maps (2-D) take the same path as volumes, one cell deep.
         for v in &vars {
-            let shape = shape_at(&v.shape, k);
+            let rank = v.dims.len();
+            let shape = as_3d(&shape_at(&v.shape, k), 1);
             let from = source
                 .array(&v.name)
-                .map(|a| a.shape.clone())
+                .map(|a| as_3d(&a.shape, 1))
                 .ok_or_else(|| {
                     ViewError::Cube(format!("{}: missing in level {}", v.name, k - 1))
                 })?;
@@ -174,8 +178,8 @@ pub fn build(
                 .par_iter()
                 .try_for_each(|idx| -> Result<(), ViewError> {
                     let cshape: Vec<u64> = shape.iter().map(|&n| n.min(CHUNK)).collect();
-                    let data = downsample(&source, &v.name, &from, &shape, idx, &cshape)?;
-                    w.write_chunk(&v.name, idx, &data)?;
+                    let data = downsample(&source, &v.name, rank, &from, &shape, idx, &cshape)?;
+                    w.write_chunk(&v.name, stored(rank, idx), &data)?;
                     let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                     progress(n, total);
                     Ok(())
@@ -209,9 +213,11 @@ fn shape_at(shape: &[u64], k: usize) -> Vec<u64> {
 
 /// One output chunk of the next level: the NaN-ignoring mean of each block of `source`, two
 /// cells long along the dimensions this level halves (`to[d] < from[d]`), one along the others.
+/// Shapes and `idx` as three dimensions; `rank` the stored array's.
 fn downsample(
     source: &CubeReader,
     name: &str,
+    rank: usize,
     from: &[u64],
     to: &[u64],
     idx: &[u64; 3],
@@ -228,7 +234,7 @@ fn downsample(
     if count.contains(&0) {
         return Ok(out);
     }
-    let input = source.read_f64(name, &start, &count)?;
+    let input = source.read_f64(name, stored(rank, &start), stored(rank, &count))?;
     let (n0, n1, n2) = (count[0] as usize, count[1] as usize, count[2] as usize);
     let (c1, c2) = (cshape[1] as usize, cshape[2] as usize);
     for a in 0..n0.div_ceil(f[0]) {
