@@ -703,7 +703,11 @@ fn known_map(y: usize, x: usize) -> f32 {
     }
 }
 
-/// A polar-cube-like store: one 2-D (y, x) variable with descending y, 64-cell chunks.
+/// Chunk side of the known map: larger than the pyramid's, so that one unit of its work spans
+/// several output chunks, clipped at the map's edges.
+const MAP_CHUNK: usize = 256;
+
+/// A polar-cube-like store: one 2-D (y, x) variable with descending y, 256-cell chunks.
 fn write_map_cube(root: &Path) {
     let mut w = new_cube(root);
     let mut m = Attrs::new();
@@ -727,7 +731,7 @@ fn write_map_cube(root: &Path) {
         name: "height".into(),
         dims: vec!["y".into(), "x".into()],
         shape: vec![MY as u64, MX as u64],
-        chunks: vec![64, 64],
+        chunks: vec![MAP_CHUNK as u64; 2],
         shard: None,
         dtype: DType::F32,
         attrs,
@@ -753,11 +757,12 @@ fn write_map_cube(root: &Path) {
     let x: Vec<f64> = (0..MX).map(|i| -2_000_000.0 + 1000.0 * i as f64).collect();
     w.write_all("y", &y).unwrap();
     w.write_all("x", &x).unwrap();
-    for a in 0..MY.div_ceil(64) {
-        for b in 0..MX.div_ceil(64) {
-            let chunk: Vec<f32> = (a * 64..a * 64 + 64)
+    let n = MAP_CHUNK;
+    for a in 0..MY.div_ceil(n) {
+        for b in 0..MX.div_ceil(n) {
+            let chunk: Vec<f32> = (a * n..a * n + n)
                 .flat_map(|r| {
-                    (b * 64..b * 64 + 64).map(move |c| {
+                    (b * n..b * n + n).map(move |c| {
                         if r < MY && c < MX {
                             known_map(r, c)
                         } else {

@@ -11,8 +11,9 @@
 //! (after an `--append`, say) is ignored rather than shown. Readers of the cube (xarray, GDAL)
 //! never see it: it is outside the consolidated metadata, in a hidden folder.
 //!
-//! Built level from level, output chunk by output chunk, in parallel: memory is a few input
-//! regions of 128^3 cells per worker, whatever the size of the cube.
+//! Built level from level, in parallel units of output chunks that each read one chunk of the
+//! level before once: memory is one input region (at most 16 Mi cells) per worker, whatever
+//! the size of the cube.
 
 use rayon::prelude::*;
 use serde_json::{json, Value};
@@ -163,25 +164,40 @@ pub fn build(
         for v in &vars {
             let rank = v.dims.len();
             let shape = as_3d(&shape_at(&v.shape, k), 1);
-            let from = source
-                .array(&v.name)
-                .map(|a| as_3d(&a.shape, 1))
-                .ok_or_else(|| {
-                    ViewError::Cube(format!("{}: missing in level {}", v.name, k - 1))
-                })?;
-            let g: Vec<u64> = shape.iter().map(|n| n.div_ceil(CHUNK)).collect();
-            let (g1, g2) = (g[1], g[2]);
-            let chunks: Vec<[u64; 3]> = (0..g[0])
-                .flat_map(|a| (0..g1).flat_map(move |b| (0..g2).map(move |c| [a, b, c])))
+            let spec = source.array(&v.name).ok_or_else(|| {
+                ViewError::Cube(format!("{}: missing in level {}", v.name, k - 1))
+            })?;
+            let from = as_3d(&spec.shape, 1);
+            let halved = [0, 1, 2].map(|d| if shape[d] < from[d] { 2 } else { 1 });
+            let cshape = shape.map(|n| n.min(CHUNK));
+            let grid = [0, 1, 2].map(|d| shape[d].div_ceil(cshape[d]));
+            let group = group_of(&cshape, &halved, &as_3d(&spec.chunks, 1));
+            let units = [0, 1, 2].map(|d| grid[d].div_ceil(group[d]));
+            let work: Vec<[u64; 3]> = (0..units[0])
+                .flat_map(|a| {
+                    (0..units[1]).flat_map(move |b| (0..units[2]).map(move |c| [a, b, c]))
+                })
                 .collect();
-            chunks
-                .par_iter()
-                .try_for_each(|idx| -> Result<(), ViewError> {
-                    let cshape: Vec<u64> = shape.iter().map(|&n| n.min(CHUNK)).collect();
-                    let data = downsample(&source, &v.name, rank, &from, &shape, idx, &cshape)?;
-                    w.write_chunk(&v.name, stored(rank, idx), &data)?;
-                    let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    progress(n, total);
+            work.par_iter()
+                .try_for_each(|unit| -> Result<(), ViewError> {
+                    // The output chunks of this unit, and the region of the level they cover.
+                    let first = [0, 1, 2].map(|d| unit[d] * group[d]);
+                    let n = [0, 1, 2].map(|d| group[d].min(grid[d] - first[d]));
+                    let start = [0, 1, 2].map(|d| first[d] * cshape[d]);
+                    let count = [0, 1, 2].map(|d| (n[d] * cshape[d]).min(shape[d] - start[d]));
+                    let region =
+                        downsample(&source, &v.name, rank, &from, &halved, &start, &count)?;
+                    for a in 0..n[0] {
+                        for b in 0..n[1] {
+                            for c in 0..n[2] {
+                                let idx = [first[0] + a, first[1] + b, first[2] + c];
+                                let data = cut(&region, &count, &[a, b, c], &cshape);
+                                w.write_chunk(&v.name, stored(rank, &idx), &data)?;
+                                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                progress(n + 1, total);
+                            }
+                        }
+                    }
                     Ok(())
                 })?;
         }
@@ -211,54 +227,88 @@ fn shape_at(shape: &[u64], k: usize) -> Vec<u64> {
     (0..k).fold(shape.to_vec(), |s, _| halve(&s))
 }
 
-/// One output chunk of the next level: the NaN-ignoring mean of each block of `source`, two
-/// cells long along the dimensions this level halves (`to[d] < from[d]`), one along the others.
-/// Shapes and `idx` as three dimensions; `rank` the stored array's.
+/// Output chunks per unit of work along each dimension: as many as one chunk of the level
+/// before covers, so that each of its chunks is decoded once (a polar cube's 2048-cell chunks
+/// would otherwise be decoded for every 64-cell output chunk), within [`UNIT_CELLS`] input
+/// cells.
+fn group_of(cshape: &[u64; 3], halved: &[u64; 3], source_chunks: &[u64; 3]) -> [u64; 3] {
+    let mut g = [0, 1, 2].map(|d| (source_chunks[d] / (cshape[d] * halved[d])).max(1));
+    let cells = |g: &[u64; 3]| {
+        (0..3)
+            .map(|d| g[d] * cshape[d] * halved[d])
+            .product::<u64>()
+    };
+    while cells(&g) > UNIT_CELLS {
+        let widest = (0..3).max_by_key(|&d| g[d]).expect("three dimensions");
+        if g[widest] == 1 {
+            break;
+        }
+        g[widest] = g[widest].div_ceil(2);
+    }
+    g
+}
+
+/// Input cells one unit of work reads at most (64 MiB as float32).
+const UNIT_CELLS: u64 = 1 << 24;
+
+/// The region `start`/`count` (three dimensions) of the next level: the NaN-ignoring mean of
+/// each block of `source`, two cells long along the dimensions it halves (`halved[d] == 2`),
+/// one along the others. `rank`: the stored array's.
 fn downsample(
     source: &CubeReader,
     name: &str,
     rank: usize,
-    from: &[u64],
-    to: &[u64],
-    idx: &[u64; 3],
-    cshape: &[u64],
+    from: &[u64; 3],
+    halved: &[u64; 3],
+    start: &[u64; 3],
+    count: &[u64; 3],
 ) -> Result<Vec<f32>, ViewError> {
-    let f: Vec<usize> = (0..3)
-        .map(|d| if to[d] < from[d] { 2 } else { 1 })
-        .collect();
-    let start: Vec<u64> = (0..3).map(|d| idx[d] * cshape[d] * f[d] as u64).collect();
-    let count: Vec<u64> = (0..3)
-        .map(|d| (cshape[d] * f[d] as u64).min(from[d].saturating_sub(start[d])))
-        .collect();
-    let mut out = vec![f32::NAN; cshape.iter().product::<u64>() as usize];
-    if count.contains(&0) {
-        return Ok(out);
-    }
-    let input = source.read_f64(name, stored(rank, &start), stored(rank, &count))?;
-    let (n0, n1, n2) = (count[0] as usize, count[1] as usize, count[2] as usize);
-    let (c1, c2) = (cshape[1] as usize, cshape[2] as usize);
-    for a in 0..n0.div_ceil(f[0]) {
-        for b in 0..n1.div_ceil(f[1]) {
-            for c in 0..n2.div_ceil(f[2]) {
+    let first = [0, 1, 2].map(|d| start[d] * halved[d]);
+    let len = [0, 1, 2].map(|d| (count[d] * halved[d]).min(from[d] - first[d]));
+    let input = source.read_f32(name, stored(rank, &first), stored(rank, &len))?;
+    let f = halved.map(|h| h as usize);
+    let [n0, n1, n2] = len.map(|n| n as usize);
+    let [c0, c1, c2] = count.map(|n| n as usize);
+    let mut out = vec![f32::NAN; c0 * c1 * c2];
+    for a in 0..c0 {
+        for b in 0..c1 {
+            for c in 0..c2 {
                 let (mut sum, mut n) = (0.0f64, 0u32);
                 for i in f[0] * a..(f[0] * (a + 1)).min(n0) {
                     for j in f[1] * b..(f[1] * (b + 1)).min(n1) {
                         for l in f[2] * c..(f[2] * (c + 1)).min(n2) {
                             let v = input[(i * n1 + j) * n2 + l];
                             if v.is_finite() {
-                                sum += v;
+                                sum += f64::from(v);
                                 n += 1;
                             }
                         }
                     }
                 }
                 if n > 0 {
-                    out[(a * c1 + b) * c2 + c] = (sum / n as f64) as f32;
+                    out[(a * c1 + b) * c2 + c] = (sum / f64::from(n)) as f32;
                 }
             }
         }
     }
     Ok(out)
+}
+
+/// Chunk `at` (in chunks of `cshape` from the region's origin) of a region of `count` cells,
+/// NaN beyond the region's end, as the writer wants whole chunks.
+fn cut(region: &[f32], count: &[u64; 3], at: &[u64; 3], cshape: &[u64; 3]) -> Vec<f32> {
+    let [r1, r2] = [count[1] as usize, count[2] as usize];
+    let [s0, s1, s2] = cshape.map(|n| n as usize);
+    let o = [0, 1, 2].map(|d| (at[d] * cshape[d]) as usize);
+    let mut out = vec![f32::NAN; s0 * s1 * s2];
+    for a in 0..s0.min(count[0] as usize - o[0]) {
+        for b in 0..s1.min(r1 - o[1]) {
+            let row = ((o[0] + a) * r1 + o[1] + b) * r2 + o[2];
+            let n = s2.min(r2 - o[2]);
+            out[(a * s1 + b) * s2..(a * s1 + b) * s2 + n].copy_from_slice(&region[row..row + n]);
+        }
+    }
+    out
 }
 
 /// The levels of a pyramid that matches the cube, coarsest last; empty when there is none or
@@ -278,4 +328,40 @@ pub fn open_levels(location: &Location, cube: &CubeReader) -> Result<Vec<CubeRea
     (1..=n)
         .map(|k| CubeReader::open(level_location(location, k)).map_err(ViewError::from))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unit_of_work_reads_each_source_chunk_once_within_its_budget() {
+        // A polar map in 2048-cell chunks: one unit reads one source chunk (16 x 16 outputs).
+        assert_eq!(
+            group_of(&[1, 64, 64], &[1, 2, 2], &[1, 2048, 2048]),
+            [1, 16, 16]
+        );
+        // Source chunks no larger than the input of one output chunk: one output chunk.
+        assert_eq!(
+            group_of(&[64, 64, 64], &[2, 2, 2], &[64, 64, 64]),
+            [1, 1, 1]
+        );
+        // Huge source chunks: the unit shrinks to the budget.
+        let g = group_of(&[64, 64, 64], &[2, 2, 2], &[2048, 2048, 2048]);
+        let cells: u64 = (0..3).map(|d| g[d] * 128).product();
+        assert!(cells <= UNIT_CELLS && g.iter().all(|&n| n >= 1), "{g:?}");
+    }
+
+    #[test]
+    fn cut_takes_a_chunk_of_a_region_padding_with_nan() {
+        // A 1 x 3 x 5 region, chunks of 1 x 2 x 2: chunk (0, 1, 2) holds the last cell.
+        let region: Vec<f32> = (0..15).map(|i| i as f32).collect();
+        let c = cut(&region, &[1, 3, 5], &[0, 1, 2], &[1, 2, 2]);
+        assert_eq!(c[0], 14.0);
+        assert!(c[1..].iter().all(|v| v.is_nan()), "{c:?}");
+        assert_eq!(
+            cut(&region, &[1, 3, 5], &[0, 0, 1], &[1, 2, 2]),
+            [2.0, 3.0, 7.0, 8.0]
+        );
+    }
 }
