@@ -251,22 +251,18 @@ async function loadFace(f) {
     if (!r.ok) throw new Error(`${url}: ${r.status} ${await r.text()}`);
     const h = (k) => r.headers.get(k);
     const data = new Uint16Array(await r.arrayBuffer());
+    // The texture is made when the face is first drawn: the first faces are asked for
+    // before WebGL has started.
     const face = {
       rows: +h("x-face-rows"), cols: +h("x-face-cols"), stepR: +h("x-face-step-rows"), stepC: +h("x-face-step-cols"),
-      min: parseFloat(h("x-face-min")), max: parseFloat(h("x-face-max")), level: +h("x-face-level"), data,
+      min: parseFloat(h("x-face-min")), max: parseFloat(h("x-face-max")), level: +h("x-face-level"), data, tex: null,
     };
-    face.tex = gl.createTexture();
-    gl.bindTexture(gl.TEXTURE_2D, face.tex);
-    gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
-    gl.texImage2D(gl.TEXTURE_2D, 0, gl.R16UI, face.cols, face.rows, 0, gl.RED_INTEGER, gl.UNSIGNED_SHORT, data);
-    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.NEAREST);
-    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
     faces.set(key, face);
     pending.delete(key);
     // Bounded memory in the page too: keep the faces of the last few views only.
     if (faces.size > 48) {
       const [oldest] = faces.keys();
-      gl.deleteTexture(faces.get(oldest).tex);
+      if (faces.get(oldest).tex) gl.deleteTexture(faces.get(oldest).tex);
       faces.delete(oldest);
     }
     return face;
@@ -375,6 +371,14 @@ function render(loaded) {
     gl.enableVertexAttribArray(at);
     gl.vertexAttribPointer(at, 2, gl.FLOAT, false, 20, 12);
     gl.activeTexture(gl.TEXTURE0);
+    if (!face.tex) {
+      face.tex = gl.createTexture();
+      gl.bindTexture(gl.TEXTURE_2D, face.tex);
+      gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
+      gl.texImage2D(gl.TEXTURE_2D, 0, gl.R16UI, face.cols, face.rows, 0, gl.RED_INTEGER, gl.UNSIGNED_SHORT, face.data);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.NEAREST);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
+    }
     gl.bindTexture(gl.TEXTURE_2D, face.tex);
     gl.uniform1i(u("u_data"), 0);
     gl.uniform2f(u("u_rb"), state.lo[f.b], state.hi[f.b]);
@@ -712,7 +716,6 @@ window.cryocubeDebug = {
 
 async function main() {
   try {
-    initGL();
     const r = await fetch("/api/meta");
     if (!r.ok) throw new Error(`/api/meta: ${r.status}`);
     meta = await r.json();
@@ -725,6 +728,11 @@ async function main() {
       state.lo[d] = Math.max(0, Math.min(v.shape[d] - 1, state.lo[d] | 0));
       state.hi[d] = Math.max(state.lo[d] + 1, Math.min(v.shape[d], state.hi[d] | 0));
     }
+    // The first faces are asked for before WebGL starts (a software GL takes a few hundred
+    // ms to start; the server reads the faces meanwhile).
+    resize();
+    for (const f of visibleFaces()) loadFace(f).catch(() => {});
+    initGL();
     setLut();
     wire();
     buildControls();
