@@ -1175,9 +1175,9 @@ fn pyramid_levels_are_block_means_and_the_server_reads_the_fitting_one() {
     assert!(head.contains("x-face-level: 0"), "{head}");
 }
 
-/// Zarr stores written by xarray (v2 and v3, with a 2-D int8 variable beside the 3-D one and
-/// CF time in days) open in the viewer: the 3-D variable first, the 2-D one as a map, times
-/// labelled in UTC, values exact.
+/// Zarr stores written by xarray (v2 and v3, with a 2-D int8 variable beside the 3-D one, a
+/// 2-D auxiliary coordinate and CF time in days) open in the viewer: the 3-D variable first,
+/// the 2-D one as a map, not the coordinate, times labelled in UTC, values exact.
 #[test]
 fn xarray_written_zarr_opens_in_the_viewer() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1189,7 +1189,8 @@ v = np.arange(6 * 5 * 4, dtype="float32").reshape(6, 5, 4)
 v[2, 1, 3] = np.nan
 ds = xr.Dataset(
     {"v": (("time", "lat", "lon"), v, {"units": "K"}), "mask": (("lat", "lon"), np.ones((5, 4), "int8"))},
-    coords={"time": t, "lat": np.linspace(-80, -60, 5), "lon": np.arange(4) * 10.0},
+    coords={"time": t, "lat": np.linspace(-80, -60, 5), "lon": np.arange(4) * 10.0,
+            "cell_area": (("lat", "lon"), np.full((5, 4), 2.5))},
 )
 ds.to_zarr(out, zarr_format=fmt, consolidated=True, mode="w")
 "#;

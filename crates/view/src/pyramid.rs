@@ -48,12 +48,23 @@ pub fn fingerprint(reader: &CubeReader) -> Result<String, ViewError> {
 }
 
 /// The variables the viewer shows and a pyramid covers: those with three dimensions, and the
-/// 2-D maps (shown one cell deep).
+/// 2-D maps (shown one cell deep); not the auxiliary arrays other variables name as their CF
+/// `coordinates` (2-D lat/lon) or `bounds` (`time_bnds`).
 pub fn viewable(reader: &CubeReader) -> Vec<ArraySpec> {
-    reader
-        .arrays()
+    let arrays = reader.arrays();
+    let auxiliary: std::collections::HashSet<&str> = arrays
+        .iter()
+        .flat_map(|a| {
+            ["coordinates", "bounds"]
+                .into_iter()
+                .filter_map(|k| a.attrs.get(k).and_then(Value::as_str))
+                .flat_map(str::split_whitespace)
+        })
+        .collect();
+    arrays
         .iter()
         .filter(|a| matches!(a.dims.len(), 2 | 3) && a.shape.iter().all(|&n| n > 0))
+        .filter(|a| !auxiliary.contains(a.name.as_str()))
         .cloned()
         .collect()
 }
