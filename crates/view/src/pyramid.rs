@@ -4,8 +4,9 @@
 //! cells (a cell is the mean of its block of level-0 cells, NaN ignored; all-NaN stays NaN),
 //! until the longest side is at most [`SMALLEST`]. Short dimensions are never averaged: a face
 //! across two epochs or a hundred frequencies stays the exact slice, and only long axes, where
-//! a screen pixel covers several cells anyway, are blended. Each level is a cube of its own (`.pyramid/K`, Zarr v2, 64-cell chunks,
-//! float32), written with the same writer as every cube (so it works on S3 as on disk and is
+//! a screen pixel covers several cells anyway, are blended. Each level is a cube of its own
+//! (`.pyramid/K`, Zarr v2, float32, chunks of about 1 MiB: 64³ for volumes, 512² for maps),
+//! written with the same writer as every cube (so it works on S3 as on disk and is
 //! published last), and `.pyramid/pyramid.json` is written after all levels: it names the
 //! levels and a fingerprint of the cube's metadata, so a pyramid that no longer matches its cube
 //! (after an `--append`, say) is ignored rather than shown. Readers of the cube (xarray, GDAL)
@@ -32,8 +33,20 @@ pub const PYRAMID: &str = ".pyramid";
 pub const MANIFEST: &str = ".pyramid/pyramid.json";
 /// The coarsest level's longest side is at most this many cells.
 pub const SMALLEST: u64 = 256;
-/// Chunk side of the levels.
+/// Chunk side of the levels' volumes (64³ cells: 1 MiB).
 const CHUNK: u64 = 64;
+/// Chunk side of the levels' maps (512² cells: 1 MiB; 64² would make a full-size polar cube's
+/// pyramid half a million 16 KiB files).
+const MAP_CHUNK: u64 = 512;
+
+/// The chunk side of a level's array of `rank` dimensions.
+fn chunk_side(rank: usize) -> u64 {
+    if rank == 2 {
+        MAP_CHUNK
+    } else {
+        CHUNK
+    }
+}
 
 /// A fingerprint of the cube's published metadata: changes whenever the cube does.
 pub fn fingerprint(reader: &CubeReader) -> Result<String, ViewError> {
@@ -126,7 +139,7 @@ pub fn build(
                 .map(|v| {
                     let s = shape_at(&v.shape, k);
                     s.iter()
-                        .map(|n| n.div_ceil(CHUNK) as usize)
+                        .map(|n| n.div_ceil(chunk_side(v.dims.len())) as usize)
                         .product::<usize>()
                 })
                 .sum::<usize>()
@@ -164,7 +177,10 @@ pub fn build(
                 name: v.name.clone(),
                 dims: v.dims.clone(),
                 shape: shape.clone(),
-                chunks: shape.iter().map(|&n| n.min(CHUNK)).collect(),
+                chunks: shape
+                    .iter()
+                    .map(|&n| n.min(chunk_side(v.dims.len())))
+                    .collect(),
                 shard: None,
                 dtype: DType::F32,
                 attrs,
@@ -180,7 +196,7 @@ pub fn build(
             })?;
             let from = as_3d(&spec.shape, 1);
             let halved = [0, 1, 2].map(|d| if shape[d] < from[d] { 2 } else { 1 });
-            let cshape = shape.map(|n| n.min(CHUNK));
+            let cshape = shape.map(|n| n.min(chunk_side(rank)));
             let grid = [0, 1, 2].map(|d| shape[d].div_ceil(cshape[d]));
             let group = group_of(&cshape, &halved, &as_3d(&spec.chunks, 1));
             let units = [0, 1, 2].map(|d| grid[d].div_ceil(group[d]));
