@@ -1,5 +1,6 @@
 # The two commands of the README. Both install what a fresh Debian 12 machine lacks, then build.
 #   make demo  - build and run the embedded demo (synthetic DAS record -> cube -> info)
+#   make view  - serve the demo's cube to the browser (after make demo; PORT=8765 by default)
 #   make test  - formatting, lints and every test (real data from ../shared, Python readers,
 #                a real S3 server: Garage, built once into ~/.cache/cryocube-tools)
 
@@ -10,7 +11,7 @@ TEST_APT_PACKAGES := chromium chromium-driver
 # Evaluated when used, i.e. after `deps` may have installed Rust under ~/.cargo.
 CARGO ?= $(shell command -v cargo || echo $(HOME)/.cargo/bin/cargo)
 
-.PHONY: deps test-deps demo test bench
+.PHONY: deps test-deps demo view test bench
 
 deps:
 	@bash scripts/install-deps.sh $(APT_PACKAGES)
@@ -22,6 +23,10 @@ test-deps: deps
 demo: deps
 	$(CARGO) build --release --locked
 	./target/release/cryocube demo -o cryocube-demo --overwrite
+
+view:
+	@test -d cryocube-demo/demo.zarr || { echo "no demo cube yet: run 'make demo' first" >&2; exit 1; }
+	./target/release/cryocube view cryocube-demo/demo.zarr --port $(or $(PORT),8765)
 
 test: test-deps
 	$(CARGO) fmt --all -- --check

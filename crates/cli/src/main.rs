@@ -670,8 +670,14 @@ fn demo(
         "Open it in Python:  xarray.open_zarr({:?}).spectrogram",
         cube.display().to_string()
     );
+    // The program as the user typed it (`./target/release/cryocube` after `make demo`), so the
+    // printed command runs as pasted even when cryocube is not on PATH.
+    let program = std::env::args_os()
+        .next()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "cryocube".to_owned());
     println!(
-        "Explore it in the browser:  cryocube view {} --open",
+        "Explore it in the browser:  {program} view {} --open",
         cube.display()
     );
     Ok(())
