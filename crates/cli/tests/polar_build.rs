@@ -597,4 +597,32 @@ fn the_example_recipe_builds_every_layer() {
         info.contains("        - latitude range {\"le\":-60.0}"),
         "{info}"
     );
+    // The viewer finds the polar stereographic grid mapping of every layer (for its
+    // latitude/longitude lines): EPSG:3031's.
+    let view =
+        cryocube_view::ViewCube::open(&cryocube_cube::Location::from(&out), 1 << 20).unwrap();
+    assert_eq!(view.variables().len(), 16);
+    for v in view.variables() {
+        let p = v
+            .projection
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: no projection", v.name));
+        assert_eq!(
+            (
+                p.pole,
+                p.standard_parallel,
+                p.lon0,
+                p.false_easting,
+                p.false_northing
+            ),
+            (-90.0, Some(-71.0), 0.0, 0.0, 0.0),
+            "{}",
+            v.name
+        );
+        assert_eq!(p.semi_major_axis, 6_378_137.0);
+        assert!(
+            (p.inverse_flattening - 298.257_223_563).abs() < 1e-6,
+            "{p:?}"
+        );
+    }
 }

@@ -398,22 +398,20 @@ impl Browser {
         }
     }
 
-    fn screenshot(&self) -> (Vec<u8>, u32, u32, Vec<u8>) {
-        use base64::Engine;
+    fn screenshot(&self) -> Image {
         let b64 = self.cmd("GET", "/screenshot", Value::Null);
-        let png_bytes = base64::engine::general_purpose::STANDARD
-            .decode(b64.as_str().unwrap())
-            .unwrap();
-        let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes.clone()));
-        let mut reader = decoder.read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size()];
-        let info = reader.next_frame(&mut buf).unwrap();
-        let channels = info.color_type.samples();
-        let rgb: Vec<u8> = buf[..info.buffer_size()]
-            .chunks(channels)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .collect();
-        (rgb, info.width, info.height, png_bytes)
+        decode_png(b64.as_str().unwrap())
+    }
+
+    /// The page's "save PNG" image (the canvas, not the page around it).
+    fn exported_png(&self) -> Image {
+        let url = self.js("return window.cryocubeDebug.png()");
+        decode_png(
+            url.as_str()
+                .unwrap()
+                .strip_prefix("data:image/png;base64,")
+                .unwrap(),
+        )
     }
 
     /// A click (press and release without moving) at (x, y).
@@ -448,7 +446,27 @@ impl Drop for Browser {
     }
 }
 
-fn pixel(img: &(Vec<u8>, u32, u32, Vec<u8>), x: f64, y: f64) -> [u8; 3] {
+/// RGB pixels, width, height and the PNG bytes.
+type Image = (Vec<u8>, u32, u32, Vec<u8>);
+
+fn decode_png(base64_png: &str) -> Image {
+    use base64::Engine;
+    let png_bytes = base64::engine::general_purpose::STANDARD
+        .decode(base64_png)
+        .unwrap();
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes.clone()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let rgb: Vec<u8> = buf[..info.buffer_size()]
+        .chunks(channels)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    (rgb, info.width, info.height, png_bytes)
+}
+
+fn pixel(img: &Image, x: f64, y: f64) -> [u8; 3] {
     let (rgb, w, _, _) = img;
     let i = (y.round() as usize * *w as usize + x.round() as usize) * 3;
     [rgb[i], rgb[i + 1], rgb[i + 2]]
@@ -467,6 +485,14 @@ fn face_point(b: &Browser, axis: usize, side: usize, tb: f64, tc: f64) -> Option
     ));
     v.as_array()
         .map(|a| (a[0].as_f64().unwrap(), a[1].as_f64().unwrap()))
+}
+
+/// Where the canvas's top left corner is on the page (CSS px): an exported PNG starts there.
+fn canvas_origin(b: &Browser) -> (f64, f64) {
+    b.js("const r = document.getElementById('gl').getBoundingClientRect(); return [r.left, r.top]")
+        .as_array()
+        .map(|a| (a[0].as_f64().unwrap(), a[1].as_f64().unwrap()))
+        .unwrap()
 }
 
 /// The page's URL opening the view `state` (the JSON the page keeps in its `#`).
@@ -529,36 +555,11 @@ fn page_draws_the_known_cube_in_chromium() {
         );
     }
     // PNG export: the canvas as the user sees it (same colours at the same place).
-    let data_url = b.js("return window.cryocubeDebug.png()");
-    let png_b64 = data_url
-        .as_str()
-        .unwrap()
-        .strip_prefix("data:image/png;base64,")
-        .unwrap();
-    let png_bytes = {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD
-            .decode(png_b64)
-            .unwrap()
-    };
-    let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes))
-        .read_info()
-        .unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let (cx, cy) = b
-        .js("const r = document.getElementById('gl').getBoundingClientRect(); return [r.left, r.top]")
-        .as_array()
-        .map(|a| (a[0].as_f64().unwrap(), a[1].as_f64().unwrap()))
-        .unwrap();
+    let png = b.exported_png();
+    let (cx, cy) = canvas_origin(&b);
     let (x, y) = face_point(&b, axis, side, (19.5) / NT as f64, 10.5 / NF as f64).unwrap();
-    let at = ((y - cy).round() as usize * info.width as usize + (x - cx).round() as usize)
-        * info.color_type.samples();
-    assert!(
-        close([buf[at], buf[at + 1], buf[at + 2]], [255; 3], 2),
-        "PNG export at ({x}, {y}): {:?}",
-        &buf[at..at + 3]
-    );
+    let got = pixel(&png, x - cx, y - cy);
+    assert!(close(got, [255; 3], 2), "PNG export at ({x}, {y}): {got:?}");
 
     // NaN is magenta.
     let tc = (NAN_FROM as f64 + 3.5) / NF as f64;
@@ -1287,4 +1288,165 @@ fn view_refuses_what_it_cannot_show() {
     std::fs::remove_file(cube.join(".zgroup")).unwrap();
     let t = run(&["view", cube.to_str().unwrap(), "--port", "0"]);
     assert!(t.contains("unfinished"), "{t}");
+}
+
+/// EPSG:3031 x/y in metres of (lat, lon) points, by GDAL's `gdaltransform` (PROJ): the
+/// reference the page's own projection and graticule are checked against.
+fn epsg3031(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut child = Command::new("gdaltransform")
+        .args(["-s_srs", "EPSG:4326", "-t_srs", "EPSG:3031", "-output_xy"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gdaltransform (Debian gdal-bin, installed by `make test`)");
+    let input: String = points
+        .iter()
+        .map(|(lat, lon)| format!("{lon} {lat}\n"))
+        .collect();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.lines()
+        .map(|l| {
+            let v: Vec<f64> = l.split_whitespace().map(|x| x.parse().unwrap()).collect();
+            (v[0], v[1])
+        })
+        .collect()
+}
+
+/// Grid lines: a map written by rioxarray in EPSG:3031 gets latitude/longitude lines at the
+/// places PROJ puts them (and its labels), in the screenshot and the PNG export; a variable
+/// without a projection gets lines at its labelled cells; with grid lines off, neither.
+#[test]
+fn grid_lines_and_the_polar_graticule_in_chromium() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cube = tmp.path().join("polar.zarr");
+    // 200 x 200 cells of 15 km around the South Pole, north-up; a second variable on a
+    // plain (row, col) grid.
+    let script = r#"
+import sys, numpy as np, xarray as xr, rioxarray
+n, step = 200, 15000.0
+x = -1_492_500.0 + step * np.arange(n)
+y = 1_492_500.0 - step * np.arange(n)
+h = xr.DataArray(np.full((n, n), 0.25, np.float32), dims=("y", "x"), coords={"y": y, "x": x})
+plain = xr.DataArray(np.full((40, 60), 0.25, np.float32), dims=("row", "col"))
+ds = xr.Dataset({"height": h, "plain": plain}).rio.write_crs("EPSG:3031")
+ds.to_zarr(sys.argv[1], zarr_format=2, consolidated=True, mode="w")
+"#;
+    let o = Command::new(common::venv())
+        .args(["-c", script, cube.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
+    let s = Server::start(&cube);
+    let meta = s.json("/api/meta");
+    let var = |name: &str| {
+        meta["variables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    // pyproj's CF attributes of EPSG:3031, as rioxarray writes them.
+    let p = &var("height")["projection"];
+    assert_eq!(p["pole"], -90.0, "{p}");
+    assert_eq!(p["standard_parallel"], -71.0, "{p}");
+    assert_eq!(p["lon0"], 0.0, "{p}");
+    assert!(var("plain").get("projection").is_none());
+
+    let b = Browser::start();
+    let view = json!({
+        "var": "height", "proj": "ortho", "cmap": "gray", "auto": false, "vmin": 0.0, "vmax": 1.0,
+    });
+    b.go(&view_url(&s.url, &view));
+    b.wait_frames(1);
+    // The page's projection is PROJ's, to a millimetre.
+    let points = [(-75.0, 45.0), (-60.0, -120.0), (-89.9, 170.0), (-71.0, 0.0)];
+    for ((lat, lon), (x, y)) in points.iter().zip(epsg3031(&points)) {
+        let got = b.js(&format!(
+            "return window.cryocubeDebug.polarXY({lat}, {lon})"
+        ));
+        let (gx, gy) = (got[0].as_f64().unwrap(), got[1].as_f64().unwrap());
+        assert!(
+            (gx - x).abs() < 1e-3 && (gy - y).abs() < 1e-3,
+            "({lat}, {lon}): page ({gx}, {gy}), PROJ ({x}, {y})"
+        );
+    }
+    let gray = [64u8; 3];
+    // Screen position of a latitude/longitude, through PROJ and the cell-centre coordinates.
+    let at = |lat: f64, lon: f64| {
+        let (x, y) = epsg3031(&[(lat, lon)])[0];
+        let tb = ((1_492_500.0 - y) / 15_000.0 + 0.5) / 200.0;
+        let tc = ((x + 1_492_500.0) / 15_000.0 + 0.5) / 200.0;
+        face_point(&b, 0, 1, tb, tc).unwrap()
+    };
+    // The brightest pixel within two pixels of (x, y): a line of 1 px may fall between two.
+    let brightest = |img: &Image, (x, y): (f64, f64)| {
+        let mut best = 0u8;
+        for dy in -2..=2 {
+            for dx in -2..=2 {
+                let p = pixel(img, x + dx as f64, y + dy as f64);
+                best = best.max(*p.iter().min().unwrap());
+            }
+        }
+        best
+    };
+
+    // Off (the default): the data's gray everywhere.
+    let off = b.screenshot();
+    b.js("document.getElementById('grid').click()");
+    b.wait_frames(2);
+    let on = b.screenshot();
+    let grid = b.js("return window.cryocubeGrid");
+    let (lat_step, lon_step) = (
+        grid["latStep"].as_f64().unwrap(),
+        grid["lonStep"].as_f64().unwrap(),
+    );
+    // The whole pole in view: a handful of lines each way, not hundreds.
+    assert!((1.0..=10.0).contains(&lat_step), "{grid}");
+    assert!((10.0..=45.0).contains(&lon_step), "{grid}");
+    let lat_on = -(80.0 / lat_step).round() * lat_step;
+    let parallel = at(lat_on, lon_step / 2.0);
+    let meridian = at(lat_on + lat_step / 2.0, lon_step);
+    let between = at(lat_on + lat_step / 2.0, lon_step / 2.0);
+    for (what, pt) in [("parallel", parallel), ("meridian", meridian)] {
+        assert!(close(pixel(&off, pt.0, pt.1), gray, 3), "{what} off");
+        let lit = brightest(&on, pt);
+        assert!(lit >= 150, "{what} at {pt:?}: {lit}");
+    }
+    assert!(
+        close(pixel(&on, between.0, between.1), gray, 3),
+        "between the lines: {:?}",
+        pixel(&on, between.0, between.1)
+    );
+    // Labelled: the parallel's latitude and a meridian's longitude are among the labels.
+    assert!(grid["latRange"][0].as_f64().unwrap() <= -89.0, "{grid}");
+    // The PNG export has the lines too.
+    let png = b.exported_png();
+    let (cx, cy) = canvas_origin(&b);
+    let lit = brightest(&png, (parallel.0 - cx, parallel.1 - cy));
+    assert!(lit >= 150, "PNG export, parallel: {lit}");
+
+    // A variable without a projection: lines at its labelled cells (rows 0, 10, 20, 29, 39
+    // of 40; columns 0, 15, 30, 44, 59 of 60), kept on while switching.
+    b.js("const s = document.getElementById('var'); s.value = 'plain'; s.dispatchEvent(new Event('change'))");
+    b.wait_frames(3);
+    let img = b.screenshot();
+    let row20 = face_point(&b, 0, 1, 20.5 / 40.0, 0.3).unwrap();
+    let col30 = face_point(&b, 0, 1, 0.375, 30.5 / 60.0).unwrap();
+    let neither = face_point(&b, 0, 1, 0.375, 0.3).unwrap();
+    // (The automatic range of a constant draws it at the colormap's start; a straight line of
+    // 1 px may fall half on each of two pixels.)
+    let base = *pixel(&img, neither.0, neither.1).iter().min().unwrap();
+    assert!(brightest(&img, neither) <= base + 3, "between the lines");
+    assert!(brightest(&img, row20) >= base + 60, "row 20");
+    assert!(brightest(&img, col30) >= base + 60, "column 30");
 }

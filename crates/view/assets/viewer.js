@@ -32,7 +32,7 @@ function defaultState(v) {
     // A map faces the camera; a volume is turned to show three faces.
     yaw: v.flat ? 0 : -0.6, pitch: v.flat ? 0 : 0.45, zoom: v.flat ? 1.3 : 1.0, panX: 0, panY: 0,
     proj: "persp", cmap: "viridis", reverse: false,
-    auto: true, vmin: null, vmax: null, log: false, nan: "magenta", paxis: 2,
+    auto: true, vmin: null, vmax: null, log: false, nan: "magenta", paxis: 2, grid: false,
   };
 }
 
@@ -331,11 +331,18 @@ async function draw() {
 
 let lastLoaded = [];
 
-// The view as a PNG. Without preserveDrawingBuffer (which costs a copy per frame) the canvas
-// is only readable in the task that drew it: draw again, then read.
+// The view as a PNG, with its labels and grid lines. Without preserveDrawingBuffer (which
+// costs a copy per frame) the canvas is only readable in the task that drew it: draw again,
+// then copy.
 function pngDataUrl() {
   render(lastLoaded);
-  return $("gl").toDataURL("image/png");
+  const glc = $("gl");
+  const out = document.createElement("canvas");
+  out.width = glc.width; out.height = glc.height;
+  const ctx = out.getContext("2d");
+  ctx.drawImage(glc, 0, 0);
+  ctx.drawImage($("labels"), 0, 0, out.width, out.height);
+  return out.toDataURL("image/png");
 }
 
 // Draws the loaded faces now (synchronously: PNG export reads the canvas right after).
@@ -400,6 +407,188 @@ function project(mvp, w) {
   return [((x / ww + 1) / 2) * c.clientWidth, ((1 - y / ww) / 2) * c.clientHeight];
 }
 
+// The cells labelled along dimension d (at most five, spread over the selected range), and
+// where each sits in 0..1 along the sub-cube.
+function ticks(d) {
+  const n = state.hi[d] - state.lo[d];
+  const k = Math.min(4, n);
+  const out = [];
+  for (let j = 0; j <= k; j++) {
+    const i = Math.min(state.hi[d] - 1, state.lo[d] + Math.round((k ? j / k : 0) * (n - 1)));
+    out.push({ i, t: k ? (i - state.lo[d] + 0.5) / n : 0.5 });
+  }
+  return out;
+}
+
+// ---------- grid lines ----------
+// Polar stereographic (CF variants A and B, either pole; Snyder 1987, eq. 21-33 to 21-40):
+// latitude/longitude in degrees to projected x/y in metres, and the latitude at a distance
+// from the pole. Only the graticule uses them; values shown are always the cube's own.
+function polarParams(p) {
+  const f = p.inverse_flattening ? 1 / p.inverse_flattening : 0;
+  const e = Math.sqrt(2 * f - f * f);
+  const s = p.pole < 0 ? -1 : 1; // the south case is the north one mirrored
+  const tOf = (phi) => Math.tan(Math.PI / 4 - phi / 2) / Math.pow((1 - e * Math.sin(phi)) / (1 + e * Math.sin(phi)), e / 2);
+  let k; // rho = k * t
+  const sp = p.standard_parallel;
+  if (sp !== undefined && sp !== null && Math.abs(Math.abs(sp) - 90) > 1e-9) {
+    const phic = (s * sp * Math.PI) / 180;
+    const mc = Math.cos(phic) / Math.sqrt(1 - e * e * Math.sin(phic) ** 2);
+    k = (p.semi_major_axis * mc) / tOf(phic);
+  } else {
+    const k0 = sp !== undefined && sp !== null ? 1 : p.scale;
+    k = (2 * p.semi_major_axis * k0) / Math.sqrt((1 + e) ** (1 + e) * (1 - e) ** (1 - e));
+  }
+  return { e, s, tOf, k };
+}
+
+function polarXY(p, lat, lon) {
+  const { s, tOf, k } = polarParams(p);
+  const rho = k * tOf((s * lat * Math.PI) / 180);
+  const dl = ((lon - p.lon0) * Math.PI) / 180;
+  return [p.false_easting + rho * Math.sin(dl), p.false_northing - s * rho * Math.cos(dl)];
+}
+
+function polarLatOfRho(p, rho) {
+  const { e, s, k } = polarParams(p);
+  const t = rho / k;
+  let phi = Math.PI / 2 - 2 * Math.atan(t);
+  for (let n = 0; n < 8; n++) {
+    const es = e * Math.sin(phi);
+    phi = Math.PI / 2 - 2 * Math.atan(t * Math.pow((1 - es) / (1 + es), e / 2));
+  }
+  return (s * phi * 180) / Math.PI;
+}
+
+// The smallest step of `steps` giving at most `lines` lines over `extent`.
+function niceStep(extent, lines, steps) {
+  return steps.find((x) => extent / x <= lines) || steps[steps.length - 1];
+}
+
+// Where projected (x, y) falls on face f, in 0..1 along its rows (dim 1) and columns (dim 2):
+// coordinates are cell centres on a regular grid.
+function faceFraction(x, y) {
+  const ya = axisOf(1).values, xa = axisOf(2).values;
+  const dy = ya.length > 1 ? (ya[ya.length - 1] - ya[0]) / (ya.length - 1) : 1;
+  const dx = xa.length > 1 ? (xa[xa.length - 1] - xa[0]) / (xa.length - 1) : 1;
+  return [
+    ((y - ya[0]) / dy + 0.5 - state.lo[1]) / (state.hi[1] - state.lo[1]),
+    ((x - xa[0]) / dx + 0.5 - state.lo[2]) / (state.hi[2] - state.lo[2]),
+  ];
+}
+
+// Latitude/longitude lines over a face of projected y/x, labelled where they enter it.
+function drawGraticule(ctx, mvp, f, p) {
+  const ya = axisOf(1).values, xa = axisOf(2).values;
+  const yr = [ya[state.lo[1]], ya[state.hi[1] - 1]], xr = [xa[state.lo[2]], xa[state.hi[2] - 1]];
+  const cx = (xr[0] + xr[1]) / 2 - p.false_easting, cy = (yr[0] + yr[1]) / 2 - p.false_northing;
+  const hx = Math.abs(xr[1] - xr[0]) / 2, hy = Math.abs(yr[1] - yr[0]) / 2;
+  // Distances from the pole to the nearest and farthest points of the selected area.
+  const near = Math.hypot(Math.max(0, Math.abs(cx) - hx), Math.max(0, Math.abs(cy) - hy));
+  const far = Math.hypot(Math.abs(cx) + hx, Math.abs(cy) + hy);
+  const latA = polarLatOfRho(p, near), latB = polarLatOfRho(p, far);
+  const [latLo, latHi] = [Math.min(latA, latB), Math.max(latA, latB)];
+  const poleInside = near === 0;
+  // Longitude seen from the pole: the whole circle when the pole is inside.
+  const s = p.pole < 0 ? -1 : 1;
+  const lonC = p.lon0 + (Math.atan2(cx, -s * cy) * 180) / Math.PI;
+  const lonExt = poleInside ? 360 : Math.min(360, (2 * Math.atan2(Math.hypot(hx, hy), near) * 180) / Math.PI);
+  const latStep = niceStep(latHi - latLo, 6, [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30]);
+  const lonStep = niceStep(lonExt, 12, [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 45, 90]);
+  const onScreen = (lat, lon) => {
+    const [x, y] = polarXY(p, lat, lon);
+    const [tb, tc] = faceFraction(x, y);
+    return { inside: tb >= 0 && tb <= 1 && tc >= 0 && tc <= 1, at: project(mvp, facePoint(f, tb, tc)) };
+  };
+  // The label goes at the line's point on the face nearest [lat, lon] `prefer`, or where
+  // the line comes in.
+  const line = (points, label, prefer = null) => {
+    ctx.beginPath();
+    const inside = [];
+    points.forEach(([lat, lon], n) => {
+      const q = onScreen(lat, lon);
+      if (n) ctx.lineTo(q.at[0], q.at[1]); else ctx.moveTo(q.at[0], q.at[1]);
+      if (q.inside) inside.push(q.at);
+    });
+    ctx.stroke();
+    if (!inside.length) return;
+    const want = prefer ? onScreen(...prefer).at : inside[0];
+    const d = (a) => Math.hypot(a[0] - want[0], a[1] - want[1]);
+    labels.push([label, inside.reduce((a, b) => (d(b) < d(a) ? b : a))]);
+  };
+  const labels = [];
+  const lon0 = poleInside ? -180 : lonC - lonExt / 2, lon1 = poleInside ? 180 : lonC + lonExt / 2;
+  const fmt = (x, step) => +x.toFixed(step < 1 ? 1 : 0);
+  // Latitudes are labelled in a row between two meridians: below the pole when it is
+  // inside (where the meridian pointing down the screen is), else through the area's middle.
+  const down = s < 0 ? p.lon0 + 180 : p.lon0;
+  const labelLon = poleInside ? down - lonStep / 2 : (Math.floor(lonC / lonStep) + 0.5) * lonStep;
+  for (let lat = Math.ceil(latLo / latStep) * latStep; lat <= latHi; lat += latStep) {
+    if (Math.abs(Math.abs(lat) - 90) < 1e-9) continue;
+    const pts = [];
+    for (let n = 0; n <= 240; n++) pts.push([lat, lon0 + ((lon1 - lon0) * n) / 240]);
+    line(pts, `${fmt(Math.abs(lat), latStep)}°${lat < 0 ? "S" : "N"}`, [lat, labelLon]);
+  }
+  // All the way round when the pole is inside: -180 and 180 are one line.
+  const last = poleInside ? lon1 - lonStep / 2 : lon1;
+  for (let lon = Math.ceil(lon0 / lonStep) * lonStep; lon <= last; lon += lonStep) {
+    const pts = [];
+    // From the outer edge towards the pole, so that the label sits where the line comes in.
+    for (let n = 0; n <= 120; n++) pts.push([latLo + ((latHi - latLo) * (s < 0 ? 120 - n : n)) / 120, lon]);
+    const w = ((lon % 360) + 540) % 360 - 180;
+    line(pts, `${fmt(Math.abs(w), lonStep)}°${w === 0 || Math.abs(w) === 180 ? "" : w < 0 ? "W" : "E"}`);
+  }
+  window.cryocubeGrid = { latStep, lonStep, latRange: [latLo, latHi], lonRange: [lon0, lon1] };
+  return labels;
+}
+
+// Grid lines over the visible faces: latitude/longitude on the y/x faces of a polar
+// stereographic variable, else lines at the labelled cells of each face's two dimensions.
+function drawGrid(ctx, mvp) {
+  const v = variable();
+  const labels = [];
+  ctx.save();
+  ctx.lineWidth = 1;
+  ctx.strokeStyle = "rgba(255, 255, 255, 0.7)";
+  for (const f of visibleFaces()) {
+    ctx.save();
+    // Lines end at the face's edges.
+    ctx.beginPath();
+    [[0, 0], [1, 0], [1, 1], [0, 1]].forEach(([b, c], n) => {
+      const q = project(mvp, facePoint(f, b, c));
+      if (n) ctx.lineTo(q[0], q[1]); else ctx.moveTo(q[0], q[1]);
+    });
+    ctx.closePath();
+    ctx.clip();
+    if (v.projection && f.a === 0) labels.push(...drawGraticule(ctx, mvp, f, v.projection));
+    else for (const d of [f.b, f.c]) {
+      if (!shownDims().includes(d)) continue;
+      for (const { t } of ticks(d)) {
+        const at = (u) => project(mvp, d === f.b ? facePoint(f, t, u) : facePoint(f, u, t));
+        const a = at(0), b = at(1);
+        ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
+      }
+    }
+    ctx.restore();
+  }
+  // Graticule labels, outlined to read over any colour.
+  ctx.font = "10px system-ui, sans-serif";
+  ctx.textAlign = "left";
+  ctx.lineWidth = 3;
+  ctx.strokeStyle = "rgba(0, 0, 0, 0.8)";
+  ctx.fillStyle = "#fff";
+  // A label that would cover one already drawn is left out.
+  const taken = [];
+  for (const [text, [x, y]] of labels) {
+    const box = [x + 1, y - 14, x + 5 + ctx.measureText(text).width, y];
+    if (taken.some((t) => box[0] < t[2] && t[0] < box[2] && box[1] < t[3] && t[1] < box[3])) continue;
+    taken.push(box);
+    ctx.strokeText(text, x + 3, y - 3);
+    ctx.fillText(text, x + 3, y - 3);
+  }
+  ctx.restore();
+}
+
 // Tick labels along one silhouette edge per dimension.
 function drawLabels(mvp) {
   const lc = $("labels");
@@ -408,6 +597,7 @@ function drawLabels(mvp) {
   lc.width = lc.clientWidth * dpr; lc.height = lc.clientHeight * dpr;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, lc.clientWidth, lc.clientHeight);
+  if (state.grid) drawGrid(ctx, mvp);
   ctx.font = "11px system-ui, sans-serif";
   ctx.fillStyle = "#cfd8e3"; ctx.strokeStyle = "#cfd8e3";
   const v = variable();
@@ -425,14 +615,10 @@ function drawLabels(mvp) {
     const out = [best.m[0] - centre[0], best.m[1] - centre[1]];
     const len = Math.hypot(...out) || 1;
     const off = [(out[0] / len) * 14, (out[1] / len) * 14];
-    const n = state.hi[d] - state.lo[d];
-    const ticks = Math.min(4, n);
     ctx.textAlign = out[0] < 0 ? "right" : "left";
     let widest = 0;
-    for (let k = 0; k <= ticks; k++) {
-      const t = ticks ? k / ticks : 0;
-      const i = Math.min(state.hi[d] - 1, state.lo[d] + Math.round(t * (n - 1)));
-      const p = best.at(ticks ? (i - state.lo[d] + 0.5) / n : 0.5);
+    for (const { i, t } of ticks(d)) {
+      const p = best.at(t);
       ctx.beginPath(); ctx.moveTo(p[0], p[1]); ctx.lineTo(p[0] + off[0] * 0.4, p[1] + off[1] * 0.4); ctx.stroke();
       ctx.fillText(coordLabel(d, i), p[0] + off[0], p[1] + off[1] + 4);
       widest = Math.max(widest, ctx.measureText(coordLabel(d, i)).width);
@@ -632,6 +818,7 @@ function buildControls() {
   $("log").checked = state.log;
   $("nan").value = state.nan;
   $("proj").value = state.proj;
+  $("grid").checked = !!state.grid;
   if (state.vmin !== null) $("vmin").value = state.vmin;
   if (state.vmax !== null) $("vmax").value = state.vmax;
 }
@@ -651,7 +838,7 @@ function wire() {
     const next = meta.variables.find((v) => v.name === $("var").value);
     // The camera stays, unless the new variable is a map and the old a volume (or back).
     const camera = next.flat === was.flat ? { yaw: state.yaw, pitch: state.pitch } : {};
-    state = { ...defaultState(next), cmap: state.cmap, reverse: state.reverse, proj: state.proj, nan: state.nan, ...camera };
+    state = { ...defaultState(next), cmap: state.cmap, reverse: state.reverse, proj: state.proj, nan: state.nan, grid: state.grid, ...camera };
     buildControls();
     draw();
   });
@@ -662,6 +849,7 @@ function wire() {
   $("log").addEventListener("change", () => { state.log = $("log").checked; draw(); });
   $("nan").addEventListener("change", () => { state.nan = $("nan").value; draw(); });
   $("proj").addEventListener("change", () => { state.proj = $("proj").value; draw(); });
+  $("grid").addEventListener("change", () => { state.grid = $("grid").checked; draw(); });
   for (const id of ["vmin", "vmax"]) $(id).addEventListener("change", () => {
     state.auto = false; $("auto").checked = false;
     state.vmin = parseFloat($("vmin").value); state.vmax = parseFloat($("vmax").value);
@@ -705,6 +893,8 @@ function wire() {
 // For tests and scripts: which faces are drawn, and where a face's point lands on screen.
 window.cryocubeDebug = {
   png: () => pngDataUrl(),
+  // Projected x/y of a latitude/longitude in the shown variable's grid mapping (null: none).
+  polarXY: (lat, lon) => (variable().projection ? polarXY(variable().projection, lat, lon) : null),
   visible: () => visibleFaces().map((f) => [f.a, f.side]),
   facePointOnScreen(a, side, tb, tc) {
     const f = faceList().find((x) => x.a === a && x.side === side);

@@ -46,6 +46,95 @@ pub struct Variable {
     pub long_name: String,
     /// A 2-D variable.
     pub flat: bool,
+    /// The map projection of its last two dimensions (y, x), when the page can draw
+    /// latitude/longitude lines over them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projection: Option<PolarStereographic>,
+}
+
+/// A CF `polar_stereographic` grid mapping (EPSG:3031, EPSG:3413 and their kin: the grids of
+/// polar cubes), sent to the page so that it can draw a graticule over the x/y faces. Other
+/// projections get none rather than a wrong one.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PolarStereographic {
+    /// Latitude of the projection's pole: -90 or 90.
+    pub pole: f64,
+    /// Latitude of true scale (variant B), in degrees.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standard_parallel: Option<f64>,
+    /// Scale at the pole (variant A), when no standard parallel is given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
+    /// Longitude pointing straight down (north pole) or up (south pole) from the pole.
+    pub lon0: f64,
+    pub false_easting: f64,
+    pub false_northing: f64,
+    pub semi_major_axis: f64,
+    /// 0 for a sphere.
+    pub inverse_flattening: f64,
+}
+
+impl PolarStereographic {
+    /// The grid mapping of `var` when it is polar stereographic and the variable's last two
+    /// dimensions are its projection y and x coordinates.
+    pub fn of(reader: &CubeReader, var: &ArraySpec) -> Option<PolarStereographic> {
+        // CF allows "crs" or, extended, "crs: x y"; the first name is the mapping.
+        let name = var.attrs.get("grid_mapping")?.as_str()?;
+        let name = name.split([':', ' ']).next()?;
+        let a = &reader.array(name)?.attrs;
+        if a.get("grid_mapping_name")?.as_str()? != "polar_stereographic" {
+            return None;
+        }
+        let [.., ydim, xdim] = var.dims.as_slice() else {
+            return None;
+        };
+        let is = |dim: &str, short: &str, standard: &str| {
+            dim == short
+                || reader
+                    .array(dim)
+                    .and_then(|c| c.attrs.get("standard_name"))
+                    .and_then(Value::as_str)
+                    == Some(standard)
+        };
+        if !is(ydim, "y", "projection_y_coordinate") || !is(xdim, "x", "projection_x_coordinate") {
+            return None;
+        }
+        // Numbers may be stored as one-element lists (netCDF attributes read by xarray).
+        let num = |k: &str| match a.get(k)? {
+            Value::Array(v) => v.first()?.as_f64(),
+            v => v.as_f64(),
+        };
+        let standard_parallel = num("standard_parallel");
+        let scale = num("scale_factor_at_projection_origin");
+        // pyproj (so rioxarray) leaves the pole out of variant B: the parallel's sign tells.
+        let pole = match (num("latitude_of_projection_origin"), standard_parallel) {
+            (Some(p), _) => p,
+            (None, Some(sp)) if sp != 0.0 => 90f64.copysign(sp),
+            _ => return None,
+        };
+        if (pole.abs() - 90.0).abs() > 1e-9 || (standard_parallel.is_none() && scale.is_none()) {
+            return None;
+        }
+        let semi_major_axis = num("semi_major_axis").unwrap_or(6_378_137.0);
+        let inverse_flattening = match (num("inverse_flattening"), num("semi_minor_axis")) {
+            (Some(f), _) => f,
+            (None, Some(b)) if b < semi_major_axis => semi_major_axis / (semi_major_axis - b),
+            (None, Some(_)) => 0.0,
+            // No figure stated: WGS 84, the ellipsoid of the polar grids in use.
+            (None, None) if num("semi_major_axis").is_none() => 298.257_223_563,
+            (None, None) => 0.0,
+        };
+        Some(PolarStereographic {
+            pole,
+            standard_parallel,
+            scale: standard_parallel.is_none().then_some(scale).flatten(),
+            lon0: num("straight_vertical_longitude_from_pole").unwrap_or(0.0),
+            false_easting: num("false_easting").unwrap_or(0.0),
+            false_northing: num("false_northing").unwrap_or(0.0),
+            semi_major_axis,
+            inverse_flattening,
+        })
+    }
 }
 
 /// The name of the dimension a 2-D variable is given to be shown as a box.
@@ -248,6 +337,7 @@ impl ViewCube {
                     units: text(a.attrs.get("units")),
                     long_name: text(a.attrs.get("long_name")),
                     flat,
+                    projection: PolarStereographic::of(&reader, &a),
                 }
             })
             .collect();
