@@ -902,6 +902,41 @@ fn a_2d_map_is_shown_flat_in_chromium() {
         b.js("return document.querySelectorAll('#dims .dim').length"),
         2
     );
+
+    // Narrowed ranges zoom in: rows 100..140 and columns 50..90 fill the box and are drawn
+    // cell for cell from the stored map (level 0), not from the level-1 face of the whole map.
+    let view = json!({
+        "lo": [0, 100, 50], "hi": [1, 140, 90],
+        "proj": "ortho", "cmap": "gray", "auto": false, "vmin": 0.0, "vmax": 1.0,
+    });
+    // (Another page first: a new `#` alone would not reload this one.)
+    b.go("about:blank");
+    b.go(&view_url(&s.url, &view));
+    b.wait_frames(1);
+    assert_eq!(b.js("return window.cryocube.levels"), json!([0]));
+    let (x0, y0) = face_point(&b, 0, 1, 0.0, 0.0).unwrap();
+    let (x1, y1) = face_point(&b, 0, 1, 1.0, 1.0).unwrap();
+    assert!(
+        x1 - x0 > 300.0 && y1 - y0 > 300.0,
+        "({x0}, {y0}) .. ({x1}, {y1})"
+    );
+    let img = b.screenshot();
+    for (r, c) in [(100usize, 50usize), (117, 61), (139, 89), (125, 70)] {
+        let (x, y) = face_point(
+            &b,
+            0,
+            1,
+            (r - 100) as f64 / 40.0 + 0.5 / 40.0,
+            (c - 50) as f64 / 40.0 + 0.5 / 40.0,
+        )
+        .unwrap();
+        let want = (255.0 * known_map(r, c)).round() as u8;
+        let got = pixel(&img, x, y);
+        assert!(
+            close(got, [want; 3], 1),
+            "row {r} col {c}: {got:?}, want gray {want}"
+        );
+    }
 }
 
 /// The demo's cube (a real `cryocube das` output) in the page with the default view: all
@@ -1045,6 +1080,24 @@ fn halve(values: &[f64], shape: [usize; 3]) -> (Vec<f64>, [usize; 3]) {
 /// ignoring block means) and keeps the short ones; the server reads a face from the coarsest
 /// level that still fills the screen and no coarser than it must be (a face across a short axis
 /// stays the exact slice); a pyramid made before the cube changed is ignored.
+/// A face's 16-bit cells (`body`, quantised between `lo` and `hi`) against the values they
+/// stand for: within one quantisation step, NaN as 65535.
+fn assert_quantised(body: &[u8], (lo, hi): (f64, f64), want: impl Fn(usize) -> f64) {
+    for (i, q) in body.chunks_exact(2).enumerate() {
+        let q = u16::from_le_bytes([q[0], q[1]]);
+        let want = want(i);
+        if want.is_nan() {
+            assert_eq!(q, u16::MAX, "cell {i}");
+        } else {
+            let v = lo + q as f64 / 65534.0 * (hi - lo);
+            assert!(
+                (v - want).abs() <= (hi - lo) / 65534.0,
+                "cell {i}: {v} vs {want}"
+            );
+        }
+    }
+}
+
 #[test]
 fn pyramid_levels_are_block_means_and_the_server_reads_the_fitting_one() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1098,10 +1151,11 @@ fn pyramid_levels_are_block_means_and_the_server_reads_the_fitting_one() {
     let s = Server::start(&cube);
     let meta = s.json("/api/meta");
     assert_eq!(meta["levels"], 3);
-    let face = |axis: usize, index: usize, max: usize| {
+    // `window`: "" for the whole slice, or "&r0=..&r1=..&c0=..&c1=..".
+    let face_in = |axis: usize, index: usize, max: usize, window: &str| {
         let (status, head, body) = s.raw_with_head(
             "GET",
-            &format!("/api/face?var=v&axis={axis}&index={index}&max={max}"),
+            &format!("/api/face?var=v&axis={axis}&index={index}&max={max}{window}"),
             s.addr(),
         );
         assert_eq!(status, 200, "{head}");
@@ -1116,12 +1170,19 @@ fn pyramid_levels_are_block_means_and_the_server_reads_the_fitting_one() {
         let fields = ["x-face-level", "x-face-rows", "x-face-cols"];
         let [level, rows, cols] = fields.map(|k| num(k) as usize);
         let steps = [num("x-face-step-rows"), num("x-face-step-cols")].map(|n| n as usize);
+        let origin = [num("x-face-origin-rows"), num("x-face-origin-cols")].map(|n| n as usize);
         assert_eq!(body.len(), rows * cols * 2, "{head}");
         (
             (level, rows, cols, steps),
             (num("x-face-min"), num("x-face-max")),
             body,
+            origin,
         )
+    };
+    let face = |axis: usize, index: usize, max: usize| {
+        let (shape, range, body, origin) = face_in(axis, index, max, "");
+        assert_eq!(origin, [0, 0]);
+        (shape, range, body)
     };
     // A time face (distance x frequency: 300 x 40, 150 x 40 at level 1, the same at level 2):
     // level 2 would only blend more time steps, so it is never read for it.
@@ -1145,18 +1206,34 @@ fn pyramid_levels_are_block_means_and_the_server_reads_the_fitting_one() {
     assert_eq!(face(2, 30, 600).0 .0, 0);
     let ((level, rows, cols, _), (lo, hi), body) = face(2, 30, 150);
     assert_eq!((level, rows, cols), (2, 150, 150));
-    for (i, q) in body.chunks_exact(2).enumerate() {
-        let q = u16::from_le_bytes([q[0], q[1]]);
-        let want = l2[i * s2[2] + 30];
-        if want.is_nan() {
-            assert_eq!(q, u16::MAX, "cell {i}");
-        } else {
-            let v = lo + q as f64 / 65534.0 * (hi - lo);
-            assert!(
-                (v - want).abs() <= (hi - lo) / 65534.0,
-                "cell {i}: {v} vs {want}"
-            );
-        }
+    assert_quantised(&body, (lo, hi), |i| l2[i * s2[2] + 30]);
+    // A window of a frequency face (times 101..251, distances 41..116) has the screen's cells
+    // to itself: at max 150 it is the stored window cell for cell, from level 0; at max 40 it
+    // comes from level 1 (76 x 38 cells of it there), from the level-1 cell holding its corner.
+    let window = "&r0=101&r1=251&c0=41&c1=116";
+    let ((level, rows, cols, steps), (lo, hi), body, origin) = face_in(2, 30, 150, window);
+    assert_eq!(
+        (level, rows, cols, steps, origin),
+        (0, 150, 75, [1, 1], [101, 41])
+    );
+    assert_quantised(&body, (lo, hi), |i| {
+        let (t, d) = (101 + i / 75, 41 + i % 75);
+        level0[(t * shape[1] + d) * shape[2] + 30]
+    });
+    let ((level, rows, cols, steps), _, _, origin) = face_in(2, 30, 40, window);
+    // Level-1 rows 50..126 and columns 20..58; every second row to stay within 40.
+    assert_eq!(
+        (level, rows, cols, steps, origin),
+        (1, 38, 19, [4, 4], [100, 40])
+    );
+    // A window outside the slice, or half a window, is refused.
+    for bad in [
+        "&r0=0&r1=601&c0=0&c1=10",
+        "&r0=5&r1=5&c0=0&c1=10",
+        "&r0=0&r1=10",
+    ] {
+        let (status, _) = s.get(&format!("/api/face?var=v&axis=2&index=30&max=40{bad}"));
+        assert_eq!(status, 400, "{bad}");
     }
     drop(s);
 

@@ -77,14 +77,14 @@ void main() { v_t = a_t; gl_Position = u_mvp * vec4(a_pos, 1.0); }`;
 const FS = `#version 300 es
 precision highp float; precision highp usampler2D;
 uniform usampler2D u_data; uniform sampler2D u_lut;
-uniform vec2 u_rb; uniform vec2 u_rc; uniform vec2 u_step; uniform vec2 u_size;
+uniform vec2 u_rb; uniform vec2 u_rc; uniform vec2 u_step; uniform vec2 u_origin; uniform vec2 u_size;
 uniform float u_fmin; uniform float u_fmax; uniform float u_vmin; uniform float u_vmax;
 uniform int u_log; uniform vec4 u_nan;
 in vec2 v_t; out vec4 o;
 void main() {
   float ib = min(u_rb.x + v_t.x * (u_rb.y - u_rb.x), u_rb.y - 0.5);
   float ic = min(u_rc.x + v_t.y * (u_rc.y - u_rc.x), u_rc.y - 0.5);
-  ivec2 texel = ivec2(min(floor(ic / u_step.y), u_size.x - 1.0), min(floor(ib / u_step.x), u_size.y - 1.0));
+  ivec2 texel = ivec2(min(floor((ic - u_origin.y) / u_step.y), u_size.x - 1.0), min(floor((ib - u_origin.x) / u_step.x), u_size.y - 1.0));
   uint q = texelFetch(u_data, texel, 0).r;
   if (q == 65535u) { o = u_nan; return; }
   float v = u_fmin + float(q) / 65534.0 * (u_fmax - u_fmin);
@@ -132,14 +132,16 @@ function setLut() {
 }
 
 // ---------- geometry ----------
-// Cube position p (p[d] in 0..1 along dimension d) to world: dim 2 -> x, dim 1 -> -y, dim 0 -> z.
-// A volume is a unit cube (as in Lexcube: the dimensions have different units); a 2-D map is a
-// thin slab with its own aspect ratio (cells along y and x).
+// Position p in the selected sub-cube (p[d] in 0..1 along dimension d) to world: dim 2 -> x,
+// dim 1 -> -y, dim 0 -> z. The selection fills the box, so narrowing ranges zooms in (as in
+// Lexcube). A volume is a unit cube (its dimensions have different units); a 2-D map is a thin
+// slab with the aspect ratio of the selected cells (along y and x).
 function extent() {
   const v = variable();
   if (!v.flat) return [1, 1, 1];
-  const m = Math.max(v.shape[1], v.shape[2]);
-  return [0.02, v.shape[1] / m, v.shape[2] / m];
+  const ny = state.hi[1] - state.lo[1], nx = state.hi[2] - state.lo[2];
+  const m = Math.max(ny, nx);
+  return [0.02, ny / m, nx / m];
 }
 function world(p) {
   const e = extent();
@@ -206,7 +208,7 @@ function faceList() {
 
 // World position of the point (tb, tc) (each 0..1) of a face of the selected sub-cube.
 function facePoint(f, tb, tc) {
-  return world(f.corner(tb, tc).map((x, d) => (state.lo[d] + x * (state.hi[d] - state.lo[d])) / f.n[d]));
+  return world(f.corner(tb, tc));
 }
 
 function visibleFaces() {
@@ -228,8 +230,7 @@ function visibleFaces() {
 function screenMax() {
   const { mvp } = viewMatrices();
   const dpr = window.devicePixelRatio || 1;
-  const v = variable();
-  const corner = (i) => world([0, 1, 2].map((d) => ((i >> d) & 1 ? state.hi[d] : state.lo[d]) / v.shape[d]));
+  const corner = (i) => world([0, 1, 2].map((d) => (i >> d) & 1));
   let longest = 1;
   for (let i = 0; i < 8; i++) for (let d = 0; d < 3; d++) {
     if ((i >> d) & 1) continue;
@@ -239,14 +240,24 @@ function screenMax() {
   return Math.min(4096, Math.max(64, 2 ** Math.ceil(Math.log2(longest))));
 }
 
-function faceKey(f) { return `${state.var}|${f.a}|${f.index}|${screenMax()}`; }
+// The part of a face's slice to fetch along dimension d: the selected range, widened to a
+// grid of an eighth of it (a power of two), so that small slider moves reuse the face. The
+// screen's cells go to this window: narrowing the ranges zooms in to the stored resolution.
+function faceWindow(d) {
+  const lo = state.lo[d], hi = state.hi[d], n = variable().shape[d];
+  const g = 2 ** Math.floor(Math.log2(Math.max(1, (hi - lo) / 8)));
+  return [Math.floor(lo / g) * g, Math.min(n, Math.ceil(hi / g) * g)];
+}
+
+function faceKey(f) { return `${state.var}|${f.a}|${f.index}|${screenMax()}|${faceWindow(f.b)}|${faceWindow(f.c)}`; }
 
 async function loadFace(f) {
   const key = faceKey(f);
   if (faces.has(key)) return faces.get(key);
   if (pending.has(key)) return pending.get(key);
   const p = (async () => {
-    const url = `/api/face?var=${encodeURIComponent(state.var)}&axis=${f.a}&index=${f.index}&max=${screenMax()}`;
+    const [r0, r1] = faceWindow(f.b), [c0, c1] = faceWindow(f.c);
+    const url = `/api/face?var=${encodeURIComponent(state.var)}&axis=${f.a}&index=${f.index}&max=${screenMax()}&r0=${r0}&r1=${r1}&c0=${c0}&c1=${c1}`;
     const r = await fetch(url);
     if (!r.ok) throw new Error(`${url}: ${r.status} ${await r.text()}`);
     const h = (k) => r.headers.get(k);
@@ -255,6 +266,7 @@ async function loadFace(f) {
     // before WebGL has started.
     const face = {
       rows: +h("x-face-rows"), cols: +h("x-face-cols"), stepR: +h("x-face-step-rows"), stepC: +h("x-face-step-cols"),
+      originR: +h("x-face-origin-rows"), originC: +h("x-face-origin-cols"),
       min: parseFloat(h("x-face-min")), max: parseFloat(h("x-face-max")), level: +h("x-face-level"), data, tex: null,
     };
     faces.set(key, face);
@@ -276,8 +288,8 @@ function robustRange(list) {
   const vals = [];
   for (const { f, face } of list) {
     const span = face.max - face.min;
-    const r0 = Math.floor(state.lo[f.b] / face.stepR), r1 = Math.ceil(state.hi[f.b] / face.stepR);
-    const c0 = Math.floor(state.lo[f.c] / face.stepC), c1 = Math.ceil(state.hi[f.c] / face.stepC);
+    const r0 = Math.floor((state.lo[f.b] - face.originR) / face.stepR), r1 = Math.ceil((state.hi[f.b] - face.originR) / face.stepR);
+    const c0 = Math.floor((state.lo[f.c] - face.originC) / face.stepC), c1 = Math.ceil((state.hi[f.c] - face.originC) / face.stepC);
     // A regular grid of about 80 x 80 cells per face is plenty for percentiles.
     const rs = Math.max(1, Math.floor((r1 - r0) / 80)), cs = Math.max(1, Math.floor((c1 - c0) / 80));
     for (let r = r0; r < Math.min(r1, face.rows); r += rs) for (let c = c0; c < Math.min(c1, face.cols); c += cs) {
@@ -391,6 +403,7 @@ function render(loaded) {
     gl.uniform2f(u("u_rb"), state.lo[f.b], state.hi[f.b]);
     gl.uniform2f(u("u_rc"), state.lo[f.c], state.hi[f.c]);
     gl.uniform2f(u("u_step"), face.stepR, face.stepC);
+    gl.uniform2f(u("u_origin"), face.originR, face.originC);
     gl.uniform2f(u("u_size"), face.cols, face.rows);
     gl.uniform1f(u("u_fmin"), isFinite(face.min) ? face.min : 0);
     gl.uniform1f(u("u_fmax"), isFinite(face.max) ? face.max : 0);
@@ -606,7 +619,7 @@ function drawLabels(mvp) {
     const [e1, e2] = [0, 1, 2].filter((x) => x !== d);
     let best = null;
     for (const s1 of [0, 1]) for (const s2 of [0, 1]) {
-      const at = (t) => { const p = [0, 0, 0]; p[d] = t; p[e1] = s1; p[e2] = s2; return project(mvp, world(p.map((x, k) => (state.lo[k] + x * (state.hi[k] - state.lo[k])) / v.shape[k]))); };
+      const at = (t) => { const p = [0, 0, 0]; p[d] = t; p[e1] = s1; p[e2] = s2; return project(mvp, world(p)); };
       const m = at(0.5);
       const dist = Math.hypot(m[0] - centre[0], m[1] - centre[1]);
       if (!best || dist > best.dist) best = { at, dist, m };

@@ -11,6 +11,7 @@
 //! memory follows `--cache-mb`, not the cube.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -180,6 +181,9 @@ pub struct Face {
     pub cols: usize,
     /// Level-0 cells per face cell along the rows' and the columns' dimension.
     pub step: [u64; 2],
+    /// The level-0 cell (row, column) where the face's first cell starts: a face may cover
+    /// only a window of the slice.
+    pub origin: [u64; 2],
     /// The pyramid level it was read from (0: the cube itself).
     pub level: usize,
     /// Smallest and largest finite value (both NaN when there is none).
@@ -192,7 +196,14 @@ pub struct Face {
 pub const NAN_CODE: u16 = u16::MAX;
 
 impl Face {
-    fn from_values(rows: usize, cols: usize, step: [u64; 2], level: usize, values: &[f64]) -> Face {
+    fn from_values(
+        rows: usize,
+        cols: usize,
+        step: [u64; 2],
+        origin: [u64; 2],
+        level: usize,
+        values: &[f64],
+    ) -> Face {
         let finite = values.iter().copied().filter(|v| v.is_finite());
         let (min, max) = finite.fold((f64::NAN, f64::NAN), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let span = max - min;
@@ -212,6 +223,7 @@ impl Face {
             rows,
             cols,
             step,
+            origin,
             level,
             min,
             max,
@@ -220,8 +232,8 @@ impl Face {
     }
 }
 
-/// (variable, axis, index at the level, step at the level, level).
-type FaceKey = (String, usize, u64, u64, usize);
+/// (variable, axis, index at the level, step at the level, level, window at the level).
+type FaceKey = (String, usize, u64, u64, usize, [u64; 4]);
 /// (variable, level, chunk indices).
 type ChunkKey = (String, usize, [u64; 3]);
 
@@ -418,13 +430,16 @@ impl ViewCube {
             .ok_or_else(|| ViewError::Request(format!("no variable `{name}` to show")))
     }
 
-    /// The face at `index` of `axis`, thinned so that no side exceeds `max_side` cells.
+    /// The face at `index` of `axis`, thinned so that no side exceeds `max_side` cells; with
+    /// `window`, only the level-0 rows and columns it names (a zoomed view: the window gets
+    /// the `max_side` cells, so zooming in reaches the stored resolution).
     pub fn face(
         &self,
         name: &str,
         axis: usize,
         index: u64,
         max_side: u64,
+        window: Option<[Range<u64>; 2]>,
     ) -> Result<Arc<Face>, ViewError> {
         let v = self.variable(name)?;
         if axis > 2 || index >= v.shape.get(axis).copied().unwrap_or(0) {
@@ -435,10 +450,21 @@ impl ViewCube {
         }
         let others: Vec<usize> = (0..3).filter(|&d| d != axis).collect();
         let (b, c) = (others[0], others[1]);
+        let [wb, wc] = window.unwrap_or([0..v.shape[b], 0..v.shape[c]]);
+        for (w, d) in [(&wb, b), (&wc, c)] {
+            if w.start >= w.end || w.end > v.shape[d] {
+                return Err(ViewError::Request(format!(
+                    "{name}: window {w:?} outside 0..{} of axis {d}",
+                    v.shape[d]
+                )));
+            }
+        }
+        // The window at a level halved `s` times along its dimension.
+        let at_level = |w: &Range<u64>, s: u32| (w.start >> s)..((w.end - 1) >> s) + 1;
         let want = max_side.max(1);
-        // The coarsest level that still has at least `want` cells along the face's longer side
-        // (the cost of a face follows the screen, not the cube), but no coarser than it must
-        // be: a level that only halves the axis across the face would blend neighbouring
+        // The coarsest level that still has at least `want` cells along the window's longer
+        // side (the cost of a face follows the screen, not the cube), but no coarser than it
+        // must be: a level that only halves the axis across the face would blend neighbouring
         // slices and save nothing. `shift[d]`: how often dimension d was halved.
         let (mut level, mut shape, mut shift) = (0, v.shape.clone(), [0u32; 3]);
         let (mut walk, mut walk_shift) = (v.shape.clone(), [0u32; 3]);
@@ -450,7 +476,8 @@ impl ViewCube {
                 walk_shift[d] += u32::from(s[d] < walk[d]);
             }
             walk = s;
-            if walk[b].max(walk[c]) < want {
+            let (lb, lc) = (at_level(&wb, walk_shift[b]), at_level(&wc, walk_shift[c]));
+            if (lb.end - lb.start).max(lc.end - lc.start) < want {
                 break;
             }
             if (walk[b], walk[c]) != (shape[b], shape[c]) {
@@ -462,10 +489,18 @@ impl ViewCube {
         } else {
             &self.levels[level - 1]
         };
-        let (nr, nc) = (shape[b], shape[c]);
+        let (lb, lc) = (at_level(&wb, shift[b]), at_level(&wc, shift[c]));
+        let (nr, nc) = (lb.end - lb.start, lc.end - lc.start);
         let step = nr.max(nc).div_ceil(want).max(1);
         let at = (index >> shift[axis]).min(shape[axis] - 1);
-        let key = (name.to_string(), axis, at, step, level);
+        let key = (
+            name.to_string(),
+            axis,
+            at,
+            step,
+            level,
+            [lb.start, lb.end, lc.start, lc.end],
+        );
         if let Some(face) = self.lock().faces.get(&key) {
             return Ok(face);
         }
@@ -479,8 +514,12 @@ impl ViewCube {
         let grid = Grid::of(spec);
         let (shape_at, cs) = (grid.shape, grid.chunks);
         let layer = at / cs[axis];
-        let wanted: Vec<[u64; 3]> = (0..nr.div_ceil(cs[b]))
-            .flat_map(|i| (0..nc.div_ceil(cs[c])).map(move |j| (i, j)))
+        let (chunks_b, chunks_c) = (
+            lb.start / cs[b]..(lb.end - 1) / cs[b] + 1,
+            lc.start / cs[c]..(lc.end - 1) / cs[c] + 1,
+        );
+        let wanted: Vec<[u64; 3]> = chunks_b
+            .flat_map(|i| chunks_c.clone().map(move |j| (i, j)))
             .map(|(i, j)| {
                 let mut idx = [0u64; 3];
                 idx[axis] = layer;
@@ -503,13 +542,14 @@ impl ViewCube {
                 .collect();
             let off = at - layer * cs[axis];
             let (b0, c0) = (idx[b] * cs[b], idx[c] * cs[c]);
-            let first = |origin: u64| origin.div_ceil(step);
-            for r in first(b0)..first(b0 + ext[b]).min(rows as u64) {
-                for q in first(c0)..first(c0 + ext[c]).min(cols as u64) {
+            // Face cells whose level cell (window start + k step) is at `from` or after.
+            let first = |from: u64, start: u64| from.saturating_sub(start).div_ceil(step);
+            for r in first(b0, lb.start)..first(b0 + ext[b], lb.start).min(rows as u64) {
+                for q in first(c0, lc.start)..first(c0 + ext[c], lc.start).min(cols as u64) {
                     let mut local = [0u64; 3];
                     local[axis] = off;
-                    local[b] = r * step - b0;
-                    local[c] = q * step - c0;
+                    local[b] = lb.start + r * step - b0;
+                    local[c] = lc.start + q * step - c0;
                     let i = (local[0] * ext[1] + local[1]) * ext[2] + local[2];
                     values[r as usize * cols + q as usize] = f64::from(chunk[i as usize]);
                 }
@@ -519,6 +559,7 @@ impl ViewCube {
             rows,
             cols,
             [step << shift[b], step << shift[c]],
+            [lb.start << shift[b], lc.start << shift[c]],
             level,
             &values,
         ));
@@ -643,32 +684,34 @@ fn axis(reader: &CubeReader, dim: &str, size: u64) -> Result<Axis, ViewError> {
 mod tests {
     use super::*;
 
+    const W: [u64; 4] = [0, 1, 0, 1];
+
     fn face(n: usize) -> Arc<Face> {
-        Arc::new(Face::from_values(1, n, [1, 1], 0, &vec![1.0; n]))
+        Arc::new(Face::from_values(1, n, [1, 1], [0, 0], 0, &vec![1.0; n]))
     }
 
     #[test]
     fn the_cache_stays_within_its_budget_and_keeps_the_recent_faces() {
         let mut c: Lru<FaceKey, Face> = Lru::new(10_000);
         for i in 0..50u64 {
-            c.put(("v".into(), 0, i, 1, 0), face(1000));
+            c.put(("v".into(), 0, i, 1, 0, W), face(1000));
             assert!(c.used <= c.budget, "{} bytes", c.used);
             // The face asked for again stays, the oldest others go.
-            assert!(c.get(&("v".into(), 0, 0, 1, 0)).is_some(), "after {i}");
+            assert!(c.get(&("v".into(), 0, 0, 1, 0, W)).is_some(), "after {i}");
         }
-        assert!(c.get(&("v".into(), 0, 49, 1, 0)).is_some());
-        assert!(c.get(&("v".into(), 0, 10, 1, 0)).is_none());
+        assert!(c.get(&("v".into(), 0, 49, 1, 0, W)).is_some());
+        assert!(c.get(&("v".into(), 0, 10, 1, 0, W)).is_none());
         // A face larger than the whole budget is served but not kept.
-        c.put(("v".into(), 1, 0, 1, 0), face(100_000));
+        c.put(("v".into(), 1, 0, 1, 0, W), face(100_000));
         assert!(c.used <= c.budget);
     }
 
     #[test]
     fn quantisation_keeps_nan_and_the_range() {
-        let f = Face::from_values(1, 4, [1, 1], 0, &[f64::NAN, -2.0, 0.0, 2.0]);
+        let f = Face::from_values(1, 4, [1, 1], [0, 0], 0, &[f64::NAN, -2.0, 0.0, 2.0]);
         assert_eq!(f.quantised, [NAN_CODE, 0, 32767, 65534]);
         assert_eq!((f.min, f.max), (-2.0, 2.0));
-        let all_nan = Face::from_values(1, 2, [1, 1], 0, &[f64::NAN, f64::NAN]);
+        let all_nan = Face::from_values(1, 2, [1, 1], [0, 0], 0, &[f64::NAN, f64::NAN]);
         assert_eq!(all_nan.quantised, [NAN_CODE, NAN_CODE]);
     }
 }

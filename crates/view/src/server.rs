@@ -10,7 +10,7 @@
 //! | `/` | the page |
 //! | `/viewer.js`, `/colormaps.js` | its script (an ES module) and the colormap tables |
 //! | `/api/meta` | title, variables, axes with coordinates and labels (JSON) |
-//! | `/api/face?var=&axis=&index=&max=` | a slice, 16-bit quantised (`X-Face-*` headers give rows, cols, step in level-0 cells, pyramid level, min, max) |
+//! | `/api/face?var=&axis=&index=&max=[&r0=&r1=&c0=&c1=]` | a slice, or a window of its rows `r0..r1` and columns `c0..c1`, 16-bit quantised (`X-Face-*` headers give rows, cols, step and origin in level-0 cells, pyramid level, min, max) |
 //! | `/api/value?var=&i=&j=&k=` | one stored value, exact (JSON) |
 //! | `/api/profile?var=&axis=&i=&j=&k=` | the stored values along an axis (JSON) |
 
@@ -175,6 +175,11 @@ struct FaceQuery {
     index: u64,
     #[serde(default = "default_max")]
     max: u64,
+    /// A window of the slice: rows r0..r1, columns c0..c1 (level-0 cells); all four or none.
+    r0: Option<u64>,
+    r1: Option<u64>,
+    c0: Option<u64>,
+    c1: Option<u64>,
 }
 
 fn default_max() -> u64 {
@@ -183,7 +188,19 @@ fn default_max() -> u64 {
 
 async fn face(State(state): State<Shared>, Query(q): Query<FaceQuery>) -> Response {
     let max = q.max.clamp(1, 8192);
-    let face = match blocking(&state, move |c| c.face(&q.var, q.axis, q.index, max)).await {
+    let window = match (q.r0, q.r1, q.c0, q.c1) {
+        (Some(r0), Some(r1), Some(c0), Some(c1)) => Some([r0..r1, c0..c1]),
+        (None, None, None, None) => None,
+        _ => {
+            let e = ViewError::Request("a face window needs all of r0, r1, c0 and c1".into());
+            return error(e);
+        }
+    };
+    let face = match blocking(&state, move |c| {
+        c.face(&q.var, q.axis, q.index, max, window)
+    })
+    .await
+    {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -208,6 +225,8 @@ async fn face(State(state): State<Shared>, Query(q): Query<FaceQuery>) -> Respon
     headers.insert("x-face-cols", face.cols.into());
     headers.insert("x-face-step-rows", face.step[0].into());
     headers.insert("x-face-step-cols", face.step[1].into());
+    headers.insert("x-face-origin-rows", face.origin[0].into());
+    headers.insert("x-face-origin-cols", face.origin[1].into());
     headers.insert("x-face-level", face.level.into());
     headers.insert("x-face-min", num(face.min));
     headers.insert("x-face-max", num(face.max));
