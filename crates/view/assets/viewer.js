@@ -243,8 +243,12 @@ function screenMax() {
 // The part of a face's slice to fetch along dimension d: the selected range, widened to a
 // grid of an eighth of it (a power of two), so that small slider moves reuse the face. The
 // screen's cells go to this window: narrowing the ranges zooms in to the stored resolution.
+// Over half the dimension, the whole of it: the face is then as sharp within a factor of two
+// (the factor the screen size is rounded up by), and moving a face through the cube reuses
+// the faces of the other two axes, read from the pyramid level the whole slice needs.
 function faceWindow(d) {
   const lo = state.lo[d], hi = state.hi[d], n = variable().shape[d];
+  if (2 * (hi - lo) > n) return [0, n];
   const g = 2 ** Math.floor(Math.log2(Math.max(1, (hi - lo) / 8)));
   return [Math.floor(lo / g) * g, Math.min(n, Math.ceil(hi / g) * g)];
 }
