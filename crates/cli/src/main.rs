@@ -17,6 +17,8 @@ use cryocube_das::job::{self, ChannelSelection, DasOptions, OutputType, Param};
 use cryocube_das::read::Format;
 use cryocube_das::transform::{Scale, Window};
 
+mod slurm;
+
 #[derive(Parser)]
 #[command(
     name = "cryocube",
@@ -89,6 +91,13 @@ enum Command {
         /// Also build the viewer's pyramid (see `cryocube pyramid`).
         #[arg(long)]
         pyramid: bool,
+        /// Only plan the build into the output (unpublished) and print its units; then run
+        /// `cryocube task` for the units (on many machines) and `cryocube commit`.
+        #[arg(long, conflicts_with = "pyramid")]
+        plan_only: bool,
+        /// Wait for another writer of the output to finish instead of stopping.
+        #[arg(long)]
+        wait: bool,
     },
     /// Change a cube's attributes from a patch file (xcube patch semantics, validated).
     #[command(after_help = "Examples:\n  \
@@ -153,6 +162,76 @@ enum Command {
         /// Memory for cached faces, MiB.
         #[arg(long, default_value_t = 256)]
         cache_mb: usize,
+    },
+    /// Run one task of the job planned in a store (`--plan-only`): its share of the units.
+    #[command(after_help = "Examples:\n  \
+        cryocube das raw/ -o /scratch/rhone.zarr --plan-only     # prints the number of units\n  \
+        cryocube task /scratch/rhone.zarr --index 0 --count 4     # task 0 of 4 (any order, any machine)\n  \
+        cryocube commit /scratch/rhone.zarr                      # publishes once all units are done\n\n\
+        INDEX and COUNT default to the scheduler's variables: SLURM_ARRAY_TASK_ID (minus\n\
+        SLURM_ARRAY_TASK_MIN) and SLURM_ARRAY_TASK_COUNT; JOB_COMPLETION_INDEX (Kubernetes\n\
+        Indexed Jobs) or AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch) with --count. Task I of N takes\n\
+        a contiguous share of the units; units already done are skipped, so a task can be run\n\
+        again after a failure. Tasks of one plan run at the same time safely.")]
+    Task {
+        /// The planned store: a folder, or s3://BUCKET/PREFIX.
+        #[arg(value_parser = parse_location)]
+        store: Location,
+        /// This task's index, 0 .. COUNT-1.
+        #[arg(long)]
+        index: Option<u64>,
+        /// The number of tasks the units are shared among.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
+    },
+    /// Publish the cube of a planned job whose units are all done (after `cryocube task`).
+    #[command(after_help = "Examples:\n  \
+        cryocube commit /scratch/rhone.zarr\n\n\
+        If units are missing, says which and which tasks own them, exits 1 and publishes\n\
+        nothing; run those tasks again, then commit again.")]
+    Commit {
+        /// The planned store: a folder, or s3://BUCKET/PREFIX.
+        #[arg(value_parser = parse_location)]
+        store: Location,
+        /// Wait for another writer of the store to finish instead of stopping.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Plan a job, then submit it to Slurm: an array of tasks and a commit that runs after them.
+    #[command(after_help = "Examples:\n  \
+        cryocube slurm --tasks 64 --partition compute --time 02:00:00 --mem 8G --cpus 8 -- \\\n      \
+        das /data/rhone/2020-07/ -o s3://campaign/rhone-2020-07.zarr\n  \
+        cryocube slurm --tasks 4 --dry-run -- das raw/ -o /scratch/c.zarr   # print the scripts\n\n\
+        The job is planned here (headers read once); each array task runs `cryocube task` on\n\
+        its share and the commit job (--dependency=afterok) publishes the cube. The scripts\n\
+        go to sbatch on its standard input; nothing is written outside the output store.\n\
+        A task that failed or was cancelled: `sbatch --array=I` the same script again, or run\n\
+        `cryocube task STORE --index I --count N` anywhere, then `cryocube commit STORE`.")]
+    Slurm {
+        /// Array tasks to share the units among.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100000))]
+        tasks: u64,
+        /// Slurm partition (sbatch --partition).
+        #[arg(long)]
+        partition: Option<String>,
+        /// Time limit per task (sbatch --time), e.g. 01:30:00.
+        #[arg(long)]
+        time: Option<String>,
+        /// Memory per task (sbatch --mem), e.g. 8G.
+        #[arg(long)]
+        mem: Option<String>,
+        /// Cores per task (sbatch --cpus-per-task; also the task's worker threads).
+        #[arg(long)]
+        cpus: Option<u32>,
+        /// Folder for the tasks' logs (sbatch --output); Slurm's default otherwise.
+        #[arg(long)]
+        log_dir: Option<PathBuf>,
+        /// Plan, then print the two scripts instead of submitting them.
+        #[arg(long)]
+        dry_run: bool,
+        /// The job: das|build|pyramid and its arguments, after `--`.
+        #[arg(last = true, required = true, num_args = 1..)]
+        job: Vec<String>,
     },
     /// Synthesise a Rhonegletscher-like DAS record, build its cube and show it.
     Demo {
@@ -232,6 +311,13 @@ struct DasArgs {
     /// Also build the viewer's pyramid (see `cryocube pyramid`).
     #[arg(long)]
     pyramid: bool,
+    /// Only plan the job into the output (unpublished) and print its units; then run
+    /// `cryocube task` for the units (on many machines) and `cryocube commit`.
+    #[arg(long, conflicts_with = "pyramid")]
+    plan_only: bool,
+    /// Wait for another writer of the output to finish instead of stopping.
+    #[arg(long)]
+    wait: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -324,7 +410,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(if e.is::<UsageError>() { 2 } else { 1 })
         }
     }
 }
@@ -332,10 +418,20 @@ fn main() -> ExitCode {
 fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
     match command {
         Command::Das(args) => {
-            let pyramid = args.pyramid;
+            let (pyramid, plan_only) = (args.pyramid, args.plan_only);
             let mut opts = das_options(args)?;
             if let Some(m) = matches.subcommand_matches("das") {
                 opts.given = given(m);
+            }
+            if plan_only {
+                let planned = job::plan_only(&opts)?;
+                report_plan(
+                    &planned.output,
+                    planned.units,
+                    &planned.unit_name,
+                    planned.existing,
+                );
+                return Ok(());
             }
             run_das(&opts, quiet)?;
             if pyramid {
@@ -344,6 +440,37 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             Ok(())
         }
         Command::Pyramid { store } => build_pyramid(&store, quiet),
+        Command::Task {
+            store,
+            index,
+            count,
+        } => {
+            let (index, count) = task_index(index, count)?;
+            run_task(&store, index, count, quiet)
+        }
+        Command::Commit { store, wait } => commit(&store, wait),
+        Command::Slurm {
+            tasks,
+            partition,
+            time,
+            mem,
+            cpus,
+            log_dir,
+            dry_run,
+            job,
+        } => slurm::submit(
+            &slurm::SlurmOptions {
+                tasks,
+                partition,
+                time,
+                mem,
+                cpus,
+                log_dir,
+                dry_run,
+            },
+            &job,
+            quiet,
+        ),
         Command::Fetch { recipe, dir } => fetch(&recipe, dir, quiet),
         Command::Patch {
             store,
@@ -381,7 +508,22 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             chunk,
             overwrite,
             pyramid,
+            plan_only,
+            wait,
         } => {
+            let opts = cryocube_geo::build::BuildOptions {
+                output: output.clone(),
+                sources: sources.clone(),
+                chunk: chunk as usize,
+                res,
+                overwrite,
+            };
+            if plan_only {
+                let r = cryocube_geo::recipe::Recipe::load(&recipe)?;
+                let planned = cryocube_geo::build::plan_only(&r, &opts, wait)?;
+                report_plan(&output, planned.units, &planned.unit_name, planned.existing);
+                return Ok(());
+            }
             build(
                 &recipe,
                 cryocube_geo::build::BuildOptions {
@@ -391,6 +533,7 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
                     res,
                     overwrite,
                 },
+                wait,
                 quiet,
             )?;
             if pyramid {
@@ -488,6 +631,7 @@ fn das_options(a: DasArgs) -> Result<DasOptions> {
     o.distance_chunk = a.chunks.1;
     o.overwrite = a.overwrite;
     o.append = a.append;
+    o.wait = a.wait;
     Ok(o)
 }
 
@@ -552,9 +696,171 @@ fn run_das(opts: &DasOptions, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+/// What `--plan-only` prints: the units and how to run them.
+fn report_plan(output: &Location, units: u64, unit_name: &str, existing: bool) {
+    if units == 0 {
+        println!("{output}: nothing to do");
+        return;
+    }
+    let tasks = units.clamp(1, 64);
+    println!(
+        "{output}: {} with {units} {unit_name}(s){}",
+        if existing {
+            "already planned"
+        } else {
+            "planned"
+        },
+        if existing {
+            " (units already done are skipped)"
+        } else {
+            ""
+        }
+    );
+    println!("run its tasks anywhere that sees the store, in any order, then commit:");
+    println!("  cryocube task {output} --index I --count N      # I = 0 .. N-1, e.g. N = {tasks}");
+    println!("  cryocube commit {output}");
+    println!("or on Slurm (SLURM_ARRAY_TASK_ID/COUNT give I and N):");
+    println!(
+        "  sbatch --array=0-{} --wrap 'cryocube task {output}'",
+        tasks - 1
+    );
+}
+
+/// The task's index and count: stated, or from the scheduler's environment.
+fn task_index(index: Option<u64>, count: Option<u64>) -> Result<(u64, u64)> {
+    let env = |name: &str| -> Result<Option<u64>> {
+        match std::env::var(name) {
+            Ok(v) if !v.trim().is_empty() => v
+                .trim()
+                .parse()
+                .map(Some)
+                .with_context(|| format!("{name}={v:?} is not a task index")),
+            _ => Ok(None),
+        }
+    };
+    let slurm_index = match (env("SLURM_ARRAY_TASK_ID")?, env("SLURM_ARRAY_TASK_MIN")?) {
+        (Some(id), min) => Some(id.saturating_sub(min.unwrap_or(0))),
+        (None, _) => None,
+    };
+    let index = index
+        .or(slurm_index)
+        .or(env("JOB_COMPLETION_INDEX")?)
+        .or(env("AWS_BATCH_JOB_ARRAY_INDEX")?);
+    let count = count.or(env("SLURM_ARRAY_TASK_COUNT")?);
+    match (index, count) {
+        (Some(i), Some(n)) => Ok((i, n)),
+        _ => Err(usage(
+            "give the task's --index and --count (or run it as a Slurm array task, or with JOB_COMPLETION_INDEX / AWS_BATCH_JOB_ARRAY_INDEX and --count)",
+        )),
+    }
+}
+
+/// An error that exits with the usage code 2.
+#[derive(Debug)]
+struct UsageError(String);
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for UsageError {}
+fn usage(message: &str) -> anyhow::Error {
+    UsageError(message.to_string()).into()
+}
+
+/// The job planned in a store, or a clear error.
+fn planned_job(store: &Location) -> Result<cryocube_cube::job::Job> {
+    let s = store
+        .open()
+        .with_context(|| format!("cannot open {store}"))?;
+    cryocube_cube::job::Job::open(s)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{store}: no planned job there (plan one with `cryocube das|build|pyramid ... --plan-only`, or it was committed already)"
+        )
+    })
+}
+
+fn run_task(store: &Location, index: u64, count: u64, quiet: bool) -> Result<()> {
+    use cryocube_cube::lock::{LockMode, StoreLock};
+    let started = Instant::now();
+    let _lock = StoreLock::acquire(store, LockMode::Shared, false, "task")?;
+    let stored = planned_job(store)?;
+    let bar = progress_bar(
+        quiet,
+        "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} windows ({per_sec}, eta {eta})",
+    );
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let kind = stored.plan.kind.clone();
+    let units = stored.plan.units;
+    match kind.as_str() {
+        job::KIND | job::KIND_APPEND => {
+            let t = job::run_task(stored, store, index, count, &progress)?;
+            bar.finish_and_clear();
+            log::info!(
+                "{store}: task {index} of {count}: time blocks {}..{} of {units} ({} already done), {} windows in {:.1} s",
+                t.units.start,
+                t.units.end,
+                t.already_done,
+                t.windows,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        cryocube_geo::build::KIND => {
+            let chunks = |done: usize, total: usize| progress(done as u64, total as u64);
+            let t = cryocube_geo::build::run_task(stored, store, index, count, &chunks)?;
+            bar.finish_and_clear();
+            log::info!(
+                "{store}: task {index} of {count}: grid chunks {}..{} of {units} ({} already done) in {:.1} s",
+                t.units.start,
+                t.units.end,
+                t.already_done,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        other => bail!("{store}: a plan of kind `{other}` that this version cannot run"),
+    }
+    Ok(())
+}
+
+fn commit(store: &Location, wait: bool) -> Result<()> {
+    use cryocube_cube::lock::{LockMode, StoreLock};
+    let _lock = StoreLock::acquire(store, LockMode::Exclusive, wait, "commit")?;
+    let stored = planned_job(store)?;
+    let kind = stored.plan.kind.clone();
+    match kind.as_str() {
+        job::KIND | job::KIND_APPEND => {
+            let s = job::commit(stored, store)?;
+            log::info!(
+                "{store}: committed: {} windows x {} channels x {} frequencies",
+                s.windows,
+                s.channels,
+                s.bins
+            );
+        }
+        cryocube_geo::build::KIND => {
+            let s = cryocube_geo::build::commit(stored, store)?;
+            for w in &s.warnings {
+                log::warn!("{store}: {w}");
+            }
+            log::info!(
+                "{store}: committed: {} variable(s) on {} x {} cells",
+                s.variables.len(),
+                s.nx,
+                s.ny
+            );
+        }
+        other => bail!("{store}: a plan of kind `{other}` that this version cannot commit"),
+    }
+    Ok(())
+}
+
 fn build(
     recipe: &std::path::Path,
     opts: cryocube_geo::build::BuildOptions,
+    wait: bool,
     quiet: bool,
 ) -> Result<()> {
     let started = Instant::now();
@@ -563,7 +869,7 @@ fn build(
         quiet,
         "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} chunks x variables (eta {eta})",
     );
-    let summary = cryocube_geo::build::build(&recipe, &opts, &|done, total| {
+    let summary = cryocube_geo::build::build(&recipe, &opts, wait, &|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;

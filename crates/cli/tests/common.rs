@@ -132,13 +132,19 @@ pub fn kill_after_blocks_in(
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let done = store
+        // Units recorded by the job model, or the build's journal.
+        let units = store
+            .list(".cryocube/done/")
+            .map(|l| l.len() as u64)
+            .unwrap_or(0);
+        let journal = store
             .get(".cryocube-journal.json")
             .ok()
             .flatten()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .and_then(|j| j["blocks_done"].as_u64())
             .unwrap_or(0);
+        let done = units.max(journal);
         if done >= blocks {
             break;
         }

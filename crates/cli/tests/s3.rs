@@ -117,6 +117,7 @@ fn recipe_cube_on_s3_from_s3_sources() {
         .iter()
         .all(|o| o.key.starts_with("sources/") || o.key.starts_with("cubes/polar.zarr/")));
     assert!(!on_s3.exists(".cryocube-journal.json").unwrap());
+    assert!(!on_s3.exists(".cryocube/plan.json.gz").unwrap());
 
     let o = cryocube_with(&["info", "s3://test/cubes/polar.zarr"], &env);
     assert!(o.status.success(), "{}", text(&o));

@@ -15,11 +15,16 @@
 //! - [`info`] renders the human summary printed by `cryocube info`;
 //! - [`store`] is where the bytes go: a local folder or an S3 prefix (`s3://bucket/cube.zarr`),
 //!   through one small key/value interface (and our own SigV4 client);
+//! - [`job`] is the one job model of every writer: a plan stored in the unfinished cube,
+//!   tasks that each do a share of its units (on many machines), a commit that publishes;
+//! - [`lock`] keeps a second writer off a store being written (file locks; tickets on S3);
 //! - [`patch`] changes attributes of a published cube (`cryocube patch`, xcube semantics).
 
 pub mod cf;
 pub mod error;
 pub mod info;
+pub mod job;
+pub mod lock;
 pub mod meta;
 pub mod patch;
 pub mod read;

@@ -91,7 +91,7 @@ impl DType {
 }
 
 /// Which Zarr format a store is written in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum ZarrFormat {
     /// Zarr v2 with consolidated `.zmetadata`: opened by every reader in CONVENTIONS.md.
     #[default]

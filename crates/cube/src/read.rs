@@ -39,7 +39,9 @@ impl CubeReader {
             ZarrFormat::V2 => ".zgroup",
             ZarrFormat::V3 { .. } => "zarr.json",
         };
-        let complete = store.exists(group)? && !store.exists(JOURNAL)?;
+        let complete = store.exists(group)?
+            && !store.exists(JOURNAL)?
+            && !store.exists(crate::job::PLAN_KEY)?;
         Ok(CubeReader {
             location,
             root: store.path(),

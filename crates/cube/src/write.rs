@@ -525,6 +525,9 @@ fn remove_store(location: &Location, store: &dyn Store) -> Result<(), CubeError>
     let ours = |key: &str| {
         [".zgroup", ".zattrs", ".zmetadata", "zarr.json", JOURNAL].contains(&key)
             || key.starts_with(&format!("{ASIDE}/"))
+            || key.starts_with(&format!("{}/", crate::job::JOB_DIR))
+            || key == crate::lock::LOCK_KEY
+            || key.starts_with(&format!("{}/", crate::lock::LOCK_KEY))
             // The viewer's pyramid (cryocube-view) lives inside the cube it belongs to.
             || key.starts_with(".pyramid/")
             || key.ends_with(".cryocube-tmp")

@@ -18,11 +18,13 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use cryocube_cube::cf::{format_utc_us, now_iso, parse_utc_us};
+use cryocube_cube::job::Job as StoredJob;
 use cryocube_cube::{Attrs, CubeReader, CubeWriter, DType, Location};
 
 use crate::job::{
     self, aside_key, channel_range, coverage, file_size, fingerprint, input_files_json,
-    summary_text, time_values, DasOptions, DasSummary, Job, Layout, OutputType, Param, Plan,
+    summary_text, time_values, DasOptions, DasPayload, DasSummary, Job, Layout, OutputType, Param,
+    Plan,
 };
 use crate::stream::{expand_inputs, file_name, Discontinuity, Geometry, Record, TOLERANCE_SAMPLES};
 use crate::transform::{Scale, SpectrumParams, Window};
@@ -43,7 +45,6 @@ pub(crate) struct HeldFile {
 /// The cube being extended, as it was before the append began.
 pub(crate) struct Base {
     pub root: PathBuf,
-    pub location: Location,
     /// Root attributes before the append.
     pub attrs: Attrs,
     /// Windows the cube held.
@@ -64,7 +65,8 @@ pub(crate) struct Base {
 
 /// What [`prepare`] found.
 pub(crate) enum Prepared {
-    Job(Box<Job>),
+    /// The job, and whether its plan was found (an append that was interrupted).
+    Job(Box<Job>, bool),
     /// Every input is already in the cube (or too short to add a window): nothing was touched.
     NothingNew(DasSummary),
 }
@@ -80,7 +82,6 @@ impl Base {
     /// the old window count come from its journal.
     fn load(reader: &CubeReader, journal: Option<&Value>) -> Result<Base, DasError> {
         let root = reader.path().to_path_buf();
-        let location = reader.location().clone();
         let attrs = match journal {
             Some(j) => j["base_attrs"]
                 .as_object()
@@ -172,7 +173,6 @@ impl Base {
         };
         Ok(Base {
             root,
-            location,
             windows,
             start_us,
             params,
@@ -333,9 +333,12 @@ impl Base {
 pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
     let out = &opts.output;
     let reader = CubeReader::open(out)?;
-    let journal = reader.journal();
-    let resuming = match &journal {
-        Some(j) if j["job"] == "das-append" => true,
+    let stored = StoredJob::open(reader.store().clone())?;
+    let earlier: Option<(StoredJob, DasPayload)> = match stored {
+        Some(j) if j.plan.kind == job::KIND_APPEND => {
+            let payload: DasPayload = j.payload()?;
+            Some((j, payload))
+        }
         Some(_) => {
             return Err(DasError::Input(format!(
                 "{}: an unfinished cube (a run was interrupted); run its command again to finish it before appending",
@@ -345,8 +348,11 @@ pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
         None if !reader.is_complete() => {
             return Err(not_ours(out, "it is not a finished cube"));
         }
-        None => false,
+        None => None,
     };
+    let journal = earlier
+        .as_ref()
+        .map(|(_, p)| json!({"base_attrs": p.base_attrs, "base_windows": p.base_windows}));
     let mut base = Base::load(&reader, journal.as_ref())?;
     let p = base.params.clone();
     let fs = p.sampling_rate;
@@ -513,52 +519,70 @@ pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
     let layout = base.layout;
     let mut fp = fingerprint(&plan, &layout);
     fp["base_windows"] = json!(base.windows);
+    let fp = fp.to_string();
     let t_chunk = layout.time_chunk as u64;
-    let first_block = base.windows / t_chunk;
-    let (writer, journal, first_block) = if resuming {
-        let j = journal.expect("resuming has a journal");
-        if j["fingerprint"] != fp {
-            return Err(DasError::Input(format!(
-                "{}: an unfinished append of other files is in progress; run that command again to finish it (or rebuild with --overwrite)",
-                out.display()
-            )));
+    let (mut writer, stored, payload, resumed) = match earlier {
+        Some((stored, payload)) => {
+            if stored.plan.fingerprint != fp {
+                return Err(DasError::Input(format!(
+                    "{}: an unfinished append of other files is in progress; run that command again to finish it (or rebuild with --overwrite)",
+                    out.display()
+                )));
+            }
+            log::info!("{}: resuming an unfinished append", out.display());
+            let writer = CubeWriter::reopen(out)?;
+            writer.unpublish()?;
+            (writer, stored, payload, true)
         }
-        let done = j["blocks_done"].as_u64().unwrap_or(first_block);
-        log::info!(
-            "{}: resuming an unfinished append after block {done}",
-            out.display()
-        );
-        let writer = CubeWriter::reopen(out)?;
-        writer.unpublish()?;
-        (writer, j, done)
-    } else {
-        let writer = CubeWriter::reopen(out)?;
-        put_aside_partial_chunks(&reader, &writer, &base)?;
-        let j = json!({
-            "job": "das-append",
-            "fingerprint": fp,
-            "base_windows": base.windows,
-            "base_attrs": base.attrs,
-            "blocks_done": first_block,
-            "date_created": now_iso(),
-        });
-        writer.write_journal(&j)?;
-        writer.unpublish()?;
-        (writer, j, first_block)
+        None => {
+            let writer = CubeWriter::reopen(out)?;
+            put_aside_partial_chunks(&reader, &writer, &base)?;
+            let new_files = plan
+                .record
+                .files
+                .iter()
+                .filter(|h| !base.holds(&h.path))
+                .count();
+            let payload = DasPayload {
+                sizes: plan
+                    .record
+                    .files
+                    .iter()
+                    .map(|h| file_size(&h.path))
+                    .collect(),
+                spectrogram_attrs: reader
+                    .array("spectrogram")
+                    .map(|s| s.attrs.clone())
+                    .unwrap_or_default(),
+                root_attrs: root_attrs(opts, &plan, &base),
+                first_block: base.windows / t_chunk,
+                base_windows: base.windows,
+                base_attrs: Some(base.attrs.clone()),
+                new_files,
+                already_in_cube,
+                plan,
+                layout,
+            };
+            // The plan before the cube changes: a kill from here on leaves a plan that the
+            // same command resumes.
+            let stored = job::store_plan(&writer, job::KIND_APPEND, fp, &payload)?;
+            writer.unpublish()?;
+            (writer, stored, payload, false)
+        }
     };
-    let mut writer = writer;
+    let n_windows = payload.plan.n_windows;
     let spec = writer
         .spec("spectrogram")
         .ok_or_else(|| not_ours(out, "no `spectrogram` array"))?;
     let shape = vec![n_windows, spec.shape[1], spec.shape[2]];
     writer.resize("spectrogram", shape)?;
     writer.resize("time", vec![n_windows])?;
-    writer.write_all("time", &time_values(&plan))?;
+    writer.write_all("time", &time_values(&payload.plan))?;
     log::info!(
         "{}: appending {} window(s) to its {} from {} new file(s){}",
         out.display(),
-        n_windows - base.windows,
-        base.windows,
+        n_windows - payload.base_windows,
+        payload.base_windows,
         new_paths.len(),
         if already_in_cube > 0 {
             format!(" ({already_in_cube} input(s) already in the cube skipped)")
@@ -566,16 +590,14 @@ pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
             String::new()
         }
     );
-    Ok(Prepared::Job(Box::new(Job {
-        plan,
-        layout,
-        writer,
-        first_block,
-        base_windows: base.windows,
-        journal,
-        base: Some(base),
-        already_in_cube,
-    })))
+    Ok(Prepared::Job(
+        Box::new(Job {
+            stored,
+            payload,
+            writer,
+        }),
+        resumed,
+    ))
 }
 
 /// Keeps the existing windows of the time chunk the append starts in, per distance chunk,
@@ -616,16 +638,23 @@ fn put_aside_partial_chunks(
 
 /// Puts the cube back as it was before a failed append: the rows of the time chunk the
 /// append started in from what was put aside, later chunks removed, arrays shrunk, the old
-/// attributes published. Best effort: if this fails too, the journal stays, the cube reads as
-/// unfinished, and the same command resumes the append.
-pub(crate) fn roll_back(mut writer: CubeWriter, base: &Base, plan: &Plan, layout: &Layout) {
+/// attributes published, the plan removed. Best effort: if this fails too, the plan stays,
+/// the cube reads as unfinished, and the same command resumes the append.
+pub(crate) fn roll_back(
+    mut writer: CubeWriter,
+    payload: &DasPayload,
+    base_attrs: &Attrs,
+    location: &Location,
+) {
+    let (plan, layout) = (&payload.plan, &payload.layout);
+    let windows = payload.base_windows;
     let result = (|| -> Result<(), DasError> {
         let t = layout.time_chunk as u64;
         let d = layout.distance_chunk as u64;
-        let width = base.c1 - base.c0;
-        let nb = base.params.n_bins() as u64;
-        let first = base.windows / t;
-        let kept = (base.windows % t) as usize;
+        let width = plan.c1 - plan.c0;
+        let nb = plan.params.n_bins() as u64;
+        let first = windows / t;
+        let kept = (windows % t) as usize;
         for b in first..plan.n_windows.div_ceil(t) {
             for dc in 0..width.div_ceil(d) {
                 let idx = [b, dc, 0];
@@ -648,22 +677,23 @@ pub(crate) fn roll_back(mut writer: CubeWriter, base: &Base, plan: &Plan, layout
                 }
             }
         }
-        let time = CubeReader::open(&base.location)?.read_all_i64("time")?;
-        writer.resize("spectrogram", vec![base.windows, width, nb])?;
-        writer.resize("time", vec![base.windows])?;
-        writer.write_all("time", &time[..base.windows as usize])?;
-        writer.finish(base.attrs.clone())?;
+        let time = CubeReader::open(location)?.read_all_i64("time")?;
+        writer.resize("spectrogram", vec![windows, width, nb])?;
+        writer.resize("time", vec![windows])?;
+        writer.write_all("time", &time[..windows as usize])?;
+        let store = writer.store().clone();
+        writer.finish(base_attrs.clone())?;
+        if let Some(stored) = StoredJob::open(store)? {
+            stored.remove()?;
+        }
         Ok(())
     })();
     match result {
         Ok(()) => log::warn!(
-            "{}: the append failed; the cube is back as it was ({} windows)",
-            base.root.display(),
-            base.windows
+            "{location}: the append failed; the cube is back as it was ({windows} windows)"
         ),
         Err(e) => log::error!(
-            "{}: the append failed and putting the cube back failed too ({e}); it is left unfinished, and the same command resumes the append",
-            base.root.display()
+            "{location}: the append failed and putting the cube back failed too ({e}); it is left unfinished, and the same command resumes the append"
         ),
     }
 }

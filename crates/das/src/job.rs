@@ -4,20 +4,25 @@
 //! `distance` (m), `channel` (int, on `distance`) and `frequency` (Hz). Work proceeds in time
 //! blocks of one chunk height: the block's samples (all selected channels) are loaded once,
 //! spectra of each distance chunk are computed in parallel and stored as soon as they are
-//! done, so memory is one block whatever the record length. After each block the journal
-//! records progress; a killed run started again with the same arguments continues from
-//! there and produces the same chunks. `--append` (see [`crate::append`]) continues a
-//! finished cube with later files through the same block loop.
+//! done, so memory is one block whatever the record length.
+//!
+//! The job follows the cube library's model ([`cryocube_cube::job`]): the plan (headers
+//! scanned once, arrays laid out, attributes fixed) is stored in the unfinished cube, a unit
+//! is one time block, and each finished block is recorded. So a killed run started again
+//! continues where it stopped, and `cryocube task` can run shares of the blocks on many
+//! machines; all give the same chunk bytes. `--append` (see [`crate::append`]) plans the
+//! continuation of a finished cube and runs through the same block loop.
 
 use std::path::PathBuf;
 
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use cryocube_cube::cf::{attrs, format_utc_us, now_iso, time_attrs};
-use cryocube_cube::{
-    ArraySpec, Attrs, CubeReader, CubeWriter, DType, Location, WriteOptions, ZarrFormat,
-};
+use cryocube_cube::job::Job as StoredJob;
+use cryocube_cube::lock::{LockMode, StoreLock};
+use cryocube_cube::{ArraySpec, Attrs, CubeWriter, DType, Location, WriteOptions, ZarrFormat};
 
 use crate::read::Format;
 use crate::stream::{file_name, Block, BlockReader, Record};
@@ -35,7 +40,7 @@ pub enum ChannelSelection {
 }
 
 /// Element type of the spectrogram variable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OutputType {
     F32,
     F16,
@@ -81,6 +86,8 @@ pub struct DasOptions {
     pub append: bool,
     /// The options the user stated (the others are defaults); used by `append`.
     pub given: Vec<Param>,
+    /// Wait for another writer of the output to finish instead of stopping.
+    pub wait: bool,
 }
 
 impl DasOptions {
@@ -104,6 +111,7 @@ impl DasOptions {
             distance_chunk: 64,
             append: false,
             given: Vec::new(),
+            wait: false,
         }
     }
 }
@@ -129,7 +137,7 @@ pub struct DasSummary {
 }
 
 /// The resolved geometry of a job: what parameters mean for this record.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Plan {
     pub record: Record,
     pub params: SpectrumParams,
@@ -263,6 +271,7 @@ pub(crate) fn fingerprint(plan: &Plan, layout: &Layout) -> Value {
         "dtype": format!("{:?}", layout.dtype),
         "zarr": format!("{:?}", layout.zarr),
         "chunks": [layout.time_chunk, layout.distance_chunk],
+        "version": env!("CARGO_PKG_VERSION"),
     })
 }
 
@@ -271,7 +280,7 @@ pub(crate) fn file_size(p: &std::path::Path) -> u64 {
 }
 
 /// How the spectrogram is stored.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(crate) struct Layout {
     pub dtype: OutputType,
     pub zarr: ZarrFormat,
@@ -279,41 +288,300 @@ pub(crate) struct Layout {
     pub distance_chunk: usize,
 }
 
-/// A job ready to compute: the plan on the cube's time axis, the open cube, and where to
-/// start.
-pub(crate) struct Job {
+/// What a DAS job's stored plan holds: everything a task on any machine needs to compute its
+/// time blocks without scanning the inputs again, and the attributes the commit publishes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct DasPayload {
     pub plan: Plan,
     pub layout: Layout,
-    pub writer: CubeWriter,
-    /// First block (of `time_chunk` windows) to compute.
+    /// Input sizes when planned: a task refuses a file that changed since.
+    pub sizes: Vec<u64>,
+    /// The block (of `time_chunk` windows) of unit 0.
     pub first_block: u64,
-    /// Windows the cube held before this run (0 unless appending); they are kept as they are.
+    /// Windows the cube held before this job (0 unless appending); they are kept as they are.
     pub base_windows: u64,
-    /// Written after each block with `blocks_done` updated.
-    pub journal: Value,
-    /// The cube being extended, when appending.
-    pub base: Option<crate::append::Base>,
-    /// Inputs skipped because the cube already holds them.
+    pub spectrogram_attrs: Attrs,
+    pub root_attrs: Attrs,
+    /// Appending: the cube's root attributes before the append, to put it back on failure.
+    pub base_attrs: Option<Attrs>,
+    /// Files this job adds, and inputs skipped because the cube already holds them.
+    pub new_files: usize,
     pub already_in_cube: usize,
 }
 
-/// Runs the job; `progress(done_windows, total_windows)` is called after each block.
+impl DasPayload {
+    fn units(&self) -> u64 {
+        self.plan
+            .n_windows
+            .div_ceil(self.layout.time_chunk as u64)
+            .saturating_sub(self.first_block)
+    }
+
+    fn summary(&self, output: &Location, resumed_units: u64) -> DasSummary {
+        DasSummary {
+            output: output.clone(),
+            files: self.new_files,
+            windows: self.plan.n_windows,
+            new_windows: self.plan.n_windows - self.base_windows,
+            already_in_cube: self.already_in_cube,
+            channels: self.plan.c1 - self.plan.c0,
+            bins: self.plan.params.n_bins(),
+            gaps: self.plan.record.gaps.len(),
+            overlaps: self.plan.record.overlaps.len(),
+            resumed_from_block: resumed_units,
+            warnings: self.plan.record.warnings.clone(),
+        }
+    }
+}
+
+/// Job kinds of `cryocube das` in a store's plan.
+pub const KIND: &str = "das";
+pub const KIND_APPEND: &str = "das-append";
+
+/// A planned job, opened for work.
+pub(crate) struct Job {
+    pub stored: StoredJob,
+    pub payload: DasPayload,
+    pub writer: CubeWriter,
+}
+
+/// What [`plan_only`] reports.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub output: Location,
+    /// Units (time blocks) in the plan; 0 when there is nothing to do (appending).
+    pub units: u64,
+    pub unit_name: String,
+    /// The plan was already there (same inputs and parameters).
+    pub existing: bool,
+    pub windows: u64,
+    pub files: usize,
+}
+
+fn lock(opts: &DasOptions) -> Result<StoreLock, DasError> {
+    let what = if opts.append { "das --append" } else { "das" };
+    Ok(StoreLock::acquire(
+        &opts.output,
+        LockMode::Exclusive,
+        opts.wait,
+        what,
+    )?)
+}
+
+/// Plans the job, or finds the plan of the same job in the store. `None`: appending and
+/// nothing is new.
+fn obtain(opts: &DasOptions) -> Result<Result<(Job, bool), DasSummary>, DasError> {
+    if opts.append && opts.output.exists()? {
+        return match crate::append::prepare(opts)? {
+            crate::append::Prepared::Job(job, resumed) => Ok(Ok((*job, resumed))),
+            crate::append::Prepared::NothingNew(summary) => Ok(Err(summary)),
+        };
+    }
+    if opts.append {
+        log::info!("{}: no cube yet; creating it", opts.output.display());
+    }
+    prepare(opts).map(Ok)
+}
+
+/// Runs the whole job in this process: plan (or the plan found), every unit, commit.
+/// `progress(done_windows, total_windows)` is called after each block.
 pub fn run(
     opts: &DasOptions,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<DasSummary, DasError> {
-    let job = if opts.append && opts.output.exists()? {
-        match crate::append::prepare(opts)? {
-            crate::append::Prepared::Job(job) => *job,
-            crate::append::Prepared::NothingNew(summary) => return Ok(summary),
-        }
-    } else {
-        if opts.append {
-            log::info!("{}: no cube yet; creating it", opts.output.display());
-        }
-        prepare(opts)?
+    let _lock = lock(opts)?;
+    let (job, _) = match obtain(opts)? {
+        Ok(j) => j,
+        Err(nothing_new) => return Ok(nothing_new),
     };
-    execute(opts, job, progress)
+    log_record(&job.payload.plan.record);
+    let done = job.stored.done_units()?;
+    if !done.is_empty() {
+        log::info!(
+            "{}: resuming an unfinished run ({} of {} time blocks done)",
+            opts.output.display(),
+            done.len(),
+            job.stored.plan.units
+        );
+    }
+    let all: Vec<u64> = (0..job.stored.plan.units).collect();
+    if let Err(e) = run_units(&job, &all, &done, progress) {
+        if let Some(base_attrs) = &job.payload.base_attrs {
+            crate::append::roll_back(job.writer, &job.payload, base_attrs, &opts.output);
+        }
+        return Err(e);
+    }
+    let summary = job.payload.summary(&opts.output, done.len() as u64);
+    finish(job)?;
+    Ok(summary)
+}
+
+/// `--plan-only`: plans the job into the store (unpublished) and stops.
+pub fn plan_only(opts: &DasOptions) -> Result<Planned, DasError> {
+    let _lock = lock(opts)?;
+    match obtain(opts)? {
+        Ok((job, existing)) => {
+            log_record(&job.payload.plan.record);
+            Ok(Planned {
+                output: opts.output.clone(),
+                units: job.stored.plan.units,
+                unit_name: job.stored.plan.unit_name.clone(),
+                existing,
+                windows: job.payload.plan.n_windows - job.payload.base_windows,
+                files: job.payload.new_files,
+            })
+        }
+        Err(s) => Ok(Planned {
+            output: opts.output.clone(),
+            units: 0,
+            unit_name: "time block".into(),
+            existing: false,
+            windows: 0,
+            files: s.files,
+        }),
+    }
+}
+
+/// Opens the DAS job planned in `store` (for a task or the commit).
+fn open_job(stored: StoredJob) -> Result<Job, DasError> {
+    let payload: DasPayload = stored.payload()?;
+    let writer = CubeWriter::reopen(stored.store().path())?;
+    Ok(Job {
+        stored,
+        payload,
+        writer,
+    })
+}
+
+/// What a task did.
+#[derive(Clone, Debug)]
+pub struct TaskSummary {
+    pub units: std::ops::Range<u64>,
+    pub already_done: u64,
+    pub windows: u64,
+}
+
+/// Task `index` of `count` of the DAS job planned in `stored`: computes its share of the
+/// time blocks, skipping those already recorded. Holds the store's lock shared, with the other
+/// tasks.
+pub fn run_task(
+    stored: StoredJob,
+    location: &Location,
+    index: u64,
+    count: u64,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<TaskSummary, DasError> {
+    let share = stored.share_of(index, count)?;
+    let job = open_job_at(stored, location)?;
+    job.stored.record_task(index, count)?;
+    let done = job.stored.done_units()?;
+    let units: Vec<u64> = share.clone().collect();
+    let already = units
+        .iter()
+        .filter(|u| done.binary_search(u).is_ok())
+        .count() as u64;
+    let windows = run_units(&job, &units, &done, progress)?;
+    Ok(TaskSummary {
+        units: share,
+        already_done: already,
+        windows,
+    })
+}
+
+fn open_job_at(stored: StoredJob, location: &Location) -> Result<Job, DasError> {
+    let payload: DasPayload = stored.payload()?;
+    let writer = CubeWriter::reopen(location)?;
+    Ok(Job {
+        stored,
+        payload,
+        writer,
+    })
+}
+
+/// Publishes the cube of a DAS job whose units are all done.
+pub fn commit(stored: StoredJob, location: &Location) -> Result<DasSummary, DasError> {
+    let job = open_job_at(stored, location)?;
+    let summary = job.payload.summary(location, 0);
+    finish(job)?;
+    Ok(summary)
+}
+
+/// Checks every unit is done, writes the data-derived facts, publishes, removes the plan.
+fn finish(job: Job) -> Result<(), DasError> {
+    let Job {
+        stored,
+        payload,
+        mut writer,
+    } = job;
+    let records = stored.records()?;
+    let signal = records.values().any(|r| r["signal"] == true);
+    let names = || -> String {
+        payload
+            .plan
+            .record
+            .files
+            .iter()
+            .map(|f| file_name(&f.path))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !signal {
+        if payload.base_attrs.is_none() {
+            return Err(DasError::Input(format!(
+                "{}: every sample of the selected channels is zero (a dead fibre or an interrogator that recorded nothing?); the spectra would all be -inf, so the cube is left unfinished",
+                names()
+            )));
+        }
+        log::warn!(
+            "{}: every sample of the selected channels is zero: the appended windows are -inf",
+            names()
+        );
+    }
+    writer.set_attrs("spectrogram", payload.spectrogram_attrs.clone())?;
+    writer.finish(payload.root_attrs.clone())?;
+    stored.remove()?;
+    Ok(())
+}
+
+/// Input files the blocks `units` read must be there and unchanged since planning.
+fn check_inputs(p: &DasPayload, units: &[u64]) -> Result<(), DasError> {
+    let (Some(&first), Some(&last)) = (units.first(), units.last()) else {
+        return Ok(());
+    };
+    let t = p.layout.time_chunk as u64;
+    let hop = p.plan.params.hop as u64;
+    let a = ((first + p.first_block) * t).max(p.base_windows) * hop;
+    let w1 = ((last + p.first_block + 1) * t).min(p.plan.n_windows);
+    let b = (w1 - 1) * hop + p.plan.params.window_len as u64;
+    for seg in p
+        .plan
+        .record
+        .segments
+        .iter()
+        .filter(|s| s.start < b && s.start + s.len > a)
+    {
+        let path = &p.plan.record.files[seg.file].path;
+        let planned = p.sizes.get(seg.file).copied().unwrap_or(0);
+        match std::fs::metadata(path) {
+            Err(e) => {
+                return Err(DasError::Unreadable {
+                    path: path.clone(),
+                    message: format!("{e} (the file was there when the job was planned; restore it, or plan again with --overwrite)"),
+                })
+            }
+            Ok(m) if m.len() != planned => {
+                return Err(DasError::Unreadable {
+                    path: path.clone(),
+                    message: format!(
+                        "changed since the job was planned ({} bytes, planned {planned}); plan again with --overwrite",
+                        m.len()
+                    ),
+                })
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn log_record(record: &Record) {
@@ -340,39 +608,34 @@ fn log_record(record: &Record) {
     }
 }
 
-/// Computes blocks `job.first_block ..` and publishes the cube.
-fn execute(
-    opts: &DasOptions,
-    job: Job,
+/// Computes the units among `units` not in `done` (ascending), recording each when its
+/// chunks are stored; returns the windows computed.
+fn run_units(
+    job: &Job,
+    units: &[u64],
+    done: &[u64],
     progress: &(dyn Fn(u64, u64) + Sync),
-) -> Result<DasSummary, DasError> {
-    let Job {
-        plan,
-        layout,
-        mut writer,
-        first_block,
-        base_windows,
-        mut journal,
-        base,
-        already_in_cube,
-    } = job;
-    log_record(&plan.record);
+) -> Result<u64, DasError> {
+    let pl = &job.payload;
+    let plan = &pl.plan;
+    let layout = &pl.layout;
+    let writer = &job.writer;
+    let todo: Vec<u64> = units
+        .iter()
+        .copied()
+        .filter(|u| done.binary_search(u).is_err())
+        .collect();
+    check_inputs(pl, &todo)?;
     let p = &plan.params;
     let t_chunk = layout.time_chunk.max(1);
     let d_chunk = layout.distance_chunk.max(1);
     let width = (plan.c1 - plan.c0) as usize;
     let nb = p.n_bins();
-    let n_blocks = plan.n_windows.div_ceil(t_chunk as u64);
+    let base_windows = pl.base_windows;
     let stft = Stft::new(p.clone());
     let cap = (t_chunk - 1) * p.hop + p.window_len;
     let mut reader = BlockReader::new(&plan.record, plan.c0, plan.c1);
     let n_dchunks = width.div_ceil(d_chunk);
-    progress(
-        (first_block * t_chunk as u64)
-            .max(base_windows)
-            .min(plan.n_windows),
-        plan.n_windows,
-    );
     // Block b computes windows w0..w1 (those before `base_windows` are already in the cube),
     // i.e. samples w0*hop .. (w1-1)*hop + window_len.
     let range = |b: u64| {
@@ -385,144 +648,108 @@ fn execute(
             (w1 - 1) * p.hop as u64 + p.window_len as u64,
         )
     };
-    // Two blocks: while the pool transforms `cur`, one task reads the next block into `next`
-    // (HDF5 reads are serial), so reading hides behind the FFTs.
-    // The blocks, as one fallible step: if it fails while appending, the cube is put back as
-    // it was before the append (see `append::roll_back`).
-    let computed = (|| -> Result<(), DasError> {
-        let mut cur = Block::new(width, cap);
-        let mut next = Block::new(width, cap);
-        if first_block < n_blocks {
-            let (_, _, a, e) = range(first_block);
-            reader.load(&mut cur, &Block::new(width, 0), a, e)?;
-        }
-        let chunk_len = t_chunk * d_chunk * nb;
-        let row_len = d_chunk * nb;
-        for b in first_block..n_blocks {
-            let (w0, w1, _, _) = range(b);
-            let nw = (w1 - w0) as usize;
-            // Rows of this block's chunks that the cube already holds (the block an append
-            // starts in): put aside before the append began, restored into each chunk.
-            let kept = (w0 - b * t_chunk as u64) as usize;
-            let block = &cur;
-            let writer_ref = &writer;
-            let (computed, loaded) = rayon::join(
-                || {
-                    (0..n_dchunks).into_par_iter().try_for_each_init(
-                        || (stft.workspace(), vec![0f32; chunk_len], Vec::new()),
-                        |(ws, chunk, half), dc| -> Result<(), DasError> {
-                            let lo = dc * d_chunk;
-                            let hi = (lo + d_chunk).min(width);
-                            // Full chunk shape even at the edges: zarrs ignores the part past the
-                            // array; what no channel or window fills stays NaN.
-                            chunk.fill(f32::NAN);
-                            if kept > 0 {
-                                let old = writer_ref
-                                    .get_aside(&aside_key(dc))?
-                                    .filter(|v| v.len() == kept * row_len)
-                                    .ok_or_else(|| {
-                                        DasError::Input(format!(
-                                            "{}: the values of the last {kept} windows, kept aside when the append began, are missing; rebuild the cube with --overwrite",
-                                            opts.output.display()
-                                        ))
-                                    })?;
-                                chunk[..kept * row_len].copy_from_slice(&old);
-                            }
-                            for c in lo..hi {
-                                stft.channel(
-                                    block.channel(c),
-                                    nw,
-                                    &mut chunk[kept * row_len + (c - lo) * nb..],
-                                    row_len,
-                                    ws,
-                                );
-                            }
-                            let idx = [b, dc as u64, 0];
-                            match layout.dtype {
-                                OutputType::F32 => writer_ref.write_chunk("spectrogram", &idx, chunk)?,
-                                OutputType::F16 => {
-                                    half.clear();
-                                    half.extend(chunk.iter().map(|v| half::f16::from_f32(*v)));
-                                    writer_ref.write_chunk("spectrogram", &idx, half)?
-                                }
-                            }
-                            Ok(())
-                        },
-                    )
-                },
-                || -> Result<(), DasError> {
-                    if b + 1 < n_blocks {
-                        let (_, _, a, e) = range(b + 1);
-                        reader.load(&mut next, block, a, e)?;
-                    }
-                    Ok(())
-                },
-            );
-            computed?;
-            loaded?;
-            std::mem::swap(&mut cur, &mut next);
-            journal["blocks_done"] = json!(b + 1);
-            writer.write_journal(&journal)?;
-            progress(w1, plan.n_windows);
-        }
-        Ok(())
-    })();
-    if let Err(e) = computed {
-        if let Some(base) = &base {
-            crate::append::roll_back(writer, base, &plan, &layout);
-        }
-        return Err(e);
-    }
-    let started_fresh = first_block * t_chunk as u64 <= base_windows;
-    if started_fresh && !reader.saw_signal() {
-        let names: Vec<String> = plan
-            .record
-            .files
-            .iter()
-            .map(|f| file_name(&f.path))
-            .collect();
-        if base.is_none() {
-            return Err(DasError::Input(format!(
-                "{}: every sample of the selected channels is zero (a dead fibre or an interrogator that recorded nothing?); the spectra would all be -inf, so the cube is left unfinished",
-                names.join(", ")
-            )));
-        }
-        log::warn!(
-            "{}: every sample of the selected channels is zero: the appended windows are -inf",
-            names.join(", ")
-        );
-    }
-    let root = match &base {
-        None => {
-            writer.set_attrs("spectrogram", spectrogram_attrs(opts, &plan))?;
-            let created = journal["date_created"]
-                .as_str()
-                .map(String::from)
-                .unwrap_or_else(now_iso);
-            root_attrs(opts, &plan, &created)
-        }
-        Some(base) => crate::append::root_attrs(opts, &plan, base),
-    };
-    writer.finish(root)?;
-    let new_files = plan
-        .record
-        .files
+    let block_of = |u: u64| u + pl.first_block;
+    let total: u64 = units
         .iter()
-        .filter(|h| base.as_ref().is_none_or(|b| !b.holds(&h.path)))
-        .count();
-    Ok(DasSummary {
-        output: opts.output.clone(),
-        files: new_files,
-        windows: plan.n_windows,
-        new_windows: plan.n_windows - base_windows,
-        already_in_cube,
-        channels: plan.c1 - plan.c0,
-        bins: nb,
-        gaps: plan.record.gaps.len(),
-        overlaps: plan.record.overlaps.len(),
-        resumed_from_block: if started_fresh { 0 } else { first_block },
-        warnings: plan.record.warnings.clone(),
-    })
+        .map(|&u| {
+            let (w0, w1, _, _) = range(block_of(u));
+            w1 - w0
+        })
+        .sum();
+    let mut progressed = total
+        - todo
+            .iter()
+            .map(|&u| {
+                let (w0, w1, _, _) = range(block_of(u));
+                w1 - w0
+            })
+            .sum::<u64>();
+    progress(progressed, total);
+    let empty = Block::new(width, 0);
+    // Two blocks: while the pool transforms `cur`, one task reads the next block into `next`
+    // (HDF5 reads are serial), so reading hides behind the FFTs. A block that follows the
+    // one before takes the samples they share from it; any other is read afresh.
+    let mut cur = Block::new(width, cap);
+    let mut next = Block::new(width, cap);
+    if let Some(&u) = todo.first() {
+        let (_, _, a, e) = range(block_of(u));
+        reader.load(&mut cur, &empty, a, e)?;
+    }
+    let chunk_len = t_chunk * d_chunk * nb;
+    let row_len = d_chunk * nb;
+    let mut computed = 0u64;
+    for (k, &u) in todo.iter().enumerate() {
+        let b = block_of(u);
+        let (w0, w1, _, _) = range(b);
+        let nw = (w1 - w0) as usize;
+        // Rows of this block's chunks that the cube already holds (the block an append
+        // starts in): put aside before the append began, restored into each chunk.
+        let kept = (w0 - b * t_chunk as u64) as usize;
+        let block = &cur;
+        let (done_chunks, loaded) = rayon::join(
+            || {
+                (0..n_dchunks).into_par_iter().try_for_each_init(
+                    || (stft.workspace(), vec![0f32; chunk_len], Vec::new()),
+                    |(ws, chunk, half), dc| -> Result<(), DasError> {
+                        let lo = dc * d_chunk;
+                        let hi = (lo + d_chunk).min(width);
+                        // Full chunk shape even at the edges: zarrs ignores the part past the
+                        // array; what no channel or window fills stays NaN.
+                        chunk.fill(f32::NAN);
+                        if kept > 0 {
+                            let old = writer
+                                .get_aside(&aside_key(dc))?
+                                .filter(|v| v.len() == kept * row_len)
+                                .ok_or_else(|| {
+                                    DasError::Input(format!(
+                                        "{}: the values of the last {kept} windows, kept aside when the append began, are missing; rebuild the cube with --overwrite",
+                                        writer.path().display()
+                                    ))
+                                })?;
+                            chunk[..kept * row_len].copy_from_slice(&old);
+                        }
+                        for c in lo..hi {
+                            stft.channel(
+                                block.channel(c),
+                                nw,
+                                &mut chunk[kept * row_len + (c - lo) * nb..],
+                                row_len,
+                                ws,
+                            );
+                        }
+                        let idx = [b, dc as u64, 0];
+                        match layout.dtype {
+                            OutputType::F32 => writer.write_chunk("spectrogram", &idx, chunk)?,
+                            OutputType::F16 => {
+                                half.clear();
+                                half.extend(chunk.iter().map(|v| half::f16::from_f32(*v)));
+                                writer.write_chunk("spectrogram", &idx, half)?
+                            }
+                        }
+                        Ok(())
+                    },
+                )
+            },
+            || -> Result<(), DasError> {
+                if let Some(&nu) = todo.get(k + 1) {
+                    let nb_ = block_of(nu);
+                    let (_, _, a, e) = range(nb_);
+                    let prev = if nb_ == b + 1 { block } else { &empty };
+                    reader.load(&mut next, prev, a, e)?;
+                }
+                Ok(())
+            },
+        );
+        done_chunks?;
+        loaded?;
+        std::mem::swap(&mut cur, &mut next);
+        job.stored
+            .mark_done(u, &json!({"signal": reader.saw_signal()}))?;
+        computed += w1 - w0;
+        progressed += w1 - w0;
+        progress(progressed, total);
+    }
+    Ok(computed)
 }
 
 /// Key under which an append keeps a distance chunk's existing windows.
@@ -530,8 +757,9 @@ pub(crate) fn aside_key(dc: usize) -> String {
     format!("spectrogram.{dc}")
 }
 
-/// Plans a new cube: creates it, or reopens an unfinished one of the same job.
-fn prepare(opts: &DasOptions) -> Result<Job, DasError> {
+/// Plans a new cube: creates it and stores its plan, or finds the plan of the same job in an
+/// unfinished one (the bool: found).
+fn prepare(opts: &DasOptions) -> Result<(Job, bool), DasError> {
     let plan = plan(opts)?;
     let layout = Layout {
         dtype: opts.dtype,
@@ -539,57 +767,95 @@ fn prepare(opts: &DasOptions) -> Result<Job, DasError> {
         time_chunk: opts.time_chunk.max(1),
         distance_chunk: opts.distance_chunk.max(1),
     };
-    let fp = fingerprint(&plan, &layout);
+    let fp = fingerprint(&plan, &layout).to_string();
     if opts.output.exists()? && !opts.overwrite {
-        if let Ok(existing) = CubeReader::open(&opts.output) {
-            if let Some(j) = existing.journal() {
-                if j["job"] == "das" && j["fingerprint"] == fp {
-                    let done = j["blocks_done"].as_u64().unwrap_or(0);
-                    log::info!(
-                        "{}: resuming an unfinished run after block {done}",
-                        opts.output.display()
-                    );
-                    let writer = CubeWriter::reopen(&opts.output)?;
-                    writer.unpublish()?;
-                    return Ok(Job {
-                        plan,
-                        layout,
-                        writer,
-                        first_block: done,
-                        base_windows: 0,
-                        journal: j,
-                        base: None,
-                        already_in_cube: 0,
-                    });
+        let store = opts.output.open()?;
+        if let Some(stored) = StoredJob::open(store)? {
+            if stored.plan.kind == KIND && stored.plan.fingerprint == fp {
+                if !stored.done_units()?.is_empty() {
+                    let job = open_job(stored)?;
+                    job.writer.unpublish()?;
+                    return Ok((job, true));
                 }
-                return Err(DasError::Input(format!(
-                    "{}: an unfinished cube from a run with other inputs or parameters; run that command again to finish it, or use --overwrite to start again",
-                    opts.output.display()
-                )));
+                // Killed before its first block: the arrays may be half declared; lay
+                // them out again (nothing computed is lost).
+                return create(opts, plan, layout, fp, true).map(|j| (j, true));
             }
+            return Err(DasError::Input(format!(
+                "{}: holds the unfinished plan of a `{}` job with other inputs or parameters; run that job to its end (`cryocube task`, `cryocube commit`) or use --overwrite to start again",
+                opts.output.display(),
+                stored.plan.kind
+            )));
         }
     }
-    let writer = CubeWriter::create(
+    create(opts, plan, layout, fp, opts.overwrite).map(|j| (j, false))
+}
+
+/// Creates the store, stores the plan, declares the arrays.
+fn create(
+    opts: &DasOptions,
+    plan: Plan,
+    layout: Layout,
+    fingerprint: String,
+    overwrite: bool,
+) -> Result<Job, DasError> {
+    let mut writer = CubeWriter::create(
         &opts.output,
         WriteOptions {
             format: opts.zarr,
-            overwrite: opts.overwrite,
+            overwrite,
         },
     )?;
-    let journal =
-        json!({"job": "das", "fingerprint": fp, "blocks_done": 0, "date_created": now_iso()});
-    let mut writer = writer;
-    declare_arrays(&mut writer, opts, &plan, &layout)?;
-    Ok(Job {
+    let created = now_iso();
+    let payload = DasPayload {
+        sizes: plan
+            .record
+            .files
+            .iter()
+            .map(|h| file_size(&h.path))
+            .collect(),
+        spectrogram_attrs: spectrogram_attrs(opts, &plan),
+        root_attrs: root_attrs(opts, &plan, &created),
+        new_files: plan.record.files.len(),
         plan,
         layout,
-        writer,
         first_block: 0,
         base_windows: 0,
-        journal,
-        base: None,
+        base_attrs: None,
         already_in_cube: 0,
+    };
+    // The plan first: a run killed while laying out the arrays leaves a store that the
+    // same command recognises.
+    let stored = store_plan(&writer, KIND, fingerprint, &payload)?;
+    declare_arrays(&mut writer, &payload)?;
+    Ok(Job {
+        stored,
+        payload,
+        writer,
     })
+}
+
+/// Stores the plan of `payload` in the writer's store.
+pub(crate) fn store_plan(
+    writer: &CubeWriter,
+    kind: &str,
+    fingerprint: String,
+    payload: &DasPayload,
+) -> Result<StoredJob, DasError> {
+    let units = payload.units();
+    Ok(StoredJob::create(
+        writer.store().clone(),
+        cryocube_cube::job::Plan {
+            kind: kind.into(),
+            fingerprint,
+            units,
+            unit_name: "time block".into(),
+            created: now_iso(),
+            planned_on: cryocube_cube::job::this_process(),
+            payload: serde_json::to_value(payload)
+                .map_err(|e| DasError::Input(format!("the plan cannot be stored: {e}")))?,
+        },
+    )?)
 }
 
 /// The time coordinate of `plan`: UTC µs of each window's start or centre.
@@ -613,12 +879,8 @@ pub(crate) fn label_offset(p: &SpectrumParams) -> f64 {
 }
 
 /// Declares the spectrogram and its coordinates in a new cube and writes the coordinates.
-fn declare_arrays(
-    w: &mut CubeWriter,
-    opts: &DasOptions,
-    plan: &Plan,
-    layout: &Layout,
-) -> Result<(), DasError> {
+fn declare_arrays(w: &mut CubeWriter, payload: &DasPayload) -> Result<(), DasError> {
+    let (plan, layout) = (&payload.plan, &payload.layout);
     let p = &plan.params;
     let r = &plan.record;
     let width = plan.c1 - plan.c0;
@@ -635,7 +897,7 @@ fn declare_arrays(
             OutputType::F32 => DType::F32,
             OutputType::F16 => DType::F16,
         },
-        attrs: spectrogram_attrs(opts, plan),
+        attrs: payload.spectrogram_attrs.clone(),
     };
     if let ZarrFormat::V3 { sharded: true } = layout.zarr {
         // A shard is one block of every distance chunk: written once, never rewritten.

@@ -21,7 +21,7 @@ use crate::DasError;
 pub const TOLERANCE_SAMPLES: f64 = 1.5;
 
 /// A contiguous run of one file's samples on the record's sample axis.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Segment {
     pub file: usize,
     /// First sample of the run on the record axis.
@@ -32,7 +32,7 @@ pub struct Segment {
 }
 
 /// A discontinuity between two consecutive files.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Discontinuity {
     pub before: PathBuf,
     pub after: PathBuf,
@@ -44,7 +44,7 @@ pub struct Discontinuity {
 }
 
 /// The ordered, checked set of files of one record.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Record {
     pub files: Vec<Header>,
     pub format: Option<Format>,

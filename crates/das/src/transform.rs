@@ -20,7 +20,7 @@ use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
 
 /// How spectra are scaled (see the module documentation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Scale {
     Cryocube,
     Db,
@@ -49,7 +49,7 @@ impl Scale {
 }
 
 /// Taper applied to each window.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Window {
     Tukey(f64),
     Hann,
@@ -150,7 +150,7 @@ impl Window {
 }
 
 /// Everything that defines the spectra of a cube.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SpectrumParams {
     pub sampling_rate: f64,
     /// Window length in samples.

@@ -13,13 +13,16 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gdal::spatial_ref::{CoordTransform, SpatialRef};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use cryocube_cube::cf::{attrs, format_utc_us, now_iso, parse_date_or_time_us, time_attrs};
+use cryocube_cube::job::Job as StoredJob;
+use cryocube_cube::lock::{LockMode, StoreLock};
 use cryocube_cube::{ArraySpec, Attrs, CubeWriter, DType, Location, WriteOptions, ZarrFormat};
 
 use crate::fetch::{fetch_source, FetchOptions, Fetched};
@@ -81,12 +84,17 @@ impl Layer {
     }
 }
 
-/// Builds the cube.
-pub fn build(
-    recipe: &Recipe,
-    opts: &BuildOptions,
-    progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<BuildSummary, GeoError> {
+/// The recipe read and its sources made ready: everything a plan or a task computes from.
+struct Made {
+    grid: TargetGrid,
+    layers: Vec<Layer>,
+    times: Vec<i64>,
+    warnings: Vec<String>,
+    skipped: Vec<String>,
+}
+
+/// Reads the recipe, fetches what is missing and prepares every source once.
+fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
     let mut grid = recipe.grid();
     if let Some(r) = opts.res {
         grid = grid
@@ -248,14 +256,12 @@ pub fn build(
             }
         }
     }
-    write_cube(recipe, opts, &grid, &layers, &times, &warnings, progress)?;
-    Ok(BuildSummary {
-        variables: layers.iter().map(|l| l.name.clone()).collect(),
-        skipped,
-        nx: grid.nx,
-        ny: grid.ny,
+    Ok(Made {
+        grid,
+        layers,
         times,
         warnings,
+        skipped,
     })
 }
 
@@ -482,23 +488,45 @@ fn create_arrays(
     Ok(())
 }
 
-/// Per chunk of the grid done: the cells with data per variable (for `valid_fraction`).
-type CellCounts = std::collections::BTreeMap<String, Vec<u64>>;
+/// Job kind of `cryocube build` in a store's plan.
+pub const KIND: &str = "build";
 
-/// How a build starts: afresh, or where a killed run of the same build stopped.
-enum Start {
-    Fresh { overwrite: bool },
-    Resume(CellCounts),
+/// What a build's stored plan holds: where the recipe and sources are (a task prepares the
+/// sources again from them and must reach the same fingerprint), the grid's chunking, and
+/// the attributes the commit publishes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct BuildPayload {
+    recipe: PathBuf,
+    sources: PathBuf,
+    chunk: usize,
+    res: Option<f64>,
+    /// Chunks of the grid along y and x; unit `u` is chunk `(u / cx, u % cx)`.
+    cy: usize,
+    cx: usize,
+    nx: usize,
+    ny: usize,
+    n_times: usize,
+    /// Per variable: name, time-stacked or not, attributes without `valid_fraction`.
+    layers: Vec<(String, bool, Attrs)>,
+    root_attrs: Attrs,
+    warnings: Vec<String>,
+    skipped: Vec<String>,
+    times: Vec<i64>,
 }
 
-fn journal(fingerprint: &str, ready: bool, cells: &CellCounts) -> serde_json::Value {
-    json!({
-        "kind": "build",
-        "fingerprint": fingerprint,
-        "ready": ready,
-        "blocks_done": cells.len(),
-        "cells": cells,
-    })
+/// What `build --plan-only` reports.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub units: u64,
+    pub unit_name: String,
+    pub existing: bool,
+}
+
+/// What a build task did.
+#[derive(Clone, Debug)]
+pub struct TaskSummary {
+    pub units: std::ops::Range<u64>,
+    pub already_done: u64,
 }
 
 /// What must be equal for a killed build to be resumed: the recipe, the options, the
@@ -532,39 +560,398 @@ fn fingerprint(
     format!("{:x}", h.finalize())
 }
 
-fn resume_state(out: &Location, overwrite: bool, fingerprint: &str) -> Result<Start, GeoError> {
-    if overwrite {
-        return Ok(Start::Fresh { overwrite });
+/// Builds the cube in this process: plan (or the plan of the same build found in the store),
+/// every chunk of the grid, commit.
+pub fn build(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    wait: bool,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<BuildSummary, GeoError> {
+    let made = make(recipe, opts)?;
+    let _lock = StoreLock::acquire(&opts.output, LockMode::Exclusive, wait, "build")?;
+    let (stored, payload, _) = obtain(recipe, opts, &made)?;
+    let done = stored.done_units()?;
+    if !done.is_empty() {
+        log::info!(
+            "{}: resuming an interrupted build ({} of {} chunk(s) of the grid already done)",
+            opts.output,
+            done.len(),
+            stored.plan.units
+        );
     }
-    let text = match out.open()?.get(cryocube_cube::write::JOURNAL)? {
-        Some(t) => t,
-        None => return Ok(Start::Fresh { overwrite }),
+    let writer = CubeWriter::reopen(&opts.output)?;
+    let all: Vec<u64> = (0..stored.plan.units).collect();
+    run_units(&stored, &writer, &made, &payload, &all, &done, progress)?;
+    finish(stored, writer, &payload)
+}
+
+/// `build --plan-only`: prepares the sources, lays out the cube and stores the plan.
+pub fn plan_only(recipe: &Recipe, opts: &BuildOptions, wait: bool) -> Result<Planned, GeoError> {
+    let made = make(recipe, opts)?;
+    let _lock = StoreLock::acquire(&opts.output, LockMode::Exclusive, wait, "build")?;
+    let (stored, _, existing) = obtain(recipe, opts, &made)?;
+    Ok(Planned {
+        units: stored.plan.units,
+        unit_name: stored.plan.unit_name.clone(),
+        existing,
+    })
+}
+
+/// Task `index` of `count` of the build planned in `stored`: prepares the sources as the plan
+/// says, checks they are the ones planned, and computes its share of the grid's chunks.
+pub fn run_task(
+    stored: StoredJob,
+    location: &Location,
+    index: u64,
+    count: u64,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<TaskSummary, GeoError> {
+    let share = stored.share_of(index, count)?;
+    let payload: BuildPayload = stored.payload()?;
+    let recipe = Recipe::load(&payload.recipe)?;
+    let opts = BuildOptions {
+        output: location.clone(),
+        sources: payload.sources.clone(),
+        chunk: payload.chunk,
+        res: payload.res,
+        overwrite: false,
     };
-    let j: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
-    let refuse = |why: &str| GeoError::Io {
-        path: out.display_path(),
-        message: format!("{why}; run with --overwrite to start again"),
+    let made = make(&recipe, &opts)?;
+    let fp = fingerprint(&recipe, &opts, &made.grid, &made.layers, &made.times);
+    if fp != stored.plan.fingerprint {
+        return Err(GeoError::Io {
+            path: location.display_path(),
+            message: format!(
+                "the recipe {} or its sources changed since the build was planned; plan again with --overwrite",
+                payload.recipe.display()
+            ),
+        });
+    }
+    stored.record_task(index, count)?;
+    let done = stored.done_units()?;
+    let units: Vec<u64> = share.clone().collect();
+    let already = units
+        .iter()
+        .filter(|u| done.binary_search(u).is_ok())
+        .count() as u64;
+    let writer = CubeWriter::reopen(location)?;
+    run_units(&stored, &writer, &made, &payload, &units, &done, progress)?;
+    Ok(TaskSummary {
+        units: share,
+        already_done: already,
+    })
+}
+
+/// Publishes the cube of a build whose chunks are all done.
+pub fn commit(stored: StoredJob, location: &Location) -> Result<BuildSummary, GeoError> {
+    let payload: BuildPayload = stored.payload()?;
+    let writer = CubeWriter::reopen(location)?;
+    finish(stored, writer, &payload)
+}
+
+/// The plan of this build: found in the store (same fingerprint), or made (store created,
+/// arrays laid out). The bool: found.
+fn obtain(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    made: &Made,
+) -> Result<(StoredJob, BuildPayload, bool), GeoError> {
+    let out = &opts.output;
+    let fp = fingerprint(recipe, opts, &made.grid, &made.layers, &made.times);
+    let mut overwrite = opts.overwrite;
+    if !opts.overwrite && out.exists()? {
+        if let Some(stored) = StoredJob::open(out.open()?)? {
+            let refuse = |why: &str| GeoError::Io {
+                path: out.display_path(),
+                message: format!("{why}; run with --overwrite to start again"),
+            };
+            if stored.plan.kind != KIND {
+                return Err(refuse(&format!(
+                    "holds the unfinished plan of a `{}` job",
+                    stored.plan.kind
+                )));
+            }
+            if stored.plan.fingerprint != fp {
+                return Err(refuse(
+                    "an unfinished build of another recipe, other options or other sources is there",
+                ));
+            }
+            if !stored.done_units()?.is_empty() {
+                let payload = stored.payload()?;
+                return Ok((stored, payload, true));
+            }
+            // Killed while laying out the arrays: nothing worth keeping.
+            overwrite = true;
+        }
+    }
+    let chunk = opts.chunk.max(1);
+    let grid = &made.grid;
+    let mut w = CubeWriter::create(
+        out,
+        WriteOptions {
+            format: ZarrFormat::V2,
+            overwrite,
+        },
+    )?;
+    let payload = BuildPayload {
+        recipe: std::fs::canonicalize(&recipe.path).unwrap_or_else(|_| recipe.path.clone()),
+        sources: std::fs::canonicalize(&opts.sources).unwrap_or_else(|_| opts.sources.clone()),
+        chunk,
+        res: opts.res,
+        cy: grid.ny.div_ceil(chunk),
+        cx: grid.nx.div_ceil(chunk),
+        nx: grid.nx,
+        ny: grid.ny,
+        n_times: made.times.len(),
+        layers: made
+            .layers
+            .iter()
+            .map(|l| (l.name.clone(), l.timed, l.attrs.clone()))
+            .collect(),
+        root_attrs: root_attrs(recipe, out, grid, &made.layers, &made.times),
+        warnings: made.warnings.clone(),
+        skipped: made.skipped.clone(),
+        times: made.times.clone(),
     };
-    if j["kind"] != "build" {
-        return Err(refuse(
-            "an unfinished run of another cryocube command is there",
-        ));
+    // The plan first: a build killed while laying out the arrays leaves a store its next run
+    // recognises.
+    let stored = StoredJob::create(
+        w.store().clone(),
+        cryocube_cube::job::Plan {
+            kind: KIND.into(),
+            fingerprint: fp,
+            units: (payload.cy * payload.cx) as u64,
+            unit_name: "grid chunk".into(),
+            created: now_iso(),
+            planned_on: cryocube_cube::job::this_process(),
+            payload: serde_json::to_value(&payload).map_err(|e| GeoError::Io {
+                path: out.display_path(),
+                message: format!("the plan cannot be stored: {e}"),
+            })?,
+        },
+    )?;
+    create_arrays(&mut w, recipe, grid, &made.layers, &made.times, chunk)?;
+    Ok((stored, payload, false))
+}
+
+/// Computes the chunks of the grid among `units` not in `done`, in parallel, recording each
+/// with its count of cells with data per variable once all its variables are stored.
+fn run_units(
+    stored: &StoredJob,
+    w: &CubeWriter,
+    made: &Made,
+    payload: &BuildPayload,
+    units: &[u64],
+    done: &[u64],
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(), GeoError> {
+    let (grid, layers, times) = (&made.grid, &made.layers, &made.times);
+    let chunk = payload.chunk;
+    // Tasks per chunk of the grid: each static variable, and each time stamp at which a
+    // time-stacked variable has a file (other time steps have no data: nothing is stored).
+    let steps: Vec<(usize, Option<usize>)> = layers
+        .iter()
+        .enumerate()
+        .flat_map(|(k, l)| {
+            let ts: Vec<Option<usize>> = if l.timed {
+                (0..times.len())
+                    .filter(|&t| l.pieces.iter().any(|p| p.time == Some(times[t])))
+                    .map(Some)
+                    .collect()
+            } else {
+                vec![None]
+            };
+            ts.into_iter().map(move |t| (k, t))
+        })
+        .collect();
+    let todo: Vec<u64> = units
+        .iter()
+        .copied()
+        .filter(|u| done.binary_search(u).is_err())
+        .collect();
+    let total = units.len() * steps.len();
+    let progressed = AtomicUsize::new((units.len() - todo.len()) * steps.len());
+    progress(progressed.load(Ordering::Relaxed), total);
+    todo.par_iter().try_for_each(|&u| -> Result<(), GeoError> {
+        let (j, i) = (u as usize / payload.cx, u as usize % payload.cx);
+        let mut counts = vec![0u64; layers.len()];
+        let rows = j * chunk..((j + 1) * chunk).min(grid.ny);
+        let cols = i * chunk..((i + 1) * chunk).min(grid.nx);
+        let (h, wdt) = (rows.len(), cols.len());
+        let mut full = vec![f32::NAN; chunk * chunk];
+        for &(k, t) in &steps {
+            let l = &layers[k];
+            let part = render(
+                &l.pieces_at(t.map(|t| times[t])),
+                grid,
+                cols.clone(),
+                rows.clone(),
+            )?;
+            counts[k] += part.iter().filter(|v| !v.is_nan()).count() as u64;
+            full.fill(f32::NAN);
+            for r in 0..h {
+                full[r * chunk..r * chunk + wdt].copy_from_slice(&part[r * wdt..(r + 1) * wdt]);
+            }
+            let index: Vec<u64> = match t {
+                Some(t) => vec![t as u64, j as u64, i as u64],
+                None => vec![j as u64, i as u64],
+            };
+            w.write_chunk(&l.name, &index, &full)?;
+            progress(progressed.fetch_add(1, Ordering::Relaxed) + 1, total);
+        }
+        // Recorded once all its chunks are stored: a resumed build redoes the rest.
+        stored.mark_done(u, &json!({ "cells": counts }))?;
+        Ok(())
+    })
+}
+
+/// The data-derived attributes (`valid_fraction`, warnings about empty variables) from the
+/// units' records, then the cube published and the plan removed.
+fn finish(
+    stored: StoredJob,
+    mut w: CubeWriter,
+    payload: &BuildPayload,
+) -> Result<BuildSummary, GeoError> {
+    let records = stored.records()?;
+    let mut warnings = payload.warnings.clone();
+    let cells = (payload.nx * payload.ny) as f64;
+    let gdal_crs = payload.root_attrs.get("_crs_wkt").cloned();
+    for (k, (name, timed, attrs)) in payload.layers.iter().enumerate() {
+        let n: u64 = records
+            .values()
+            .filter_map(|r| r["cells"].get(k).and_then(|c| c.as_u64()))
+            .sum();
+        let mut a = attrs.clone();
+        if let Some(wkt) = &gdal_crs {
+            a.insert("_CRS".into(), json!({ "wkt": wkt }));
+        }
+        let of = if *timed {
+            cells * payload.n_times as f64
+        } else {
+            cells
+        };
+        a.insert("valid_fraction".into(), json!(n as f64 / of));
+        w.set_attrs(name, a)?;
+        if n == 0 {
+            // Reported by the caller with the other warnings.
+            warnings.push(format!(
+                "{name}: no cell of the grid has data (does the bbox lie outside its source?)"
+            ));
+        }
     }
-    if j["fingerprint"] != fingerprint {
-        return Err(refuse(
-            "an unfinished build of another recipe, other options or other sources is there",
-        ));
+    let mut root = payload.root_attrs.clone();
+    root.remove("_crs_wkt");
+    root.insert("warnings".into(), json!(warnings));
+    w.finish(root)?;
+    stored.remove()?;
+    Ok(BuildSummary {
+        variables: payload.layers.iter().map(|l| l.0.clone()).collect(),
+        skipped: payload.skipped.clone(),
+        nx: payload.nx,
+        ny: payload.ny,
+        times: payload.times.clone(),
+        warnings,
+    })
+}
+
+/// The cube's root attributes, fixed when the build is planned. `_crs_wkt` carries the WKT
+/// for the variables' `_CRS` to the commit and is not published.
+fn root_attrs(
+    recipe: &Recipe,
+    out: &Location,
+    grid: &TargetGrid,
+    layers: &[Layer],
+    times: &[i64],
+) -> Attrs {
+    let p = recipe.properties();
+    let mut root = attrs([
+        ("Conventions", json!("CF-1.10, ACDD-1.3")),
+        (
+            "title",
+            json!(p.title.clone().unwrap_or_else(|| "Polar data cube".into())),
+        ),
+        (
+            "summary",
+            json!(p.description.clone().unwrap_or_else(|| format!(
+                "{} variables on a {} x {} grid of {} m cells ({})",
+                layers.len(),
+                grid.nx,
+                grid.ny,
+                grid.res_x,
+                grid.crs
+            ))),
+        ),
+        (
+            "history",
+            json!(format!(
+                "{} cryocube {} build {} -o {}",
+                now_iso(),
+                env!("CARGO_PKG_VERSION"),
+                recipe.path.display(),
+                out
+            )),
+        ),
+        ("date_created", json!(now_iso())),
+        (
+            "processing_software",
+            json!(format!("cryocube {}", env!("CARGO_PKG_VERSION"))),
+        ),
+        ("geospatial_bounds_crs", json!(grid.crs)),
+        ("geospatial_x_min", json!(grid.x_min)),
+        (
+            "geospatial_x_max",
+            json!(grid.x_min + grid.nx as f64 * grid.res_x),
+        ),
+        (
+            "geospatial_y_min",
+            json!(grid.y_max - grid.ny as f64 * grid.res_y),
+        ),
+        ("geospatial_y_max", json!(grid.y_max)),
+        (
+            "geospatial_x_resolution",
+            json!(format!("{} m", grid.res_x)),
+        ),
+        (
+            "geospatial_y_resolution",
+            json!(format!("{} m", grid.res_y)),
+        ),
+        ("warnings", json!([])),
+    ]);
+    if let (Some(t0), Some(t1)) = (times.first(), times.last()) {
+        root.insert("time_coverage_start".into(), json!(format_utc_us(*t0)));
+        root.insert("time_coverage_end".into(), json!(format_utc_us(*t1)));
     }
-    if j["ready"] != true {
-        // Killed while laying out the arrays: nothing worth keeping.
-        return Ok(Start::Fresh { overwrite: true });
+    if let Some([lat0, lat1, lon0, lon1]) = lat_lon_bounds(grid) {
+        root.insert("geospatial_lat_min".into(), json!(lat0));
+        root.insert("geospatial_lat_max".into(), json!(lat1));
+        root.insert("geospatial_lon_min".into(), json!(lon0));
+        root.insert("geospatial_lon_max".into(), json!(lon1));
     }
-    let cells: CellCounts =
-        serde_json::from_value(j["cells"].clone()).map_err(|e| GeoError::Io {
-            path: out.display_path().join(cryocube_cube::write::JOURNAL),
-            message: format!("unreadable journal: {e}"),
-        })?;
-    Ok(Start::Resume(cells))
+    if let Some(id) = &p.data_id {
+        root.insert("id".into(), json!(id));
+    }
+    if let Some(l) = &p.license {
+        root.insert("license".into(), json!(l));
+    }
+    // The recipe's own global metadata, except what we compute from the data.
+    for (k, v) in &p.metadata {
+        if !k.starts_with("geospatial_")
+            && !k.starts_with("temporal_")
+            && !k.starts_with("time_coverage")
+            && k != "date_modified"
+            && k != "Conventions"
+        {
+            root.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    root.insert(
+        "_crs_wkt".into(),
+        crs_attrs(&grid.crs, grid)
+            .map(|a| a["crs_wkt"].clone())
+            .unwrap_or_default(),
+    );
+    root
 }
 
 /// CF grid-mapping attributes of `crs` (with `crs_wkt` and `spatial_ref` for GDAL/rioxarray).
@@ -667,221 +1054,4 @@ fn lat_lon_bounds(grid: &TargetGrid) -> Option<[f64; 4]> {
         }
     }
     Some(b)
-}
-
-fn write_cube(
-    recipe: &Recipe,
-    opts: &BuildOptions,
-    grid: &TargetGrid,
-    layers: &[Layer],
-    times: &[i64],
-    warnings: &[String],
-    progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<(), GeoError> {
-    let out = &opts.output;
-    let chunk = opts.chunk.max(1);
-    let fingerprint = fingerprint(recipe, opts, grid, layers, times);
-    let (mut w, resumed) = match resume_state(out, opts.overwrite, &fingerprint)? {
-        Start::Resume(cells) => (CubeWriter::reopen(out)?, Some(cells)),
-        Start::Fresh { overwrite } => {
-            let mut w = CubeWriter::create(
-                out,
-                WriteOptions {
-                    format: ZarrFormat::V2,
-                    overwrite,
-                },
-            )?;
-            // From here a killed build leaves a store its next run recognises.
-            w.write_journal(&journal(&fingerprint, false, &Default::default()))?;
-            create_arrays(&mut w, recipe, grid, layers, times, chunk)?;
-            w.write_journal(&journal(&fingerprint, true, &Default::default()))?;
-            (w, None)
-        }
-    };
-    let gdal_crs = json!({"wkt": crs_attrs(&grid.crs, grid).map(|a| a["crs_wkt"].clone()).unwrap_or_default()});
-    let nt = times.len() as u64;
-    let finished_before: CellCounts = resumed.unwrap_or_default();
-    if !finished_before.is_empty() {
-        log::info!(
-            "{}: resuming an interrupted build ({} chunk(s) of the grid already done)",
-            out,
-            finished_before.len()
-        );
-    }
-    // Tasks per chunk of the grid: each static variable, and each time stamp at which a
-    // time-stacked variable has a file (other time steps have no data: nothing is stored).
-    let steps: Vec<(usize, Option<usize>)> = layers
-        .iter()
-        .enumerate()
-        .flat_map(|(k, l)| {
-            let ts: Vec<Option<usize>> = if l.timed {
-                (0..times.len())
-                    .filter(|&t| l.pieces.iter().any(|p| p.time == Some(times[t])))
-                    .map(Some)
-                    .collect()
-            } else {
-                vec![None]
-            };
-            ts.into_iter().map(move |t| (k, t))
-        })
-        .collect();
-    let (cy, cx) = (grid.ny.div_ceil(chunk), grid.nx.div_ceil(chunk));
-    let cells: Vec<(usize, usize)> = (0..cy).flat_map(|j| (0..cx).map(move |i| (j, i))).collect();
-    let key = |j: usize, i: usize| format!("{j},{i}");
-    let done = AtomicUsize::new(finished_before.len() * steps.len());
-    let with_data: Vec<AtomicU64> = (0..layers.len())
-        .map(|k| {
-            AtomicU64::new(
-                finished_before
-                    .values()
-                    .map(|c| c.get(k).copied().unwrap_or(0))
-                    .sum(),
-            )
-        })
-        .collect();
-    let total = cells.len() * steps.len();
-    progress(done.load(Ordering::Relaxed), total);
-    let finished = std::sync::Mutex::new(finished_before.clone());
-    cells
-        .par_iter()
-        .filter(|(j, i)| !finished_before.contains_key(&key(*j, *i)))
-        .try_for_each(|&(j, i)| -> Result<(), GeoError> {
-            let mut counts = vec![0u64; layers.len()];
-            let rows = j * chunk..((j + 1) * chunk).min(grid.ny);
-            let cols = i * chunk..((i + 1) * chunk).min(grid.nx);
-            let (h, wdt) = (rows.len(), cols.len());
-            let mut full = vec![f32::NAN; chunk * chunk];
-            for &(k, t) in &steps {
-                let l = &layers[k];
-                let part = render(
-                    &l.pieces_at(t.map(|t| times[t])),
-                    grid,
-                    cols.clone(),
-                    rows.clone(),
-                )?;
-                let finite = part.iter().filter(|v| !v.is_nan()).count() as u64;
-                counts[k] += finite;
-                full.fill(f32::NAN);
-                for r in 0..h {
-                    full[r * chunk..r * chunk + wdt].copy_from_slice(&part[r * wdt..(r + 1) * wdt]);
-                }
-                let index: Vec<u64> = match t {
-                    Some(t) => vec![t as u64, j as u64, i as u64],
-                    None => vec![j as u64, i as u64],
-                };
-                w.write_chunk(&l.name, &index, &full)?;
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                progress(n, total);
-            }
-            for (k, c) in counts.iter().enumerate() {
-                with_data[k].fetch_add(*c, Ordering::Relaxed);
-            }
-            // Recorded once all its chunks are stored: a resumed build redoes the rest.
-            let mut f = finished.lock().unwrap_or_else(|e| e.into_inner());
-            f.insert(key(j, i), counts);
-            w.write_journal(&journal(&fingerprint, true, &f))?;
-            Ok(())
-        })?;
-    // What share of the cube each variable covers, from the data written.
-    let mut warnings = warnings.to_vec();
-    let cells = (grid.nx * grid.ny) as f64;
-    for (l, n) in layers.iter().zip(&with_data) {
-        let n = n.load(Ordering::Relaxed);
-        let mut a = l.attrs.clone();
-        a.insert("_CRS".into(), gdal_crs.clone());
-        let of = if l.timed { cells * nt as f64 } else { cells };
-        a.insert("valid_fraction".into(), json!(n as f64 / of));
-        w.set_attrs(&l.name, a)?;
-        if n == 0 {
-            let msg = format!(
-                "{}: no cell of the grid has data (does the bbox lie outside its source?)",
-                l.name
-            );
-            log::warn!("{msg}");
-            warnings.push(msg);
-        }
-    }
-    let p = recipe.properties();
-    let mut root = attrs([
-        ("Conventions", json!("CF-1.10, ACDD-1.3")),
-        (
-            "title",
-            json!(p.title.clone().unwrap_or_else(|| "Polar data cube".into())),
-        ),
-        (
-            "summary",
-            json!(p.description.clone().unwrap_or_else(|| format!(
-                "{} variables on a {} x {} grid of {} m cells ({})",
-                layers.len(),
-                grid.nx,
-                grid.ny,
-                grid.res_x,
-                grid.crs
-            ))),
-        ),
-        (
-            "history",
-            json!(format!(
-                "{} cryocube {} build {} -o {}",
-                now_iso(),
-                env!("CARGO_PKG_VERSION"),
-                recipe.path.display(),
-                out
-            )),
-        ),
-        ("date_created", json!(now_iso())),
-        (
-            "processing_software",
-            json!(format!("cryocube {}", env!("CARGO_PKG_VERSION"))),
-        ),
-        ("geospatial_bounds_crs", json!(grid.crs)),
-        ("geospatial_x_min", json!(grid.x_min)),
-        (
-            "geospatial_x_max",
-            json!(grid.x_min + grid.nx as f64 * grid.res_x),
-        ),
-        (
-            "geospatial_y_min",
-            json!(grid.y_max - grid.ny as f64 * grid.res_y),
-        ),
-        ("geospatial_y_max", json!(grid.y_max)),
-        (
-            "geospatial_x_resolution",
-            json!(format!("{} m", grid.res_x)),
-        ),
-        (
-            "geospatial_y_resolution",
-            json!(format!("{} m", grid.res_y)),
-        ),
-        ("warnings", json!(warnings)),
-    ]);
-    if let (Some(t0), Some(t1)) = (times.first(), times.last()) {
-        root.insert("time_coverage_start".into(), json!(format_utc_us(*t0)));
-        root.insert("time_coverage_end".into(), json!(format_utc_us(*t1)));
-    }
-    if let Some([lat0, lat1, lon0, lon1]) = lat_lon_bounds(grid) {
-        root.insert("geospatial_lat_min".into(), json!(lat0));
-        root.insert("geospatial_lat_max".into(), json!(lat1));
-        root.insert("geospatial_lon_min".into(), json!(lon0));
-        root.insert("geospatial_lon_max".into(), json!(lon1));
-    }
-    if let Some(id) = &p.data_id {
-        root.insert("id".into(), json!(id));
-    }
-    if let Some(l) = &p.license {
-        root.insert("license".into(), json!(l));
-    }
-    // The recipe's own global metadata, except what we compute from the data.
-    for (k, v) in &p.metadata {
-        if !k.starts_with("geospatial_")
-            && !k.starts_with("temporal_")
-            && !k.starts_with("time_coverage")
-            && k != "date_modified"
-            && k != "Conventions"
-        {
-            root.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
-    w.finish(root)?;
-    Ok(())
 }

@@ -17,6 +17,7 @@ use zarrs::storage::{
     MaybeBytes, MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey,
 };
 
+use crate::lock::LOCK_KEY;
 use crate::CubeError;
 pub use s3::{S3Client, S3Config};
 
@@ -87,9 +88,11 @@ impl Location {
         }
     }
 
-    /// Whether anything is there (a local path of any kind; any key under an S3 prefix).
+    /// Whether anything is there (a local path of any kind; any key under an S3 prefix),
+    /// apart from the store's lock (taken before a store is created).
     pub fn exists(&self) -> Result<bool, CubeError> {
         match self {
+            Location::Local(p) if p.is_dir() => Ok(!self.open()?.is_empty()?),
             Location::Local(p) => Ok(p.exists()),
             Location::S3 { .. } => Ok(!self.open()?.is_empty()?),
         }
@@ -304,7 +307,7 @@ impl Store for LocalStore {
 
     fn is_empty(&self) -> Result<bool, CubeError> {
         match std::fs::read_dir(&self.root) {
-            Ok(mut rd) => Ok(rd.next().is_none()),
+            Ok(mut rd) => Ok(rd.all(|e| e.is_ok_and(|e| e.file_name() == LOCK_KEY))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
             Err(e) => Err(CubeError::io(&self.root, e)),
         }
@@ -318,11 +321,33 @@ impl Store for LocalStore {
         }
     }
 
+    /// Everything but the lock file: its holder is the one clearing, and a new lock file
+    /// would let another writer lock a different inode.
     fn clear(&self) -> Result<(), CubeError> {
-        match std::fs::remove_dir_all(&self.root) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CubeError::io(&self.root, e)),
-            _ => Ok(()),
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(CubeError::io(&self.root, e)),
+        };
+        for e in entries {
+            let e = e.map_err(|e| CubeError::io(&self.root, e))?;
+            if e.file_name() == LOCK_KEY {
+                continue;
+            }
+            let path = e.path();
+            let removed = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(CubeError::io(&path, e))
+                }
+                _ => {}
+            }
         }
+        Ok(())
     }
 }
 
@@ -420,8 +445,18 @@ impl Store for S3Store {
         Ok(names)
     }
 
+    /// One request whatever the cube's size: at most two keys are asked for.
     fn is_empty(&self) -> Result<bool, CubeError> {
-        Ok(self.list("")?.is_empty())
+        let base = format!("{}/", self.prefix);
+        let listed = self
+            .client
+            .list_some(&self.bucket, &base, 100)
+            .map_err(|e| self.err(e))?;
+        Ok(listed.iter().all(|o| {
+            o.key
+                .strip_prefix(&base)
+                .is_some_and(|k| k.starts_with(&format!("{LOCK_KEY}/")))
+        }))
     }
 
     fn delete_folder(&self, folder: &str) -> Result<(), CubeError> {
@@ -430,10 +465,13 @@ impl Store for S3Store {
         keys.par_iter().try_for_each(|(k, _)| self.delete(k))
     }
 
+    /// Everything but the lock tickets (the clearing writer holds one).
     fn clear(&self) -> Result<(), CubeError> {
         use rayon::prelude::*;
         let keys = self.list("")?;
-        keys.par_iter().try_for_each(|(k, _)| self.delete(k))
+        keys.par_iter()
+            .filter(|(k, _)| !k.starts_with(&format!("{LOCK_KEY}/")))
+            .try_for_each(|(k, _)| self.delete(k))
     }
 }
 

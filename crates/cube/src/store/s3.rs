@@ -338,6 +338,34 @@ impl S3Client {
         self.send("DELETE", bucket, key, &[], &[], None).map(|_| ())
     }
 
+    /// The first `max` objects under `prefix` (one request, whatever is there).
+    pub fn list_some(&self, bucket: &str, prefix: &str, max: u32) -> Result<Vec<Listed>, S3Error> {
+        let query = vec![
+            ("list-type", "2".to_string()),
+            ("max-keys", max.to_string()),
+            ("prefix", prefix.into()),
+        ];
+        let resp = self
+            .send("GET", bucket, "", &query, &[], None)?
+            .ok_or_else(|| S3Error {
+                url: format!("s3://{bucket}/{prefix}"),
+                message: "listing answered 404".into(),
+                transient: false,
+            })?;
+        let body = resp.into_string().map_err(|e| S3Error {
+            url: format!("s3://{bucket}/{prefix}"),
+            message: format!("connection lost: {e}"),
+            transient: true,
+        })?;
+        Ok(xml_elements(&body, "Contents")
+            .filter_map(|c| {
+                let key = xml_elements(c, "Key").next().map(xml_unescape)?;
+                let size = xml_elements(c, "Size").next()?.trim().parse().ok()?;
+                Some(Listed { key, size })
+            })
+            .collect())
+    }
+
     /// Every object under `prefix`, and with `delimiter` the common prefixes one level down.
     pub fn list(
         &self,

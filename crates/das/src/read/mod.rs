@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use crate::DasError;
 
 /// The layouts we read. Detected from content; `--format` overrides detection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Format {
     /// Silixa iDAS HDF5 (`/Acoustic`), the Rhonegletscher layout.
     Silixa,
@@ -81,7 +81,7 @@ impl fmt::Display for Format {
 }
 
 /// The facts of one file that the stream and the cube need.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Header {
     pub path: PathBuf,
     pub format: Format,
