@@ -6,8 +6,9 @@
 
 SHELL := /bin/bash
 APT_PACKAGES := build-essential libhdf5-dev libnetcdf-dev libgdal-dev pkg-config python3-venv gdal-bin
-# Only the tests need these: the viewer's page is tested in a real headless Chromium.
-TEST_APT_PACKAGES := chromium chromium-driver
+# Only the tests need these: the viewer's page is tested in a real headless Chromium, and
+# `cryocube slurm` against a one-node Slurm cluster the tests start.
+TEST_APT_PACKAGES := chromium chromium-driver slurmctld slurmd slurm-client munge
 # Evaluated when used, i.e. after `deps` may have installed Rust under ~/.cargo.
 CARGO ?= $(shell command -v cargo || echo $(HOME)/.cargo/bin/cargo)
 

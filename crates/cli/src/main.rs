@@ -205,7 +205,8 @@ enum Command {
         The job is planned here (headers read once); each array task runs `cryocube task` on\n\
         its share and the commit job (--dependency=afterok) publishes the cube. The scripts\n\
         go to sbatch on its standard input; nothing is written outside the output store.\n\
-        A task that failed or was cancelled: `sbatch --array=I` the same script again, or run\n\
+        A task that failed or was cancelled: `sbatch --array=I` the array script again (see\n\
+        --dry-run), or run \
         `cryocube task STORE --index I --count N` anywhere, then `cryocube commit STORE`.")]
     Slurm {
         /// Array tasks to share the units among.

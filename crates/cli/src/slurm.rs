@@ -107,11 +107,13 @@ pub fn scripts(o: &SlurmOptions, exe: &str, store: &Location) -> (String, String
     };
     let store = quote(&store.to_string());
     let exe = quote(exe);
+    // The count is written out, so `sbatch --array=I` of this script runs task I again.
     let array = format!(
-        "{}#SBATCH --array=0-{}\n{}set -euo pipefail\n{threads}# Task SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT: its share of the planned units.\nexec {exe} task {store}\n",
+        "{}#SBATCH --array=0-{}\n{}set -euo pipefail\n{threads}# Task SLURM_ARRAY_TASK_ID of {n}: its share of the planned units.\nexec {exe} task {store} --index \"$SLURM_ARRAY_TASK_ID\" --count {n}\n",
         header(o, &name),
         o.tasks - 1,
         log("%A_%a.out"),
+        n = o.tasks,
     );
     let commit = format!(
         "{}{}set -euo pipefail\n# Runs after every array task succeeded (--dependency=afterok).\nexec {exe} commit {store}\n",
@@ -219,7 +221,12 @@ mod tests {
         assert!(
             a.contains("#SBATCH --partition=debug\n#SBATCH --mem=2G\n#SBATCH --cpus-per-task=2\n")
         );
-        assert!(a.ends_with("exec /bin/cryocube task /x/y.zarr\n"), "{a}");
+        assert!(
+            a.ends_with(
+                "exec /bin/cryocube task /x/y.zarr --index \"$SLURM_ARRAY_TASK_ID\" --count 4\n"
+            ),
+            "{a}"
+        );
         assert!(c.ends_with("exec /bin/cryocube commit /x/y.zarr\n"), "{c}");
         assert!(!c.contains("--array"));
     }

@@ -342,3 +342,167 @@ impl Drop for Garage {
         let _ = self.child.wait();
     }
 }
+
+/// A one-node Slurm cluster (Debian's slurmctld + slurmd, munge) in a temporary folder, on
+/// free ports; its daemons are stopped when dropped. munged is started when not running.
+pub struct Slurm {
+    dir: tempfile::TempDir,
+    pub conf: PathBuf,
+}
+
+impl Slurm {
+    pub fn start() -> Slurm {
+        use std::time::{Duration, Instant};
+        for bin in ["slurmctld", "slurmd", "sbatch", "munged"] {
+            assert!(
+                Command::new("sh")
+                    .args([
+                        "-c",
+                        &format!("command -v {bin} || test -x /usr/sbin/{bin}")
+                    ])
+                    .output()
+                    .is_ok_and(|o| o.status.success()),
+                "{bin} not found: `make test` installs slurmctld slurmd slurm-client munge"
+            );
+        }
+        let munge_ok = || {
+            Command::new("sh")
+                .args(["-c", "munge -n | unmunge"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !munge_ok() {
+            let s = Command::new("sh")
+                .args([
+                    "-c",
+                    "mkdir -p /run/munge && chown munge:munge /run/munge && runuser -u munge -- /usr/sbin/munged",
+                ])
+                .status()
+                .unwrap();
+            assert!(s.success(), "munged did not start");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !munge_ok() {
+                assert!(Instant::now() < deadline, "munge does not answer");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let host = String::from_utf8(Command::new("hostname").arg("-s").output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+        let (ctld, slurmd) = (free_port(), free_port());
+        std::fs::create_dir_all(d.join("state")).unwrap();
+        std::fs::create_dir_all(d.join("spool")).unwrap();
+        let conf = d.join("slurm.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "ClusterName=cryocubetest\nSlurmctldHost={host}\nSlurmUser=root\nSlurmdUser=root\n\
+                 AuthType=auth/munge\nStateSaveLocation={d}/state\nSlurmdSpoolDir={d}/spool\n\
+                 SlurmctldPidFile={d}/slurmctld.pid\nSlurmdPidFile={d}/slurmd.pid\n\
+                 SlurmctldLogFile={d}/slurmctld.log\nSlurmdLogFile={d}/slurmd.log\n\
+                 ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n\
+                 SelectType=select/cons_tres\nSelectTypeParameters=CR_Core_Memory\n\
+                 JobAcctGatherType=jobacct_gather/none\nMpiDefault=none\nReturnToService=2\n\
+                 SchedulerParameters=sched_min_interval=100000\n\
+                 SlurmctldPort={ctld}\nSlurmdPort={slurmd}\nDefMemPerCPU=1000\n\
+                 NodeName={host} CPUs=2 RealMemory=8000 State=UNKNOWN\n\
+                 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n",
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        for daemon in ["slurmctld", "slurmd"] {
+            let s = Command::new(daemon)
+                .args(["-f", p(&conf)])
+                .env("SLURM_CONF", &conf)
+                .status()
+                .unwrap();
+            assert!(s.success(), "{daemon} did not start");
+        }
+        let cluster = Slurm { dir, conf };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let o = cluster.run("sinfo", &["-h", "-o", "%T"]);
+            if String::from_utf8_lossy(&o.stdout).trim() == "idle" {
+                return cluster;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the Slurm node did not become idle: {}\n{}",
+                text(&o),
+                cluster.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// What a user of this cluster sets.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![("SLURM_CONF".into(), p(&self.conf).into())]
+    }
+
+    /// Runs a Slurm client command against this cluster.
+    pub fn run(&self, cmd: &str, args: &[&str]) -> Output {
+        Command::new(cmd)
+            .args(args)
+            .env("SLURM_CONF", &self.conf)
+            .output()
+            .unwrap()
+    }
+
+    /// `squeue` state of a job (`PENDING`, `RUNNING`, ...; empty once it left the queue).
+    pub fn state(&self, job: &str) -> String {
+        let o = self.run("squeue", &["-h", "-j", job, "-o", "%T"]);
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    /// Waits until none of `jobs` is in the queue any more.
+    pub fn wait_gone(&self, jobs: &[&str]) {
+        use std::time::{Duration, Instant};
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let list = jobs.join(",");
+        loop {
+            let o = self.run("squeue", &["-h", "-j", &list, "-o", "%i %T %r"]);
+            let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            if out.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "jobs still queued: {out}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        ["slurmctld.log", "slurmd.log"]
+            .iter()
+            .map(|f| {
+                let t = std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
+                let tail: Vec<&str> = t.lines().rev().take(20).collect();
+                format!(
+                    "--- {f}\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Slurm {
+    fn drop(&mut self) {
+        for pid in ["slurmd.pid", "slurmctld.pid"] {
+            if let Ok(pid) = std::fs::read_to_string(self.dir.path().join(pid)) {
+                let _ = Command::new("kill").arg(pid.trim()).status();
+            }
+        }
+        // slurmctld writes its state on the way out; give it a moment before the folder goes.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}

@@ -382,7 +382,13 @@ fn slurm_dry_run_plans_and_tasks_take_their_index_from_slurm_variables() {
     let out = ok(&args);
     assert!(out.contains("#SBATCH --array=0-2\n"), "{out}");
     assert!(out.contains("#SBATCH --partition=debug\n"), "{out}");
-    assert!(out.contains(&format!(" task {}\n", p(&split))), "{out}");
+    assert!(
+        out.contains(&format!(
+            " task {} --index \"$SLURM_ARRAY_TASK_ID\" --count 3\n",
+            p(&split)
+        )),
+        "{out}"
+    );
     assert!(out.contains(&format!(" commit {}\n", p(&split))), "{out}");
     assert!(out.contains("--dependency=afterok"), "{out}");
     assert!(split.join(".cryocube/plan.json.gz").exists());

@@ -442,17 +442,6 @@ pub fn plan_only(opts: &DasOptions) -> Result<Planned, DasError> {
     }
 }
 
-/// Opens the DAS job planned in `store` (for a task or the commit).
-fn open_job(stored: StoredJob) -> Result<Job, DasError> {
-    let payload: DasPayload = stored.payload()?;
-    let writer = CubeWriter::reopen(stored.store().path())?;
-    Ok(Job {
-        stored,
-        payload,
-        writer,
-    })
-}
-
 /// What a task did.
 #[derive(Clone, Debug)]
 pub struct TaskSummary {
@@ -488,6 +477,7 @@ pub fn run_task(
     })
 }
 
+/// Opens the DAS job planned in the store at `location` (to resume it, run a task, commit).
 fn open_job_at(stored: StoredJob, location: &Location) -> Result<Job, DasError> {
     let payload: DasPayload = stored.payload()?;
     let writer = CubeWriter::reopen(location)?;
@@ -773,7 +763,7 @@ fn prepare(opts: &DasOptions) -> Result<(Job, bool), DasError> {
         if let Some(stored) = StoredJob::open(store)? {
             if stored.plan.kind == KIND && stored.plan.fingerprint == fp {
                 if !stored.done_units()?.is_empty() {
-                    let job = open_job(stored)?;
+                    let job = open_job_at(stored, &opts.output)?;
                     job.writer.unpublish()?;
                     return Ok((job, true));
                 }
