@@ -124,6 +124,10 @@ enum Command {
         /// The cube: a folder, or s3://BUCKET/PREFIX.
         #[arg(value_parser = parse_location)]
         store: Location,
+        /// Also sum the size of every object of a cube on S3 (lists the whole prefix; local
+        /// cubes always show their size).
+        #[arg(long)]
+        size: bool,
     },
     /// Store coarser copies of a cube's 3-D and 2-D variables inside it, so that `cryocube view`
     /// reads what the screen shows rather than the whole cube.
@@ -138,6 +142,13 @@ enum Command {
         /// The cube: a folder, or s3://BUCKET/PREFIX.
         #[arg(value_parser = parse_location)]
         store: Location,
+        /// Only plan the pyramid (in STORE/.pyramid) and print its units; then run
+        /// `cryocube task STORE` for the units (on many machines) and `cryocube commit STORE`.
+        #[arg(long)]
+        plan_only: bool,
+        /// Wait for another writer of the cube to finish instead of stopping.
+        #[arg(long)]
+        wait: bool,
     },
     /// Explore a cube in the browser: its 3-D variables as an interactive box, 2-D ones as maps.
     #[command(after_help = "Examples:\n  \
@@ -436,11 +447,22 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             }
             run_das(&opts, quiet)?;
             if pyramid {
-                build_pyramid(&opts.output, quiet)?;
+                build_pyramid(&opts.output, opts.wait, quiet)?;
             }
             Ok(())
         }
-        Command::Pyramid { store } => build_pyramid(&store, quiet),
+        Command::Pyramid {
+            store,
+            plan_only,
+            wait,
+        } => {
+            if plan_only {
+                let job = cryocube_cube::pyramid::plan_only(&store, wait)?;
+                report_plan(&store, job.plan.units, &job.plan.unit_name, false);
+                return Ok(());
+            }
+            build_pyramid(&store, wait, quiet)
+        }
         Command::Task {
             store,
             index,
@@ -538,13 +560,13 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
                 quiet,
             )?;
             if pyramid {
-                build_pyramid(&output, quiet)?;
+                build_pyramid(&output, wait, quiet)?;
             }
             Ok(())
         }
-        Command::Info { store } => {
+        Command::Info { store, size } => {
             let cube = CubeReader::open(&store).with_context(|| format!("cannot open {store}"))?;
-            print!("{}", info::render(&cube)?);
+            print!("{}", info::render(&cube, size)?);
             Ok(())
         }
         Command::View {
@@ -769,12 +791,15 @@ fn usage(message: &str) -> anyhow::Error {
     UsageError(message.to_string()).into()
 }
 
-/// The job planned in a store, or a clear error.
+/// The job planned in a store (a cube's, or its pyramid's), or a clear error.
 fn planned_job(store: &Location) -> Result<cryocube_cube::job::Job> {
     let s = store
         .open()
         .with_context(|| format!("cannot open {store}"))?;
-    cryocube_cube::job::Job::open(s)?.ok_or_else(|| {
+    if let Some(job) = cryocube_cube::job::Job::open(s)? {
+        return Ok(job);
+    }
+    cryocube_cube::pyramid::planned(store)?.ok_or_else(|| {
         anyhow::anyhow!(
             "{store}: no planned job there (plan one with `cryocube das|build|pyramid ... --plan-only`, or it was committed already)"
         )
@@ -821,6 +846,17 @@ fn run_task(store: &Location, index: u64, count: u64, quiet: bool) -> Result<()>
                 started.elapsed().as_secs_f64()
             );
         }
+        cryocube_cube::pyramid::KIND => {
+            let chunks = |done: usize, total: usize| progress(done as u64, total as u64);
+            let share = cryocube_cube::pyramid::run_task(&stored, store, index, count, &chunks)?;
+            bar.finish_and_clear();
+            log::info!(
+                "{store}: task {index} of {count}: pyramid units {}..{} of {units} in {:.1} s",
+                share.start,
+                share.end,
+                started.elapsed().as_secs_f64()
+            );
+        }
         other => bail!("{store}: a plan of kind `{other}` that this version cannot run"),
     }
     Ok(())
@@ -851,6 +887,14 @@ fn commit(store: &Location, wait: bool) -> Result<()> {
                 s.variables.len(),
                 s.nx,
                 s.ny
+            );
+        }
+        cryocube_cube::pyramid::KIND => {
+            let s = cryocube_cube::pyramid::commit(stored, store, &|_, _| {})?;
+            log::info!(
+                "{store}: committed: pyramid of {} level(s) for {} variable(s)",
+                s.levels,
+                s.variables
             );
         }
         other => bail!("{store}: a plan of kind `{other}` that this version cannot commit"),
@@ -970,9 +1014,9 @@ fn demo(
     let mut opts = DasOptions::new(files, cube.clone());
     opts.overwrite = true;
     run_das(&opts, quiet)?;
-    build_pyramid(&Location::from(&cube), quiet)?;
+    build_pyramid(&Location::from(&cube), false, quiet)?;
     let reader = CubeReader::open(&cube)?;
-    println!("{}", info::render(&reader)?);
+    println!("{}", info::render(&reader, true)?);
     println!(
         "Open it in Python:  xarray.open_zarr({:?}).spectrogram",
         cube.display().to_string()
@@ -990,13 +1034,13 @@ fn demo(
     Ok(())
 }
 
-fn build_pyramid(store: &Location, quiet: bool) -> Result<()> {
+fn build_pyramid(store: &Location, wait: bool, quiet: bool) -> Result<()> {
     let started = Instant::now();
     let bar = progress_bar(
         quiet,
         "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} pyramid chunks (eta {eta})",
     );
-    let summary = cryocube_view::pyramid::build(store, &|done, total| {
+    let summary = cryocube_cube::pyramid::build(store, wait, &|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })

@@ -49,7 +49,7 @@ fn job_store(job: &[String]) -> Result<Location> {
     let store = match cli.command {
         crate::Command::Das(a) => a.output,
         crate::Command::Build { output, .. } => output,
-        crate::Command::Pyramid { store } => store,
+        crate::Command::Pyramid { store, .. } => store,
         _ => {
             return Err(usage(
                 "the job after `--` must be `das ...`, `build ...` or `pyramid ...`",

@@ -506,3 +506,110 @@ impl Drop for Slurm {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
 }
+
+/// An HTTP proxy on 127.0.0.1 in front of a server, recording the request line of every
+/// request that passes (to count what a command asks an S3 server, on the wire).
+pub struct CountingProxy {
+    pub endpoint: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// PUTs still let through before every further PUT is answered 503 (`usize::MAX`: all).
+    puts_left: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingProxy {
+    /// A proxy for `upstream` (`http://host:port`).
+    pub fn start(upstream: &str) -> CountingProxy {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::{Arc, Mutex};
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let puts_left = Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+        let left = puts_left.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (seen, upstream, left) = (seen.clone(), upstream.clone(), left.clone());
+                std::thread::spawn(move || {
+                    let Ok(server) = TcpStream::connect(&upstream) else {
+                        return;
+                    };
+                    let (mut to_client, mut from_server) =
+                        (client.try_clone().unwrap(), server.try_clone().unwrap());
+                    let mut answer = client.try_clone().unwrap();
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from_server, &mut to_client);
+                        let _ = to_client.shutdown(std::net::Shutdown::Both);
+                    });
+                    let mut reader = BufReader::new(client);
+                    let mut server = server;
+                    loop {
+                        // One request: its head, then Content-Length bytes of body.
+                        let mut head = Vec::new();
+                        let mut length = 0usize;
+                        let mut first = String::new();
+                        loop {
+                            let mut line = String::new();
+                            match reader.read_line(&mut line) {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) => {}
+                            }
+                            if first.is_empty() {
+                                first = line.trim_end().to_string();
+                            }
+                            if let Some((k, v)) = line.split_once(':') {
+                                if k.eq_ignore_ascii_case("content-length") {
+                                    length = v.trim().parse().unwrap_or(0);
+                                }
+                            }
+                            head.extend_from_slice(line.as_bytes());
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0u8; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        use std::sync::atomic::Ordering::SeqCst;
+                        let refuse = first.starts_with("PUT ")
+                            && left
+                                .fetch_update(SeqCst, SeqCst, |n| {
+                                    (n != usize::MAX && n > 0).then(|| n - 1)
+                                })
+                                .is_err()
+                            && left.load(SeqCst) == 0;
+                        seen.lock().unwrap().push(first);
+                        if refuse {
+                            let _ = answer.write_all(
+                                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+                            );
+                            continue;
+                        }
+                        if server.write_all(&head).is_err() || server.write_all(&body).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        CountingProxy {
+            endpoint,
+            requests,
+            puts_left,
+        }
+    }
+
+    /// Lets `n` more PUTs through, then answers every PUT with 503 (as an overloaded S3
+    /// server does); `usize::MAX`: all go through again.
+    pub fn fail_puts_after(&self, n: usize) {
+        self.puts_left.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The request lines seen so far (`GET /bucket/key?... HTTP/1.1`), and forgets them.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.requests.lock().unwrap())
+    }
+}

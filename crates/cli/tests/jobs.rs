@@ -422,3 +422,49 @@ fn slurm_dry_run_plans_and_tasks_take_their_index_from_slurm_variables() {
     assert!(cryocube(&["commit", p(&k8s)]).status.success());
     assert_same_store(&whole, &k8s);
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A pyramid is a job too: planned in STORE/.pyramid (the cube stays published), its level-1
+/// units shared by tasks in any order, the commit making the coarser levels: the same bytes
+/// as `cryocube pyramid` in one process.
+#[test]
+fn pyramid_tasks_give_the_bytes_of_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = synthetic();
+    let one = tmp.path().join("one.zarr");
+    // 891 windows in 16-window chunks: level 1 has 446 windows, level 2 223.
+    ok(&das_args(&files, &one, &["--chunks", "16,8"]));
+    let split = tmp.path().join("split.zarr");
+    copy_dir(&one, &split);
+    let o = cryocube(&["pyramid", p(&one)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("pyramid of 2 level(s)"), "{}", text(&o));
+    let o = cryocube(&["pyramid", p(&split), "--plan-only"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("level-1 chunk group(s)"), "{}", text(&o));
+    assert!(split.join(".pyramid/.cryocube/plan.json.gz").exists());
+    // The cube itself stays published and complete while its pyramid is a job.
+    let info = cryocube(&["info", p(&split)]);
+    assert!(!text(&info).contains("INCOMPLETE"), "{}", text(&info));
+    for i in [2, 0, 1] {
+        let o = task(&split, i, 3);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let o = cryocube(&["commit", p(&split)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("pyramid of 2 level(s)"), "{}", text(&o));
+    assert_same_store(&one, &split);
+    assert!(!split.join(".pyramid/.cryocube").exists());
+}

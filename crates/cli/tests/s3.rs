@@ -451,3 +451,194 @@ fn s3_errors_name_the_url_and_the_cause() {
     let keys: Vec<_> = all.iter().map(|o| o.key.as_str()).collect();
     assert_eq!(keys, ["notes/readme.txt"]);
 }
+
+/// Opening a cube reads its metadata keys and never pages through its prefix: `info` on a
+/// cube of about 10 000 chunks makes a handful of requests, counted on the wire by a proxy in
+/// front of the server; so does an `--append` that finds nothing new.
+#[test]
+fn opening_a_large_cube_on_s3_never_lists_it() {
+    let g = Garage::start();
+    let env = g.env();
+    let input = das("synthetic");
+    // 891 windows x 32 channels in chunks of 1 x 3: 891 x 11 = 9801 chunks.
+    let o = cryocube_with(
+        &[
+            "das",
+            p(&input),
+            "-o",
+            "s3://test/many.zarr",
+            "--chunks",
+            "1,3",
+            "-q",
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let chunks = g
+        .client()
+        .list("test", "many.zarr/spectrogram/", false)
+        .unwrap()
+        .0
+        .len();
+    assert!(chunks >= 9_000, "{chunks} chunks");
+
+    let proxy = common::CountingProxy::start(&g.endpoint);
+    let mut via = env.clone();
+    via.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    via.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint.clone()));
+    let o = cryocube_with(&["info", "s3://test/many.zarr"], &via);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("time: 891"), "{}", text(&o));
+    assert!(text(&o).contains("not summed"), "{}", text(&o));
+    let seen = proxy.take();
+    assert!(
+        seen.len() <= 8 && !seen.iter().any(|r| r.contains("list-type")),
+        "{} requests: {seen:#?}",
+        seen.len()
+    );
+
+    // An append with nothing new: the lock (its own tickets' prefix), one bounded look at the
+    // cube's prefix, the metadata, the coordinates.
+    let o = cryocube_with(
+        &["das", p(&input), "-o", "s3://test/many.zarr", "--append"],
+        &via,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("nothing to append"), "{}", text(&o));
+    let seen = proxy.take();
+    let unbounded: Vec<&String> = seen
+        .iter()
+        .filter(|r| {
+            r.contains("list-type") && !r.contains("max-keys") && !r.contains("cryocube-lock")
+        })
+        .collect();
+    assert!(
+        seen.len() <= 20 && unbounded.is_empty(),
+        "{} requests: {seen:#?}",
+        seen.len()
+    );
+}
+
+/// An S3 server that starts answering 503 in the middle of a task: the requests are retried,
+/// then the task stops with a clear error (the URL, the status), the block it was writing is
+/// not recorded, nothing is published; with the server well again, the same task finishes
+/// the job and the cube equals the one-process cube.
+#[test]
+fn a_task_meeting_503s_fails_clearly_and_records_nothing_it_did_not_finish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = Garage::start();
+    let input = das("synthetic");
+    let local = tmp.path().join("local.zarr");
+    let o = cryocube(&["das", p(&input), "-o", p(&local), "--chunks", "64,8"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let proxy = common::CountingProxy::start(&g.endpoint);
+    let mut env = g.env();
+    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint.clone()));
+    let url = "s3://test/flaky.zarr";
+    let o = cryocube_with(
+        &[
+            "das",
+            p(&input),
+            "-o",
+            url,
+            "--chunks",
+            "64,8",
+            "--plan-only",
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    // Let the task take its lock and write a few blocks (4 chunks + a record each), then fail.
+    proxy.fail_puts_after(14);
+    let o = cryocube_with(&["task", url, "--index", "0", "--count", "1"], &env);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("HTTP 503") && text(&o).contains("s3://test/flaky.zarr/"),
+        "{}",
+        text(&o)
+    );
+    let on_s3 = g.store("flaky.zarr");
+    let recorded = on_s3.list(".cryocube/done/").unwrap().len();
+    assert!(recorded < 14, "{recorded} blocks recorded");
+    // Every recorded block has all its chunks.
+    for (key, _) in on_s3.list(".cryocube/done/").unwrap() {
+        let b: u64 = key.rsplit('/').next().unwrap().parse().unwrap();
+        for d in 0..4 {
+            assert!(
+                on_s3.exists(&format!("spectrogram/{b}.{d}.0")).unwrap(),
+                "{key}"
+            );
+        }
+    }
+    assert!(!on_s3.exists(".zmetadata").unwrap());
+    proxy.fail_puts_after(usize::MAX);
+    let o = cryocube_with(&["task", url, "--index", "0", "--count", "1"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = cryocube_with(&["commit", url], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_same_stores(&LocalStore::new(&local), &on_s3);
+}
+
+/// Two writers started at once on one S3 prefix (the bakery lock on a server that ignores
+/// conditional PUTs): never a corrupt cube. Two `das` runs: one writes, the other is refused
+/// naming the holder (or finds the cube there); two `--append --wait` runs of the same files:
+/// both succeed and the cube is the one of one run.
+#[test]
+fn two_writers_at_once_on_s3_never_corrupt_a_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = Garage::start();
+    let env = g.env();
+    let input = das("synthetic");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&input)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let local = tmp.path().join("local.zarr");
+    let o = cryocube(&["das", p(&input), "-o", p(&local)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let start = |args: Vec<&str>| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cryocube"))
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = start(vec!["das", p(&input), "-o", "s3://test/race.zarr"]);
+    let b = start(vec!["das", p(&input), "-o", "s3://test/race.zarr"]);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let won = [&a, &b].iter().filter(|o| o.status.success()).count();
+    assert_eq!(won, 1, "{}\n---\n{}", text(&a), text(&b));
+    let lost = if a.status.success() { &b } else { &a };
+    assert!(
+        text(lost).contains("another cryocube is writing this store")
+            || text(lost).contains("output already exists"),
+        "{}",
+        text(lost)
+    );
+    assert_same_stores(&LocalStore::new(&local), &g.store("race.zarr"));
+    assert!(g
+        .store("race.zarr")
+        .list(".cryocube-lock/")
+        .unwrap()
+        .is_empty());
+
+    let o = cryocube_with(&["das", p(&files[0]), "-o", "s3://test/grown.zarr"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let args = vec![
+        "das",
+        p(&input),
+        "-o",
+        "s3://test/grown.zarr",
+        "--append",
+        "--wait",
+    ];
+    let (a, b) = (start(args.clone()), start(args));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", text(&a));
+    assert!(b.status.success(), "{}", text(&b));
+    assert_same_stores(&LocalStore::new(&local), &g.store("grown.zarr"));
+}

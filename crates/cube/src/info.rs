@@ -25,8 +25,10 @@ fn crs_name(attrs: &crate::Attrs) -> Option<String> {
     Some(format!("{name}{code}"))
 }
 
-/// Renders the summary of an open cube.
-pub fn render(cube: &CubeReader) -> Result<String, CubeError> {
+/// Renders the summary of an open cube. Its size is the sum of every key's: on S3 that lists
+/// the whole prefix (a request per thousand keys), so it is left out unless `size` is asked
+/// for; the rest reads the consolidated metadata and the coordinates only.
+pub fn render(cube: &CubeReader, size: bool) -> Result<String, CubeError> {
     let mut out = String::new();
     let fmt = match cube.format() {
         ZarrFormat::V2 => "Zarr v2 (consolidated)".to_string(),
@@ -40,11 +42,18 @@ pub fn render(cube: &CubeReader) -> Result<String, CubeError> {
             "status:  INCOMPLETE (the run that wrote it did not finish; run it again to resume)"
         );
     }
-    let _ = writeln!(
-        out,
-        "size:    {} on disk",
-        human_bytes(cube.size_on_disk()?)
-    );
+    if size || cube.location().as_local().is_some() {
+        let _ = writeln!(
+            out,
+            "size:    {} on disk",
+            human_bytes(cube.size_on_disk()?)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "size:    not summed (it lists every object; `cryocube info --size` does)"
+        );
+    }
 
     // Dimensions, in the order the data variables use them.
     let mut dims: Vec<(String, u64)> = Vec::new();

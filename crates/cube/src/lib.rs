@@ -18,6 +18,7 @@
 //! - [`job`] is the one job model of every writer: a plan stored in the unfinished cube,
 //!   tasks that each do a share of its units (on many machines), a commit that publishes;
 //! - [`lock`] keeps a second writer off a store being written (file locks; tickets on S3);
+//! - [`pyramid`] builds the coarser copies `cryocube view` reads, as a job like any other;
 //! - [`patch`] changes attributes of a published cube (`cryocube patch`, xcube semantics).
 
 pub mod cf;
@@ -27,6 +28,7 @@ pub mod job;
 pub mod lock;
 pub mod meta;
 pub mod patch;
+pub mod pyramid;
 pub mod read;
 pub mod store;
 pub mod write;

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
-use zarrs::array::{Array, ArraySubset};
+use std::collections::HashMap;
+
+use zarrs::array::{Array, ArrayMetadata, ArrayMetadataV2, ArrayMetadataV3, ArraySubset};
 
 use crate::meta::{ArraySpec, DType, ZarrFormat};
 use crate::store::{read_json, Location, Store, ZarrsView};
-use crate::write::JOURNAL;
 use crate::{Attrs, CubeError};
 
 /// A cube opened for reading.
@@ -26,6 +27,8 @@ pub struct CubeReader {
     complete: bool,
     store: Arc<dyn Store>,
     view: Arc<ZarrsView>,
+    /// Each array's metadata document as read (so values are read without asking again).
+    docs: HashMap<String, ArrayMetadata>,
 }
 
 impl CubeReader {
@@ -34,14 +37,15 @@ impl CubeReader {
     pub fn open(location: impl Into<Location>) -> Result<Self, CubeError> {
         let location = location.into();
         let store = location.open()?;
-        let (format, arrays, root_attrs) = load_specs(store.as_ref())?;
-        let group = match format {
-            ZarrFormat::V2 => ".zgroup",
-            ZarrFormat::V3 { .. } => "zarr.json",
-        };
-        let complete = store.exists(group)?
-            && !store.exists(JOURNAL)?
-            && !store.exists(crate::job::PLAN_KEY)?;
+        let Specs {
+            format,
+            arrays,
+            attrs: root_attrs,
+            published,
+            docs,
+        } = load_specs(store.as_ref())?;
+        // A published root with a plan beside it: a commit that has not removed it yet.
+        let complete = published && !store.exists(crate::job::PLAN_KEY)?;
         Ok(CubeReader {
             location,
             root: store.path(),
@@ -51,6 +55,7 @@ impl CubeReader {
             complete,
             view: Arc::new(ZarrsView(store.clone())),
             store,
+            docs,
         })
     }
 
@@ -82,7 +87,12 @@ impl CubeReader {
     }
 
     fn zarrs_array(&self, name: &str) -> Result<Array<ZarrsView>, CubeError> {
-        Array::open(self.view.clone(), &format!("/{name}")).map_err(|e| CubeError::Array {
+        let path = format!("/{name}");
+        match self.docs.get(name) {
+            Some(meta) => Array::new_with_metadata(self.view.clone(), &path, meta.clone()),
+            None => Array::open(self.view.clone(), &path),
+        }
+        .map_err(|e| CubeError::Array {
             path: self.root.clone(),
             array: name.into(),
             message: e.to_string(),
@@ -225,11 +235,6 @@ impl CubeReader {
     pub fn size_on_disk(&self) -> Result<u64, CubeError> {
         Ok(self.store.list("")?.iter().map(|(_, n)| n).sum())
     }
-
-    /// The resume journal of an unfinished store, if any.
-    pub fn journal(&self) -> Option<Value> {
-        read_json(self.store.as_ref(), JOURNAL).ok().flatten()
-    }
 }
 
 fn invalid(root: &Path, message: String) -> CubeError {
@@ -314,21 +319,42 @@ fn spec_from_v3(name: &str, meta: &Value, root: &Path) -> Result<ArraySpec, Cube
     })
 }
 
-/// Finds the format, the arrays and the root attributes of a store, preferring consolidated
-/// metadata and falling back to the per-array documents (unfinished stores have only those).
-pub(crate) fn load_specs(
-    store: &dyn Store,
-) -> Result<(ZarrFormat, Vec<ArraySpec>, Attrs), CubeError> {
-    let root = &store.path();
-    if store.is_empty()? {
-        return Err(invalid(root, "not a Zarr store (nothing there)".into()));
+/// What a store holds: its format, arrays and root attributes, and whether its root group is
+/// published (then the metadata came from the consolidated document).
+pub(crate) struct Specs {
+    pub format: ZarrFormat,
+    pub arrays: Vec<ArraySpec>,
+    pub attrs: Attrs,
+    pub published: bool,
+    pub docs: HashMap<String, ArrayMetadata>,
+}
+
+/// Keeps an array's metadata document for reading its values later.
+fn keep_v2(docs: &mut HashMap<String, ArrayMetadata>, name: &str, zarray: &Value) {
+    if let Ok(m) = serde_json::from_value::<ArrayMetadataV2>(zarray.clone()) {
+        docs.insert(name.to_string(), ArrayMetadata::V2(m));
     }
+}
+
+fn keep_v3(docs: &mut HashMap<String, ArrayMetadata>, name: &str, meta: &Value) {
+    if let Ok(m) = serde_json::from_value::<ArrayMetadataV3>(meta.clone()) {
+        docs.insert(name.to_string(), ArrayMetadata::V3(m));
+    }
+}
+
+/// Finds the format, the arrays and the root attributes of a store, preferring consolidated
+/// metadata (one request, whatever the size of the cube: a store is never listed to open it)
+/// and falling back to the per-array documents (unfinished stores have only those).
+pub(crate) fn load_specs(store: &dyn Store) -> Result<Specs, CubeError> {
+    let root = &store.path();
     if let Some(zmeta) = read_json(store, ".zmetadata")? {
         let meta = zmeta["metadata"].as_object().cloned().unwrap_or_default();
-        let mut specs = Vec::new();
+        let mut arrays = Vec::new();
+        let mut docs = HashMap::new();
         for (key, zarray) in &meta {
             if let Some(name) = key.strip_suffix("/.zarray") {
-                specs.push(spec_from_v2(
+                keep_v2(&mut docs, name, zarray);
+                arrays.push(spec_from_v2(
                     name,
                     zarray,
                     meta.get(&format!("{name}/.zattrs")),
@@ -341,37 +367,76 @@ pub(crate) fn load_specs(
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        return Ok((ZarrFormat::V2, specs, attrs));
+        return Ok(Specs {
+            format: ZarrFormat::V2,
+            arrays,
+            attrs,
+            published: true,
+            docs,
+        });
     }
     let group_v3 = read_json(store, "zarr.json")?;
+    let attrs_v3 = || {
+        group_v3
+            .as_ref()
+            .and_then(|g| g["attributes"].as_object().cloned())
+            .unwrap_or_default()
+    };
+    if let Some(consolidated) = group_v3
+        .as_ref()
+        .and_then(|g| g["consolidated_metadata"]["metadata"].as_object())
+    {
+        let mut arrays = Vec::new();
+        let mut docs = HashMap::new();
+        let mut sharded = false;
+        for (name, meta) in consolidated {
+            if meta["node_type"] == "array" && !name.contains('/') {
+                keep_v3(&mut docs, name, meta);
+                let spec = spec_from_v3(name, meta, root)?;
+                sharded |= spec.shard.is_some();
+                arrays.push(spec);
+            }
+        }
+        return Ok(Specs {
+            format: ZarrFormat::V3 { sharded },
+            arrays,
+            attrs: attrs_v3(),
+            published: true,
+            docs,
+        });
+    }
+    let zgroup = store.exists(".zgroup")?;
+    if group_v3.is_none() && !zgroup && store.is_empty()? {
+        return Err(invalid(root, "not a Zarr store (nothing there)".into()));
+    }
     let mut specs = Vec::new();
+    let mut docs = HashMap::new();
     let mut v3 = group_v3.is_some();
     let mut sharded = false;
     for name in &store.children()? {
         let name = name.as_str();
         if let Some(zarray) = read_json(store, &format!("{name}/.zarray"))? {
             let zattrs = read_json(store, &format!("{name}/.zattrs"))?;
+            keep_v2(&mut docs, name, &zarray);
             specs.push(spec_from_v2(name, &zarray, zattrs.as_ref(), root)?);
         } else if let Some(meta) = read_json(store, &format!("{name}/zarr.json"))? {
             if meta["node_type"] == "array" {
                 v3 = true;
+                keep_v3(&mut docs, name, &meta);
                 let spec = spec_from_v3(name, &meta, root)?;
                 sharded |= spec.shard.is_some();
                 specs.push(spec);
             }
         }
     }
-    if specs.is_empty() && group_v3.is_none() && !store.exists(".zgroup")? {
+    if specs.is_empty() && group_v3.is_none() && !zgroup {
         return Err(invalid(
             root,
             "not a Zarr store (no .zgroup, .zmetadata, zarr.json or arrays)".into(),
         ));
     }
     let attrs = if v3 {
-        group_v3
-            .as_ref()
-            .and_then(|g| g["attributes"].as_object().cloned())
-            .unwrap_or_default()
+        attrs_v3()
     } else {
         read_json(store, ".zattrs")?
             .and_then(|v| v.as_object().cloned())
@@ -382,5 +447,11 @@ pub(crate) fn load_specs(
     } else {
         ZarrFormat::V2
     };
-    Ok((format, specs, attrs))
+    Ok(Specs {
+        format,
+        arrays: specs,
+        attrs,
+        published: group_v3.is_some() || zgroup,
+        docs,
+    })
 }

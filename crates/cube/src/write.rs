@@ -4,7 +4,7 @@
 //! and the consolidated metadata (`.zgroup`, `.zattrs`, `.zmetadata` in v2; root `zarr.json`
 //! in v3) last. Until [`CubeWriter::finish`] runs, the store has no root group, so xarray,
 //! GDAL and `cryocube info` all see an unfinished cube instead of a truncated one that looks
-//! complete. A small journal file inside the store lets a killed run resume. All bytes go
+//! complete. The job's plan inside the store ([`crate::job`]) lets a killed run resume. All bytes go
 //! through a [`Store`], so the same holds for a folder and for an S3 prefix.
 //!
 //! Callers always write read chunks. For a sharded Zarr v3 array the writer encodes each
@@ -26,8 +26,6 @@ use crate::read::load_specs;
 use crate::store::{json_bytes as to_bytes, Location, Store};
 use crate::{Attrs, CubeError};
 
-/// Hidden file inside an unfinished store; readers ignore dot-files that are not Zarr keys.
-pub const JOURNAL: &str = ".cryocube-journal.json";
 /// Hidden folder for data a job must keep until it finishes (e.g. the values an append is
 /// about to rewrite), removed by [`CubeWriter::finish`].
 pub const ASIDE: &str = ".cryocube-aside";
@@ -83,13 +81,13 @@ impl CubeWriter {
     }
 
     /// Reopens an unfinished (or finished, for appending) store written by us, with its arrays.
-    /// A finished store stays published until [`CubeWriter::unpublish`]: a job first writes
-    /// its journal, so that a kill at any point leaves something it can resume.
+    /// A finished store stays published until [`CubeWriter::unpublish`]: a job first stores
+    /// its plan, so that a kill at any point leaves something it can resume.
     pub fn reopen(location: impl Into<Location>) -> Result<Self, CubeError> {
         let store = location.into().open()?;
-        let (format, specs, _) = load_specs(store.as_ref())?;
-        let mut w = Self::with_store(store, format);
-        for spec in specs {
+        let found = load_specs(store.as_ref())?;
+        let mut w = Self::with_store(store, found.format);
+        for spec in found.arrays {
             let stored = w.stored(spec)?;
             w.arrays.push(stored);
         }
@@ -356,12 +354,8 @@ impl CubeWriter {
         self.write_chunk(name, &zero, data)
     }
 
-    /// Writes the resume journal (any JSON the caller needs to continue later).
-    pub fn write_journal(&self, state: &Value) -> Result<(), CubeError> {
-        self.store.put(JOURNAL, &to_bytes(state))
-    }
-
-    /// Publishes the cube: root group with `root_attrs`, consolidated metadata, journal removed.
+    /// Publishes the cube: root group with `root_attrs`, consolidated metadata. The caller
+    /// removes the job's plan afterwards ([`crate::job::Job::remove`]).
     pub fn finish(mut self, root_attrs: Attrs) -> Result<PathBuf, CubeError> {
         let incomplete = self.pending.lock().map(|p| p.len()).unwrap_or(1);
         if incomplete > 0 {
@@ -372,7 +366,6 @@ impl CubeWriter {
         }
         // Sorted, so the metadata is the same bytes whether the writer was created or reopened.
         self.arrays.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
-        self.store.delete(JOURNAL)?;
         self.store.delete_folder(ASIDE)?;
         match self.format {
             ZarrFormat::V2 => {
@@ -523,7 +516,7 @@ fn remove_store(location: &Location, store: &dyn Store) -> Result<(), CubeError>
         })
         .collect();
     let ours = |key: &str| {
-        [".zgroup", ".zattrs", ".zmetadata", "zarr.json", JOURNAL].contains(&key)
+        [".zgroup", ".zattrs", ".zmetadata", "zarr.json"].contains(&key)
             || key.starts_with(&format!("{ASIDE}/"))
             || key.starts_with(&format!("{}/", crate::job::JOB_DIR))
             || key == crate::lock::LOCK_KEY

@@ -182,8 +182,11 @@ impl Record {
 
     /// [`Record::scan`] of files already expanded.
     pub fn scan_files(paths: &[PathBuf], format: Option<Format>) -> Result<Record, DasError> {
+        // In parallel: a campaign has tens of thousands of files, and most of a header read
+        // is waiting for the file system.
+        use rayon::prelude::*;
         let mut files = paths
-            .iter()
+            .par_iter()
             .map(|p| read::read_header(p, format))
             .collect::<Result<Vec<_>, _>>()?;
         // Stable: files with equal (e.g. zeroed) clocks keep their name order.

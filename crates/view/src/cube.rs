@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use cryocube_cube::cf::{decode_time, format_utc_us};
+use cryocube_cube::pyramid::{as_3d, stored};
 use cryocube_cube::{ArraySpec, CubeReader, Location};
 
 use crate::ViewError;
@@ -140,21 +141,6 @@ impl PolarStereographic {
 
 /// The name of the dimension a 2-D variable is given to be shown as a box.
 pub const FLAT: &str = "";
-
-/// A stored array's shape, chunk shape or index (two or three entries) as three, the first
-/// `fill` for a 2-D one.
-pub(crate) fn as_3d(x: &[u64], fill: u64) -> [u64; 3] {
-    match *x {
-        [a, b, c] => [a, b, c],
-        [b, c] => [fill, b, c],
-        _ => unreachable!("the viewer only opens 2-D and 3-D arrays"),
-    }
-}
-
-/// The stored array's part (its last `rank` entries) of a three-entry shape or index.
-pub(crate) fn stored(rank: usize, x: &[u64]) -> &[u64] {
-    &x[3 - rank..]
-}
 
 /// An array's shape and chunk shape as three dimensions, and its stored rank.
 struct Grid {
@@ -334,7 +320,7 @@ impl ViewCube {
         // The page opens on the first variable: a volume with data, else a map with data;
         // variables the cube says are nearly empty (`valid_fraction` below 1 %: a lake mask
         // over a continent) last.
-        let mut variables: Vec<Variable> = crate::pyramid::viewable(&reader)
+        let mut variables: Vec<Variable> = cryocube_cube::pyramid::viewable(&reader)
             .into_iter()
             .map(|a| {
                 let flat = a.dims.len() == 2;
@@ -386,7 +372,7 @@ impl ViewCube {
             }
         }
         let title = text(reader.attrs().get("title"));
-        let levels = crate::pyramid::open_levels(location, &reader)?;
+        let levels = cryocube_cube::pyramid::open_levels(location, &reader)?;
         if levels.is_empty() {
             log::info!("{location}: no pyramid; faces are read at full resolution (`cryocube pyramid` makes views of large cubes fast)");
         }

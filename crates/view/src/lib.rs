@@ -2,14 +2,14 @@
 //! xarray), local or on S3, as an interactive 3-D box (a 2-D map as a box one cell deep) in
 //! the browser, served by our own small server.
 //!
-//! Pipeline: [`pyramid`] stores coarser copies of the cube's variables inside it (once,
-//! `cryocube pyramid` or `--pyramid`); [`cube`] opens the store and answers for faces
+//! Pipeline: the cube library's [`cryocube_cube::pyramid`] stores coarser copies of the cube's
+//! variables inside it (once, `cryocube pyramid` or `--pyramid`; the viewer only reads them);
+//! [`cube`] opens the store and answers for faces
 //! (quantised slices from the level that fits the screen), exact values and profiles, with a
 //! bounded cache; [`server`] serves the page (plain WebGL2 and our own
 //! script, compiled into the binary) and that API on loopback.
 
 pub mod cube;
-pub mod pyramid;
 pub mod server;
 
 pub use cube::ViewCube;

@@ -1,0 +1,46 @@
+"""Writes N small DAS files in the Silixa iDAS HDF5 layout (`/Acoustic`, string attributes),
+30 s at 1 kHz, a few channels each, one after the other, with one gap and one overlap among
+them: the input of the planning benchmark (`bench/scale.sh`). Samples are real (a tone plus
+noise), so the files are what an interrogator writes, only narrow."""
+import argparse
+import datetime as dt
+import os
+
+import h5py
+import numpy as np
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--out", required=True)
+ap.add_argument("--files", type=int, default=20000)
+ap.add_argument("--channels", type=int, default=3)
+a = ap.parse_args()
+os.makedirs(a.out, exist_ok=True)
+fs, seconds = 1000, 30
+n = fs * seconds
+t0 = dt.datetime(2020, 7, 1, tzinfo=dt.timezone.utc)
+rng = np.random.default_rng(1)
+tone = np.sin(2 * np.pi * 25 * np.arange(n) / fs).astype(np.float32)
+offset = 0.0
+for i in range(a.files):
+    if i == a.files // 2:
+        offset += 60.0  # a gap of one minute
+    if i == 3 * a.files // 4:
+        offset -= 2.0  # an overlap of two seconds
+    start = t0 + dt.timedelta(seconds=i * seconds + offset)
+    data = tone[:, None] + 0.1 * rng.standard_normal((n, a.channels), dtype=np.float32)
+    local = start + dt.timedelta(hours=2)
+    path = os.path.join(a.out, f"MANY_UTC_{start:%Y%m%d_%H%M%S.%f}"[:-3] + ".h5")
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset("Acoustic", data=data)
+        for k, v in {
+            "SamplingFrequency[Hz]": str(fs),
+            "SpatialResolution[m]": "4",
+            "Fibre Length Multiplier": "1.000000",
+            "Start Distance (m)": "0",
+            "Stop Distance (m)": str(4 * (a.channels - 1)),
+            "ISO8601 Timestamp": local.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+02:00",
+            "GPSTimeStamp": start.strftime("%d/%m/%Y %H:%M:%S.%f")[:-3] + " (UTC)",
+            "Acoustic Output": "Differential",
+        }.items():
+            d.attrs[k] = v
+print(a.files, "files in", a.out)

@@ -1,0 +1,89 @@
+"""bench/scale.sh's measurements: one process vs plan + N tasks + commit on the same record,
+planning many files, and a projection for a campaign. Prints a Markdown summary."""
+import argparse
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from measure import run  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--bin", required=True)
+ap.add_argument("--raw", required=True)
+ap.add_argument("--many", required=True)
+ap.add_argument("--work", required=True)
+a = ap.parse_args()
+B = a.bin
+
+
+def chunks_digest(store):
+    """Hash of the spectrogram's chunk files: a split run must write the same bytes."""
+    h = hashlib.sha256()
+    for f in sorted(glob.glob(os.path.join(store, "spectrogram", "*"))):
+        if os.path.basename(f).startswith("."):
+            continue
+        h.update(os.path.basename(f).encode())
+        with open(f, "rb") as fh:
+            h.update(fh.read())
+    return h.hexdigest()
+
+
+files = sorted(glob.glob(os.path.join(a.raw, "*.h5")))
+one = os.path.join(a.work, "scale-one.zarr")
+wall_one, rss_one = run([B, "das", a.raw, "-o", one, "--overwrite", "-q"])
+ref = chunks_digest(one)
+rows = [("one process", wall_one, 0.0, 0.0, 0.0, rss_one)]
+for n in (1, 2, 4):
+    out = os.path.join(a.work, f"scale-{n}.zarr")
+    shutil.rmtree(out, ignore_errors=True)
+    t_plan, rss_plan = run([B, "das", a.raw, "-o", out, "--plan-only", "-q"])
+    t_tasks, peak = 0.0, rss_plan
+    for i in range(n):
+        t, r = run([B, "task", out, "--index", str(i), "--count", str(n), "-q"])
+        t_tasks += t
+        peak = max(peak, r)
+    t_commit, r = run([B, "commit", out, "-q"])
+    peak = max(peak, r)
+    if chunks_digest(out) != ref:
+        sys.exit(f"{n} tasks wrote other bytes than one process")
+    rows.append((f"plan + {n} task(s) + commit", t_plan + t_tasks + t_commit, t_plan, t_tasks, t_commit, peak))
+    shutil.rmtree(out, ignore_errors=True)
+
+print(f"Record: {len(files)} files x 30 s x 2299 channels (Rhone size); the split cubes' chunks equal one process's.\n")
+print("| run | total [s] | plan [s] | tasks [s] | commit [s] | overhead vs one process | peak RSS [MiB] |")
+print("|---|---|---|---|---|---|---|")
+for name, total, tp, tt, tc, peak in rows:
+    over = "" if name == "one process" else f"{(total - wall_one) / wall_one * 100:+.1f} %"
+    print(f"| {name} | {total:.2f} | {tp:.2f} | {tt:.2f} | {tc:.2f} | {over} | {peak / 2**20:.0f} |")
+
+many = sorted(glob.glob(os.path.join(a.many, "*.h5")))
+out = os.path.join(a.work, "scale-many.zarr")
+shutil.rmtree(out, ignore_errors=True)
+subprocess.run(["sync"], check=True)
+t_many, rss_many = run([B, "das", a.many, "-o", out, "--plan-only", "-q"])
+plan_bytes = os.path.getsize(os.path.join(out, ".cryocube", "plan.json.gz"))
+print(f"\nPlanning {len(many)} files (Silixa HDF5, 3 channels, 30 s, one gap, one overlap): "
+      f"{t_many:.1f} s, peak RSS {rss_many / 2**20:.0f} MiB, stored plan {plan_bytes / 2**20:.2f} MiB "
+      f"(targets: 20 s, 300 MB, 5 MB).")
+shutil.rmtree(out, ignore_errors=True)
+
+# Projection: a Rhonegletscher month, 2880 files a day of 30 s x 2299 channels (280 MB each).
+month = 2880 * 30
+per_file = wall_one / len(files)  # s per file on this 2-core machine, compute-bound
+plan_month = t_many * month / len(many)  # headers read in the same way, linear in files
+fixed = rows[-1][2] + rows[-1][4]  # plan + commit of the 5-file record, as a floor
+print(f"\nProjection for a month ({month} files, 24 TB): measured {per_file:.2f} s per file on 2 cores; "
+      f"planning ~{plan_month / 60:.1f} min for {month} files (linear in files, on one machine);")
+print("assumed: the work per file divides by the cores (it is parallel FFTs and chunk writes), "
+      "the file system or S3 delivers each node's input (280 MB per file), one task per node.\n")
+print("| nodes x cores | compute [h] | + plan and commit [h] | total [h] | input rate needed [GB/s] |")
+print("|---|---|---|---|---|")
+for k, c in ((1, 2), (1, 32), (8, 32), (32, 32), (128, 32)):
+    compute = month * per_file * (2 / c) / k
+    total = compute + plan_month + fixed
+    rate = k * (280e6 / (per_file * 2 / c)) / 1e9
+    print(f"| {k} x {c} | {compute / 3600:.2f} | {(plan_month + fixed) / 3600:.2f} | {total / 3600:.2f} | {rate:.1f} |")
