@@ -38,3 +38,4 @@ bench: deps
 	bash bench/das.sh
 	bash bench/polar.sh
 	bash bench/view.sh
+	bash bench/scale.sh

@@ -514,6 +514,8 @@ pub struct CountingProxy {
     requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// PUTs still let through before every further PUT is answered 503 (`usize::MAX`: all).
     puts_left: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Answers still to cut off 10 bytes into their body (a connection lost midway).
+    cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl CountingProxy {
@@ -529,9 +531,12 @@ impl CountingProxy {
         let seen = requests.clone();
         let puts_left = Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
         let left = puts_left.clone();
+        let cuts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let cut = cuts.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (seen, upstream, left) = (seen.clone(), upstream.clone(), left.clone());
+                let (seen, upstream, left, cut) =
+                    (seen.clone(), upstream.clone(), left.clone(), cut.clone());
                 std::thread::spawn(move || {
                     let Ok(server) = TcpStream::connect(&upstream) else {
                         return;
@@ -540,8 +545,42 @@ impl CountingProxy {
                         (client.try_clone().unwrap(), server.try_clone().unwrap());
                     let mut answer = client.try_clone().unwrap();
                     std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from_server, &mut to_client);
+                        use std::sync::atomic::Ordering::SeqCst;
+                        // Copies the answers; when a cut is asked for, the next answer's head
+                        // and 10 bytes of its body pass, then the connection is dropped.
+                        let mut buf = vec![0u8; 1 << 16];
+                        let mut pending: Option<Vec<u8>> = None;
+                        loop {
+                            let n = match from_server.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if pending.is_none()
+                                && cut
+                                    .fetch_update(SeqCst, SeqCst, |c| c.checked_sub(1))
+                                    .is_ok()
+                            {
+                                pending = Some(Vec::new());
+                            }
+                            match pending.as_mut() {
+                                None => {
+                                    if to_client.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                                Some(held) => {
+                                    held.extend_from_slice(&buf[..n]);
+                                    if let Some(i) = held.windows(4).position(|w| w == b"\r\n\r\n")
+                                    {
+                                        let end = (i + 4 + 10).min(held.len());
+                                        let _ = to_client.write_all(&held[..end]);
+                                        break;
+                                    }
+                                }
+                            }
+                        }
                         let _ = to_client.shutdown(std::net::Shutdown::Both);
+                        let _ = from_server.shutdown(std::net::Shutdown::Both);
                     });
                     let mut reader = BufReader::new(client);
                     let mut server = server;
@@ -599,7 +638,13 @@ impl CountingProxy {
             endpoint,
             requests,
             puts_left,
+            cuts,
         }
+    }
+
+    /// Cuts the next `n` answers off 10 bytes into their body.
+    pub fn cut_answers(&self, n: usize) {
+        self.cuts.store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Lets `n` more PUTs through, then answers every PUT with 503 (as an overloaded S3

@@ -642,3 +642,113 @@ fn two_writers_at_once_on_s3_never_corrupt_a_store() {
     assert!(b.status.success(), "{}", text(&b));
     assert_same_stores(&LocalStore::new(&local), &g.store("grown.zarr"));
 }
+
+/// A body cut midway is asked for again (`info` still works, the object was read twice); a
+/// cube whose chunks are above the multipart threshold goes up in parts and equals the local
+/// cube; credentials, region and endpoint come from an AWS profile when the environment
+/// has none.
+#[test]
+fn cut_bodies_are_retried_large_objects_go_in_parts_and_profiles_are_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = Garage::start();
+    let input = das("synthetic");
+    // Chunks of 64 windows x 8 channels x 101 bins: about 200 KB raw, above 0.1 MB.
+    let local = tmp.path().join("local.zarr");
+    let args = |out: &str| -> Vec<String> {
+        ["das", p(&input), "-o", out, "--chunks", "64,8"]
+            .map(String::from)
+            .to_vec()
+    };
+    let o = cryocube(
+        &args(p(&local))
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let proxy = common::CountingProxy::start(&g.endpoint);
+    let mut env = g.env();
+    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint.clone()));
+    env.push(("CRYOCUBE_S3_MULTIPART_MB".into(), "0.1".into()));
+    let o = cryocube_with(
+        &args("s3://test/parts.zarr")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &env,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let seen = proxy.take();
+    // Each large chunk: an upload started, its part sent, the upload completed.
+    let count = |method: &str, what: &str| {
+        seen.iter()
+            .filter(|r| r.starts_with(method) && r.contains(what))
+            .count()
+    };
+    let (started, parts, completed) = (
+        count("POST ", "uploads="),
+        count("PUT ", "partNumber=1"),
+        count("POST ", "uploadId="),
+    );
+    assert!(
+        started >= 40 && parts == started && completed == started,
+        "{started} started, {parts} parts, {completed} completed: {seen:#?}"
+    );
+    assert_same_stores(&LocalStore::new(&local), &g.store("parts.zarr"));
+
+    proxy.cut_answers(1);
+    let o = cryocube_with(&["info", "s3://test/parts.zarr"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let path = |r: &String| r.split('?').next().unwrap_or_default().to_string();
+    let seen: Vec<String> = proxy.take().iter().map(path).collect();
+    assert_eq!(
+        seen.iter().filter(|r| **r == seen[0]).count(),
+        2,
+        "the cut answer is asked for again: {seen:#?}"
+    );
+
+    // An AWS profile instead of the environment's keys.
+    let aws = tmp.path().join("aws");
+    std::fs::create_dir(&aws).unwrap();
+    std::fs::write(
+        aws.join("credentials"),
+        format!(
+            "[default]\naws_access_key_id = GKwrong\naws_secret_access_key = wrong\n\n[garage]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            g.access_key, g.secret_key
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        aws.join("config"),
+        format!(
+            "[default]\nregion = garage\nendpoint_url = {0}\n[profile garage]\nregion = garage\nendpoint_url = {0}\n",
+            g.endpoint
+        ),
+    )
+    .unwrap();
+    let files = vec![
+        (
+            "AWS_SHARED_CREDENTIALS_FILE".to_string(),
+            p(&aws.join("credentials")).to_string(),
+        ),
+        (
+            "AWS_CONFIG_FILE".to_string(),
+            p(&aws.join("config")).to_string(),
+        ),
+    ];
+    let mut profile = files.clone();
+    profile.push(("AWS_PROFILE".into(), "garage".into()));
+    let o = cryocube_with(&["info", "s3://test/parts.zarr"], &profile);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("time: 891"), "{}", text(&o));
+    // The default profile's keys are wrong: refused, naming what to check.
+    let o = cryocube_with(&["info", "s3://test/parts.zarr"], &files);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("HTTP 403"), "{}", text(&o));
+    let mut missing = files.clone();
+    missing.push(("AWS_PROFILE".into(), "nosuch".into()));
+    let o = cryocube_with(&["info", "s3://test/parts.zarr"], &missing);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("no such profile"), "{}", text(&o));
+}

@@ -1,23 +1,35 @@
-//! A small synchronous S3 client: AWS Signature V4 over `ureq`.
+//! A synchronous S3 client: requests signed by `rusty-s3` (SigV4 presigned URLs, listing and
+//! multipart responses parsed by it), sent over a blocking `ureq` pool.
 //!
-//! Why not an SDK: the cube writer is synchronous and parallel (rayon workers store chunks
-//! concurrently); the async clients would bring a runtime into every command for five verbs
-//! (GET with a range, HEAD, PUT, DELETE, LIST). Configuration follows the AWS conventions so
-//! that the credentials a user already has for the AWS CLI, boto3 or s3fs work unchanged:
+//! Why not an async SDK: the cube writer is synchronous and parallel (rayon workers store
+//! chunks concurrently); an SDK would bring a runtime into every command for a handful of
+//! verbs. `rusty-s3` is sans-IO: it signs and parses, we send. Configuration follows the AWS
+//! conventions, so the credentials a user already has for the AWS CLI, boto3 or s3fs work
+//! unchanged; the environment wins over the files:
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` | credentials (none: unsigned requests, for public buckets) |
-//! | `AWS_REGION` or `AWS_DEFAULT_REGION` | region (default `us-east-1`) |
-//! | `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` | another S3 server, e.g. `http://127.0.0.1:3900` |
+//! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` | credentials (none anywhere: unsigned requests, for public buckets) |
+//! | `AWS_PROFILE` | the profile of `~/.aws/credentials` and `~/.aws/config` to use (`default`) |
+//! | `AWS_SHARED_CREDENTIALS_FILE`, `AWS_CONFIG_FILE` | other places for those two files |
+//! | `AWS_REGION` or `AWS_DEFAULT_REGION` | region (else the profile's `region`, else `us-east-1`) |
+//! | `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` | another S3 server (else the profile's `endpoint_url`), e.g. `http://127.0.0.1:3900` |
 //! | `AWS_S3_ADDRESSING_STYLE` | `path` or `virtual`; default `path` with a custom endpoint, `virtual` on AWS |
+//! | `CRYOCUBE_S3_MULTIPART_MB` | objects larger than this go up in parts (default 64) |
 //!
-//! Secrets are never logged: errors name the `s3://` URL and the server's error code only.
+//! Failures that may pass (connection trouble, a body cut midway, 5xx, 429) are retried with
+//! exponential backoff, jitter and the server's `Retry-After`. Secrets are never logged: errors
+//! name the `s3://` URL and the server's error code only.
 
+use std::io::Read;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use rusty_s3::actions::{
+    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, DeleteObject, GetObject,
+    HeadObject, ListObjectsV2, PutObject, UploadPart,
+};
+use rusty_s3::{Bucket, S3Action, UrlStyle};
 
 /// How to reach an S3 service.
 #[derive(Clone, Debug)]
@@ -56,13 +68,75 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// The `[section]` of an AWS INI file (`~/.aws/credentials` names profiles plainly,
+/// `~/.aws/config` as `profile NAME` except `default`).
+fn ini_section(text: &str, section: &str) -> Vec<(String, String)> {
+    let mut inside = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = name.trim() == section;
+            continue;
+        }
+        if inside {
+            if let Some((k, v)) = line.split_once('=') {
+                out.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// The settings of profile `profile` from the AWS credentials and config files.
+fn profile_settings(profile: &str) -> Vec<(String, String)> {
+    let home = env("HOME").map(PathBuf::from);
+    let file = |var: &str, name: &str| {
+        env(var)
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)))
+    };
+    let mut out = Vec::new();
+    if let Some(text) = file("AWS_SHARED_CREDENTIALS_FILE", "credentials")
+        .and_then(|p| std::fs::read_to_string(p).ok())
+    {
+        out.extend(ini_section(&text, profile));
+    }
+    if let Some(text) =
+        file("AWS_CONFIG_FILE", "config").and_then(|p| std::fs::read_to_string(p).ok())
+    {
+        let section = if profile == "default" {
+            "default".to_string()
+        } else {
+            format!("profile {profile}")
+        };
+        out.extend(ini_section(&text, &section));
+    }
+    out
+}
+
 impl S3Config {
-    /// The configuration the AWS environment variables describe.
+    /// The configuration the AWS environment variables and profile files describe.
     pub fn from_env() -> Result<Self, String> {
+        let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
+        let settings = profile_settings(&profile);
+        let setting = |k: &str| {
+            settings
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
+        };
         let region = env("AWS_REGION")
             .or_else(|| env("AWS_DEFAULT_REGION"))
+            .or_else(|| setting("region"))
             .unwrap_or_else(|| "us-east-1".into());
-        let custom = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL"));
+        let custom = env("AWS_ENDPOINT_URL_S3")
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .or_else(|| setting("endpoint_url"));
         let path_style = match env("AWS_S3_ADDRESSING_STYLE").as_deref() {
             Some("path") => true,
             Some("virtual") => false,
@@ -91,7 +165,27 @@ impl S3Config {
                 secret_key,
                 session_token: env("AWS_SESSION_TOKEN"),
             }),
-            (None, None) => None,
+            (None, None) => match (
+                setting("aws_access_key_id"),
+                setting("aws_secret_access_key"),
+            ) {
+                (Some(access_key), Some(secret_key)) => Some(Credentials {
+                    access_key,
+                    secret_key,
+                    session_token: setting("aws_session_token"),
+                }),
+                (None, None) if env("AWS_PROFILE").is_some() && settings.is_empty() => {
+                    return Err(format!(
+                        "AWS_PROFILE is `{profile}`, but no such profile is in ~/.aws/credentials or ~/.aws/config"
+                    ))
+                }
+                (None, None) => None,
+                _ => {
+                    return Err(format!(
+                        "profile `{profile}` has only one of aws_access_key_id and aws_secret_access_key"
+                    ))
+                }
+            },
             _ => {
                 return Err(
                     "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither".into(),
@@ -121,15 +215,38 @@ pub struct Listed {
     pub size: u64,
 }
 
-/// A connection pool and a signer; cheap to share between threads.
+/// One page of a listing: objects, common prefixes, the token of the next page.
+type Page = (Vec<Listed>, Vec<String>, Option<String>);
+
+/// A connection pool and the signing configuration; cheap to share between threads.
 #[derive(Clone, Debug)]
 pub struct S3Client {
     config: S3Config,
+    credentials: Option<rusty_s3::Credentials>,
     agent: ureq::Agent,
+    multipart_above: usize,
 }
 
-const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 const RETRIES: u32 = 4;
+/// Signed URLs are made for one request, right before it: a short validity is enough.
+const VALID: Duration = Duration::from_secs(900);
+/// Parts of a multipart upload (the AWS CLI uses 8 MiB; fewer, larger requests here).
+const PART: usize = 16 << 20;
+
+/// One attempt's outcome: done, or an error that may pass, with the server's wish of a wait.
+struct Failed {
+    error: S3Error,
+    retry_after: Option<Duration>,
+}
+
+impl From<S3Error> for Failed {
+    fn from(error: S3Error) -> Self {
+        Failed {
+            error,
+            retry_after: None,
+        }
+    }
+}
 
 impl S3Client {
     pub fn new(config: S3Config) -> Self {
@@ -139,7 +256,20 @@ impl S3Client {
             .timeout_write(Duration::from_secs(120))
             .max_idle_connections_per_host(16)
             .build();
-        S3Client { config, agent }
+        let credentials = config.credentials.as_ref().map(|c| match &c.session_token {
+            Some(t) => rusty_s3::Credentials::new_with_token(&c.access_key, &c.secret_key, t),
+            None => rusty_s3::Credentials::new(&c.access_key, &c.secret_key),
+        });
+        let multipart_above = env("CRYOCUBE_S3_MULTIPART_MB")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| *v > 0.0)
+            .map_or(64 << 20, |mb| (mb * 1048576.0) as usize);
+        S3Client {
+            config,
+            credentials,
+            agent,
+            multipart_above,
+        }
     }
 
     pub fn from_env() -> Result<Self, String> {
@@ -150,108 +280,70 @@ impl S3Client {
         &self.config
     }
 
-    /// `(url, host header, canonical path)` of an object (or of the bucket when `key` is "").
-    fn address(&self, bucket: &str, key: &str) -> (String, String, String) {
-        let (scheme, host) = self
-            .config
-            .endpoint
-            .split_once("://")
-            .unwrap_or(("https", &self.config.endpoint));
-        let encoded_key = uri_encode(key, false);
-        if self.config.path_style {
-            let path = format!("/{}/{}", uri_encode(bucket, true), encoded_key);
-            (format!("{scheme}://{host}{path}"), host.to_string(), path)
+    fn bucket(&self, name: &str) -> Result<Bucket, S3Error> {
+        let endpoint = self.config.endpoint.parse().map_err(|e| S3Error {
+            url: format!("s3://{name}"),
+            message: format!("the endpoint {} is not a URL: {e}", self.config.endpoint),
+            transient: false,
+        })?;
+        let style = if self.config.path_style {
+            UrlStyle::Path
         } else {
-            let host = format!("{bucket}.{host}");
-            let path = format!("/{encoded_key}");
-            (format!("{scheme}://{host}{path}"), host, path)
-        }
+            UrlStyle::VirtualHost
+        };
+        Bucket::new(
+            endpoint,
+            style,
+            name.to_string(),
+            self.config.region.clone(),
+        )
+        .map_err(|e| S3Error {
+            url: format!("s3://{name}"),
+            message: format!(
+                "cannot address this bucket at {}: {e}",
+                self.config.endpoint
+            ),
+            transient: false,
+        })
     }
 
-    /// Sends one signed request, retrying transient failures with backoff.
+    /// Runs `attempt` until it succeeds, fails for good, or the retries are used up; waits
+    /// between attempts with exponential backoff, jitter, and at least the server's
+    /// `Retry-After`.
+    fn retry<T>(&self, mut attempt: impl FnMut() -> Result<T, Failed>) -> Result<T, S3Error> {
+        let mut delay = Duration::from_millis(200);
+        for n in 0..=RETRIES {
+            match attempt() {
+                Err(f) if f.error.transient && n < RETRIES => {
+                    let jitter = 0.5 + (jitter_fraction() * 1.0);
+                    let wait = delay
+                        .mul_f64(jitter)
+                        .max(f.retry_after.unwrap_or_default())
+                        .min(Duration::from_secs(30));
+                    log::debug!("{}; retrying in {wait:?}", f.error);
+                    std::thread::sleep(wait);
+                    delay *= 2;
+                }
+                Err(f) => return Err(f.error),
+                Ok(v) => return Ok(v),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// Sends one request to a signed URL; `None` for a 404 of an object.
     fn send(
         &self,
         method: &str,
-        bucket: &str,
-        key: &str,
-        query: &[(&str, String)],
-        headers: &[(&str, String)],
-        body: Option<&[u8]>,
-    ) -> Result<Option<ureq::Response>, S3Error> {
-        // A listing is named by its prefix.
-        let named = match query.iter().find(|(k, _)| *k == "prefix") {
-            Some((_, prefix)) if key.is_empty() => prefix.as_str(),
-            _ => key,
-        };
-        let shown = format!("s3://{bucket}/{named}");
-        let mut delay = Duration::from_millis(200);
-        for attempt in 0..=RETRIES {
-            match self.send_once(method, bucket, key, query, headers, body, &shown) {
-                Err(e) if e.transient && attempt < RETRIES => {
-                    log::debug!("{e}; retrying in {delay:?}");
-                    std::thread::sleep(delay);
-                    delay *= 2;
-                }
-                other => return other,
-            }
-        }
-        unreachable!("the loop returns")
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn send_once(
-        &self,
-        method: &str,
-        bucket: &str,
-        key: &str,
-        query: &[(&str, String)],
+        url: &url::Url,
         headers: &[(&str, String)],
         body: Option<&[u8]>,
         shown: &str,
-    ) -> Result<Option<ureq::Response>, S3Error> {
-        let (url, host, path) = self.address(bucket, key);
-        let payload = match body {
-            Some(b) => hex(&Sha256::digest(b)),
-            None => EMPTY_SHA256.to_string(),
-        };
-        let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-        let mut signed: Vec<(String, String)> = vec![
-            ("host".into(), host),
-            ("x-amz-content-sha256".into(), payload.clone()),
-            ("x-amz-date".into(), now.clone()),
-        ];
+        bucket: &str,
+    ) -> Result<Option<ureq::Response>, Failed> {
+        let mut req = self.agent.request(method, url.as_str());
         for (k, v) in headers {
-            signed.push((k.to_ascii_lowercase(), v.clone()));
-        }
-        let query_text = canonical_query(query);
-        let mut req = self.agent.request(
-            method,
-            &if query_text.is_empty() {
-                url
-            } else {
-                format!("{url}?{query_text}")
-            },
-        );
-        if let Some(c) = &self.config.credentials {
-            if let Some(t) = &c.session_token {
-                signed.push(("x-amz-security-token".into(), t.clone()));
-            }
-            let auth = authorization(
-                c,
-                &self.config.region,
-                method,
-                &path,
-                &query_text,
-                &mut signed,
-                &payload,
-                &now,
-            );
-            req = req.set("Authorization", &auth);
-        }
-        for (k, v) in &signed {
-            if k != "host" {
-                req = req.set(k, v);
-            }
+            req = req.set(k, v);
         }
         let result = match body {
             Some(b) => req.send_bytes(b),
@@ -266,35 +358,45 @@ impl S3Client {
                         url: shown.into(),
                         message: format!("no bucket `{bucket}` at {}", self.config.endpoint),
                         transient: false,
-                    })
+                    }
+                    .into())
                 } else {
                     Ok(None)
                 }
             }
             Err(ureq::Error::Status(status, r)) => {
+                let retry_after = r
+                    .header("Retry-After")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
                 let (code, message) = error_code(r);
                 let hint = match status {
-                    401 | 403 => "; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_REGION, AWS_ENDPOINT_URL)",
+                    401 | 403 => "; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the AWS profile), AWS_REGION and AWS_ENDPOINT_URL",
                     _ => "",
                 };
-                Err(S3Error {
-                    url: shown.into(),
-                    message: format!("HTTP {status} {code} {message}{hint}")
-                        .replace("  ", " ")
-                        .trim()
-                        .to_string(),
-                    transient: status >= 500 || status == 429,
+                Err(Failed {
+                    error: S3Error {
+                        url: shown.into(),
+                        message: format!("HTTP {status} {code} {message}{hint}")
+                            .replace("  ", " ")
+                            .trim()
+                            .to_string(),
+                        transient: status >= 500 || status == 429,
+                    },
+                    retry_after,
                 })
             }
             Err(e) => Err(S3Error {
                 url: shown.into(),
                 message: format!("{} unreachable: {e}", self.config.endpoint),
                 transient: true,
-            }),
+            }
+            .into()),
         }
     }
 
     /// An object's bytes (`range`: first byte and optional end, exclusive); `None` if absent.
+    /// A body cut midway is asked for again.
     pub fn get(
         &self,
         bucket: &str,
@@ -303,67 +405,208 @@ impl S3Client {
     ) -> Result<Option<Vec<u8>>, S3Error> {
         let headers: Vec<(&str, String)> = match range {
             Some((start, Some(end))) if end > start => {
-                vec![("range", format!("bytes={start}-{}", end - 1))]
+                vec![("Range", format!("bytes={start}-{}", end - 1))]
             }
             Some((_, Some(_))) => return Ok(Some(Vec::new())),
-            Some((start, None)) => vec![("range", format!("bytes={start}-"))],
+            Some((start, None)) => vec![("Range", format!("bytes={start}-"))],
             None => vec![],
         };
-        let Some(resp) = self.send("GET", bucket, key, &[], &headers, None)? else {
-            return Ok(None);
-        };
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut resp.into_reader(), &mut bytes).map_err(|e| S3Error {
-            url: format!("s3://{bucket}/{key}"),
-            message: format!("connection lost: {e}"),
-            transient: true,
-        })?;
-        Ok(Some(bytes))
+        let b = self.bucket(bucket)?;
+        let shown = format!("s3://{bucket}/{key}");
+        self.retry(|| {
+            let url = GetObject::new(&b, self.credentials.as_ref(), key).sign(VALID);
+            let Some(resp) = self.send("GET", &url, &headers, None, &shown, bucket)? else {
+                return Ok(None);
+            };
+            let expected: Option<usize> =
+                resp.header("Content-Length").and_then(|v| v.parse().ok());
+            let mut bytes = Vec::with_capacity(expected.unwrap_or(0).min(1 << 30));
+            let read = resp.into_reader().read_to_end(&mut bytes);
+            match (read, expected) {
+                (Ok(_), Some(n)) if n != bytes.len() => Err(S3Error {
+                    url: shown.clone(),
+                    message: format!("connection lost after {} of {n} bytes", bytes.len()),
+                    transient: true,
+                }
+                .into()),
+                (Ok(_), _) => Ok(Some(bytes)),
+                (Err(e), _) => Err(S3Error {
+                    url: shown.clone(),
+                    message: format!("connection lost after {} bytes: {e}", bytes.len()),
+                    transient: true,
+                }
+                .into()),
+            }
+        })
     }
 
     /// An object's size; `None` if absent.
     pub fn head(&self, bucket: &str, key: &str) -> Result<Option<u64>, S3Error> {
-        Ok(self
-            .send("HEAD", bucket, key, &[], &[], None)?
-            .and_then(|r| r.header("Content-Length").and_then(|v| v.parse().ok())))
+        let b = self.bucket(bucket)?;
+        let shown = format!("s3://{bucket}/{key}");
+        self.retry(|| {
+            let url = HeadObject::new(&b, self.credentials.as_ref(), key).sign(VALID);
+            Ok(self
+                .send("HEAD", &url, &[], None, &shown, bucket)?
+                .and_then(|r| r.header("Content-Length").and_then(|v| v.parse().ok())))
+        })
     }
 
+    /// Stores an object whole; above the multipart threshold in parts, each retried alone.
     pub fn put(&self, bucket: &str, key: &str, bytes: &[u8]) -> Result<(), S3Error> {
-        self.send("PUT", bucket, key, &[], &[], Some(bytes))
-            .map(|_| ())
+        if bytes.len() > self.multipart_above {
+            return self.put_in_parts(bucket, key, bytes);
+        }
+        let b = self.bucket(bucket)?;
+        let shown = format!("s3://{bucket}/{key}");
+        self.retry(|| {
+            let url = PutObject::new(&b, self.credentials.as_ref(), key).sign(VALID);
+            self.send("PUT", &url, &[], Some(bytes), &shown, bucket)?;
+            Ok(())
+        })
+    }
+
+    fn put_in_parts(&self, bucket: &str, key: &str, bytes: &[u8]) -> Result<(), S3Error> {
+        let b = self.bucket(bucket)?;
+        let creds = self.credentials.as_ref();
+        let shown = format!("s3://{bucket}/{key}");
+        let bad = |m: String| S3Error {
+            url: shown.clone(),
+            message: m,
+            transient: false,
+        };
+        let text = self.retry(|| {
+            let url = CreateMultipartUpload::new(&b, creds, key).sign(VALID);
+            let resp = self
+                .send("POST", &url, &[], Some(&[]), &shown, bucket)?
+                .ok_or_else(|| bad("the multipart upload could not be started (404)".into()))?;
+            resp.into_string().map_err(|e| {
+                Failed::from(S3Error {
+                    url: shown.clone(),
+                    message: format!("connection lost: {e}"),
+                    transient: true,
+                })
+            })
+        })?;
+        let upload = CreateMultipartUpload::parse_response(&text).map_err(|e| {
+            bad(format!(
+                "unreadable answer to starting a multipart upload: {e}"
+            ))
+        })?;
+        let id = upload.upload_id().to_string();
+        let parts = (|| -> Result<Vec<String>, S3Error> {
+            let mut etags = Vec::new();
+            for (i, part) in bytes.chunks(PART).enumerate() {
+                let number =
+                    u16::try_from(i + 1).map_err(|_| bad("more than 65535 parts".into()))?;
+                let etag = self.retry(|| {
+                    let url = UploadPart::new(&b, creds, key, number, &id).sign(VALID);
+                    let resp = self
+                        .send("PUT", &url, &[], Some(part), &shown, bucket)?
+                        .ok_or_else(|| bad(format!("part {number}: the upload is gone (404)")))?;
+                    resp.header("ETag")
+                        .map(str::to_string)
+                        .ok_or_else(|| bad(format!("part {number}: no ETag in the answer")).into())
+                })?;
+                etags.push(etag);
+            }
+            let action =
+                CompleteMultipartUpload::new(&b, creds, key, &id, etags.iter().map(String::as_str));
+            let url = action.sign(VALID);
+            let body = action.body();
+            self.retry(|| {
+                self.send("POST", &url, &[], Some(body.as_bytes()), &shown, bucket)?;
+                Ok(())
+            })?;
+            Ok(etags)
+        })();
+        if let Err(e) = parts {
+            // Parts of an abandoned upload cost storage until aborted.
+            let url = AbortMultipartUpload::new(&b, creds, key, &id).sign(VALID);
+            let _ = self.send("DELETE", &url, &[], None, &shown, bucket);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Deletes an object; deleting an absent one is not an error (S3 semantics).
     pub fn delete(&self, bucket: &str, key: &str) -> Result<(), S3Error> {
-        self.send("DELETE", bucket, key, &[], &[], None).map(|_| ())
+        let b = self.bucket(bucket)?;
+        let shown = format!("s3://{bucket}/{key}");
+        self.retry(|| {
+            let url = DeleteObject::new(&b, self.credentials.as_ref(), key).sign(VALID);
+            self.send("DELETE", &url, &[], None, &shown, bucket)?;
+            Ok(())
+        })
+    }
+
+    /// One page of a listing: objects, common prefixes, the token of the next page.
+    fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: bool,
+        max: Option<usize>,
+        token: Option<&str>,
+    ) -> Result<Page, S3Error> {
+        let b = self.bucket(bucket)?;
+        let shown = format!("s3://{bucket}/{prefix}");
+        let text = self.retry(|| {
+            let mut action = ListObjectsV2::new(&b, self.credentials.as_ref());
+            action.with_prefix(prefix);
+            if delimiter {
+                action.with_delimiter("/");
+            }
+            if let Some(m) = max {
+                action.with_max_keys(m);
+            }
+            if let Some(t) = token {
+                action.with_continuation_token(t);
+            }
+            let url = action.sign(VALID);
+            let resp = self
+                .send("GET", &url, &[], None, &shown, bucket)?
+                .ok_or_else(|| S3Error {
+                    url: shown.clone(),
+                    message: "listing answered 404".into(),
+                    transient: false,
+                })?;
+            resp.into_string().map_err(|e| {
+                Failed::from(S3Error {
+                    url: shown.clone(),
+                    message: format!("connection lost: {e}"),
+                    transient: true,
+                })
+            })
+        })?;
+        let parsed = ListObjectsV2::parse_response(&text).map_err(|e| S3Error {
+            url: shown.clone(),
+            message: format!("unreadable listing: {e}"),
+            transient: false,
+        })?;
+        Ok((
+            parsed
+                .contents
+                .into_iter()
+                .map(|c| Listed {
+                    key: c.key,
+                    size: c.size.unwrap_or(0),
+                })
+                .collect(),
+            parsed
+                .common_prefixes
+                .into_iter()
+                .map(|p| p.prefix)
+                .collect(),
+            parsed.next_continuation_token,
+        ))
     }
 
     /// The first `max` objects under `prefix` (one request, whatever is there).
     pub fn list_some(&self, bucket: &str, prefix: &str, max: u32) -> Result<Vec<Listed>, S3Error> {
-        let query = vec![
-            ("list-type", "2".to_string()),
-            ("max-keys", max.to_string()),
-            ("prefix", prefix.into()),
-        ];
-        let resp = self
-            .send("GET", bucket, "", &query, &[], None)?
-            .ok_or_else(|| S3Error {
-                url: format!("s3://{bucket}/{prefix}"),
-                message: "listing answered 404".into(),
-                transient: false,
-            })?;
-        let body = resp.into_string().map_err(|e| S3Error {
-            url: format!("s3://{bucket}/{prefix}"),
-            message: format!("connection lost: {e}"),
-            transient: true,
-        })?;
-        Ok(xml_elements(&body, "Contents")
-            .filter_map(|c| {
-                let key = xml_elements(c, "Key").next().map(xml_unescape)?;
-                let size = xml_elements(c, "Size").next()?.trim().parse().ok()?;
-                Some(Listed { key, size })
-            })
-            .collect())
+        Ok(self
+            .list_page(bucket, prefix, false, Some(max as usize), None)?
+            .0)
     }
 
     /// Every object under `prefix`, and with `delimiter` the common prefixes one level down.
@@ -377,45 +620,12 @@ impl S3Client {
         let mut prefixes = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut query = vec![("list-type", "2".to_string()), ("prefix", prefix.into())];
-            if delimiter {
-                query.push(("delimiter", "/".into()));
-            }
-            if let Some(t) = &token {
-                query.push(("continuation-token", t.clone()));
-            }
-            let resp = self
-                .send("GET", bucket, "", &query, &[], None)?
-                .ok_or_else(|| S3Error {
-                    url: format!("s3://{bucket}/{prefix}"),
-                    message: "listing answered 404".into(),
-                    transient: false,
-                })?;
-            let body = resp.into_string().map_err(|e| S3Error {
-                url: format!("s3://{bucket}/{prefix}"),
-                message: format!("connection lost: {e}"),
-                transient: false,
-            })?;
-            for contents in xml_elements(&body, "Contents") {
-                let key = xml_elements(contents, "Key").next().map(xml_unescape);
-                let size = xml_elements(contents, "Size")
-                    .next()
-                    .and_then(|s| s.trim().parse().ok());
-                if let (Some(key), Some(size)) = (key, size) {
-                    objects.push(Listed { key, size });
-                }
-            }
-            for common in xml_elements(&body, "CommonPrefixes") {
-                if let Some(p) = xml_elements(common, "Prefix").next() {
-                    prefixes.push(xml_unescape(p));
-                }
-            }
-            let truncated = xml_elements(&body, "IsTruncated").next() == Some("true");
-            token = xml_elements(&body, "NextContinuationToken")
-                .next()
-                .map(xml_unescape);
-            if !truncated || token.is_none() {
-                return Ok((objects, prefixes));
+            let (o, p, next) = self.list_page(bucket, prefix, delimiter, None, token.as_deref())?;
+            objects.extend(o);
+            prefixes.extend(p);
+            match next {
+                Some(t) => token = Some(t),
+                None => return Ok((objects, prefixes)),
             }
         }
     }
@@ -424,236 +634,52 @@ impl S3Client {
     /// plain HTTP code (resumable downloads) can fetch it. Only `host` is signed: a `Range`
     /// header may be added.
     pub fn presign_get(&self, bucket: &str, key: &str, expires: u64) -> String {
-        let (url, host, path) = self.address(bucket, key);
-        let Some(c) = &self.config.credentials else {
-            return url;
-        };
-        let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-        presign(c, &self.config.region, &url, &host, &path, &now, expires)
-    }
-}
-
-/// The query-string form of a signed GET.
-fn presign(
-    c: &Credentials,
-    region: &str,
-    url: &str,
-    host: &str,
-    path: &str,
-    now: &str,
-    expires: u64,
-) -> String {
-    let scope = format!("{}/{region}/s3/aws4_request", &now[..8]);
-    let mut query = vec![
-        ("X-Amz-Algorithm", "AWS4-HMAC-SHA256".to_string()),
-        ("X-Amz-Credential", format!("{}/{scope}", c.access_key)),
-        ("X-Amz-Date", now.to_string()),
-        ("X-Amz-Expires", expires.to_string()),
-        ("X-Amz-SignedHeaders", "host".to_string()),
-    ];
-    if let Some(t) = &c.session_token {
-        query.push(("X-Amz-Security-Token", t.clone()));
-    }
-    let query_text = canonical_query(&query);
-    let canonical = format!("GET\n{path}\n{query_text}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD");
-    let signature = sign(c, region, now, &scope, &canonical);
-    format!("{url}?{query_text}&X-Amz-Signature={signature}")
-}
-
-/// The `Authorization` header of a request; sorts `headers` into canonical order.
-#[allow(clippy::too_many_arguments)]
-fn authorization(
-    c: &Credentials,
-    region: &str,
-    method: &str,
-    path: &str,
-    query: &str,
-    headers: &mut [(String, String)],
-    payload: &str,
-    now: &str,
-) -> String {
-    headers.sort_by(|a, b| a.0.cmp(&b.0));
-    let canonical_headers: String = headers
-        .iter()
-        .map(|(k, v)| format!("{k}:{}\n", v.trim()))
-        .collect();
-    let signed_headers = headers
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .collect::<Vec<_>>()
-        .join(";");
-    let canonical =
-        format!("{method}\n{path}\n{query}\n{canonical_headers}\n{signed_headers}\n{payload}");
-    let scope = format!("{}/{region}/s3/aws4_request", &now[..8]);
-    let signature = sign(c, region, now, &scope, &canonical);
-    format!(
-        "AWS4-HMAC-SHA256 Credential={}/{scope},SignedHeaders={signed_headers},Signature={signature}",
-        c.access_key
-    )
-}
-
-fn sign(c: &Credentials, region: &str, now: &str, scope: &str, canonical: &str) -> String {
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{now}\n{scope}\n{}",
-        hex(&Sha256::digest(canonical.as_bytes()))
-    );
-    let mut key = hmac(
-        format!("AWS4{}", c.secret_key).as_bytes(),
-        &now.as_bytes()[..8],
-    );
-    for part in [region, "s3", "aws4_request"] {
-        key = hmac(&key, part.as_bytes());
-    }
-    hex(&hmac(&key, to_sign.as_bytes()))
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(data);
-    mac.finalize().into_bytes().to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// RFC 3986 encoding as SigV4 wants it: unreserved characters kept, `/` kept in paths.
-fn uri_encode(s: &str, encode_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b'/' if !encode_slash => out.push('/'),
-            _ => out.push_str(&format!("%{b:02X}")),
+        match self.bucket(bucket) {
+            Ok(b) => GetObject::new(&b, self.credentials.as_ref(), key)
+                .sign(Duration::from_secs(expires.clamp(1, 7 * 24 * 3600)))
+                .to_string(),
+            Err(_) => format!("{}/{bucket}/{key}", self.config.endpoint),
         }
     }
-    out
 }
 
-fn canonical_query(query: &[(&str, String)]) -> String {
-    let mut pairs: Vec<(String, String)> = query
-        .iter()
-        .map(|(k, v)| (uri_encode(k, true), uri_encode(v, true)))
-        .collect();
-    pairs.sort();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
+/// A fraction in 0..1 that differs between calls and threads, for jitter.
+fn jitter_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// The `<Code>` and `<Message>` of an S3 error body.
+/// The `<Code>` and `<Message>` of an S3 error body, to name the failure (the rest of S3's
+/// XML is read by `rusty-s3`).
 fn error_code(resp: ureq::Response) -> (String, String) {
     let body = resp.into_string().unwrap_or_default();
-    let get = |tag| {
-        xml_elements(&body, tag)
-            .next()
-            .map(xml_unescape)
+    let get = |tag: &str| {
+        let open = format!("<{tag}>");
+        body.find(&open)
+            .map(|i| &body[i + open.len()..])
+            .and_then(|rest| rest.find(&format!("</{tag}>")).map(|j| &rest[..j]))
+            .map(|t| {
+                t.replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&quot;", "\"")
+                    .replace("&apos;", "'")
+                    .replace("&amp;", "&")
+            })
             .unwrap_or_default()
     };
     (get("Code"), get("Message"))
 }
 
-/// The texts of the `<tag>` elements in `xml` (S3 listings are flat enough for this).
-fn xml_elements<'a>(xml: &'a str, tag: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let mut rest = xml;
-    std::iter::from_fn(move || {
-        let start = rest.find(&open)? + open.len();
-        let len = rest[start..].find(&close)?;
-        let text = &rest[start..start + len];
-        rest = &rest[start + len + close.len()..];
-        Some(text)
-    })
-}
-
-fn xml_unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn example() -> Credentials {
-        Credentials {
-            access_key: "AKIAIOSFODNN7EXAMPLE".into(),
-            secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
-            session_token: None,
-        }
-    }
-
-    /// The "GET Object" example of the S3 SigV4 documentation (header authentication).
-    #[test]
-    fn header_signature_matches_the_aws_example() {
-        let mut headers = vec![
-            ("x-amz-date".to_string(), "20130524T000000Z".to_string()),
-            ("range".to_string(), "bytes=0-9".to_string()),
-            (
-                "host".to_string(),
-                "examplebucket.s3.amazonaws.com".to_string(),
-            ),
-            ("x-amz-content-sha256".to_string(), EMPTY_SHA256.to_string()),
-        ];
-        let auth = authorization(
-            &example(),
-            "us-east-1",
-            "GET",
-            "/test.txt",
-            "",
-            &mut headers,
-            EMPTY_SHA256,
-            "20130524T000000Z",
-        );
-        assert_eq!(
-            auth,
-            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,\
-             SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,\
-             Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
-        );
-    }
-
-    /// The presigned URL example of the S3 SigV4 documentation (query authentication).
-    #[test]
-    fn presigned_url_matches_the_aws_example() {
-        let url = presign(
-            &example(),
-            "us-east-1",
-            "https://examplebucket.s3.amazonaws.com/test.txt",
-            "examplebucket.s3.amazonaws.com",
-            "/test.txt",
-            "20130524T000000Z",
-            86400,
-        );
-        assert!(
-            url.ends_with(
-                "X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
-            ),
-            "{url}"
-        );
-    }
-
-    #[test]
-    fn listing_xml_is_read() {
-        let xml = "<ListBucketResult><IsTruncated>false</IsTruncated>\
-            <Contents><Key>a/b&amp;c</Key><Size>12</Size></Contents>\
-            <Contents><Key>a/d</Key><Size>0</Size></Contents>\
-            <CommonPrefixes><Prefix>a/e/</Prefix></CommonPrefixes></ListBucketResult>";
-        let keys: Vec<_> = xml_elements(xml, "Contents")
-            .map(|c| xml_unescape(xml_elements(c, "Key").next().unwrap()))
-            .collect();
-        assert_eq!(keys, ["a/b&c", "a/d"]);
-        assert_eq!(xml_elements(xml, "Prefix").next(), Some("a/e/"));
-    }
 
     #[test]
     fn urls_are_parsed() {
@@ -663,6 +689,31 @@ mod tests {
         );
         assert_eq!(parse_url("s3://b"), Some(("b".into(), "".into())));
         assert_eq!(parse_url("s3:///x"), None);
-        assert_eq!(uri_encode("a b/c+d", false), "a%20b/c%2Bd");
+    }
+
+    #[test]
+    fn profiles_are_read_from_their_sections() {
+        let text = "[default]\naws_access_key_id = A\n\n[other]\n# note\naws_access_key_id=B\nregion = eu-north-1\n[profile third]\nendpoint_url = http://x\n";
+        assert_eq!(
+            ini_section(text, "default"),
+            [("aws_access_key_id".to_string(), "A".to_string())]
+        );
+        assert_eq!(
+            ini_section(text, "other"),
+            [
+                ("aws_access_key_id".to_string(), "B".to_string()),
+                ("region".to_string(), "eu-north-1".to_string())
+            ]
+        );
+        assert_eq!(ini_section(text, "profile third")[0].1, "http://x");
+        assert!(ini_section(text, "missing").is_empty());
+    }
+
+    #[test]
+    fn jitter_stays_in_its_range() {
+        for _ in 0..100 {
+            let j = jitter_fraction();
+            assert!((0.0..1.0).contains(&j), "{j}");
+        }
     }
 }
