@@ -20,22 +20,7 @@ MANY=${MANY:-20000}
 WORK=target/bench
 mkdir -p "$WORK"
 
-cargo build --release --locked
-BIN=$PWD/target/release/cryocube
-
-VENV=$WORK/venv
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import numpy, scipy, h5py, zarr, psutil" 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --upgrade pip
-  "$VENV/bin/pip" install --quiet numpy scipy h5py "zarr>=2.18,<3" psutil
-fi
-
-REC=$WORK/record-${FILES}x${CHANNELS}
-if [ ! -f "$REC/.complete" ]; then
-  rm -rf "$REC"
-  "$BIN" demo -o "$REC" --files "$FILES" --channels "$CHANNELS" --record-only >/dev/null
-  touch "$REC/.complete"
-fi
+source bench/rhone_record.sh
 
 MANYDIR=$WORK/many-${MANY}
 if [ ! -f "$MANYDIR/.complete" ]; then

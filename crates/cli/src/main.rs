@@ -219,32 +219,7 @@ enum Command {
         A task that failed or was cancelled: `sbatch --array=I` the array script again (see\n\
         --dry-run), or run \
         `cryocube task STORE --index I --count N` anywhere, then `cryocube commit STORE`.")]
-    Slurm {
-        /// Array tasks to share the units among.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100000))]
-        tasks: u64,
-        /// Slurm partition (sbatch --partition).
-        #[arg(long)]
-        partition: Option<String>,
-        /// Time limit per task (sbatch --time), e.g. 01:30:00.
-        #[arg(long)]
-        time: Option<String>,
-        /// Memory per task (sbatch --mem), e.g. 8G.
-        #[arg(long)]
-        mem: Option<String>,
-        /// Cores per task (sbatch --cpus-per-task; also the task's worker threads).
-        #[arg(long)]
-        cpus: Option<u32>,
-        /// Folder for the tasks' logs (sbatch --output); Slurm's default otherwise.
-        #[arg(long)]
-        log_dir: Option<PathBuf>,
-        /// Plan, then print the two scripts instead of submitting them.
-        #[arg(long)]
-        dry_run: bool,
-        /// The job: das|build|pyramid and its arguments, after `--`.
-        #[arg(last = true, required = true, num_args = 1..)]
-        job: Vec<String>,
-    },
+    Slurm(slurm::SlurmArgs),
     /// Synthesise a Rhonegletscher-like DAS record, build its cube and show it.
     Demo {
         /// Folder for the synthetic files and the cube.
@@ -472,28 +447,7 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             run_task(&store, index, count, quiet)
         }
         Command::Commit { store, wait } => commit(&store, wait),
-        Command::Slurm {
-            tasks,
-            partition,
-            time,
-            mem,
-            cpus,
-            log_dir,
-            dry_run,
-            job,
-        } => slurm::submit(
-            &slurm::SlurmOptions {
-                tasks,
-                partition,
-                time,
-                mem,
-                cpus,
-                log_dir,
-                dry_run,
-            },
-            &job,
-            quiet,
-        ),
+        Command::Slurm(args) => slurm::submit(&args, quiet),
         Command::Fetch { recipe, dir } => fetch(&recipe, dir, quiet),
         Command::Patch {
             store,

@@ -17,15 +17,33 @@ use cryocube_cube::Location;
 
 use crate::{usage, Cli};
 
-/// What `sbatch` is asked for.
-pub struct SlurmOptions {
+/// What `sbatch` is asked for, and the job.
+#[derive(clap::Args)]
+pub struct SlurmArgs {
+    /// Array tasks to share the units among.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100000))]
     pub tasks: u64,
+    /// Slurm partition (sbatch --partition).
+    #[arg(long)]
     pub partition: Option<String>,
+    /// Time limit per task (sbatch --time), e.g. 01:30:00.
+    #[arg(long)]
     pub time: Option<String>,
+    /// Memory per task (sbatch --mem), e.g. 8G.
+    #[arg(long)]
     pub mem: Option<String>,
+    /// Cores per task (sbatch --cpus-per-task; also the task's worker threads).
+    #[arg(long)]
     pub cpus: Option<u32>,
+    /// Folder for the tasks' logs (sbatch --output); Slurm's default otherwise.
+    #[arg(long)]
     pub log_dir: Option<PathBuf>,
+    /// Plan, then print the two scripts instead of submitting them.
+    #[arg(long)]
     pub dry_run: bool,
+    /// The job: das|build|pyramid and its arguments, after `--`.
+    #[arg(last = true, required = true, num_args = 1..)]
+    pub job: Vec<String>,
 }
 
 /// Quotes a word for a POSIX shell.
@@ -67,7 +85,7 @@ fn job_store(job: &[String]) -> Result<Location> {
 }
 
 /// The `#SBATCH` lines both scripts share.
-fn header(o: &SlurmOptions, name: &str) -> String {
+fn header(o: &SlurmArgs, name: &str) -> String {
     let mut h = format!("#!/bin/bash\n#SBATCH --job-name={}\n", quote(name));
     if let Some(p) = &o.partition {
         h += &format!("#SBATCH --partition={}\n", quote(p));
@@ -85,7 +103,7 @@ fn header(o: &SlurmOptions, name: &str) -> String {
 }
 
 /// The array script and the commit script.
-pub fn scripts(o: &SlurmOptions, exe: &str, store: &Location) -> (String, String) {
+pub fn scripts(o: &SlurmArgs, exe: &str, store: &Location) -> (String, String) {
     let name = format!(
         "cryocube-{}",
         store
@@ -160,7 +178,8 @@ fn sbatch(script: &str, extra: &[String]) -> Result<String> {
     Ok(id)
 }
 
-pub fn submit(o: &SlurmOptions, job: &[String], quiet: bool) -> Result<()> {
+pub fn submit(o: &SlurmArgs, quiet: bool) -> Result<()> {
+    let job = &o.job;
     if job.iter().any(|a| a == "--plan-only") {
         return Err(usage(
             "leave out --plan-only: `cryocube slurm` plans the job itself",
@@ -207,7 +226,7 @@ mod tests {
 
     #[test]
     fn scripts_name_the_array_and_the_commit() {
-        let o = SlurmOptions {
+        let o = SlurmArgs {
             tasks: 4,
             partition: Some("debug".into()),
             time: None,
@@ -215,6 +234,7 @@ mod tests {
             cpus: Some(2),
             log_dir: None,
             dry_run: true,
+            job: Vec::new(),
         };
         let (a, c) = scripts(&o, "/bin/cryocube", &Location::Local("/x/y.zarr".into()));
         assert!(a.contains("#SBATCH --array=0-3\n"), "{a}");

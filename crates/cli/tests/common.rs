@@ -24,6 +24,17 @@ pub fn das(name: &str) -> PathBuf {
     shared().join("data/das").join(name)
 }
 
+/// The three synthetic Rhone-like files (MANIFEST), in time order.
+pub fn synthetic_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(das("synthetic"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 3, "MANIFEST: three synthetic files");
+    files
+}
+
 pub fn cryocube(args: &[&str]) -> Output {
     cryocube_with(args, &[])
 }

@@ -9,18 +9,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{assert_same_store, cryocube, cryocube_with, das, kill_after_blocks_in, p, text};
+use common::{assert_same_store, cryocube, cryocube_with, kill_after_blocks_in, p, text};
 use cryocube_cube::store::LocalStore;
 
-fn synthetic() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(das("synthetic"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 3, "MANIFEST: three synthetic files");
-    files
-}
+use common::synthetic_files as synthetic;
 
 /// `das INPUTS -o OUT --chunks 64,8 EXTRA...` as arguments.
 fn das_args(inputs: &[PathBuf], out: &Path, extra: &[&str]) -> Vec<String> {
@@ -446,25 +438,95 @@ fn pyramid_tasks_give_the_bytes_of_one_process() {
     let one = tmp.path().join("one.zarr");
     // 891 windows in 16-window chunks: level 1 has 446 windows, level 2 223.
     ok(&das_args(&files, &one, &["--chunks", "16,8"]));
-    let split = tmp.path().join("split.zarr");
-    copy_dir(&one, &split);
+    let copies: Vec<(u64, PathBuf)> = [1u64, 2, 3, 7]
+        .iter()
+        .map(|&n| {
+            let split = tmp.path().join(format!("split-{n}.zarr"));
+            copy_dir(&one, &split);
+            (n, split)
+        })
+        .collect();
     let o = cryocube(&["pyramid", p(&one)]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("pyramid of 2 level(s)"), "{}", text(&o));
-    let o = cryocube(&["pyramid", p(&split), "--plan-only"]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("level-1 chunk group(s)"), "{}", text(&o));
-    assert!(split.join(".pyramid/.cryocube/plan.json.gz").exists());
-    // The cube itself stays published and complete while its pyramid is a job.
-    let info = cryocube(&["info", p(&split)]);
-    assert!(!text(&info).contains("INCOMPLETE"), "{}", text(&info));
-    for i in [2, 0, 1] {
-        let o = task(&split, i, 3);
+    for (n, split) in &copies {
+        let o = cryocube(&["pyramid", p(split), "--plan-only"]);
         assert!(o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("level-1 chunk group(s)"), "{}", text(&o));
+        assert!(split.join(".pyramid/.cryocube/plan.json.gz").exists());
+        // The cube itself stays published and complete while its pyramid is a job.
+        let info = cryocube(&["info", p(split)]);
+        assert!(!text(&info).contains("INCOMPLETE"), "{}", text(&info));
+        for i in (0..*n).rev() {
+            let o = task(split, i, *n);
+            assert!(o.status.success(), "{}", text(&o));
+        }
+        let o = cryocube(&["commit", p(split)]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("pyramid of 2 level(s)"), "{}", text(&o));
+        assert_same_store(&one, split);
+        assert!(!split.join(".pyramid/.cryocube").exists());
     }
-    let o = cryocube(&["commit", p(&split)]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("pyramid of 2 level(s)"), "{}", text(&o));
-    assert_same_store(&one, &split);
-    assert!(!split.join(".pyramid/.cryocube").exists());
+}
+
+/// `cryocube build` as tasks: the polar stand-in example at 3.5 km in 128-cell chunks (25 chunks
+/// of the grid), split into N = 1, 2, 3 and 7 tasks run in a shuffled order, commits to the
+/// bytes of one process; a task refuses a recipe changed since planning.
+#[test]
+fn any_split_of_build_tasks_gives_the_bytes_of_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/polar-standin/cube.geojson");
+    let sources = tmp.path().join("sources");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "build",
+            p(&recipe),
+            "-o",
+            p(out),
+            "--sources",
+            p(&sources),
+            "--res",
+            "3500",
+            "--chunk",
+            "128",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let one = tmp.path().join("one.zarr");
+    ok(&args(&one));
+    for n in [1u64, 2, 3, 7] {
+        let split = tmp.path().join(format!("split-{n}.zarr"));
+        let mut a = args(&split);
+        a.push("--plan-only".into());
+        let out = ok(&a);
+        assert!(out.contains("grid chunk(s)"), "{out}");
+        let mut order: Vec<u64> = (0..n).filter(|i| i % 2 == 1).rev().collect();
+        order.extend((0..n).filter(|i| i % 2 == 0));
+        for i in order {
+            let o = task(&split, i, n);
+            assert!(o.status.success(), "task {i} of {n}: {}", text(&o));
+        }
+        let o = cryocube(&["commit", p(&split)]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_same_store(&one, &split);
+    }
+    // The recipe changed after planning: tasks refuse to mix two recipes in one cube.
+    let copy = tmp.path().join("cube.geojson");
+    std::fs::copy(&recipe, &copy).unwrap();
+    let changed = tmp.path().join("changed.zarr");
+    let mut a = args(&changed);
+    a[1] = p(&copy).to_string();
+    a.push("--plan-only".into());
+    ok(&a);
+    let text_of = std::fs::read_to_string(&copy).unwrap();
+    std::fs::write(&copy, text_of.replacen("\"title\"", "\"title_changed\"", 1)).unwrap();
+    let o = task(&changed, 0, 1);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("changed since the build was planned"),
+        "{}",
+        text(&o)
+    );
 }

@@ -9,16 +9,14 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_same_stores, cryocube, cryocube_with, das, p, text, venv, Garage, Slurm};
+use common::{assert_same_stores, cryocube, cryocube_with, p, text, venv, Garage, Slurm};
 use cryocube_cube::store::LocalStore;
 
 fn synthetic() -> Vec<String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(das("synthetic"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files.iter().map(|f| p(f).to_string()).collect()
+    common::synthetic_files()
+        .iter()
+        .map(|f| p(f).to_string())
+        .collect()
 }
 
 /// `cryocube slurm --tasks 4 ... -- JOB`; returns the array and commit job ids.

@@ -258,6 +258,22 @@ fn open_cube(location: &Location) -> Result<(CubeReader, Vec<ArraySpec>), CubeEr
     Ok((cube, vars))
 }
 
+/// The cube as its pyramid was planned for; a cube that changed since is refused.
+fn open_planned_cube(
+    location: &Location,
+    payload: &PyramidPayload,
+) -> Result<(CubeReader, Vec<ArraySpec>), CubeError> {
+    let (cube, vars) = open_cube(location)?;
+    if fingerprint(&cube)? != payload.fingerprint {
+        return Err(invalid(
+            location,
+            "the cube changed since its pyramid was planned; plan it again (`cryocube pyramid`)"
+                .into(),
+        ));
+    }
+    Ok((cube, vars))
+}
+
 /// Declares level `k`'s arrays in a new store.
 fn create_level(
     location: &Location,
@@ -358,14 +374,7 @@ fn run_units(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<(), CubeError> {
     let payload: PyramidPayload = job.payload()?;
-    let (cube, vars) = open_cube(location)?;
-    if fingerprint(&cube)? != payload.fingerprint {
-        return Err(invalid(
-            location,
-            "the cube changed since its pyramid was planned; plan it again (`cryocube pyramid`)"
-                .into(),
-        ));
-    }
+    let (cube, vars) = open_planned_cube(location, &payload)?;
     let done = job.done_units()?;
     let todo: Vec<u64> = units
         .iter()
@@ -431,14 +440,7 @@ pub fn commit(
 ) -> Result<PyramidSummary, CubeError> {
     let payload: PyramidPayload = job.payload()?;
     job.records()?;
-    let (cube, vars) = open_cube(location)?;
-    if fingerprint(&cube)? != payload.fingerprint {
-        return Err(invalid(
-            location,
-            "the cube changed since its pyramid was planned; plan it again (`cryocube pyramid`)"
-                .into(),
-        ));
-    }
+    let (cube, vars) = open_planned_cube(location, &payload)?;
     let mut levels = Vec::new();
     let shapes = |k: usize| -> serde_json::Map<String, Value> {
         vars.iter()

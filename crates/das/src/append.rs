@@ -544,12 +544,7 @@ pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
                 .filter(|h| !base.holds(&h.path))
                 .count();
             let payload = DasPayload {
-                sizes: plan
-                    .record
-                    .files
-                    .iter()
-                    .map(|h| file_size(&h.path))
-                    .collect(),
+                sizes: job::file_sizes(&plan.record),
                 spectrogram_attrs: reader
                     .array("spectrogram")
                     .map(|s| s.attrs.clone())

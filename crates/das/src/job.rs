@@ -275,6 +275,11 @@ pub(crate) fn fingerprint(plan: &Plan, layout: &Layout) -> Value {
     })
 }
 
+/// The sizes of a record's files, as planned (a task refuses a file that changed since).
+pub(crate) fn file_sizes(record: &Record) -> Vec<u64> {
+    record.files.iter().map(|h| file_size(&h.path)).collect()
+}
+
 pub(crate) fn file_size(p: &std::path::Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
@@ -798,12 +803,7 @@ fn create(
     )?;
     let created = now_iso();
     let payload = DasPayload {
-        sizes: plan
-            .record
-            .files
-            .iter()
-            .map(|h| file_size(&h.path))
-            .collect(),
+        sizes: file_sizes(&plan.record),
         spectrogram_attrs: spectrogram_attrs(opts, &plan),
         root_attrs: root_attrs(opts, &plan, &created),
         new_files: plan.record.files.len(),

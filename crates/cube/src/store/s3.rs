@@ -480,13 +480,7 @@ impl S3Client {
             let resp = self
                 .send("POST", &url, &[], Some(&[]), &shown, bucket)?
                 .ok_or_else(|| bad("the multipart upload could not be started (404)".into()))?;
-            resp.into_string().map_err(|e| {
-                Failed::from(S3Error {
-                    url: shown.clone(),
-                    message: format!("connection lost: {e}"),
-                    transient: true,
-                })
-            })
+            text_of(resp, &shown)
         })?;
         let upload = CreateMultipartUpload::parse_response(&text).map_err(|e| {
             bad(format!(
@@ -571,13 +565,7 @@ impl S3Client {
                     message: "listing answered 404".into(),
                     transient: false,
                 })?;
-            resp.into_string().map_err(|e| {
-                Failed::from(S3Error {
-                    url: shown.clone(),
-                    message: format!("connection lost: {e}"),
-                    transient: true,
-                })
-            })
+            text_of(resp, &shown)
         })?;
         let parsed = ListObjectsV2::parse_response(&text).map_err(|e| S3Error {
             url: shown.clone(),
@@ -641,6 +629,17 @@ impl S3Client {
             Err(_) => format!("{}/{bucket}/{key}", self.config.endpoint),
         }
     }
+}
+
+/// The body of an answer as text; a connection lost while reading it may pass.
+fn text_of(resp: ureq::Response, shown: &str) -> Result<String, Failed> {
+    resp.into_string().map_err(|e| {
+        Failed::from(S3Error {
+            url: shown.to_string(),
+            message: format!("connection lost: {e}"),
+            transient: true,
+        })
+    })
 }
 
 /// A fraction in 0..1 that differs between calls and threads, for jitter.

@@ -1,0 +1,19 @@
+# Sourced by bench/das.sh and bench/scale.sh: the release build (BIN), the benchmark venv with
+# numpy, scipy, h5py, zarr 2 and psutil (VENV), and the Rhone-size synthetic record made once
+# by `cryocube demo` (REC; FILES x 30 s x CHANNELS at 1 kHz). WORK must be set.
+cargo build --release --locked
+BIN=$PWD/target/release/cryocube
+
+VENV=$WORK/venv
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import numpy, scipy, h5py, zarr, psutil" 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --upgrade pip
+  "$VENV/bin/pip" install --quiet numpy scipy h5py "zarr>=2.18,<3" psutil
+fi
+
+REC=$WORK/record-${FILES}x${CHANNELS}
+if [ ! -f "$REC/.complete" ]; then
+  rm -rf "$REC"
+  "$BIN" demo -o "$REC" --files "$FILES" --channels "$CHANNELS" --record-only >/dev/null
+  touch "$REC/.complete"
+fi
