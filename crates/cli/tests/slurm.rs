@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::{assert_same_stores, cryocube, cryocube_with, p, text, venv, Garage, Slurm};
 use cryocube_cube::store::LocalStore;
