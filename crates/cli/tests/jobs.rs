@@ -26,6 +26,15 @@ fn das_args(inputs: &[PathBuf], out: &Path, extra: &[&str]) -> Vec<String> {
     a
 }
 
+/// The synthetic files and their cube made by one process (`whole.zarr` in `dir`), the
+/// reference of every split.
+fn one_process(dir: &Path, extra: &[&str]) -> (Vec<PathBuf>, PathBuf) {
+    let files = synthetic();
+    let whole = dir.join("whole.zarr");
+    ok(&das_args(&files, &whole, extra));
+    (files, whole)
+}
+
 fn run(args: &[String]) -> std::process::Output {
     cryocube(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
@@ -91,9 +100,7 @@ fn any_split_of_das_tasks_gives_the_bytes_of_one_process() {
 #[test]
 fn commit_with_missing_units_names_them_and_publishes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let files = synthetic();
-    let whole = tmp.path().join("whole.zarr");
-    ok(&das_args(&files, &whole, &[]));
+    let (files, whole) = one_process(tmp.path(), &[]);
     let split = tmp.path().join("split.zarr");
     let mut args = das_args(&files, &split, &[]);
     args.push("--plan-only".into());
@@ -224,9 +231,7 @@ fn a_task_whose_input_vanished_names_it() {
 #[test]
 fn a_killed_task_run_again_gives_the_same_bytes() {
     let tmp = tempfile::tempdir().unwrap();
-    let files = synthetic();
-    let whole = tmp.path().join("whole.zarr");
-    ok(&das_args(&files, &whole, &["--chunks", "8,4"]));
+    let (files, whole) = one_process(tmp.path(), &["--chunks", "8,4"]);
     let split = tmp.path().join("split.zarr");
     let mut args = das_args(&files, &split, &["--chunks", "8,4"]);
     args.push("--plan-only".into());
@@ -248,9 +253,7 @@ fn a_second_writer_waits_or_is_refused_and_stale_locks_are_taken_over() {
     use cryocube_cube::lock::{LockMode, StoreLock};
     use cryocube_cube::Location;
     let tmp = tempfile::tempdir().unwrap();
-    let files = synthetic();
-    let whole = tmp.path().join("whole.zarr");
-    ok(&das_args(&files, &whole, &[]));
+    let (files, whole) = one_process(tmp.path(), &[]);
     let out = tmp.path().join("out.zarr");
     let held = StoreLock::acquire(
         &Location::Local(out.clone()),
@@ -311,9 +314,7 @@ fn a_second_writer_waits_or_is_refused_and_stale_locks_are_taken_over() {
 #[test]
 fn two_writers_at_once_never_corrupt_a_store() {
     let tmp = tempfile::tempdir().unwrap();
-    let files = synthetic();
-    let whole = tmp.path().join("whole.zarr");
-    ok(&das_args(&files, &whole, &[]));
+    let (files, whole) = one_process(tmp.path(), &[]);
     let start = |args: Vec<String>| {
         Command::new(env!("CARGO_BIN_EXE_cryocube"))
             .args(args)
@@ -355,9 +356,7 @@ fn two_writers_at_once_never_corrupt_a_store() {
 #[test]
 fn slurm_dry_run_plans_and_tasks_take_their_index_from_slurm_variables() {
     let tmp = tempfile::tempdir().unwrap();
-    let files = synthetic();
-    let whole = tmp.path().join("whole.zarr");
-    ok(&das_args(&files, &whole, &[]));
+    let (files, whole) = one_process(tmp.path(), &[]);
     let split = tmp.path().join("split.zarr");
     let mut args: Vec<String> = [
         "slurm",
