@@ -1,4 +1,4 @@
-//! A run killed midway and started again with the same arguments resumes from its journal and
+//! A run killed midway and started again with the same arguments resumes from its plan and
 //! ends with the same chunk bytes and metadata as an uninterrupted run (only `date_created`
 //! and `history`, which name the time of the run, may differ).
 
@@ -42,7 +42,7 @@ fn argv(a: &[String]) -> Vec<&str> {
 }
 
 /// `cryocube build` killed midway (the example recipe at 1 km in 128-cell chunks, parallel
-/// workers) resumes from its journal to the same bytes as an uninterrupted build; a build
+/// workers) resumes from its plan to the same bytes as an uninterrupted build; a build
 /// with another recipe refuses to take over the unfinished store.
 #[test]
 fn killed_build_resumes_to_the_same_cube() {

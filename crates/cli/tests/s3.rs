@@ -111,7 +111,7 @@ fn recipe_cube_on_s3_from_s3_sources() {
     let data = chunks(&on_s3);
     assert!(data.len() > 100, "{} chunk keys", data.len());
     assert_eq!(data, chunks(&LocalStore::new(&from_files)));
-    // The journal and the temporary aside folder are gone; nothing was written elsewhere.
+    // The old journal, the plan and the temporary aside folder are gone; nothing was written elsewhere.
     let (all, _) = g.client().list("test", "", false).unwrap();
     assert!(all
         .iter()
@@ -237,7 +237,7 @@ print("xarray-ok", len(a.data_vars), int(np.isfinite(a["gravity_anomaly"].values
     assert!(on_s3.exists("gravity_anomaly/0.0").unwrap());
 }
 
-/// A build onto S3 killed midway resumes from the journal it keeps on S3, to the same bytes
+/// A build onto S3 killed midway resumes from the plan it keeps on S3, to the same bytes
 /// as an uninterrupted local build.
 #[test]
 fn killed_build_on_s3_resumes() {

@@ -10,8 +10,8 @@
 //! format, chunks) are used; options the user states must agree with them.
 //!
 //! Order of writes: the existing values of the time chunk the append starts in are put aside,
-//! then the journal is written, then the cube is unpublished and resized. A kill at any point
-//! leaves either the untouched cube or a journal that the same command resumes from.
+//! then the plan is stored, then the cube is unpublished and resized. A kill at any point
+//! leaves either the untouched cube or a plan that the same command resumes from.
 
 use std::path::{Path, PathBuf};
 
@@ -79,14 +79,14 @@ fn not_ours(root: &dyn std::fmt::Display, what: &str) -> DasError {
 
 impl Base {
     /// Reads the cube's description; while an append is unfinished, the root attributes and
-    /// the old window count come from its journal.
-    fn load(reader: &CubeReader, journal: Option<&Value>) -> Result<Base, DasError> {
+    /// the old window count come from its plan.
+    fn load(reader: &CubeReader, planned: Option<&Value>) -> Result<Base, DasError> {
         let root = reader.path().to_path_buf();
-        let attrs = match journal {
+        let attrs = match planned {
             Some(j) => j["base_attrs"]
                 .as_object()
                 .cloned()
-                .ok_or_else(|| not_ours(&root.display(), "its journal has no base_attrs"))?,
+                .ok_or_else(|| not_ours(&root.display(), "its plan has no base_attrs"))?,
             None => reader.attrs().clone(),
         };
         let num = |key: &str| {
@@ -133,10 +133,10 @@ impl Base {
             scale,
             window,
         };
-        let windows = match journal {
+        let windows = match planned {
             Some(j) => j["base_windows"]
                 .as_u64()
-                .ok_or_else(|| not_ours(&root.display(), "its journal has no base_windows"))?,
+                .ok_or_else(|| not_ours(&root.display(), "its plan has no base_windows"))?,
             None => spec.shape[0],
         };
         let first_time = *time
@@ -350,10 +350,10 @@ pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
         }
         None => None,
     };
-    let journal = earlier
+    let planned = earlier
         .as_ref()
         .map(|(_, p)| json!({"base_attrs": p.base_attrs, "base_windows": p.base_windows}));
-    let mut base = Base::load(&reader, journal.as_ref())?;
+    let mut base = Base::load(&reader, planned.as_ref())?;
     let p = base.params.clone();
     let fs = p.sampling_rate;
 

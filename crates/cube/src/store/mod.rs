@@ -238,7 +238,7 @@ impl Store for LocalStore {
 
     /// Written aside and renamed. No fsync: zarrs' filesystem store syncs every chunk, which
     /// made a run wait for the disk once per chunk; a killed process loses nothing written
-    /// (the page cache outlives it), and the journal makes a killed run resumable.
+    /// (the page cache outlives it), and the job's plan makes a killed run resumable.
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), CubeError> {
         let path = self.file(key);
         if let Some(dir) = path.parent() {
