@@ -37,6 +37,11 @@ pub const JOB_DIR: &str = ".cryocube";
 pub const PLAN_KEY: &str = ".cryocube/plan.json.gz";
 const DONE_DIR: &str = ".cryocube/done";
 const TASKS_DIR: &str = ".cryocube/tasks";
+/// More units than this is no plan we write (a month of DAS is about 100 000 blocks): a
+/// store that says so is damaged, and its number must not size an allocation.
+pub const MAX_UNITS: u64 = 50_000_000;
+/// The largest plan text read back (a month's plan is tens of MB).
+const MAX_PLAN_BYTES: u64 = 256 << 20;
 
 /// What the plan says: enough for any task to do its units without scanning the inputs again,
 /// and for the commit to publish the cube.
@@ -64,6 +69,22 @@ pub fn share(units: u64, index: u64, count: u64) -> Range<u64> {
     at(index)..at(index + 1)
 }
 
+/// The task of `count` whose [`share`] holds `unit` (< `units`): the last whose share starts
+/// at or before it, `ceil((unit + 1) count / units) - 1`.
+pub fn owner(units: u64, unit: u64, count: u64) -> u64 {
+    let (u, n, t) = (unit as u128 + 1, count as u128, units.max(1) as u128);
+    ((u * n).div_ceil(t) - 1) as u64
+}
+
+/// A task's units: its share, and those of them already recorded.
+pub struct TaskUnits {
+    pub share: Range<u64>,
+    /// Every recorded unit of the job (sorted), for skipping.
+    pub done: Vec<u64>,
+    /// How many of the share's units were recorded before this task started.
+    pub already: u64,
+}
+
 /// A planned job inside a store.
 #[derive(Clone)]
 pub struct Job {
@@ -76,6 +97,10 @@ pub fn ranges_text(units: &[u64]) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut i = 0;
     while i < units.len() {
+        if out.len() == 20 {
+            out.push("...".into());
+            break;
+        }
         let mut j = i;
         while j + 1 < units.len() && units[j + 1] == units[j] + 1 {
             j += 1;
@@ -111,6 +136,15 @@ fn done_key(unit: u64) -> String {
 impl Job {
     /// Stores a new plan (replacing any earlier plan and its records).
     pub fn create(store: Arc<dyn Store>, plan: Plan) -> Result<Job, CubeError> {
+        if plan.units > MAX_UNITS {
+            return Err(CubeError::Invalid {
+                path: store.path(),
+                message: format!(
+                    "the job would have {} {}s, more than {MAX_UNITS}: choose larger chunks",
+                    plan.units, plan.unit_name
+                ),
+            });
+        }
         store.delete_folder(DONE_DIR)?;
         store.delete_folder(TASKS_DIR)?;
         let text = serde_json::to_vec(&plan).map_err(|e| CubeError::Invalid {
@@ -139,10 +173,19 @@ impl Job {
         };
         let mut text = Vec::new();
         flate2::read::GzDecoder::new(&bytes[..])
-            .take(1 << 30)
+            .take(MAX_PLAN_BYTES + 1)
             .read_to_end(&mut text)
             .map_err(|e| bad(e.to_string()))?;
+        if text.len() as u64 > MAX_PLAN_BYTES {
+            return Err(bad(format!("larger than {MAX_PLAN_BYTES} bytes")));
+        }
         let plan: Plan = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
+        if plan.units > MAX_UNITS {
+            return Err(bad(format!(
+                "{} units, more than any plan holds ({MAX_UNITS})",
+                plan.units
+            )));
+        }
         Ok(Some(Job { store, plan }))
     }
 
@@ -173,6 +216,23 @@ impl Job {
             });
         }
         Ok(share(self.plan.units, index, count))
+    }
+
+    /// Starts task `index` of `count`: its share (an index out of range is refused), recorded
+    /// as started, with the units already done.
+    pub fn start_task(&self, index: u64, count: u64) -> Result<TaskUnits, CubeError> {
+        let share = self.share_of(index, count)?;
+        self.record_task(index, count)?;
+        let done = self.done_units()?;
+        let already = share
+            .clone()
+            .filter(|u| done.binary_search(u).is_ok())
+            .count() as u64;
+        Ok(TaskUnits {
+            share,
+            done,
+            already,
+        })
     }
 
     /// Records that a task started (for the commit's report of who owns missing units).
@@ -240,11 +300,7 @@ impl Job {
             Some(&n) => {
                 let mut tasks: Vec<u64> = missing
                     .iter()
-                    .map(|&u| {
-                        (0..n)
-                            .find(|&i| share(self.plan.units, i, n).contains(&u))
-                            .unwrap_or(0)
-                    })
+                    .map(|&u| owner(self.plan.units, u, n))
                     .collect();
                 tasks.dedup();
                 format!(
@@ -293,6 +349,45 @@ mod tests {
                 assert_eq!(next, units);
             }
         }
+    }
+
+    #[test]
+    fn the_owner_of_a_unit_is_the_task_whose_share_holds_it() {
+        for units in [1u64, 5, 7, 14, 100, 1001] {
+            for count in [1u64, 2, 3, 4, 7, 13, 200] {
+                for u in 0..units {
+                    let i = owner(units, u, count);
+                    assert!(
+                        share(units, i, count).contains(&u),
+                        "unit {u} of {units}, {count} tasks: owner {i}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A damaged store whose plan claims 10^15 units is refused when opened (its number never
+    /// sizes an allocation), and no plan of that many units is written.
+    #[test]
+    fn plans_with_absurd_unit_counts_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(crate::store::LocalStore::new(tmp.path()));
+        let plan = Plan {
+            kind: "das".into(),
+            fingerprint: "x".into(),
+            units: 1_000_000_000_000_000,
+            unit_name: "time block".into(),
+            created: String::new(),
+            planned_on: String::new(),
+            payload: Value::Null,
+        };
+        let e = Job::create(store.clone(), plan.clone()).err().unwrap();
+        assert!(e.to_string().contains("choose larger chunks"), "{e}");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&serde_json::to_vec(&plan).unwrap()).unwrap();
+        store.put(PLAN_KEY, &gz.finish().unwrap()).unwrap();
+        let e = Job::open(store).err().unwrap();
+        assert!(e.to_string().contains("more than any plan holds"), "{e}");
     }
 
     #[test]

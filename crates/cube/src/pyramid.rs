@@ -424,11 +424,10 @@ pub fn run_task(
     count: u64,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<std::ops::Range<u64>, CubeError> {
-    let share = job.share_of(index, count)?;
-    job.record_task(index, count)?;
-    let units: Vec<u64> = share.clone().collect();
+    let task = job.start_task(index, count)?;
+    let units: Vec<u64> = task.share.clone().collect();
     run_units(job, location, &units, progress)?;
-    Ok(share)
+    Ok(task.share)
 }
 
 /// Publishes level 1 once all its units are done, makes the coarser levels from it and

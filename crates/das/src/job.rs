@@ -465,19 +465,13 @@ pub fn run_task(
     count: u64,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<TaskSummary, DasError> {
-    let share = stored.share_of(index, count)?;
+    let task = stored.start_task(index, count)?;
     let job = open_job_at(stored, location)?;
-    job.stored.record_task(index, count)?;
-    let done = job.stored.done_units()?;
-    let units: Vec<u64> = share.clone().collect();
-    let already = units
-        .iter()
-        .filter(|u| done.binary_search(u).is_ok())
-        .count() as u64;
-    let windows = run_units(&job, &units, &done, progress)?;
+    let units: Vec<u64> = task.share.clone().collect();
+    let windows = run_units(&job, &units, &task.done, progress)?;
     Ok(TaskSummary {
-        units: share,
-        already_done: already,
+        units: task.share,
+        already_done: task.already,
         windows,
     })
 }

@@ -607,7 +607,8 @@ pub fn run_task(
     count: u64,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<TaskSummary, GeoError> {
-    let share = stored.share_of(index, count)?;
+    // An index out of range is refused before the sources are prepared.
+    stored.share_of(index, count)?;
     let payload: BuildPayload = stored.payload()?;
     let recipe = Recipe::load(&payload.recipe)?;
     let opts = BuildOptions {
@@ -628,18 +629,15 @@ pub fn run_task(
             ),
         });
     }
-    stored.record_task(index, count)?;
-    let done = stored.done_units()?;
-    let units: Vec<u64> = share.clone().collect();
-    let already = units
-        .iter()
-        .filter(|u| done.binary_search(u).is_ok())
-        .count() as u64;
+    let task = stored.start_task(index, count)?;
+    let units: Vec<u64> = task.share.clone().collect();
     let writer = CubeWriter::reopen(location)?;
-    run_units(&stored, &writer, &made, &payload, &units, &done, progress)?;
+    run_units(
+        &stored, &writer, &made, &payload, &units, &task.done, progress,
+    )?;
     Ok(TaskSummary {
-        units: share,
-        already_done: already,
+        units: task.share,
+        already_done: task.already,
     })
 }
 
