@@ -109,10 +109,11 @@ pub fn render(cube: &CubeReader, size: bool) -> Result<String, CubeError> {
             let raw = cube.read_all_f64(&a.name)?;
             match decode_time(&raw, units) {
                 Some(t) => {
-                    let step = if t.len() > 1 {
-                        format!(", step {} s", (t[1] - t[0]) as f64 / 1e6)
-                    } else {
-                        String::new()
+                    let secs: Vec<f64> = t.iter().map(|&u| u as f64 / 1e6).collect();
+                    let step = match regular_step(&secs) {
+                        _ if t.len() < 2 => String::new(),
+                        Some(s) => format!(", step {s} s"),
+                        None => format!(", irregular: {}", listed(&t, |&u| format_utc_us(u))),
                     };
                     format!(
                         "{} .. {} UTC{step}",
@@ -124,10 +125,10 @@ pub fn render(cube: &CubeReader, size: bool) -> Result<String, CubeError> {
             }
         } else {
             let v = cube.read_all_f64(&a.name)?;
-            let step = if v.len() > 1 {
-                format!(", step {}", fmt_num(v[1] - v[0]))
-            } else {
-                String::new()
+            let step = match regular_step(&v) {
+                _ if v.len() < 2 => String::new(),
+                Some(s) => format!(", step {}", fmt_num(s)),
+                None => format!(", irregular: {}", listed(&v, |x| fmt_num(*x))),
             };
             let units = if units.is_empty() {
                 String::new()
@@ -190,6 +191,31 @@ pub fn render(cube: &CubeReader, size: bool) -> Result<String, CubeError> {
     Ok(out)
 }
 
+/// The step of evenly spaced values, `None` when the spacing varies. Spacings may differ by
+/// float32 rounding of the values or a ten-thousandth of the step (microsecond rounding of
+/// times) and still count as one step.
+fn regular_step(v: &[f64]) -> Option<f64> {
+    if v.len() < 2 {
+        return None;
+    }
+    let step = (v[v.len() - 1] - v[0]) / (v.len() - 1) as f64;
+    let largest = v.iter().fold(0f64, |m, x| m.max(x.abs()));
+    let tolerance = step.abs() * 1e-4 + largest * f64::from(f32::EPSILON);
+    v.windows(2)
+        .all(|w| ((w[1] - w[0]) - step).abs() <= tolerance)
+        .then_some(step)
+}
+
+/// The values of an irregular axis, the first twelve and a count of the rest.
+fn listed<T>(v: &[T], show: impl Fn(&T) -> String) -> String {
+    const SHOWN: usize = 12;
+    let mut items: Vec<String> = v.iter().take(SHOWN).map(show).collect();
+    if v.len() > SHOWN {
+        items.push(format!("… ({} more)", v.len() - SHOWN));
+    }
+    items.join(", ")
+}
+
 fn short(v: &Value) -> String {
     let s = match v {
         Value::String(s) => s.clone(),
@@ -227,5 +253,30 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", units[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_are_regular_or_listed() {
+        // Float32 coordinates of a 100 m grid near 2,000 km and microsecond-rounded times.
+        let x: Vec<f64> = (0..500)
+            .map(|i| (2.0e6f64 + 100.0 * i as f64) as f32 as f64)
+            .collect();
+        assert_eq!(regular_step(&x).map(f64::round), Some(100.0));
+        let t = [0.0, 0.000_001 + 1.0 / 3.0, 2.0 / 3.0, 1.0];
+        assert!(regular_step(&t).is_some());
+        // January and July: not a step of 181 days.
+        let months = [0.0, 181.0 * 86400.0, 365.0 * 86400.0];
+        assert_eq!(regular_step(&months), None);
+        assert_eq!(regular_step(&[1.0]), None);
+        let many: Vec<i32> = (0..20).collect();
+        assert_eq!(
+            listed(&many, |v| v.to_string()),
+            "0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, … (8 more)"
+        );
     }
 }

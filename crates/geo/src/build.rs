@@ -119,7 +119,21 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
     let base = recipe.path.parent().unwrap_or(Path::new("."));
     let mut fetched: Vec<Option<Fetched>> = vec![None; props.sources.len()];
     let key_base = sanitise(&opts.output.to_string());
-    for v in &props.variables {
+    for (vi, v) in props.variables.iter().enumerate() {
+        if let Some(d) = v
+            .dims
+            .iter()
+            .find(|d| !["time", "y", "x"].contains(&d.as_str()))
+        {
+            return Err(GeoError::Recipe {
+                path: recipe.path.clone(),
+                json_path: format!("$.properties.variables[{vi}].dims"),
+                message: format!(
+                    "{}: dimension {d:?} cannot be made (a polar cube's variables have y, x and optionally time)",
+                    v.name
+                ),
+            });
+        }
         let timed = v.dims.iter().any(|d| d == "time");
         let from: Vec<&(usize, String, String)> =
             outputs.iter().filter(|(_, _, n)| *n == v.name).collect();
@@ -165,6 +179,7 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
                     },
                     other => other,
                 })?;
+                warnings.extend(prepared.warnings.iter().cloned());
                 let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
                 let origin = if file == got.file {
                     format!("{} ({size} bytes, sha256 {})", file_name(&file), got.sha256)
@@ -236,6 +251,20 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
             attrs: a,
         });
     }
+    if layers.is_empty() {
+        return Err(GeoError::Recipe {
+            path: recipe.path.clone(),
+            json_path: "$.properties.variables".into(),
+            message: format!(
+                "no variable can be built ({}): nothing to write",
+                if skipped.is_empty() {
+                    "the recipe declares none".to_string()
+                } else {
+                    format!("skipped: {}", skipped.join(", "))
+                }
+            ),
+        });
+    }
     let times: Vec<i64> = layers
         .iter()
         .filter(|l| l.timed)
@@ -283,6 +312,7 @@ fn read_spec(source: &SourceSpec, name: &str) -> (Vec<InputFile>, ReadSpec) {
         valid: p.valid,
         latitude: p.latitude,
         resampling: p.resampling,
+        overviews: p.overviews,
         rasterize: p.rasterize.or_else(|| {
             // The seed lists shapefiles with no instructions: burn 1 where a polygon is.
             matches!(

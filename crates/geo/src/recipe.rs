@@ -155,6 +155,11 @@ pub struct Processing {
     /// and integer data).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resampling: Option<Resampling>,
+    /// Let GDAL read a raster's overviews (reduced copies stored in the file) when the target
+    /// grid is coarser. Off by default: the cube is resampled once from the file's own cells,
+    /// and some files' overviews hold values that are in no cell of their data.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overviews: bool,
     /// For vector sources: how polygons become cells.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rasterize: Option<Rasterize>,
@@ -327,6 +332,9 @@ impl Recipe {
             feature,
             warnings: Vec::new(),
         };
+        if let Some((json_path, message)) = recipe.duplicate_output() {
+            return Err(err(json_path, message));
+        }
         recipe.warnings = recipe.check();
         Ok(recipe)
     }
@@ -362,6 +370,46 @@ impl Recipe {
             }
         }
         out
+    }
+
+    /// Two outputs of one source with the same cube name: the second would silently replace
+    /// the first (or both would read the first's file), so this is an error.
+    fn duplicate_output(&self) -> Option<(String, String)> {
+        for (i, s) in self.properties().sources.iter().enumerate() {
+            let mut seen: Vec<&str> = Vec::new();
+            match s.processing.as_ref().filter(|p| !p.outputs.is_empty()) {
+                Some(p) => {
+                    for (k, o) in p.outputs.iter().enumerate() {
+                        if seen.contains(&o.name.as_str()) {
+                            return Some((
+                                format!("$.properties.sources[{i}].processing.outputs[{k}].name"),
+                                format!(
+                                    "{:?} is already an output of this source; give each output its own name",
+                                    o.name
+                                ),
+                            ));
+                        }
+                        seen.push(&o.name);
+                    }
+                }
+                None => {
+                    let names: Vec<String> =
+                        s.variable_names.iter().map(|v| normalise(v)).collect();
+                    for (k, n) in names.iter().enumerate() {
+                        if let Some(first) = names[..k].iter().position(|m| m == n) {
+                            return Some((
+                                format!("$.properties.sources[{i}].variable_names[{k}]"),
+                                format!(
+                                    "{:?} and {:?} both become the variable {n:?}; name them apart with processing.outputs",
+                                    s.variable_names[first], s.variable_names[k]
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// What looks wrong but does not stop a build: each warning names the JSON path.

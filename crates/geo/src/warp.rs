@@ -24,8 +24,13 @@ pub struct WarpSpec {
     pub resampling: Resampling,
     /// A no-data value the file does not declare (e.g. -32767).
     pub src_nodata: Option<f64>,
-    /// CRS for a file that declares none.
+    /// The recipe's CRS of the file: used whatever the file declares (a file may declare a
+    /// wrong one); `None` = the file's own.
     pub src_crs: Option<String>,
+    /// Let GDAL read the file's overviews when the target is coarser. Off by default: an
+    /// overview is a second resampling, and some files' overviews hold other values than
+    /// their data.
+    pub overviews: bool,
 }
 
 impl Resampling {
@@ -66,21 +71,20 @@ pub fn warp_window(
     if ds.raster_count() < 1 {
         return Err(read_err(src, "has no raster band".into()));
     }
-    let has_crs = !ds.projection().trim().is_empty();
-    let src_crs = match (&spec.src_crs, has_crs) {
-        (_, true) => None,
-        (Some(c), false) => Some(
+    let src_crs = match &spec.src_crs {
+        Some(c) => Some(
             SpatialRef::from_definition(c)
                 .and_then(|s| s.to_wkt())
                 .map_err(|e| read_err(src, format!("the recipe's CRS {c:?} is not usable: {e}")))?,
         ),
-        (None, false) => {
+        None if ds.projection().trim().is_empty() => {
             return Err(read_err(
                 src,
                 "declares no CRS and the recipe gives none (set processing.crs or source_crs)"
                     .into(),
             ))
         }
+        None => None,
     };
     let mem = window_dataset(src, grid, &cols, &rows, f64::NAN)?;
     let mut args = CslStringList::new();
@@ -97,6 +101,10 @@ pub fn warp_window(
     for o in ["XSCALE=1", "YSCALE=1"] {
         push("-wo")?;
         push(o)?;
+    }
+    if !spec.overviews {
+        push("-ovr")?;
+        push("NONE")?;
     }
     push("-dstnodata")?;
     push("nan")?;

@@ -97,6 +97,7 @@ fn geotiff_with_an_undeclared_sentinel_matches_gdalwarp() {
             resampling,
             src_nodata: Some(-32767.0),
             src_crs: None,
+            overviews: false,
         };
         let reference = gdalwarp(
             &src,
@@ -136,6 +137,7 @@ fn a_file_without_crs_takes_the_recipes() {
         resampling: Resampling::Bilinear,
         src_nodata: None,
         src_crs: None,
+        overviews: false,
     };
     let e = warp_window(&src, &spec, &g, 0..10, 0..10).unwrap_err();
     assert!(

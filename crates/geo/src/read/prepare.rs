@@ -22,7 +22,7 @@ use gdal::cpl::CslStringList;
 use gdal::raster::Buffer;
 use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
 use gdal::vector::LayerAccess;
-use gdal::{Dataset, DriverManager};
+use gdal::{Dataset, DriverManager, Metadata};
 
 use super::{gmt, Raster};
 use crate::grid::TargetGrid;
@@ -46,6 +46,8 @@ pub struct ReadSpec {
     pub latitude: Option<ValidRange>,
     pub resampling: Option<Resampling>,
     pub rasterize: Option<Rasterize>,
+    /// Let the warper read overviews (see [`WarpSpec::overviews`]).
+    pub overviews: bool,
 }
 
 /// What the resampling step reads.
@@ -66,6 +68,8 @@ pub enum Input {
 pub struct Prepared {
     pub input: Input,
     pub steps: Vec<String>,
+    /// What the user should know (e.g. the file's CRS overridden by the recipe's).
+    pub warnings: Vec<String>,
     _copy: Option<MemFile>,
 }
 
@@ -131,108 +135,131 @@ pub fn prepare(
         None => FormatHint::Gdal,
     };
     let mut steps = vec![format!("read {name} ({})", format_name(format))];
+    let mut warnings = Vec::new();
     let resampling = spec.resampling.unwrap_or(Resampling::Bilinear);
     let mem = format!("/vsimem/cryocube/{key}");
-    if format == FormatHint::Gdal && !gmt::is_gmt_grid(file) {
+    let gmt_file = gmt::is_gmt_grid(file);
+    let mut gdal_path = file.display().to_string();
+    if !gmt_file {
         let ds = Dataset::open(file)
             .map_err(|e| err(file, format!("GDAL cannot read it: {}", clean(e))))?;
-        if ds.raster_count() == 0 && ds.layer_count() > 0 || spec.rasterize.is_some() {
+        let subdatasets = subdataset_names(&ds);
+        // A netCDF or HDF5 file with several variables opens with no band and, for GDAL's
+        // netCDF driver, vector layers too: its variables are subdatasets, not layers.
+        let vector = spec.rasterize.is_some()
+            || ds.raster_count() == 0 && ds.layer_count() > 0 && subdatasets.is_empty();
+        if format == FormatHint::Gdal && vector {
             return prepare_vector(&ds, file, spec, target_crs, &mem, steps);
         }
+        if let Some(v) = &spec.variable {
+            gdal_path = variable_path(&ds, file, &subdatasets, v)?;
+            steps.push(format!("variable {v}"));
+        } else if ds.raster_count() == 0 && !subdatasets.is_empty() {
+            return Err(err(
+                file,
+                format!(
+                    "holds {} variables ({}): say which with processing.variable",
+                    subdatasets.len(),
+                    subdatasets
+                        .iter()
+                        .map(|(v, _)| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
     }
-    // Raster: read as it is when nothing has to change before resampling.
-    let gdal_path = match &spec.variable {
-        Some(v) => format!("NETCDF:\"{}\":{v}", file.display()),
-        None => file.display().to_string(),
-    };
-    let geographic_default = format == FormatHint::LatlonGrid;
-    let crs = spec
-        .crs
-        .clone()
-        .or_else(|| geographic_default.then(|| "EPSG:4326".to_string()));
-    if let Some(v) = &spec.variable {
-        steps.push(format!("variable {v}"));
-    }
+    let latlon_default = format == FormatHint::LatlonGrid;
+    // The CRS as decided for a GDAL raster below (decided once: the provenance says it once).
+    let mut decided_crs = None;
     if format == FormatHint::Gdal {
         let ds = Dataset::open(&gdal_path)
             .map_err(|e| err(file, format!("GDAL cannot read {gdal_path}: {}", clean(e))))?;
         if ds.raster_count() == 0 {
             return Err(err(file, "has no raster band".into()));
         }
-        let band = ds.rasterband(1).map_err(|e| err(file, e.to_string()))?;
+        let band = ds.rasterband(1).map_err(|e| err(file, clean(e)))?;
         let scaled =
             band.scale().is_some_and(|s| s != 1.0) || band.offset().is_some_and(|o| o != 0.0);
-        let has_crs = !ds.projection().trim().is_empty();
-        if !has_crs && crs.is_none() {
-            return Err(err(
-                file,
-                "declares no CRS and the recipe gives none (set processing.crs or source_crs)"
-                    .into(),
-            ));
-        }
+        let gt = geotransform(&ds, file)?;
+        let wkt = source_crs(
+            file,
+            &ds.projection(),
+            spec.crs.as_deref(),
+            latlon_default,
+            &mut steps,
+            &mut warnings,
+        )?;
+        let geographic = SpatialRef::from_wkt(&wkt).is_ok_and(|s| s.is_geographic());
+        // A global lon/lat grid, or one east of 180°, is laid out across the ±180° seam
+        // first (GDAL would leave the western hemisphere or the seam empty): in the copy.
+        let nx = ds.raster_size().0;
+        let east = gt[0] + gt[1] * nx as f64;
+        let wrap = geographic && (global_columns(nx, gt[1]).is_some() || east > 180.0 + gt[1]);
         let direct = !scaled
             && spec.valid.is_none()
             && spec.latitude.is_none()
-            && spec.band.unwrap_or(1) == 1;
-        if direct {
+            && spec.band.unwrap_or(1) == 1
+            && !wrap;
+        if !direct {
+            decided_crs = Some(wkt);
+        } else {
             if let Some(n) = spec.nodata {
                 steps.push(format!("no data {n}"));
             }
-            if !has_crs {
-                steps.push(format!(
-                    "CRS {} (from the recipe)",
-                    crs.clone().unwrap_or_default()
-                ));
-            }
-            let src_crs = if has_crs {
-                None
-            } else {
-                Some(wkt_of(crs.as_deref().unwrap_or_default(), file)?)
-            };
-            steps.push(resampled(resampling));
+            steps.push(resampled(resampling, spec.overviews));
             return Ok(Prepared {
                 input: Input::Raster {
                     path: gdal_path,
                     spec: WarpSpec {
                         resampling,
                         src_nodata: spec.nodata,
-                        src_crs,
+                        src_crs: spec.crs.is_some().then_some(wkt),
+                        overviews: spec.overviews,
                     },
                 },
                 steps,
+                warnings,
                 _copy: None,
             });
         }
     }
     // Decode into memory, change, and warp the copy.
-    let (mut raster, wkt) = match format {
-        FormatHint::GmtGrid => {
-            let r = gmt::read(file)?;
-            let c = crs.clone().ok_or_else(|| {
-                err(
-                    file,
-                    "an old GMT grid carries no CRS: set processing.crs or source_crs".into(),
-                )
-            })?;
-            steps.push(format!("CRS {c} (from the recipe)"));
-            (r, wkt_of(&c, file)?)
+    let (mut raster, wkt) = if gmt_file && format != FormatHint::Gdal {
+        if format == FormatHint::GmtGrid && spec.crs.is_none() {
+            return Err(err(
+                file,
+                "an old GMT grid carries no CRS: set processing.crs or source_crs".into(),
+            ));
         }
-        FormatHint::LatlonGrid if gmt::is_gmt_grid(file) => {
-            let c = crs.clone().unwrap_or_else(|| "EPSG:4326".into());
-            steps.push(format!("CRS {c}{}", origin_of_crs(spec)));
-            (gmt::read(file)?, wkt_of(&c, file)?)
-        }
-        _ => {
-            let (r, wkt, mut notes) =
-                read_gdal(&gdal_path, file, spec.band.unwrap_or(1), crs.as_deref())?;
-            if spec.crs.is_none() {
-                for n in notes.iter_mut().filter(|n| n.starts_with("CRS ")) {
-                    *n = format!("CRS EPSG:4326{}", origin_of_crs(spec));
-                }
-            }
-            steps.extend(notes);
-            (r, wkt)
-        }
+        let r = gmt::read(file)?;
+        let wkt = source_crs(
+            file,
+            "",
+            spec.crs.as_deref(),
+            latlon_default,
+            &mut steps,
+            &mut warnings,
+        )?;
+        (r, wkt)
+    } else if format == FormatHint::GmtGrid {
+        // Asked for, but not an old GMT grid: gmt::read names what is missing.
+        (gmt::read(file)?, String::new())
+    } else {
+        let (r, declared, notes) = read_gdal(&gdal_path, file, spec.band.unwrap_or(1))?;
+        let wkt = match decided_crs {
+            Some(wkt) => wkt,
+            None => source_crs(
+                file,
+                &declared,
+                spec.crs.as_deref(),
+                latlon_default,
+                &mut steps,
+                &mut warnings,
+            )?,
+        };
+        steps.extend(notes);
+        (r, wkt)
     };
     mask(
         &mut raster.values,
@@ -241,8 +268,11 @@ pub fn prepare(
         &mut steps,
     );
     let srs = SpatialRef::from_wkt(&wkt).map_err(|e| err(file, format!("CRS: {e}")))?;
-    if srs.is_geographic() && wrap_longitudes(&mut raster) {
-        steps.push("longitudes wrapped to -180..180".into());
+    if srs.is_geographic() {
+        if let Some(note) = wrap_longitudes(&mut raster) {
+            log::info!("{}: {note}", file.display());
+            steps.push(note);
+        }
     }
     if let Some(lat) = &spec.latitude {
         cut_latitude(&mut raster, &srs, lat, file)?;
@@ -253,7 +283,7 @@ pub fn prepare(
     }
     let path = format!("{mem}.tif");
     write_geotiff(&path, &raster, &wkt, file)?;
-    steps.push(resampled(resampling));
+    steps.push(resampled(resampling, false));
     Ok(Prepared {
         input: Input::Raster {
             path: path.clone(),
@@ -261,19 +291,144 @@ pub fn prepare(
                 resampling,
                 src_nodata: None,
                 src_crs: None,
+                overviews: false,
             },
         },
         steps,
+        warnings,
         _copy: Some(MemFile(path)),
     })
 }
 
-/// Where a CRS came from, for the provenance.
-fn origin_of_crs(spec: &ReadSpec) -> &'static str {
-    if spec.crs.is_some() {
-        " (from the recipe)"
-    } else {
-        " (the lon/lat default)"
+/// The variables of a netCDF or HDF5 file as GDAL lists them: (variable name, GDAL path).
+fn subdataset_names(ds: &Dataset) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for item in ds.metadata_domain("SUBDATASETS").unwrap_or_default() {
+        let Some((key, path)) = item.split_once('=') else {
+            continue;
+        };
+        if !key.ends_with("_NAME") {
+            continue;
+        }
+        // NETCDF:"file":var, HDF5:"file"://group/var
+        let var = path
+            .rsplit_once("\":")
+            .map(|(_, v)| v.trim_start_matches('/').to_string())
+            .unwrap_or_else(|| path.to_string());
+        out.push((var, path.to_string()));
+    }
+    out
+}
+
+/// GDAL's path of variable `v` of `file`: one of its subdatasets, or the file itself when
+/// its only variable is `v`.
+fn variable_path(
+    ds: &Dataset,
+    file: &Path,
+    subdatasets: &[(String, String)],
+    v: &str,
+) -> Result<String, GeoError> {
+    let wanted = v.trim_start_matches('/');
+    if let Some((_, path)) = subdatasets.iter().find(|(name, _)| name == wanted) {
+        return Ok(path.clone());
+    }
+    if subdatasets.is_empty() && ds.raster_count() > 0 {
+        let only = ds
+            .rasterband(1)
+            .ok()
+            .and_then(|b| b.metadata_item("NETCDF_VARNAME", ""));
+        return match only {
+            Some(name) if name == wanted => Ok(file.display().to_string()),
+            Some(name) => Err(err(
+                file,
+                format!("has no variable {v:?}; its one variable is {name:?}"),
+            )),
+            None => Err(err(
+                file,
+                format!(
+                    "processing.variable {v:?} names a netCDF/HDF5 variable, but this {} file has none",
+                    ds.driver().short_name()
+                ),
+            )),
+        };
+    }
+    let names: Vec<&str> = subdatasets.iter().map(|(n, _)| n.as_str()).collect();
+    Err(err(
+        file,
+        format!(
+            "has no variable {v:?}; its variables are {}",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        ),
+    ))
+}
+
+/// The geotransform of a raster, or an error saying the file has no georeferencing.
+fn geotransform(ds: &Dataset, file: &Path) -> Result<[f64; 6], GeoError> {
+    ds.geo_transform().map_err(|e| {
+        err(
+            file,
+            format!(
+                "has no georeferencing (no geotransform, no x/y coordinates GDAL understands): {}",
+                clean(e)
+            ),
+        )
+    })
+}
+
+/// The CRS a raster is read in, as WKT: the recipe's (`processing.crs` or `source_crs`)
+/// whatever the file declares, since files do declare wrong ones; else the file's; else, for
+/// a lon/lat grid, EPSG:4326. The provenance says which; overriding a different declared
+/// CRS is also a warning.
+fn source_crs(
+    file: &Path,
+    declared: &str,
+    recipe: Option<&str>,
+    latlon_default: bool,
+    steps: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Result<String, GeoError> {
+    let declared = declared.trim();
+    match recipe {
+        Some(c) => {
+            let wkt = wkt_of(c, file)?;
+            if declared.is_empty() {
+                steps.push(format!("CRS {c} (from the recipe)"));
+            } else {
+                let theirs = SpatialRef::from_wkt(declared).ok();
+                let same = match (&theirs, SpatialRef::from_wkt(&wkt)) {
+                    (Some(a), Ok(b)) => *a == b,
+                    _ => false,
+                };
+                if same {
+                    steps.push(format!("CRS {c} (from the recipe, as the file declares)"));
+                } else {
+                    let name = theirs
+                        .and_then(|s| s.name())
+                        .unwrap_or_else(|| "an unreadable CRS".into());
+                    steps.push(format!(
+                        "CRS {c} (from the recipe, overriding the file's {name:?})"
+                    ));
+                    warnings.push(format!(
+                        "{}: declares the CRS {name:?}; the recipe's {c} is used instead",
+                        file.display()
+                    ));
+                }
+            }
+            Ok(wkt)
+        }
+        None if !declared.is_empty() => Ok(declared.to_string()),
+        None if latlon_default => {
+            steps.push("CRS EPSG:4326 (the lon/lat default)".into());
+            wkt_of("EPSG:4326", file)
+        }
+        None => Err(err(
+            file,
+            "declares no CRS and the recipe gives none (set processing.crs or source_crs)".into(),
+        )),
     }
 }
 
@@ -285,15 +440,23 @@ fn format_name(f: FormatHint) -> &'static str {
     }
 }
 
-fn resampled(r: Resampling) -> String {
-    format!("resampled once ({}) onto the target grid", r.gdal_name())
+fn resampled(r: Resampling, overviews: bool) -> String {
+    if overviews {
+        format!(
+            "resampled ({}) onto the target grid, from the file's overviews where coarser",
+            r.gdal_name()
+        )
+    } else {
+        format!("resampled once ({}) onto the target grid", r.gdal_name())
+    }
 }
 
-/// GDAL's error text without its "CPLError … msg:" wrapping, when it has one.
-fn clean(e: gdal::errors::GdalError) -> String {
+/// GDAL's own message without the wrapping of the Rust binding ("CPL error class: '3' …"),
+/// so that a user reads what is wrong with the file.
+pub(crate) fn clean(e: gdal::errors::GdalError) -> String {
+    use gdal::errors::GdalError;
     match e {
-        gdal::errors::GdalError::NullPointer { method_name, msg } if !msg.is_empty() => {
-            let _ = method_name;
+        GdalError::NullPointer { msg, .. } | GdalError::CplError { msg, .. } if !msg.is_empty() => {
             msg
         }
         other => other.to_string(),
@@ -326,7 +489,6 @@ fn prepare_vector(
         }
     };
     let layer_name = layer.name();
-    let has_srs = layer.spatial_ref().is_some();
     let features = layer.feature_count();
     let rasterize = spec.rasterize.clone().unwrap_or_default();
     let mut args = vec![
@@ -339,20 +501,29 @@ fn prepare_vector(
         "-nln".into(),
         "features".into(),
     ];
-    match (&spec.crs, has_srs) {
-        (_, true) => {}
-        (Some(c), false) => {
-            args.push("-s_srs".into());
-            args.push(wkt_of(c, file)?);
-            steps.push(format!("CRS {c} (from the recipe)"));
-        }
-        (None, false) => {
-            return Err(err(
-                file,
-                "declares no CRS (no .prj?) and the recipe gives none (set processing.crs or source_crs)"
-                    .into(),
-            ))
-        }
+    let mut warnings = Vec::new();
+    let declared = layer
+        .spatial_ref()
+        .and_then(|s| s.to_wkt().ok())
+        .unwrap_or_default();
+    let wkt = source_crs(
+        file,
+        &declared,
+        spec.crs.as_deref(),
+        false,
+        &mut steps,
+        &mut warnings,
+    )
+    .map_err(|_| {
+        err(
+            file,
+            "declares no CRS (no .prj?) and the recipe gives none (set processing.crs or source_crs)"
+                .into(),
+        )
+    })?;
+    if spec.crs.is_some() {
+        args.push("-s_srs".into());
+        args.push(wkt);
     }
     args.push(layer_name.clone());
     let path = format!("{mem}.fgb");
@@ -413,41 +584,25 @@ fn prepare_vector(
             spec: RasterizeSpec::from(&rasterize),
         },
         steps,
+        warnings,
         _copy: Some(copy),
     })
 }
 
 /// A band of a GDAL raster as a north-up [`Raster`] (scale/offset applied, declared no-data
-/// NaN), its CRS as WKT, and what was done.
+/// NaN), the CRS the file declares (WKT, empty when none), and what was done.
 pub fn read_gdal(
     gdal_path: &str,
     file: &Path,
     band_index: u32,
-    crs: Option<&str>,
 ) -> Result<(Raster, String, Vec<String>), GeoError> {
     let ds = Dataset::open(gdal_path)
         .map_err(|e| err(file, format!("GDAL cannot read {gdal_path}: {}", clean(e))))?;
-    let gt = ds
-        .geo_transform()
-        .map_err(|e| err(file, format!("no geotransform: {e}")))?;
+    let gt = geotransform(&ds, file)?;
     if gt[2] != 0.0 || gt[4] != 0.0 || gt[5] >= 0.0 {
         return Err(err(file, "is not a north-up grid".into()));
     }
     let mut notes = Vec::new();
-    let wkt = match (ds.projection(), crs) {
-        (p, _) if !p.trim().is_empty() => p,
-        (_, Some(c)) => {
-            notes.push(format!("CRS {c} (from the recipe)"));
-            wkt_of(c, file)?
-        }
-        _ => {
-            return Err(err(
-                file,
-                "declares no CRS and the recipe gives none (set processing.crs or source_crs)"
-                    .into(),
-            ))
-        }
-    };
     let (nx, ny) = ds.raster_size();
     if band_index as usize > ds.raster_count() || band_index == 0 {
         return Err(err(
@@ -491,7 +646,7 @@ pub fn read_gdal(
             dy: -gt[5],
             values,
         },
-        wkt,
+        ds.projection(),
         notes,
     ))
 }
@@ -519,34 +674,60 @@ fn mask(
     }
 }
 
-/// A global lon/lat grid stored 0..360 becomes -180..180: whole columns moved, and the seam
-/// column repeated when needed so that the cells cover -180..180 edge to edge (the target
-/// grid's longitudes come back from PROJ in that range and must all find data).
-fn wrap_longitudes(r: &mut Raster) -> bool {
-    let west = r.x0 - r.dx / 2.0;
-    let east = r.x(r.nx - 1) + r.dx / 2.0;
-    if west < -r.dx / 2.0 || east <= 180.0 + r.dx {
-        return false;
-    }
-    // Columns per 360°: the grid must close on itself exactly.
-    let per_turn = 360.0 / r.dx;
+/// Whether a lon/lat grid of `nx` columns of `dx` degrees goes round the globe (360° a
+/// whole number of columns to within a hundredth of a column, so that float32 spacings such
+/// as 0.166666671378351 for 1/6° count; a repeated closing meridian allowed). Returns the
+/// number of distinct meridians.
+fn global_columns(nx: usize, dx: f64) -> Option<usize> {
+    let per_turn = 360.0 / dx.abs();
     let n = per_turn.round() as usize;
-    if (per_turn - n as f64).abs() > 1e-6 || r.nx < n || r.nx > n + 1 {
-        return false;
-    }
-    let Some(start) = (0..n).find(|&i| r.x(i) > 180.0 - r.dx / 2.0 + 1e-9) else {
-        return false;
+    (n > 0 && (per_turn - n as f64).abs() <= 0.01 && (nx == n || nx == n + 1)).then_some(n)
+}
+
+/// Longitudes as PROJ gives them (-180..180) must all find data, and interpolation must work
+/// across the ±180° seam. A global lon/lat grid (stored 0..360 or -180..180) is rearranged to
+/// run from just west of -180° to just east of 180°, with one column beyond each end taken
+/// from the other side, its spacing taken as exactly 360/n; a regional grid east of 180° is
+/// moved by -360°. Returns what was done, for the provenance.
+fn wrap_longitudes(r: &mut Raster) -> Option<String> {
+    let Some(n) = global_columns(r.nx, r.dx) else {
+        let west = r.x0 - r.dx / 2.0;
+        if west >= 180.0 - 1e-9 {
+            r.x0 -= 360.0;
+            return Some("longitudes moved from 180..360 to -180..0".into());
+        }
+        if r.x(r.nx - 1) > 180.0 {
+            log::warn!(
+                "a regional lon/lat grid crosses 180° ({} .. {}°): its cells east of 180° are not used",
+                west,
+                r.x(r.nx - 1) + r.dx / 2.0
+            );
+        }
+        return None;
     };
-    let x0 = r.x(start) - 360.0;
-    let m = ((180.0 - (x0 - r.dx / 2.0)) / r.dx - 1e-9).ceil() as usize;
+    let stored_dx = r.dx;
+    r.dx = 360.0 / n as f64;
+    let k0 = ((-180.0 - r.x0) / r.dx).floor() as i64 - 1;
+    let k1 = ((180.0 - r.x0) / r.dx).ceil() as i64 + 1;
+    let m = (k1 - k0 + 1) as usize;
     let mut values = Vec::with_capacity(m * r.ny);
     for row in r.values.chunks(r.nx) {
-        values.extend((0..m).map(|k| row[(start + k) % n]));
+        values.extend((k0..=k1).map(|k| row[k.rem_euclid(n as i64) as usize]));
     }
-    r.x0 = x0;
+    let from = format!("{}..{}", r.x0 - r.dx / 2.0, r.x(r.nx - 1) + r.dx / 2.0);
+    r.x0 += k0 as f64 * r.dx;
     r.nx = m;
     r.values = values;
-    true
+    let spacing = if stored_dx == r.dx {
+        String::new()
+    } else {
+        format!("; spacing {stored_dx} taken as 360/{n} = {}", r.dx)
+    };
+    Some(format!(
+        "global lon/lat grid ({from}°, {n} columns per turn{spacing}) laid out from {}° to {}° across the ±180° seam",
+        r.x0 - r.dx / 2.0,
+        r.x(r.nx - 1) + r.dx / 2.0
+    ))
 }
 
 /// Cells whose centre lies outside the latitude range become NaN.
@@ -616,23 +797,44 @@ mod tests {
         }
     }
 
+    /// Every column holds the value of the original column at the same meridian, and the
+    /// columns reach at least one beyond ±180°.
+    fn assert_wrapped(before: &Raster, after: &Raster) {
+        let n = (360.0 / after.dx).round() as usize;
+        assert!(
+            after.x0 < -180.0 && after.x(after.nx - 1) > 180.0,
+            "{after:?}"
+        );
+        for i in 0..after.nx {
+            let lon = after.x(i).rem_euclid(360.0);
+            let k = (0..n)
+                .find(|&k| (before.x(k).rem_euclid(360.0) - lon).abs() < 1e-3 * after.dx)
+                .unwrap_or_else(|| panic!("no original column at {lon}"));
+            assert_eq!(after.value(0, i), before.value(0, k), "column {i}");
+        }
+    }
+
     #[test]
-    fn longitudes_0_360_wrap_to_minus_180_180() {
-        // Gridline 0..360 at 90°: nodes 0, 90, 180, 270, 360 (360 repeats 0) -> nodes
-        // -180..180, the 180° column on both sides so that cells reach -180 and 180.
-        let mut r = raster(5, 0.0, 90.0);
-        assert!(wrap_longitudes(&mut r));
-        assert_eq!(r.nx, 5);
-        assert_eq!(r.x0, -180.0);
-        assert_eq!(r.values, vec![2.0, 3.0, 0.0, 1.0, 2.0]);
-        // Pixel 0..360: centres 45, 135, 225, 315.
-        let mut r = raster(4, 45.0, 90.0);
-        assert!(wrap_longitudes(&mut r));
-        assert_eq!(r.x0, -135.0);
-        assert_eq!(r.values, vec![2.0, 3.0, 0.0, 1.0]);
-        // Already -180..180: untouched.
-        let mut r = raster(4, -135.0, 90.0);
-        assert!(!wrap_longitudes(&mut r));
-        assert_eq!(r.values, vec![0.0, 1.0, 2.0, 3.0]);
+    fn global_grids_are_laid_out_across_the_seam() {
+        // Gridline 0..360 at 90° (360 repeats 0), pixel 0..360, already -180..180, and a
+        // float32 spacing of 1/6°.
+        for before in [
+            raster(5, 0.0, 90.0),
+            raster(4, 45.0, 90.0),
+            raster(4, -135.0, 90.0),
+            raster(2160, 0.0, 0.166666671378351),
+        ] {
+            let mut after = before.clone();
+            let note = wrap_longitudes(&mut after).expect("wrapped");
+            assert!(note.contains("across the ±180° seam"), "{note}");
+            assert_wrapped(&before, &after);
+        }
+        // Not global: left alone, or moved when wholly east of 180°.
+        let mut r = raster(10, 10.0, 1.0);
+        assert!(wrap_longitudes(&mut r).is_none());
+        assert_eq!(r.x0, 10.0);
+        let mut r = raster(10, 200.5, 1.0);
+        assert!(wrap_longitudes(&mut r).is_some());
+        assert_eq!(r.x0, -159.5);
     }
 }
