@@ -164,13 +164,17 @@ pub fn kill_after_blocks_in(
     child.wait().unwrap();
 }
 
-/// A Python venv (cached in the target dir) with xarray, zarr, lexcube, dask, rioxarray and s3fs.
+/// A Python venv (cached in the target dir) with xarray, zarr, lexcube, dask, rioxarray, s3fs
+/// and netCDF4 (a reader of source files that is not GDAL).
 pub fn venv() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-venv");
     let python = dir.join("bin/python");
     let ready = python.exists()
         && Command::new(&python)
-            .args(["-c", "import xarray, zarr, lexcube, rioxarray, s3fs"])
+            .args([
+                "-c",
+                "import xarray, zarr, lexcube, rioxarray, s3fs, netCDF4, pyproj",
+            ])
             .status()
             .is_ok_and(|s| s.success());
     if !ready {
@@ -192,12 +196,14 @@ pub fn venv() -> PathBuf {
                 "dask",
                 "rioxarray",
                 "s3fs",
+                "netCDF4",
+                "pyproj",
             ])
             .status()
             .expect("pip install");
         assert!(
             s.success(),
-            "pip install xarray zarr lexcube dask rioxarray s3fs failed"
+            "pip install xarray zarr lexcube dask rioxarray s3fs netCDF4 pyproj failed"
         );
     }
     python

@@ -55,16 +55,7 @@ pub fn parse_date_or_time_us(text: &str) -> Option<i64> {
 /// Decodes CF `"<unit> since <date>"` values to UTC microseconds (for cubes written by others).
 pub fn decode_time(values: &[f64], units: &str) -> Option<Vec<i64>> {
     let (unit, since) = units.split_once(" since ")?;
-    let scale_us = match unit.trim() {
-        "days" | "day" => 86_400e6,
-        "hours" | "hour" => 3_600e6,
-        "minutes" | "minute" => 60e6,
-        "seconds" | "second" | "s" => 1e6,
-        "milliseconds" | "millisecond" | "ms" => 1e3,
-        "microseconds" | "microsecond" | "us" => 1.0,
-        "nanoseconds" | "nanosecond" | "ns" => 1e-3,
-        _ => return None,
-    };
+    let unit = unit.trim();
     let since = since.trim().trim_end_matches('Z');
     let epoch = [
         "%Y-%m-%dT%H:%M:%S%.f",
@@ -79,6 +70,41 @@ pub fn decode_time(values: &[f64], units: &str) -> Option<Vec<i64>> {
             .ok()
             .and_then(|d| d.and_hms_opt(0, 0, 0))
     })?;
+    // Calendar months and years (climatologies say "months since"): whole numbers only, as
+    // a fraction of a month has no fixed length.
+    let months_per = match unit {
+        "months" | "month" => Some(1),
+        "years" | "year" => Some(12),
+        _ => None,
+    };
+    if let Some(per) = months_per {
+        return values
+            .iter()
+            .map(|v| {
+                if v.fract() != 0.0 || !v.is_finite() {
+                    return None;
+                }
+                let months = (*v as i64).checked_mul(per)?;
+                let step = chrono::Months::new(u32::try_from(months.unsigned_abs()).ok()?);
+                let t = if months >= 0 {
+                    epoch.checked_add_months(step)
+                } else {
+                    epoch.checked_sub_months(step)
+                }?;
+                Some(DateTime::<Utc>::from_naive_utc_and_offset(t, Utc).timestamp_micros())
+            })
+            .collect();
+    }
+    let scale_us = match unit {
+        "days" | "day" => 86_400e6,
+        "hours" | "hour" => 3_600e6,
+        "minutes" | "minute" => 60e6,
+        "seconds" | "second" | "s" => 1e6,
+        "milliseconds" | "millisecond" | "ms" => 1e3,
+        "microseconds" | "microsecond" | "us" => 1.0,
+        "nanoseconds" | "nanosecond" | "ns" => 1e-3,
+        _ => return None,
+    };
     let epoch_us = DateTime::<Utc>::from_naive_utc_and_offset(epoch, Utc).timestamp_micros();
     Some(
         values
@@ -122,5 +148,21 @@ mod tests {
         );
         assert_eq!(parse_date_or_time_us("22/07/2020"), None);
         assert_eq!(decode_time(&[1.0], "furlongs since 2020-01-01"), None);
+        // Calendar months: January and July 1979 of a climatology counted from December.
+        let months = decode_time(&[1.0, 7.0, -1.0], "months since 1978-12-01").unwrap();
+        let text: Vec<String> = months.into_iter().map(format_utc_us).collect();
+        assert_eq!(
+            text,
+            [
+                "1979-01-01T00:00:00Z",
+                "1979-07-01T00:00:00Z",
+                "1978-11-01T00:00:00Z"
+            ]
+        );
+        assert_eq!(
+            decode_time(&[2.0], "years since 2000-02-29").map(|t| format_utc_us(t[0])),
+            Some("2002-02-28T00:00:00Z".into())
+        );
+        assert_eq!(decode_time(&[1.5], "months since 2000-01-01"), None);
     }
 }

@@ -27,6 +27,7 @@ use cryocube_cube::{ArraySpec, Attrs, CubeWriter, DType, Location, WriteOptions,
 
 use crate::fetch::{fetch_source, FetchOptions, Fetched};
 use crate::grid::TargetGrid;
+use crate::read::dims::{slices, SliceRequest, SourceDim};
 use crate::read::prepare::{prepare, Prepared, ReadSpec};
 use crate::recipe::{InputFile, Processing, Recipe, SourceSpec};
 use crate::{read_err as err, GeoError};
@@ -57,10 +58,15 @@ pub struct BuildSummary {
     pub warnings: Vec<String>,
 }
 
-/// One source file of a variable, ready to resample.
+/// One source file (or 2-D slice of one) of a variable, ready to resample.
 struct Piece {
     /// UTC µs, for time-stacked variables.
     time: Option<i64>,
+    /// Coordinate values along the variable's extra dimensions.
+    coords: Vec<f64>,
+    /// Index on each of the variable's leading dimensions (time and extra), set once the
+    /// cube's axes are known.
+    at: Vec<usize>,
     prepared: Prepared,
     /// File name, size and hash, for the provenance.
     origin: String,
@@ -69,19 +75,37 @@ struct Piece {
 /// One output variable.
 struct Layer {
     name: String,
-    timed: bool,
+    /// Its dimensions before y and x (`time`, extra ones such as `level`), in order.
+    lead: Vec<String>,
     pieces: Vec<Piece>,
     attrs: Attrs,
 }
 
 impl Layer {
-    /// The pieces to mosaic at time `t` (all of them for a static variable).
-    fn pieces_at(&self, t: Option<i64>) -> Vec<&Piece> {
-        self.pieces
-            .iter()
-            .filter(|p| !self.timed || p.time == t)
-            .collect()
+    fn timed(&self) -> bool {
+        self.lead.iter().any(|d| d == "time")
     }
+
+    /// The pieces to mosaic at index `at` of the leading dimensions (all of them for a
+    /// static variable).
+    fn pieces_at(&self, at: &[usize]) -> Vec<&Piece> {
+        self.pieces.iter().filter(|p| p.at == at).collect()
+    }
+
+    /// The indexes of the leading dimensions at which some piece has data.
+    fn slices(&self) -> Vec<Vec<usize>> {
+        let set: BTreeSet<Vec<usize>> = self.pieces.iter().map(|p| p.at.clone()).collect();
+        set.into_iter().collect()
+    }
+}
+
+/// An extra (non-spatial, non-time) axis of the cube, e.g. pressure level.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Axis {
+    name: String,
+    values: Vec<f64>,
+    /// From the source's coordinate variable (units, long_name, positive, ...).
+    attrs: Attrs,
 }
 
 /// The recipe read and its sources made ready: everything a plan or a task computes from.
@@ -89,6 +113,7 @@ struct Made {
     grid: TargetGrid,
     layers: Vec<Layer>,
     times: Vec<i64>,
+    axes: Vec<Axis>,
     warnings: Vec<String>,
     skipped: Vec<String>,
 }
@@ -118,23 +143,16 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
     let props = recipe.properties();
     let base = recipe.path.parent().unwrap_or(Path::new("."));
     let mut fetched: Vec<Option<Fetched>> = vec![None; props.sources.len()];
+    let mut axes: Vec<Axis> = Vec::new();
     let key_base = sanitise(&opts.output.to_string());
     for (vi, v) in props.variables.iter().enumerate() {
-        if let Some(d) = v
-            .dims
-            .iter()
-            .find(|d| !["time", "y", "x"].contains(&d.as_str()))
-        {
-            return Err(GeoError::Recipe {
-                path: recipe.path.clone(),
-                json_path: format!("$.properties.variables[{vi}].dims"),
-                message: format!(
-                    "{}: dimension {d:?} cannot be made (a polar cube's variables have y, x and optionally time)",
-                    v.name
-                ),
-            });
-        }
-        let timed = v.dims.iter().any(|d| d == "time");
+        let lead = leading_dims(&v.dims).map_err(|message| GeoError::Recipe {
+            path: recipe.path.clone(),
+            json_path: format!("$.properties.variables[{vi}].dims"),
+            message: format!("{}: {message}", v.name),
+        })?;
+        let timed = lead.iter().any(|d| d == "time");
+        let extra: Vec<String> = lead.iter().filter(|d| *d != "time").cloned().collect();
         let from: Vec<&(usize, String, String)> =
             outputs.iter().filter(|(_, _, n)| *n == v.name).collect();
         if from.is_empty() {
@@ -156,7 +174,9 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
             }
             let got = fetched[*si].as_ref().expect("fetched above");
             let at = format!("$.properties.sources[{si}].processing");
-            let (files, spec) = read_spec(source, &v.name);
+            let (files, spec, mut request) = read_spec(source, &v.name);
+            request.extra = extra.clone();
+            request.timed = timed;
             for (file, time) in pick_files(got, &files)? {
                 let time = match time {
                     Some(t) => Some(parse_date_or_time_us(&t).ok_or_else(|| GeoError::Recipe {
@@ -168,8 +188,7 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
                     })?),
                     None => None,
                 };
-                let key = format!("{key_base}/{}-{}", v.name, pieces.len());
-                let prepared = prepare(&file, &spec, &grid.crs, &key).map_err(|e| match e {
+                let named = |e: GeoError| match e {
                     GeoError::Read { path, message } => GeoError::Read {
                         path,
                         message: format!(
@@ -178,31 +197,62 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
                         ),
                     },
                     other => other,
-                })?;
-                warnings.extend(prepared.warnings.iter().cloned());
-                let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-                let origin = if file == got.file {
-                    format!("{} ({size} bytes, sha256 {})", file_name(&file), got.sha256)
-                } else {
-                    format!(
-                        "{} ({size} bytes) in {} (sha256 {})",
-                        file_name(&file),
-                        file_name(&got.file),
-                        got.sha256
-                    )
                 };
-                pieces.push(Piece {
-                    time,
-                    prepared,
-                    origin,
-                });
+                let (slices, dims) = slices(&file, &spec, &request).map_err(named)?;
+                if time.is_some() && request.time_dimension.is_some() {
+                    return Err(GeoError::Recipe {
+                        path: recipe.path.clone(),
+                        json_path: format!("{at}.time_dimension"),
+                        message: "the time axis comes from the files' `time` or from a dimension of the source, not both".into(),
+                    });
+                }
+                for d in dims {
+                    add_axis(&mut axes, d, &file)?;
+                }
+                for slice in slices {
+                    let mut spec = spec.clone();
+                    if slice.band.is_some() {
+                        spec.band = slice.band;
+                    }
+                    let key = format!("{key_base}/{}-{}", v.name, pieces.len());
+                    let mut prepared = prepare(&file, &spec, &grid.crs, &key).map_err(named)?;
+                    if !slice.label.is_empty() {
+                        // After "read FILE" and "variable V".
+                        let at = prepared
+                            .steps
+                            .iter()
+                            .position(|s| s.starts_with("variable "))
+                            .map_or(1, |i| i + 1);
+                        prepared.steps.insert(at, format!("slice {}", slice.label));
+                    }
+                    let time = slice.time.or(time);
+                    warnings.extend(prepared.warnings.iter().cloned());
+                    let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+                    let origin = if file == got.file {
+                        format!("{} ({size} bytes, sha256 {})", file_name(&file), got.sha256)
+                    } else {
+                        format!(
+                            "{} ({size} bytes) in {} (sha256 {})",
+                            file_name(&file),
+                            file_name(&got.file),
+                            got.sha256
+                        )
+                    };
+                    pieces.push(Piece {
+                        time,
+                        coords: slice.coords,
+                        at: Vec::new(),
+                        prepared,
+                        origin,
+                    });
+                }
             }
             urls.push(source.download_url.clone());
         }
         if timed && pieces.iter().any(|p| p.time.is_none()) {
             skipped.push(v.name.clone());
             warnings.push(format!(
-                "{}: time-stacked, but its files have no time stamp (set processing.files[].time); skipped",
+                "{}: time-stacked, but its files have no time stamp (set processing.files[].time or processing.time_dimension); skipped",
                 v.name
             ));
             continue;
@@ -246,7 +296,7 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
         }
         layers.push(Layer {
             name: v.name.clone(),
-            timed,
+            lead,
             pieces,
             attrs: a,
         });
@@ -267,11 +317,32 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
     }
     let times: Vec<i64> = layers
         .iter()
-        .filter(|l| l.timed)
+        .filter(|l| l.timed())
         .flat_map(|l| l.pieces.iter().filter_map(|p| p.time))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    for l in &mut layers {
+        let lead = l.lead.clone();
+        for p in &mut l.pieces {
+            let mut extra = p.coords.iter();
+            p.at = lead
+                .iter()
+                .map(|d| match d.as_str() {
+                    "time" => times
+                        .binary_search(&p.time.expect("timed pieces have a time"))
+                        .expect("every time is on the axis"),
+                    name => {
+                        let v = *extra.next().expect("a coordinate per extra dimension");
+                        axes.iter()
+                            .find(|a| a.name == name)
+                            .and_then(|a| a.values.iter().position(|x| *x == v))
+                            .expect("every coordinate is on its axis")
+                    }
+                })
+                .collect();
+        }
+    }
     if let Some(range) = props.time_range.as_ref().filter(|r| r.len() == 2) {
         let bounds: Vec<Option<i64>> = range.iter().map(|t| parse_date_or_time_us(t)).collect();
         if let (Some(t0), Some(t1)) = (bounds[0], bounds[1]) {
@@ -289,6 +360,7 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
         grid,
         layers,
         times,
+        axes,
         warnings,
         skipped,
     })
@@ -296,7 +368,7 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
 
 /// What to read for cube variable `name` from `source`: its files and how (the output's
 /// overrides applied to the source's `processing`).
-fn read_spec(source: &SourceSpec, name: &str) -> (Vec<InputFile>, ReadSpec) {
+fn read_spec(source: &SourceSpec, name: &str) -> (Vec<InputFile>, ReadSpec, SliceRequest) {
     let p: Processing = source.processing.clone().unwrap_or_default();
     let out = p.outputs.iter().find(|o| o.name == name);
     let files = match out {
@@ -313,6 +385,7 @@ fn read_spec(source: &SourceSpec, name: &str) -> (Vec<InputFile>, ReadSpec) {
         latitude: p.latitude,
         resampling: p.resampling,
         overviews: p.overviews,
+        where_: p.where_.clone(),
         rasterize: p.rasterize.or_else(|| {
             // The seed lists shapefiles with no instructions: burn 1 where a polygon is.
             matches!(
@@ -326,7 +399,80 @@ fn read_spec(source: &SourceSpec, name: &str) -> (Vec<InputFile>, ReadSpec) {
             .then(Default::default)
         }),
     };
-    (files, spec)
+    let mut select = p.select.clone();
+    if let Some(o) = out {
+        select.extend(o.select.clone());
+    }
+    let request = SliceRequest {
+        select,
+        time_dimension: p.time_dimension.clone(),
+        coordinate_units: p.coordinate_units.clone(),
+        ..SliceRequest::default()
+    };
+    (files, spec, request)
+}
+
+/// A variable's dimensions before y and x. `dims` must end with y, x (or be empty: y, x);
+/// before them `time` and extra dimensions named as in the sources, each once.
+fn leading_dims(dims: &[String]) -> Result<Vec<String>, String> {
+    if dims.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = dims.len();
+    if n < 2 || dims[n - 2] != "y" || dims[n - 1] != "x" {
+        return Err(format!(
+            "dims {dims:?} must end with \"y\", \"x\" (north-up rows, then columns)"
+        ));
+    }
+    let lead = &dims[..n - 2];
+    for (i, d) in lead.iter().enumerate() {
+        if d == "y" || d == "x" || lead[..i].contains(d) {
+            return Err(format!("dimension {d:?} is listed twice"));
+        }
+    }
+    Ok(lead.to_vec())
+}
+
+/// Adds a source dimension to the cube's extra axes (values merged, sorted); the same
+/// dimension from two sources must have the same units.
+fn add_axis(axes: &mut Vec<Axis>, d: SourceDim, file: &Path) -> Result<(), GeoError> {
+    match axes.iter_mut().find(|a| a.name == d.name) {
+        Some(a) => {
+            if a.attrs.get("units") != d.attrs.get("units") {
+                return Err(err(
+                    file,
+                    format!(
+                        "dimension {} is in {} here but in {} in another source",
+                        d.name,
+                        d.attrs
+                            .get("units")
+                            .map(|u| u.to_string())
+                            .unwrap_or("no units".into()),
+                        a.attrs
+                            .get("units")
+                            .map(|u| u.to_string())
+                            .unwrap_or("no units".into()),
+                    ),
+                ));
+            }
+            for v in d.values {
+                if !a.values.contains(&v) {
+                    a.values.push(v);
+                }
+            }
+            a.values.sort_by(f64::total_cmp);
+        }
+        None => {
+            let mut values = d.values;
+            values.sort_by(f64::total_cmp);
+            axes.push(Axis {
+                name: d.name,
+                values,
+                attrs: d.attrs,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The files of a fetched source to read, each with its time stamp text. `wanted` paths are
@@ -441,11 +587,10 @@ fn render(
 fn create_arrays(
     w: &mut CubeWriter,
     recipe: &Recipe,
-    grid: &TargetGrid,
-    layers: &[Layer],
-    times: &[i64],
+    made: &Made,
     chunk: usize,
 ) -> Result<(), GeoError> {
+    let (grid, layers, times, axes) = (&made.grid, &made.layers, &made.times, &made.axes);
     let x: Vec<f64> = (0..grid.nx).map(|i| grid.x(i)).collect();
     let y: Vec<f64> = (0..grid.ny).map(|j| grid.y(j)).collect();
     for (name, values) in [("x", &x), ("y", &y)] {
@@ -495,19 +640,33 @@ fn create_arrays(
     }
     // GDAL before 3.9 does not read CF grid mappings from Zarr, only its own `_CRS`.
     let gdal_crs = json!({"wkt": crs_wkt});
-    let nt = times.len() as u64;
+    for a in axes {
+        let mut attrs = a.attrs.clone();
+        attrs
+            .entry("long_name".to_string())
+            .or_insert_with(|| json!(a.name));
+        w.add_array(ArraySpec::coordinate(
+            &a.name,
+            &a.name,
+            a.values.len() as u64,
+            DType::F64,
+            attrs,
+        ))?;
+        w.write_all(&a.name, &a.values)?;
+    }
     for l in layers {
         let mut attrs = l.attrs.clone();
         attrs.insert("_CRS".into(), gdal_crs.clone());
         let (ny, nx, c) = (grid.ny as u64, grid.nx as u64, chunk as u64);
-        let (dims, shape, chunks) = if l.timed {
-            (vec!["time", "y", "x"], vec![nt, ny, nx], vec![1, c, c])
-        } else {
-            (vec!["y", "x"], vec![ny, nx], vec![c, c])
-        };
+        let mut dims = l.lead.clone();
+        dims.extend(["y".to_string(), "x".to_string()]);
+        let mut shape = lead_sizes(&l.lead, times, axes);
+        let mut chunks = vec![1; shape.len()];
+        shape.extend([ny, nx]);
+        chunks.extend([c, c]);
         w.add_array(ArraySpec {
             name: l.name.clone(),
-            dims: dims.into_iter().map(String::from).collect(),
+            dims,
             shape,
             chunks,
             shard: None,
@@ -516,6 +675,19 @@ fn create_arrays(
         })?;
     }
     Ok(())
+}
+
+/// The sizes of a variable's leading dimensions.
+fn lead_sizes(lead: &[String], times: &[i64], axes: &[Axis]) -> Vec<u64> {
+    lead.iter()
+        .map(|d| match d.as_str() {
+            "time" => times.len() as u64,
+            name => axes
+                .iter()
+                .find(|a| a.name == name)
+                .map_or(0, |a| a.values.len() as u64),
+        })
+        .collect()
 }
 
 /// Job kind of `cryocube build` in a store's plan.
@@ -535,9 +707,10 @@ struct BuildPayload {
     cx: usize,
     nx: usize,
     ny: usize,
-    n_times: usize,
-    /// Per variable: name, time-stacked or not, attributes without `valid_fraction`.
-    layers: Vec<(String, bool, Attrs)>,
+
+    /// Per variable: name, number of 2-D slices (the product of its leading dimensions),
+    /// attributes without `valid_fraction`.
+    layers: Vec<(String, u64, Attrs)>,
     root_attrs: Attrs,
     warnings: Vec<String>,
     skipped: Vec<String>,
@@ -731,11 +904,15 @@ fn obtain(
         cx: grid.nx.div_ceil(chunk),
         nx: grid.nx,
         ny: grid.ny,
-        n_times: made.times.len(),
         layers: made
             .layers
             .iter()
-            .map(|l| (l.name.clone(), l.timed, l.attrs.clone()))
+            .map(|l| {
+                let slices = lead_sizes(&l.lead, &made.times, &made.axes)
+                    .iter()
+                    .product();
+                (l.name.clone(), slices, l.attrs.clone())
+            })
             .collect(),
         root_attrs: root_attrs(recipe, out, grid, &made.layers, &made.times),
         warnings: made.warnings.clone(),
@@ -759,7 +936,7 @@ fn obtain(
             })?,
         },
     )?;
-    create_arrays(&mut w, recipe, grid, &made.layers, &made.times, chunk)?;
+    create_arrays(&mut w, recipe, made, chunk)?;
     Ok((stored, payload, false))
 }
 
@@ -774,24 +951,14 @@ fn run_units(
     done: &[u64],
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<(), GeoError> {
-    let (grid, layers, times) = (&made.grid, &made.layers, &made.times);
+    let (grid, layers) = (&made.grid, &made.layers);
     let chunk = payload.chunk;
-    // Tasks per chunk of the grid: each static variable, and each time stamp at which a
-    // time-stacked variable has a file (other time steps have no data: nothing is stored).
-    let steps: Vec<(usize, Option<usize>)> = layers
+    // Tasks per chunk of the grid: each 2-D slice (index on the leading dimensions) at which
+    // a variable has a piece; other slices have no data and nothing is stored.
+    let steps: Vec<(usize, Vec<usize>)> = layers
         .iter()
         .enumerate()
-        .flat_map(|(k, l)| {
-            let ts: Vec<Option<usize>> = if l.timed {
-                (0..times.len())
-                    .filter(|&t| l.pieces.iter().any(|p| p.time == Some(times[t])))
-                    .map(Some)
-                    .collect()
-            } else {
-                vec![None]
-            };
-            ts.into_iter().map(move |t| (k, t))
-        })
+        .flat_map(|(k, l)| l.slices().into_iter().map(move |at| (k, at)))
         .collect();
     let todo: Vec<u64> = units
         .iter()
@@ -808,23 +975,19 @@ fn run_units(
         let cols = i * chunk..((i + 1) * chunk).min(grid.nx);
         let (h, wdt) = (rows.len(), cols.len());
         let mut full = vec![f32::NAN; chunk * chunk];
-        for &(k, t) in &steps {
-            let l = &layers[k];
-            let part = render(
-                &l.pieces_at(t.map(|t| times[t])),
-                grid,
-                cols.clone(),
-                rows.clone(),
-            )?;
+        for (k, at) in &steps {
+            let (k, l) = (*k, &layers[*k]);
+            let part = render(&l.pieces_at(at), grid, cols.clone(), rows.clone())?;
             counts[k] += part.iter().filter(|v| !v.is_nan()).count() as u64;
             full.fill(f32::NAN);
             for r in 0..h {
                 full[r * chunk..r * chunk + wdt].copy_from_slice(&part[r * wdt..(r + 1) * wdt]);
             }
-            let index: Vec<u64> = match t {
-                Some(t) => vec![t as u64, j as u64, i as u64],
-                None => vec![j as u64, i as u64],
-            };
+            let index: Vec<u64> = at
+                .iter()
+                .map(|a| *a as u64)
+                .chain([j as u64, i as u64])
+                .collect();
             w.write_chunk(&l.name, &index, &full)?;
             progress(progressed.fetch_add(1, Ordering::Relaxed) + 1, total);
         }
@@ -845,7 +1008,7 @@ fn finish(
     let mut warnings = payload.warnings.clone();
     let cells = (payload.nx * payload.ny) as f64;
     let gdal_crs = payload.root_attrs.get("_crs_wkt").cloned();
-    for (k, (name, timed, attrs)) in payload.layers.iter().enumerate() {
+    for (k, (name, slices, attrs)) in payload.layers.iter().enumerate() {
         let n: u64 = records
             .values()
             .filter_map(|r| r["cells"].get(k).and_then(|c| c.as_u64()))
@@ -854,11 +1017,7 @@ fn finish(
         if let Some(wkt) = &gdal_crs {
             a.insert("_CRS".into(), json!({ "wkt": wkt }));
         }
-        let of = if *timed {
-            cells * payload.n_times as f64
-        } else {
-            cells
-        };
+        let of = cells * *slices as f64;
         a.insert("valid_fraction".into(), json!(n as f64 / of));
         w.set_attrs(name, a)?;
         if n == 0 {

@@ -9,6 +9,7 @@
 //! is data here: the optional per-source [`Processing`] block, documented by the JSON Schema
 //! `schemas/processing.schema.json` generated from these types.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
@@ -155,6 +156,23 @@ pub struct Processing {
     /// and integer data).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resampling: Option<Resampling>,
+    /// Pick values of the source's own non-spatial dimensions by coordinate value, e.g.
+    /// `{"level": 500, "month": 7}`; a text value matches a time coordinate by its start
+    /// (`"1979-07"` is any time in July 1979). netCDF sources.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub select: BTreeMap<String, Selection>,
+    /// The source's dimension that gives the variable's `time` axis: one cube time step per
+    /// value (its coordinate in CF time units, or in `coordinate_units`). netCDF sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_dimension: Option<String>,
+    /// Units of the source's dimension coordinates where the file gives none, e.g.
+    /// `{"month": "months since 1978-12-01"}` (calendar months).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub coordinate_units: BTreeMap<String, String>,
+    /// For vector sources: only the features this OGR SQL attribute filter keeps, e.g.
+    /// `"area_km2 > 10 AND type = 'lake'"`.
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    pub where_: Option<String>,
     /// Let GDAL read a raster's overviews (reduced copies stored in the file) when the target
     /// grid is coarser. Off by default: the cube is resampled once from the file's own cells,
     /// and some files' overviews hold values that are in no cell of their data.
@@ -179,6 +197,23 @@ pub struct InputFile {
     /// or date and time with an offset (`2013-01-01T12:00:00Z`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
+}
+
+/// A value of a source's dimension: a coordinate value, or the start of a time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Selection {
+    Value(f64),
+    Time(String),
+}
+
+impl std::fmt::Display for Selection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Selection::Value(v) => write!(f, "{v}"),
+            Selection::Time(t) => write!(f, "{t:?}"),
+        }
+    }
 }
 
 /// Decoders for layouts GDAL gets wrong or needs help with.
@@ -267,6 +302,10 @@ pub struct Output {
     /// Raster band of this output, 1-based (overrides `processing.band`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub band: Option<u32>,
+    /// Values of the source's dimensions for this output (added to `processing.select`,
+    /// overriding the same keys), e.g. `{"level": 850}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub select: BTreeMap<String, Selection>,
     /// UDUNITS units, overriding the recipe's variable entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub units: Option<String>,

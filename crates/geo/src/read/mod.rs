@@ -6,9 +6,12 @@
 //!
 //! - [`gmt`]: old GMT netCDF grids (1-D `z`, `x_range`/`y_range`/`spacing`/`dimension`), which
 //!   GDAL 3.6 reads as a 1-row raster and the seed read upside down and half a cell off;
+//! - [`dims`]: the 2-D slices of a netCDF variable a cube variable takes (by coordinate
+//!   value, as a time axis, as extra axes such as pressure level);
 //! - [`prepare`]: a source file made ready to resample (decoded, masked, lon/lat wrapped,
 //!   vectors reprojected), once per build.
 
+pub mod dims;
 pub mod gmt;
 pub mod prepare;
 

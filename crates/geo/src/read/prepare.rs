@@ -48,6 +48,8 @@ pub struct ReadSpec {
     pub rasterize: Option<Rasterize>,
     /// Let the warper read overviews (see [`WarpSpec::overviews`]).
     pub overviews: bool,
+    /// OGR SQL attribute filter of a vector source.
+    pub where_: Option<String>,
 }
 
 /// What the resampling step reads.
@@ -320,6 +322,11 @@ fn subdataset_names(ds: &Dataset) -> Vec<(String, String)> {
     out
 }
 
+/// GDAL's path of variable `v` of the opened `file` (a subdataset, or the file itself).
+pub(crate) fn resolve_variable(ds: &Dataset, file: &Path, v: &str) -> Result<String, GeoError> {
+    variable_path(ds, file, &subdataset_names(ds), v)
+}
+
 /// GDAL's path of variable `v` of `file`: one of its subdatasets, or the file itself when
 /// its only variable is `v`.
 fn variable_path(
@@ -525,6 +532,10 @@ fn prepare_vector(
         args.push("-s_srs".into());
         args.push(wkt);
     }
+    if let Some(w) = &spec.where_ {
+        args.push("-where".into());
+        args.push(w.clone());
+    }
     args.push(layer_name.clone());
     let path = format!("{mem}.fgb");
     let mut list = CslStringList::new();
@@ -534,7 +545,7 @@ fn prepare_vector(
     let dest = CString::new(path.as_str()).map_err(|e| err(file, e.to_string()))?;
     // SAFETY: the option list, source dataset and destination name outlive the calls; the
     // returned dataset is a new handle we close.
-    unsafe {
+    let kept = unsafe {
         let opts = gdal_sys::GDALVectorTranslateOptionsNew(list.as_ptr(), std::ptr::null_mut());
         if opts.is_null() {
             return Err(err(file, format!("reprojection: {}", last_gdal_error())));
@@ -551,16 +562,33 @@ fn prepare_vector(
         );
         gdal_sys::GDALVectorTranslateOptionsFree(opts);
         if out.is_null() || usage != 0 {
-            return Err(err(
-                file,
-                format!("reprojecting its features failed: {}", last_gdal_error()),
+            let what = match &spec.where_ {
+                Some(w) => format!("filtering its features with processing.where {w:?}"),
+                None => "reprojecting its features".into(),
+            };
+            return Err(err(file, format!("{what} failed: {}", last_gdal_error())));
+        }
+        let layer = gdal_sys::GDALDatasetGetLayer(out, 0);
+        let kept = if layer.is_null() {
+            0
+        } else {
+            gdal_sys::OGR_L_GetFeatureCount(layer, 1)
+        };
+        gdal_sys::GDALClose(out);
+        kept
+    };
+    let copy = MemFile(path.clone());
+    if let Some(w) = &spec.where_ {
+        steps.push(format!("where {w}: {kept} of {features} features kept"));
+        if kept == 0 {
+            warnings.push(format!(
+                "{}: processing.where {w:?} keeps none of its {features} features",
+                file.display()
             ));
         }
-        gdal_sys::GDALClose(out);
     }
-    let copy = MemFile(path.clone());
     steps.push(format!(
-        "{features} features of layer {layer_name} reprojected once to {target_crs}"
+        "{kept} features of layer {layer_name} reprojected once to {target_crs}"
     ));
     steps.push(match &rasterize.attribute {
         Some(a) => format!("rasterised: attribute {a}"),
