@@ -2,7 +2,7 @@
 //! exit codes (0 success, 1 failure with a message naming the file and the problem, 2 usage
 //! error). All work lives in the library crates.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -64,7 +64,9 @@ enum Command {
     #[command(after_help = "Examples:\n  \
         cryocube build cube.geojson -o polar.zarr\n  \
         cryocube build cube.geojson -o polar-1km.zarr --res 1000 --sources /data/sources\n  \
-        cryocube build cube.geojson -o s3://bucket/polar.zarr\n\n\
+        cryocube build cube.geojson -o s3://bucket/polar.zarr\n  \
+        cryocube build cube.geojson --check          # against the DeepESDL spec\n  \
+        cryocube build cube.geojson --check --fix    # and write its geometry\n\n\
         An interrupted build resumes when started again with the same arguments.\n\n\
         S3 (outputs and s3:// sources) is configured as for the AWS CLI: AWS_ACCESS_KEY_ID,\n\
         AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL (another\n\
@@ -74,8 +76,17 @@ enum Command {
         /// The cube recipe (`cube.geojson`).
         recipe: PathBuf,
         /// Output cube: a folder, or s3://BUCKET/PREFIX.
-        #[arg(short, long, value_parser = parse_location)]
-        output: Location,
+        #[arg(short, long, value_parser = parse_location, required_unless_present = "check")]
+        output: Option<Location>,
+        /// Check the recipe, build nothing: every departure from the DeepESDL dataset
+        /// specification and every problem of its `processing` blocks, with its JSON path.
+        /// Exit 1 when there is any.
+        #[arg(long, conflicts_with_all = ["plan_only", "pyramid", "overwrite"])]
+        check: bool,
+        /// With --check: write the grid's coverage polygon (CRS-84), which the specification
+        /// wants as the recipe's `geometry`, into the recipe file.
+        #[arg(long, requires = "check")]
+        fix: bool,
         /// Where the sources are, or are fetched to.
         #[arg(long, default_value = "cryocube-sources")]
         sources: PathBuf,
@@ -487,7 +498,13 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             pyramid,
             plan_only,
             wait,
+            check,
+            fix,
         } => {
+            if check {
+                return check_recipe(&recipe, fix);
+            }
+            let output = output.expect("clap requires -o without --check");
             let opts = cryocube_geo::build::BuildOptions {
                 output: output.clone(),
                 sources: sources.clone(),
@@ -854,6 +871,55 @@ fn commit(store: &Location, wait: bool) -> Result<()> {
         other => bail!("{store}: a plan of kind `{other}` that this version cannot commit"),
     }
     Ok(())
+}
+
+/// `build --check [--fix]`: prints what departs from the DeepESDL specification and what
+/// cryocube cannot build; fails when there is any.
+fn check_recipe(recipe: &Path, fix: bool) -> Result<()> {
+    if fix {
+        let polygon = cryocube_geo::spec::fix_geometry(recipe)?;
+        let points = polygon["coordinates"].to_string().matches('[').count();
+        log::info!(
+            "{}: geometry written ({}, about {points} points, CRS-84)",
+            recipe.display(),
+            polygon["type"].as_str().unwrap_or("polygon")
+        );
+    }
+    let report = cryocube_geo::spec::check_file(recipe)?;
+    let mut out = String::new();
+    for f in &report.findings {
+        out.push_str(&format!("{}: {}\n", f.path, f.problems.join("; ")));
+    }
+    for w in &report.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    print!("{out}");
+    if let Some(e) = &report.error {
+        println!("error: {e}");
+    }
+    let n = report.findings.len();
+    if report.is_clean() {
+        println!(
+            "{}: conforms to the DeepESDL dataset specification and builds{}",
+            recipe.display(),
+            if report.warnings.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} warning(s))", report.warnings.len())
+            }
+        );
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "{}: {n} place(s) depart from the DeepESDL dataset specification{}",
+            recipe.display(),
+            if report.error.is_some() {
+                "; cryocube cannot build it"
+            } else {
+                ""
+            }
+        ))
+    }
 }
 
 fn build(

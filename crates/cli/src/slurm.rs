@@ -66,11 +66,15 @@ fn job_store(job: &[String]) -> Result<Location> {
     let cli = Cli::try_parse_from(argv).map_err(|e| usage(&format!("the job after `--`: {e}")))?;
     let store = match cli.command {
         crate::Command::Das(a) => a.output,
-        crate::Command::Build { output, .. } => output,
+        crate::Command::Build {
+            output: Some(output),
+            check: false,
+            ..
+        } => output,
         crate::Command::Pyramid { store, .. } => store,
         _ => {
             return Err(usage(
-                "the job after `--` must be `das ...`, `build ...` or `pyramid ...`",
+                "the job after `--` must be `das ...`, `build ... -o STORE` or `pyramid ...`",
             ))
         }
     };

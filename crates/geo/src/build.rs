@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use gdal::spatial_ref::{CoordTransform, SpatialRef};
+use gdal::spatial_ref::SpatialRef;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -288,6 +288,14 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
             .or_else(|| v.units.clone())
         {
             a.insert("units".into(), json!(u));
+        }
+        // DeepESDL's colour bar of the variable: the viewer opens it with these.
+        if let Some(serde_json::Value::Object(m)) = v.extra.get("metadata") {
+            for k in ["color_bar_name", "color_value_min", "color_value_max"] {
+                if let Some(val) = m.get(k) {
+                    a.insert(k.into(), val.clone());
+                }
+            }
         }
         if let Some(o) = out {
             for (k, val) in &o.attrs {
@@ -1084,7 +1092,6 @@ fn root_attrs(
             "processing_software",
             json!(format!("cryocube {}", env!("CARGO_PKG_VERSION"))),
         ),
-        ("geospatial_bounds_crs", json!(grid.crs)),
         ("geospatial_x_min", json!(grid.x_min)),
         (
             "geospatial_x_max",
@@ -1109,7 +1116,11 @@ fn root_attrs(
         root.insert("time_coverage_start".into(), json!(format_utc_us(*t0)));
         root.insert("time_coverage_end".into(), json!(format_utc_us(*t1)));
     }
-    if let Some([lat0, lat1, lon0, lon1]) = lat_lon_bounds(grid) {
+    if let Some(polygon) = grid.coverage_polygon() {
+        root.insert("geospatial_bounds".into(), json!(wkt_polygon(&polygon)));
+        root.insert("geospatial_bounds_crs".into(), json!("EPSG:4326"));
+    }
+    if let Some([lat0, lat1, lon0, lon1]) = grid.lon_lat_bounds() {
         root.insert("geospatial_lat_min".into(), json!(lat0));
         root.insert("geospatial_lat_max".into(), json!(lat1));
         root.insert("geospatial_lon_min".into(), json!(lon0));
@@ -1190,55 +1201,26 @@ pub fn crs_attrs(crs: &str, grid: &TargetGrid) -> Result<Attrs, String> {
     Ok(a)
 }
 
-/// Latitude/longitude bounds of the grid (its edges sampled), for ACDD `geospatial_*`.
-fn lat_lon_bounds(grid: &TargetGrid) -> Option<[f64; 4]> {
-    let src = SpatialRef::from_definition(&grid.crs).ok()?;
-    let mut dst = SpatialRef::from_epsg(4326).ok()?;
-    dst.set_axis_mapping_strategy(gdal::spatial_ref::AxisMappingStrategy::TraditionalGisOrder);
-    let t = CoordTransform::new(&src, &dst).ok()?;
-    let (w, n) = (grid.x_min, grid.y_max);
-    let (e, s) = (
-        w + grid.nx as f64 * grid.res_x,
-        n - grid.ny as f64 * grid.res_y,
-    );
-    let k = 64;
-    let (mut xs, mut ys) = (Vec::new(), Vec::new());
-    for i in 0..=k {
-        let f = i as f64 / k as f64;
-        for (x, y) in [
-            (w + f * (e - w), n),
-            (w + f * (e - w), s),
-            (w, s + f * (n - s)),
-            (e, s + f * (n - s)),
-        ] {
-            xs.push(x);
-            ys.push(y);
-        }
+/// A GeoJSON Polygon or MultiPolygon as WKT (ACDD's `geospatial_bounds`).
+fn wkt_polygon(g: &serde_json::Value) -> String {
+    let ring = |r: &serde_json::Value| {
+        let pts: Vec<String> = r
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| format!("{} {}", p[0], p[1]))
+            .collect();
+        format!("({})", pts.join(", "))
+    };
+    let polygon = |p: &serde_json::Value| {
+        let rings: Vec<String> = p.as_array().into_iter().flatten().map(ring).collect();
+        format!("({})", rings.join(", "))
+    };
+    let c = &g["coordinates"];
+    if g["type"] == "MultiPolygon" {
+        let ps: Vec<String> = c.as_array().into_iter().flatten().map(polygon).collect();
+        format!("MULTIPOLYGON ({})", ps.join(", "))
+    } else {
+        format!("POLYGON {}", polygon(c))
     }
-    t.transform_coords(&mut xs, &mut ys, &mut []).ok()?;
-    let fold = |v: &[f64], f: fn(f64, f64) -> f64, init: f64| v.iter().copied().fold(init, f);
-    let mut b = [
-        fold(&ys, f64::min, f64::INFINITY),
-        fold(&ys, f64::max, f64::NEG_INFINITY),
-        fold(&xs, f64::min, f64::INFINITY),
-        fold(&xs, f64::max, f64::NEG_INFINITY),
-    ];
-    // The edges miss a pole inside the grid: then the grid spans it and every longitude.
-    let back = CoordTransform::new(&dst, &src).ok()?;
-    for pole in [-90.0, 90.0] {
-        let (mut px, mut py) = ([0.0], [pole]);
-        if back.transform_coords(&mut px, &mut py, &mut []).is_ok()
-            && (w..=e).contains(&px[0])
-            && (s..=n).contains(&py[0])
-        {
-            if pole < 0.0 {
-                b[0] = -90.0;
-            } else {
-                b[1] = 90.0;
-            }
-            b[2] = -180.0;
-            b[3] = 180.0;
-        }
-    }
-    Some(b)
 }

@@ -3,6 +3,8 @@
 //! - [`recipe`]: the `cube.geojson` recipe (the seed's, accepted as it is) and the per-source
 //!   `processing` block that states as data what the seed did in code;
 //! - [`grid`]: the target grid (cell centres, north-up) the recipe defines;
+//! - [`spec`]: the DeepESDL dataset specification of the recipe, checked rule by rule
+//!   (`build --check`);
 //! - [`fetch`]: sources onto disk (resume, retries, checksums, cache, safe extraction);
 //! - [`read`]: source files made ready to resample (old GMT grids decoded, sentinels and
 //!   latitude cuts applied, lon/lat wrapped, vectors reprojected);
@@ -16,6 +18,7 @@ pub mod grid;
 pub mod rasterize;
 pub mod read;
 pub mod recipe;
+pub mod spec;
 pub mod warp;
 
 use std::path::PathBuf;

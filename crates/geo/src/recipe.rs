@@ -61,7 +61,8 @@ pub struct Properties {
     pub spatial_ref: String,
     /// `[xmin, ymin, xmax, ymax]` of the cell edges, in `spatial_ref` units.
     pub spatial_bbox: [f64; 4],
-    /// Cell size `[x, y]` (or one value for both).
+    /// Cell size `[x, y]`, or one value for both (`[r]` or `r`).
+    #[serde(deserialize_with = "one_or_more")]
     pub spatial_res: Vec<f64>,
     #[serde(default)]
     pub variables: Vec<VariableSpec>,
@@ -100,6 +101,10 @@ pub struct SourceSpec {
     /// unless `processing.outputs` says otherwise).
     #[serde(default)]
     pub variable_names: Vec<String>,
+    /// The DeepESDL specification's way for a download source: cube variable name -> the
+    /// source's name for it (used when `variable_names` and `processing.outputs` are absent).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub variables: Map<String, Value>,
     pub download_url: String,
     #[serde(default)]
     pub protocol: Option<String>,
@@ -315,6 +320,20 @@ pub struct Output {
     pub attrs: Map<String, Value>,
 }
 
+/// A number or a list of numbers, as a list.
+fn one_or_more<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMore {
+        One(f64),
+        More(Vec<f64>),
+    }
+    Ok(match OneOrMore::deserialize(d)? {
+        OneOrMore::One(v) => vec![v],
+        OneOrMore::More(v) => v,
+    })
+}
+
 /// `Thw 124` -> `thw_124`: how source variable names map to cube names by default.
 pub fn normalise(name: &str) -> String {
     let mut out = String::new();
@@ -399,6 +418,12 @@ impl Recipe {
                             o.from.clone().unwrap_or_else(|| o.name.clone()),
                             o.name.clone(),
                         ));
+                    }
+                }
+                None if s.variable_names.is_empty() => {
+                    for (name, from) in &s.variables {
+                        let from = from.as_str().unwrap_or(name).to_string();
+                        out.push((i, from, name.clone()));
                     }
                 }
                 None => {
@@ -521,6 +546,7 @@ impl Recipe {
                 }
             }
             if s.variable_names.is_empty()
+                && s.variables.is_empty()
                 && s.processing.as_ref().is_none_or(|p| p.outputs.is_empty())
             {
                 w.push(format!(

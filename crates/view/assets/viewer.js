@@ -33,7 +33,20 @@ function defaultState(v) {
     yaw: v.flat ? 0 : -0.6, pitch: v.flat ? 0 : 0.45, zoom: v.flat ? 1.3 : 1.0, panX: 0, panY: 0,
     proj: "persp", cmap: "viridis", reverse: false,
     auto: true, vmin: null, vmax: null, log: false, nan: "magenta", paxis: 2, grid: false,
+    ...colourBar(v),
   };
+}
+
+// The colour bar the cube's author gave the variable (color_bar_name, color_value_min/max),
+// when this page has that colormap: it and its range replace the defaults.
+function colourBar(v) {
+  const c = v.colour_bar;
+  if (!c) return {};
+  const base = c.name.endsWith("_r") ? c.name.slice(0, -2) : null;
+  const map = COLORMAPS[c.name] ? { cmap: c.name, reverse: false }
+    : base && COLORMAPS[base] ? { cmap: base, reverse: true } : {};
+  const fixed = c.min != null && c.max != null && c.max > c.min;
+  return { ...map, ...(fixed ? { auto: false, vmin: c.min, vmax: c.max } : {}) };
 }
 
 function readHash() {
@@ -855,7 +868,7 @@ function wire() {
     const next = meta.variables.find((v) => v.name === $("var").value);
     // The camera stays, unless the new variable is a map and the old a volume (or back).
     const camera = next.flat === was.flat ? { yaw: state.yaw, pitch: state.pitch } : {};
-    state = { ...defaultState(next), cmap: state.cmap, reverse: state.reverse, proj: state.proj, nan: state.nan, grid: state.grid, ...camera };
+    state = { ...defaultState(next), cmap: state.cmap, reverse: state.reverse, proj: state.proj, nan: state.nan, grid: state.grid, ...camera, ...colourBar(next) };
     buildControls();
     draw();
   });

@@ -52,6 +52,34 @@ pub struct Variable {
     /// latitude/longitude lines over them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub projection: Option<PolarStereographic>,
+    /// The colour bar the cube's author chose (DeepESDL's per-variable `color_bar_name`,
+    /// `color_value_min`, `color_value_max`, carried into the variable's attributes by
+    /// `build`): the page opens the variable with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colour_bar: Option<ColourBar>,
+}
+
+/// A colour bar: a matplotlib colormap name (`_r` = reversed) and its value range.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ColourBar {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+impl ColourBar {
+    /// The colour bar stated in a variable's attributes, if any.
+    pub fn of(attrs: &cryocube_cube::Attrs) -> Option<ColourBar> {
+        let name = attrs.get("color_bar_name")?.as_str()?;
+        let number = |k: &str| attrs.get(k).and_then(serde_json::Value::as_f64);
+        Some(ColourBar {
+            name: name.to_string(),
+            min: number("color_value_min"),
+            max: number("color_value_max"),
+        })
+    }
 }
 
 /// A CF `polar_stereographic` grid mapping (EPSG:3031, EPSG:3413 and their kin: the grids of
@@ -336,6 +364,7 @@ impl ViewCube {
                     long_name: text(a.attrs.get("long_name")),
                     flat,
                     projection: PolarStereographic::of(&reader, &a),
+                    colour_bar: ColourBar::of(&a.attrs),
                 }
             })
             .collect();
