@@ -405,6 +405,26 @@ fn netcdf_dimensions_as_data_on_era_interim() {
             places: ERA_PLACES,
         });
     }
+    // The README's recipe: both from one source, the time dimension selected for the map.
+    let r = recipe(
+        tmp.path(),
+        bbox,
+        100000.0,
+        json!([{"name": "z", "dims": ["time", "level", "y", "x"]},
+               {"name": "z500", "dims": ["y", "x"]}]),
+        json!([{"name": "ERA-Interim", "download_url": url(&file),
+                "processing": {"format": "latlon-grid", "variable": "z", "time_dimension": "month",
+                               "coordinate_units": {"month": "months since 1978-12-01"},
+                               "outputs": [{"name": "z"},
+                                           {"name": "z500", "select": {"level": 500, "month": "1979-07"}}]}}]),
+    );
+    let (both, _) = build(tmp.path(), &r);
+    let (z, _, _) = read(&both, "z");
+    let (z500, _, _) = read(&both, "z500");
+    // time 1 (July), level 1 (500) of z: the fifth of six 60 x 60 slices.
+    let july_500 = &z[4 * 3600..5 * 3600];
+    assert!(z500.iter().zip(july_500).all(|(a, b)| a == b));
+    assert!(z500.iter().all(|v| v.is_finite()));
     // `info` lists an irregular axis instead of printing a step.
     let o = cryocube(&["info", p(&cube)]);
     let t = text(&o);

@@ -281,16 +281,13 @@ fn pick(
         }
         kept[k] = hits;
     }
+    // The source's time dimension makes a time axis for variables that have one; a variable
+    // without must select a value of it like any other dimension.
     let time_dim = match &req.time_dimension {
         Some(name) => {
-            if !req.timed {
-                return Err(err(
-                    file,
-                    format!("processing.time_dimension is {name:?}, but the variable has no time in its dims"),
-                ));
-            }
             let k = find(name, "processing.time_dimension")?;
-            Some((k, times_of(&dims[k], req, file)?))
+            let times = times_of(&dims[k], req, file)?;
+            req.timed.then_some((k, times))
         }
         None => None,
     };
@@ -302,6 +299,15 @@ fn pick(
     for (k, d) in dims.iter().enumerate() {
         let n = kept[k].iter().filter(|b| **b).count();
         let used = time_dim.as_ref().is_some_and(|(t, _)| *t == k) || axes.contains(&k);
+        if n > 1 && !used && req.time_dimension.as_deref() == Some(d.name.as_str()) {
+            return Err(err(
+                file,
+                format!(
+                    "dimension {} is the source's time dimension, with {n} values, but the variable has no time in its dims: add \"time\" to them or select one value",
+                    d.name
+                ),
+            ));
+        }
         if n > 1 && !used {
             return Err(err(
                 file,
