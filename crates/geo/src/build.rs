@@ -215,7 +215,7 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
                         spec.band = slice.band;
                     }
                     let key = format!("{key_base}/{}-{}", v.name, pieces.len());
-                    let mut prepared = prepare(&file, &spec, &grid.crs, &key).map_err(named)?;
+                    let mut prepared = prepare(&file, &spec, &grid, &key).map_err(named)?;
                     if !slice.label.is_empty() {
                         // After "read FILE" and "variable V".
                         let at = prepared

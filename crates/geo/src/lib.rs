@@ -8,7 +8,10 @@
 //! - [`fetch`]: sources onto disk (resume, retries, checksums, cache, safe extraction);
 //! - [`read`]: source files made ready to resample (old GMT grids decoded, sentinels and
 //!   latitude cuts applied, lon/lat wrapped, vectors reprojected);
-//! - [`warp`]: a raster source onto a window of the target grid, resampled once (GDAL);
+//! - [`resample`]: a raster in memory onto a window of the target grid (nearest, bilinear), in
+//!   Rust: the usual way;
+//! - [`warp`]: a raster source onto a window of the target grid with GDAL's warper (average,
+//!   mode, overviews, sources too large for memory);
 //! - [`rasterize`]: vector features onto a window of the target grid (GDAL);
 //! - [`build`]: recipe -> one CF cube (static and time-stacked variables), chunk by chunk.
 
@@ -18,6 +21,7 @@ pub mod grid;
 pub mod rasterize;
 pub mod read;
 pub mod recipe;
+pub mod resample;
 pub mod spec;
 pub mod warp;
 

@@ -16,7 +16,7 @@
 
 use std::ffi::CString;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gdal::cpl::CslStringList;
 use gdal::raster::Buffer;
@@ -28,6 +28,7 @@ use super::{gmt, Raster};
 use crate::grid::TargetGrid;
 use crate::rasterize::{rasterize_window, RasterizeSpec};
 use crate::recipe::{FormatHint, Rasterize, Resampling, ValidRange};
+use crate::resample::Resampler;
 use crate::warp::{last_gdal_error, warp_window, WarpSpec};
 use crate::{read_err as err, GeoError};
 
@@ -52,9 +53,15 @@ pub struct ReadSpec {
     pub where_: Option<String>,
 }
 
+/// Sources up to this many cells are read into memory and resampled by [`Resampler`];
+/// larger ones are warped by GDAL window by window.
+pub const IN_MEMORY_CELLS: usize = 256 << 20;
+
 /// What the resampling step reads.
 #[derive(Debug)]
 pub enum Input {
+    /// A raster in memory, resampled in Rust (nearest, bilinear).
+    Memory { file: PathBuf, resampler: Resampler },
     /// A raster GDAL warps (a file, a netCDF subdataset or an in-memory copy).
     Raster { path: String, spec: WarpSpec },
     /// Polygons (already in the target CRS) burnt into cells.
@@ -84,6 +91,9 @@ impl Prepared {
         rows: Range<usize>,
     ) -> Result<Vec<f32>, GeoError> {
         match &self.input {
+            Input::Memory { file, resampler } => resampler
+                .render(grid, cols, rows)
+                .map_err(|m| err(file, format!("resampling: {m}"))),
             Input::Raster { path, spec } => warp_window(Path::new(path), spec, grid, cols, rows),
             Input::Vector { path, layer, spec } => {
                 rasterize_window(Path::new(path), layer, spec, grid, cols, rows)
@@ -121,9 +131,10 @@ fn wkt_of(definition: &str, path: &Path) -> Result<String, GeoError> {
 pub fn prepare(
     file: &Path,
     spec: &ReadSpec,
-    target_crs: &str,
+    grid: &TargetGrid,
     key: &str,
 ) -> Result<Prepared, GeoError> {
+    let target_crs = grid.crs.as_str();
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -198,11 +209,20 @@ pub fn prepare(
         let nx = ds.raster_size().0;
         let east = gt[0] + gt[1] * nx as f64;
         let wrap = geographic && (global_columns(nx, gt[1]).is_some() || east > 180.0 + gt[1]);
+        // Nearest and bilinear from a north-up raster that fits in memory: read once, here.
+        let (nx, ny) = ds.raster_size();
+        let in_memory = matches!(resampling, Resampling::Nearest | Resampling::Bilinear)
+            && !spec.overviews
+            && gt[2] == 0.0
+            && gt[4] == 0.0
+            && gt[5] < 0.0
+            && nx * ny <= IN_MEMORY_CELLS;
         let direct = !scaled
             && spec.valid.is_none()
             && spec.latitude.is_none()
             && spec.band.unwrap_or(1) == 1
-            && !wrap;
+            && !wrap
+            && !in_memory;
         if !direct {
             decided_crs = Some(wkt);
         } else {
@@ -282,6 +302,29 @@ pub fn prepare(
             "latitude range {}",
             serde_json::to_string(lat).unwrap_or_default()
         ));
+    }
+    if matches!(resampling, Resampling::Nearest | Resampling::Bilinear)
+        && raster.nx * raster.ny <= IN_MEMORY_CELLS
+    {
+        match Resampler::new(raster.clone(), &wkt, grid, resampling) {
+            Ok(resampler) => {
+                steps.push(format!(
+                    "{} ({})",
+                    resampled(resampling, false),
+                    resampler.describe()
+                ));
+                return Ok(Prepared {
+                    input: Input::Memory {
+                        file: file.to_path_buf(),
+                        resampler,
+                    },
+                    steps,
+                    warnings,
+                    _copy: None,
+                });
+            }
+            Err(why) => log::debug!("{}: resampled by GDAL: {}", file.display(), why.0),
+        }
     }
     let path = format!("{mem}.tif");
     write_geotiff(&path, &raster, &wkt, file)?;
