@@ -93,9 +93,9 @@ enum Command {
         /// Cell size instead of the recipe's (same extent), in CRS units.
         #[arg(long)]
         res: Option<f64>,
-        /// Cells per chunk side.
-        #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(16..=65536))]
-        chunk: u64,
+        /// Cells per chunk side [default: up to 2048, evened out over the grid].
+        #[arg(long, value_parser = clap::value_parser!(u64).range(16..=65536))]
+        chunk: Option<u64>,
         /// Replace an existing output.
         #[arg(long)]
         overwrite: bool,
@@ -508,7 +508,7 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             let opts = cryocube_geo::build::BuildOptions {
                 output: output.clone(),
                 sources: sources.clone(),
-                chunk: chunk as usize,
+                chunk: chunk.map(|c| c as usize),
                 res,
                 overwrite,
             };
@@ -523,7 +523,7 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
                 cryocube_geo::build::BuildOptions {
                     output: output.clone(),
                     sources,
-                    chunk: chunk as usize,
+                    chunk: chunk.map(|c| c as usize),
                     res,
                     overwrite,
                 },

@@ -569,3 +569,79 @@ fn recipes_that_cannot_give_a_whole_cube_fail() {
         ],
     );
 }
+
+#[test]
+fn values_do_not_depend_on_the_chunking() {
+    // The in-memory resampler on each kind of map (same CRS, polar stereographic to lon/lat
+    // through the latitude table, PROJ for EPSG:3412) with both kernels: any --chunk gives
+    // the same values, bit for bit.
+    let tmp = tempfile::tempdir().unwrap();
+    let polar = shared().join("data/polar");
+    let src = |name: &str, path: PathBuf, processing: Value| {
+        json!({"name": name, "variable_names": [name], "download_url": url(&path),
+               "processing": processing})
+    };
+    let sources = json!([
+        src(
+            "gravity",
+            polar.join("geotiff/ant4d_fa.tif"),
+            json!({"nodata": -32767})
+        ),
+        src(
+            "gravity_near",
+            polar.join("geotiff/ant4d_fa.tif"),
+            json!({"nodata": -32767, "resampling": "nearest"})
+        ),
+        src(
+            "emag2",
+            polar.join("gmt_netcdf/EMAG2_V2_1x1.grd"),
+            json!({"format": "latlon-grid", "valid": {"gt": -90000}})
+        ),
+        src(
+            "sea_ice_3412",
+            extra("geotiff/nt_20201024_f18_nrt_s.tif"),
+            json!({})
+        ),
+    ]);
+    let variables = json!([
+        {"name": "gravity", "dims": ["y", "x"]}, {"name": "gravity_near", "dims": ["y", "x"]},
+        {"name": "emag2", "dims": ["y", "x"]}, {"name": "sea_ice_3412", "dims": ["y", "x"]}
+    ]);
+    let r = recipe(
+        tmp.path(),
+        [-2500000.0, -2500000.0, 2500000.0, 2500000.0],
+        25000.0,
+        variables,
+        sources,
+    );
+    let mut cubes = Vec::new();
+    for chunk in ["16", "37", "200"] {
+        let out = tmp.path().join(format!("c{chunk}.zarr"));
+        let o = cryocube(&[
+            "build",
+            p(&r),
+            "-o",
+            p(&out),
+            "--sources",
+            p(&tmp.path().join("sources")),
+            "--chunk",
+            chunk,
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        cubes.push(out);
+    }
+    for var in ["gravity", "gravity_near", "emag2", "sea_ice_3412"] {
+        let (first, _, attrs) = read(&cubes[0], var);
+        let n = first.iter().filter(|v| v.is_finite()).count();
+        assert!(n > 1000, "{var}: {n} cells with data");
+        for other in &cubes[1..] {
+            let (values, _, _) = read(other, var);
+            let same = first
+                .iter()
+                .zip(&values)
+                .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+            assert!(same, "{var} differs between chunkings");
+        }
+        eprintln!("{var}: {n} cells, {}", processing(&attrs));
+    }
+}

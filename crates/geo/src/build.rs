@@ -39,11 +39,29 @@ pub struct BuildOptions {
     pub output: Location,
     /// Where sources are (and are fetched to when missing).
     pub sources: PathBuf,
-    /// Cells per chunk side.
-    pub chunk: usize,
+    /// Cells per chunk side; `None`: [`auto_chunk`].
+    pub chunk: Option<usize>,
     /// Another cell size than the recipe's (same extent).
     pub res: Option<f64>,
     pub overwrite: bool,
+}
+
+/// The default chunk side: at most [`MAX_AUTO_CHUNK`] cells, evened out over the grid's
+/// longer side so that the last chunk is not mostly padding (2121 rows: two chunks of 1061,
+/// not 2048 + 73; 21 210 rows: eleven of 1929).
+pub fn auto_chunk(grid: &TargetGrid) -> usize {
+    let n = grid.nx.max(grid.ny).max(1);
+    n.div_ceil(n.div_ceil(MAX_AUTO_CHUNK))
+}
+
+/// Largest default chunk side.
+pub const MAX_AUTO_CHUNK: usize = 2048;
+
+impl BuildOptions {
+    /// The chunk side on `grid`: the one asked for, else [`auto_chunk`].
+    pub fn chunk_for(&self, grid: &TargetGrid) -> usize {
+        self.chunk.unwrap_or_else(|| auto_chunk(grid)).max(1)
+    }
 }
 
 /// What a build did.
@@ -579,6 +597,9 @@ fn render(
     cols: std::ops::Range<usize>,
     rows: std::ops::Range<usize>,
 ) -> Result<Vec<f32>, GeoError> {
+    if let [one] = pieces {
+        return one.prepared.render(grid, cols, rows);
+    }
     let mut out = vec![f32::NAN; cols.len() * rows.len()];
     for p in pieces {
         let part = p.prepared.render(grid, cols.clone(), rows.clone())?;
@@ -755,7 +776,7 @@ fn fingerprint(
     h.update(format!(
         "{} {} {} {} {} {:?}",
         env!("CARGO_PKG_VERSION"),
-        opts.chunk,
+        opts.chunk_for(grid),
         grid.nx,
         grid.ny,
         grid.res_x,
@@ -825,7 +846,7 @@ pub fn run_task(
     let opts = BuildOptions {
         output: location.clone(),
         sources: payload.sources.clone(),
-        chunk: payload.chunk,
+        chunk: Some(payload.chunk),
         res: payload.res,
         overwrite: false,
     };
@@ -894,7 +915,7 @@ fn obtain(
             overwrite = true;
         }
     }
-    let chunk = opts.chunk.max(1);
+    let chunk = opts.chunk_for(&made.grid);
     let grid = &made.grid;
     let mut w = CubeWriter::create(
         out,
@@ -982,22 +1003,39 @@ fn run_units(
         let rows = j * chunk..((j + 1) * chunk).min(grid.ny);
         let cols = i * chunk..((i + 1) * chunk).min(grid.nx);
         let (h, wdt) = (rows.len(), cols.len());
-        let mut full = vec![f32::NAN; chunk * chunk];
-        for (k, at) in &steps {
-            let (k, l) = (*k, &layers[*k]);
-            let part = render(&l.pieces_at(at), grid, cols.clone(), rows.clone())?;
-            counts[k] += part.iter().filter(|v| !v.is_nan()).count() as u64;
-            full.fill(f32::NAN);
-            for r in 0..h {
-                full[r * chunk..r * chunk + wdt].copy_from_slice(&part[r * wdt..(r + 1) * wdt]);
-            }
-            let index: Vec<u64> = at
-                .iter()
-                .map(|a| *a as u64)
-                .chain([j as u64, i as u64])
-                .collect();
-            w.write_chunk(&l.name, &index, &full)?;
-            progress(progressed.fetch_add(1, Ordering::Relaxed) + 1, total);
+        // The variables (and time steps) of a chunk in parallel too: a small grid is one
+        // chunk, and its layers are the work there is.
+        let done: Vec<(usize, u64)> = steps
+            .par_iter()
+            .map(|(k, at)| -> Result<(usize, u64), GeoError> {
+                let l = &layers[*k];
+                let part = render(&l.pieces_at(at), grid, cols.clone(), rows.clone())?;
+                let n = part.iter().filter(|v| !v.is_nan()).count() as u64;
+                if n > 0 {
+                    // Edge chunks are padded to the full chunk shape.
+                    let full = if h == chunk && wdt == chunk {
+                        part
+                    } else {
+                        let mut full = vec![f32::NAN; chunk * chunk];
+                        for r in 0..h {
+                            full[r * chunk..r * chunk + wdt]
+                                .copy_from_slice(&part[r * wdt..(r + 1) * wdt]);
+                        }
+                        full
+                    };
+                    let index: Vec<u64> = at
+                        .iter()
+                        .map(|a| *a as u64)
+                        .chain([j as u64, i as u64])
+                        .collect();
+                    w.write_chunk(&l.name, &index, &full)?;
+                }
+                progress(progressed.fetch_add(1, Ordering::Relaxed) + 1, total);
+                Ok((*k, n))
+            })
+            .collect::<Result<_, _>>()?;
+        for (k, n) in done {
+            counts[k] += n;
         }
         // Recorded once all its chunks are stored: a resumed build redoes the rest.
         stored.mark_done(u, &json!({ "cells": counts }))?;

@@ -556,9 +556,14 @@ impl Recipe {
                 .iter()
                 .any(|(src, _, name)| *src == i && p.variables.iter().any(|v| v.name == *name))
             {
+                let gives: Vec<&str> = produced
+                    .iter()
+                    .filter(|(src, _, _)| *src == i)
+                    .map(|(_, from, _)| from.as_str())
+                    .collect();
                 w.push(format!(
                     "{at}: none of its variables ({}) is in the recipe's variables; it is not used",
-                    s.variable_names.join(", ")
+                    gives.join(", ")
                 ));
             }
         }
