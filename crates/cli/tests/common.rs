@@ -164,6 +164,30 @@ pub fn kill_after_blocks_in(
     child.wait().unwrap();
 }
 
+/// Runs `build RECIPE -o DIR/out.zarr --sources DIR/sources`; expects exit code 1, each of
+/// `expect` in the message, no panic, and no output that looks complete.
+pub fn assert_build_fails(dir: &Path, recipe: &Path, expect: &[&str]) {
+    let out = dir.join("out.zarr");
+    let o = cryocube(&[
+        "build",
+        p(recipe),
+        "-o",
+        p(&out),
+        "--sources",
+        p(&dir.join("sources")),
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
+    for e in expect {
+        assert!(t.contains(e), "the message lacks {e:?}: {t}");
+    }
+    assert!(
+        !out.join(".zmetadata").exists() && !out.join(".zgroup").exists(),
+        "an output that looks complete: {t}"
+    );
+}
+
 /// A Python venv (cached in the target dir) with xarray, zarr, lexcube, dask, rioxarray, s3fs
 /// and netCDF4 (a reader of source files that is not GDAL).
 pub fn venv() -> PathBuf {

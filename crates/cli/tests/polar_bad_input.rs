@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{cryocube, p, shared, text};
+use common::{assert_build_fails, cryocube, p, shared, text};
 
 /// A one-variable recipe over the reference bbox at 10 km with `source` as its source.
 fn recipe(dir: &Path, spatial_ref: &str, source: serde_json::Value) -> std::path::PathBuf {
@@ -27,29 +27,6 @@ fn recipe(dir: &Path, spatial_ref: &str, source: serde_json::Value) -> std::path
 
 fn polar(rel: &str) -> String {
     format!("file://{}", shared().join("data/polar").join(rel).display())
-}
-
-/// Runs `build`; expects exit code 1, each of `expect` in the message, no panic, no output.
-fn assert_build_fails(dir: &Path, recipe: &Path, expect: &[&str]) {
-    let out = dir.join("out.zarr");
-    let o = cryocube(&[
-        "build",
-        p(recipe),
-        "-o",
-        p(&out),
-        "--sources",
-        p(&dir.join("sources")),
-    ]);
-    let t = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{t}");
-    assert!(!t.contains("panicked"), "{t}");
-    for e in expect {
-        assert!(t.contains(e), "the message lacks {e:?}: {t}");
-    }
-    assert!(
-        !out.join(".zmetadata").exists() && !out.join(".zgroup").exists(),
-        "an output that looks complete: {t}"
-    );
 }
 
 #[test]

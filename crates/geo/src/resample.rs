@@ -100,7 +100,10 @@ impl Resampler {
     pub fn describe(&self) -> &'static str {
         match self.map {
             CoordMap::Same => "same CRS",
-            CoordMap::PolarToLonLat(_) => "polar stereographic inverse, latitude tabulated",
+            CoordMap::PolarToLonLat(_) => match self.resampling {
+                Resampling::Bilinear => "polar stereographic inverse, latitude tabulated, on a 16-cell lattice within 1e-4 source pixel",
+                _ => "polar stereographic inverse, latitude tabulated",
+            },
             CoordMap::Proj { .. } => "PROJ per cell",
         }
     }
@@ -178,6 +181,22 @@ impl Resampler {
             }
             return Ok(());
         }
+        if let (CoordMap::PolarToLonLat(table), Resampling::Bilinear) = (&self.map, self.resampling)
+        {
+            let pixel = |c: usize, j: usize| {
+                let (lon, lat) = table.inverse(grid.x(c), grid.y(j));
+                ((lon - west) / r.dx, (north - lat) / r.dy)
+            };
+            let lattice = Lattice::new(cols, first, block.len() / w, &pixel);
+            for (k, row) in block.chunks_mut(w).enumerate() {
+                let j = first + k;
+                for (out, c) in row.iter_mut().zip(cols.clone()) {
+                    let (u, v) = lattice.at(c, j).unwrap_or_else(|| pixel(c, j));
+                    *out = bilinear_at(r, &Axis::new(u, r.nx), &Axis::new(v, r.ny));
+                }
+            }
+            return Ok(());
+        }
         let mut xs = vec![0.0; w];
         let mut ys = vec![0.0; w];
         for (k, row) in block.chunks_mut(w).enumerate() {
@@ -221,6 +240,93 @@ impl Resampler {
             }
         }
         Ok(())
+    }
+}
+
+/// Source pixel positions of target cells interpolated from a lattice of exact ones.
+///
+/// The lattice's nodes are the cells whose column and row are multiples of [`Self::STEP`]
+/// on the whole grid, so a cell's position never depends on the window. Within each lattice
+/// cell the position is interpolated bilinearly from its four nodes, unless the exact
+/// position at the lattice cell's centre differs from the interpolated one by more than
+/// [`Self::TOLERANCE`] source pixel (near the pole, across the ±180° seam): there every cell
+/// is computed exactly. Used for bilinear resampling from lon/lat sources, where the error
+/// moves a value by at most the tolerance times the difference of neighbouring source values
+/// (nearest stays exact: a cell near a pixel edge must not change pixel).
+struct Lattice {
+    /// First lattice column and row covered.
+    a0: usize,
+    b0: usize,
+    /// Nodes across.
+    na: usize,
+    /// (u, v) per node, row-major.
+    nodes: Vec<(f64, f64)>,
+    /// Per lattice cell: interpolation is good enough.
+    good: Vec<bool>,
+}
+
+impl Lattice {
+    const STEP: usize = 16;
+    const TOLERANCE: f64 = 1e-4;
+
+    /// The lattice over target columns `cols` and `n` rows from `first`; `pixel` gives the
+    /// exact source position of a cell (column, row).
+    fn new(
+        cols: &Range<usize>,
+        first: usize,
+        n: usize,
+        pixel: &dyn Fn(usize, usize) -> (f64, f64),
+    ) -> Lattice {
+        let l = Self::STEP;
+        let (a0, b0) = (cols.start / l, first / l);
+        let (a1, b1) = ((cols.end - 1) / l + 1, (first + n - 1) / l + 1);
+        let (na, nb) = (a1 - a0 + 1, b1 - b0 + 1);
+        let mut nodes = Vec::with_capacity(na * nb);
+        for b in b0..=b1 {
+            for a in a0..=a1 {
+                nodes.push(pixel(a * l, b * l));
+            }
+        }
+        let mut good = Vec::with_capacity((na - 1) * (nb - 1));
+        for b in 0..nb - 1 {
+            for a in 0..na - 1 {
+                let at = |da: usize, db: usize| nodes[(b + db) * na + a + da];
+                let (c00, c10, c01, c11) = (at(0, 0), at(1, 0), at(0, 1), at(1, 1));
+                let centre = pixel((a0 + a) * l + l / 2, (b0 + b) * l + l / 2);
+                let u = (c00.0 + c10.0 + c01.0 + c11.0) / 4.0;
+                let v = (c00.1 + c10.1 + c01.1 + c11.1) / 4.0;
+                let error = (u - centre.0).abs().max((v - centre.1).abs());
+                good.push(error <= Self::TOLERANCE);
+            }
+        }
+        Lattice {
+            a0,
+            b0,
+            na,
+            nodes,
+            good,
+        }
+    }
+
+    /// The interpolated position of cell (column `c`, row `j`), or `None` where it must be
+    /// computed exactly.
+    #[inline]
+    fn at(&self, c: usize, j: usize) -> Option<(f64, f64)> {
+        let l = Self::STEP;
+        let (a, b) = (c / l - self.a0, j / l - self.b0);
+        if !self.good[b * (self.na - 1) + a] {
+            return None;
+        }
+        let fx = (c % l) as f64 / l as f64;
+        let fy = (j % l) as f64 / l as f64;
+        let n = |da: usize, db: usize| self.nodes[(b + db) * self.na + a + da];
+        let (c00, c10, c01, c11) = (n(0, 0), n(1, 0), n(0, 1), n(1, 1));
+        let top = |k: fn(&(f64, f64)) -> f64| {
+            let t = k(&c00) + fx * (k(&c10) - k(&c00));
+            let bottom = k(&c01) + fx * (k(&c11) - k(&c01));
+            t + fy * (bottom - t)
+        };
+        Some((top(|p| p.0), top(|p| p.1)))
     }
 }
 
@@ -623,6 +729,48 @@ mod tests {
                 worst = worst.max((lat - elat).abs());
             }
             assert!(worst < 1e-11, "EPSG:{code}: {worst}");
+        }
+    }
+
+    #[test]
+    fn lattice_positions_stay_within_their_tolerance() {
+        // 1° lon/lat pixels onto 250 m cells of the seed's bbox (EPSG:3031), and 10 km cells
+        // around the pole: every interpolated position within the tolerance of the exact one.
+        let p = PolarStereographic::of(&SpatialRef::from_epsg(3031).unwrap()).unwrap();
+        let table = LatitudeTable::new(p);
+        for (bbox, res) in [
+            ([-2602500.0, -1626000.0, -649500.0, 495000.0], 250.0),
+            ([-1000000.0, -1000000.0, 1000000.0, 1000000.0], 10000.0),
+        ] {
+            let grid = TargetGrid::new("EPSG:3031", bbox, res, res).unwrap();
+            let pixel = |c: usize, j: usize| {
+                let (lon, lat) = table.inverse(grid.x(c), grid.y(j));
+                (lon + 181.5, 90.5 - lat)
+            };
+            let (mut good, mut exact, mut worst) = (0, 0, 0f64);
+            for first in [0, grid.ny / 2, grid.ny - 64] {
+                let cols = 0..grid.nx.min(2000);
+                let lattice = Lattice::new(&cols, first, 64, &pixel);
+                for j in first..first + 64 {
+                    for c in cols.clone() {
+                        match lattice.at(c, j) {
+                            Some((u, v)) => {
+                                let (eu, ev) = pixel(c, j);
+                                worst = worst.max((u - eu).abs().max((v - ev).abs()));
+                                good += 1;
+                            }
+                            None => exact += 1,
+                        }
+                    }
+                }
+            }
+            assert!(worst <= Lattice::TOLERANCE, "{res} m: {worst}");
+            eprintln!("{res} m: {good} interpolated, {exact} exact, worst {worst:.1e} px");
+            if res == 250.0 {
+                assert!(good > 10 * exact, "{good} interpolated, {exact} exact");
+            } else {
+                assert!(exact > 0, "around the pole the lattice must give way");
+            }
         }
     }
 
