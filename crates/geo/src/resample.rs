@@ -188,11 +188,30 @@ impl Resampler {
                 ((lon - west) / r.dx, (north - lat) / r.dy)
             };
             let lattice = Lattice::new(cols, first, block.len() / w, &pixel);
+            let l = Lattice::STEP;
             for (k, row) in block.chunks_mut(w).enumerate() {
                 let j = first + k;
-                for (out, c) in row.iter_mut().zip(cols.clone()) {
-                    let (u, v) = lattice.at(c, j).unwrap_or_else(|| pixel(c, j));
-                    *out = bilinear_at(r, &Axis::new(u, r.nx), &Axis::new(v, r.ny));
+                // Lattice cell by lattice cell along the row: positions are linear in the
+                // column there.
+                let mut c = cols.start;
+                while c < cols.end {
+                    let end = ((c / l + 1) * l).min(cols.end);
+                    let out = &mut row[c - cols.start..end - cols.start];
+                    match lattice.segment(c, j) {
+                        Some(s) => {
+                            for (o, c) in out.iter_mut().zip(c..end) {
+                                let (u, v) = s.at(c);
+                                *o = bilinear_at(r, &Axis::new(u, r.nx), &Axis::new(v, r.ny));
+                            }
+                        }
+                        None => {
+                            for (o, c) in out.iter_mut().zip(c..end) {
+                                let (u, v) = pixel(c, j);
+                                *o = bilinear_at(r, &Axis::new(u, r.nx), &Axis::new(v, r.ny));
+                            }
+                        }
+                    }
+                    c = end;
                 }
             }
             return Ok(());
@@ -308,25 +327,50 @@ impl Lattice {
         }
     }
 
-    /// The interpolated position of cell (column `c`, row `j`), or `None` where it must be
-    /// computed exactly.
+    /// Where row `j` crosses the lattice cell holding column `c`: its positions there, or
+    /// `None` where they must be computed exactly.
     #[inline]
-    fn at(&self, c: usize, j: usize) -> Option<(f64, f64)> {
+    fn segment(&self, c: usize, j: usize) -> Option<Segment> {
         let l = Self::STEP;
         let (a, b) = (c / l - self.a0, j / l - self.b0);
         if !self.good[b * (self.na - 1) + a] {
             return None;
         }
-        let fx = (c % l) as f64 / l as f64;
         let fy = (j % l) as f64 / l as f64;
-        let n = |da: usize, db: usize| self.nodes[(b + db) * self.na + a + da];
-        let (c00, c10, c01, c11) = (n(0, 0), n(1, 0), n(0, 1), n(1, 1));
-        let top = |k: fn(&(f64, f64)) -> f64| {
-            let t = k(&c00) + fx * (k(&c10) - k(&c00));
-            let bottom = k(&c01) + fx * (k(&c11) - k(&c01));
-            t + fy * (bottom - t)
-        };
-        Some((top(|p| p.0), top(|p| p.1)))
+        let node = |da: usize, db: usize| self.nodes[(b + db) * self.na + a + da];
+        let (c00, c10, c01, c11) = (node(0, 0), node(1, 0), node(0, 1), node(1, 1));
+        let left = (c00.0 + fy * (c01.0 - c00.0), c00.1 + fy * (c01.1 - c00.1));
+        let right = (c10.0 + fy * (c11.0 - c10.0), c10.1 + fy * (c11.1 - c10.1));
+        Some(Segment {
+            left,
+            step: (right.0 - left.0, right.1 - left.1),
+        })
+    }
+
+    /// The interpolated position of cell (column `c`, row `j`), or `None` where it must be
+    /// computed exactly.
+    #[cfg(test)]
+    fn at(&self, c: usize, j: usize) -> Option<(f64, f64)> {
+        self.segment(c, j).map(|s| s.at(c))
+    }
+}
+
+/// A row's crossing of one lattice cell: positions linear in the column.
+struct Segment {
+    /// Position at the lattice cell's west node column.
+    left: (f64, f64),
+    /// Change across the lattice cell.
+    step: (f64, f64),
+}
+
+impl Segment {
+    #[inline]
+    fn at(&self, c: usize) -> (f64, f64) {
+        let fx = (c % Lattice::STEP) as f64 / Lattice::STEP as f64;
+        (
+            self.left.0 + fx * self.step.0,
+            self.left.1 + fx * self.step.1,
+        )
     }
 }
 
