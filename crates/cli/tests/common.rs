@@ -191,6 +191,9 @@ pub fn assert_build_fails(dir: &Path, recipe: &Path, expect: &[&str]) {
 /// A Python venv (cached in the target dir) with xarray, zarr, lexcube, dask, rioxarray, s3fs
 /// and netCDF4 (a reader of source files that is not GDAL).
 pub fn venv() -> PathBuf {
+    // Tests of one binary run as threads: one of them makes the venv, the others wait.
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = MAKING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-venv");
     let python = dir.join("bin/python");
     let ready = python.exists()
