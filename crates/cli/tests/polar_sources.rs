@@ -655,3 +655,79 @@ fn values_do_not_depend_on_the_chunking() {
         eprintln!("{var}: {n} cells, {}", processing(&attrs));
     }
 }
+
+#[test]
+fn outlines_in_hdf5_groups_rasterise_like_the_shapefile() {
+    // SiegfriedFricker2018-outlines.h5: a group per lake with x, y (EPSG:3031), lon, lat; the
+    // same 131 outlines as the shapefile, which GDAL reads (OGR), ours read from the groups.
+    let tmp = tempfile::tempdir().unwrap();
+    let h5 = extra("vector/lakes/SiegfriedFricker2018-outlines.h5");
+    let shp = shared().join("data/polar/vector/subglacial_lakes/SiegfriedFricker2018_outlines.shp");
+    let r = recipe(
+        tmp.path(),
+        [-1800000.0, -700000.0, -1200000.0, -100000.0],
+        1000.0,
+        json!([{"name": "from_xy", "dims": ["y", "x"]}, {"name": "from_lonlat", "dims": ["y", "x"]},
+               {"name": "from_shp", "dims": ["y", "x"]}, {"name": "thwaites_124", "dims": ["y", "x"]}]),
+        json!([
+            {"name": "xy", "variable_names": ["from_xy"], "download_url": url(&h5),
+             "processing": {"format": "hdf5-outlines", "coordinates": ["x", "y"], "crs": "EPSG:3031",
+                            "rasterize": {"background": 0}}},
+            {"name": "lonlat", "variable_names": ["from_lonlat"], "download_url": url(&h5),
+             "processing": {"format": "hdf5-outlines", "rasterize": {"background": 0}}},
+            {"name": "shp", "variable_names": ["from_shp"], "download_url": url(&shp),
+             "processing": {"rasterize": {"background": 0}}},
+            {"name": "one lake", "variable_names": ["thwaites_124"], "download_url": url(&h5),
+             "processing": {"format": "hdf5-outlines", "where": "name = 'Thw_124'",
+                            "rasterize": {"background": 0}}}
+        ]),
+    );
+    let (cube, _) = build(tmp.path(), &r);
+    let (xy, _, attrs) = read(&cube, "from_xy");
+    assert!(
+        processing(&attrs).contains("131 outlines from its groups (x, y; EPSG:3031)"),
+        "{attrs:?}"
+    );
+    let (shp_mask, _, _) = read(&cube, "from_shp");
+    let (lonlat, _, _) = read(&cube, "from_lonlat");
+    let inside = xy.iter().filter(|v| **v == 1.0).count();
+    assert!(inside > 500, "{inside} cells inside lakes");
+    assert_eq!(xy, shp_mask, "the groups' x/y are the shapefile's vertices");
+    // lon/lat vertices reprojected: the same cells but for centres within metres of an edge.
+    let differ = xy.iter().zip(&lonlat).filter(|(a, b)| a != b).count();
+    assert!(differ * 1000 <= inside, "{differ} of {inside} cells differ");
+    // One lake by name: a subset of the mask.
+    let (one, _, attrs) = read(&cube, "thwaites_124");
+    assert!(
+        processing(&attrs).contains("1 of 131 features kept"),
+        "{attrs:?}"
+    );
+    let n = one.iter().filter(|v| **v == 1.0).count();
+    assert!(n > 50 && n < inside, "{n}");
+    assert!(one.iter().zip(&xy).all(|(a, b)| *a <= *b));
+    // Datasets the groups do not have, and x/y without a CRS: errors naming the file.
+    for (processing, expect) in [
+        (
+            json!({"format": "hdf5-outlines", "coordinates": ["east", "north"], "crs": "EPSG:3031"}),
+            "no group holds both \"east\" and \"north\"",
+        ),
+        (
+            json!({"format": "hdf5-outlines", "coordinates": ["x", "y"]}),
+            "say their CRS with processing.crs",
+        ),
+    ] {
+        let r = recipe(
+            tmp.path(),
+            [-1800000.0, -700000.0, -1200000.0, -100000.0],
+            1000.0,
+            json!([{"name": "lakes", "dims": ["y", "x"]}]),
+            json!([{"name": "h5", "variable_names": ["lakes"], "download_url": url(&h5),
+                    "processing": processing}]),
+        );
+        assert_build_fails(
+            tmp.path(),
+            &r,
+            &["SiegfriedFricker2018-outlines.h5", expect],
+        );
+    }
+}

@@ -412,6 +412,7 @@ fn read_spec(source: &SourceSpec, name: &str) -> (Vec<InputFile>, ReadSpec, Slic
         resampling: p.resampling,
         overviews: p.overviews,
         where_: p.where_.clone(),
+        coordinates: p.coordinates.clone(),
         rasterize: p.rasterize.or_else(|| {
             // The seed lists shapefiles with no instructions: burn 1 where a polygon is.
             matches!(

@@ -178,6 +178,10 @@ pub struct Processing {
     /// `"area_km2 > 10 AND type = 'lake'"`.
     #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
     pub where_: Option<String>,
+    /// For `hdf5-outlines`: the datasets of each group holding x and y (default
+    /// `["lon", "lat"]`, in EPSG:4326; other names need `crs` as an EPSG code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinates: Option<[String; 2]>,
     /// Let GDAL read a raster's overviews (reduced copies stored in the file) when the target
     /// grid is coarser. Off by default: the cube is resampled once from the file's own cells,
     /// and some files' overviews hold values that are in no cell of their data.
@@ -232,6 +236,9 @@ pub enum FormatHint {
     GmtGrid,
     /// A regular longitude/latitude grid (1-D lon and lat coordinates), reprojected once.
     LatlonGrid,
+    /// Outlines in HDF5 groups: each group one polygon, named after the group, its vertices in
+    /// two datasets (`coordinates`, default `lon`, `lat`); rasterised like a shapefile.
+    Hdf5Outlines,
 }
 
 /// Bounds; each optional. `gt`/`lt` exclusive, `ge`/`le` inclusive.

@@ -80,12 +80,12 @@ pub fn slices(
         )
     };
     let gmt_layout = spec.format == Some(FormatHint::GmtGrid) || gmt::is_gmt_grid(file);
-    if spec.rasterize.is_some() || gmt_layout {
+    if spec.rasterize.is_some() || gmt_layout || spec.format == Some(FormatHint::Hdf5Outlines) {
         if req.asks_for_dimensions() {
             return Err(not_netcdf(if gmt_layout {
                 "is an old GMT grid"
             } else {
-                "is rasterised"
+                "is a vector source"
             }));
         }
         return Ok(plain());

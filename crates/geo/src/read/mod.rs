@@ -8,11 +8,13 @@
 //!   GDAL 3.6 reads as a 1-row raster and the seed read upside down and half a cell off;
 //! - [`dims`]: the 2-D slices of a netCDF variable a cube variable takes (by coordinate
 //!   value, as a time axis, as extra axes such as pressure level);
+//! - [`outlines`]: outlines stored in HDF5 groups (one polygon per group), made a vector layer;
 //! - [`prepare`]: a source file made ready to resample (decoded, masked, lon/lat wrapped,
 //!   vectors reprojected), once per build.
 
 pub mod dims;
 pub mod gmt;
+pub mod outlines;
 pub mod prepare;
 
 /// A regular, north-up grid of values.

@@ -51,6 +51,8 @@ pub struct ReadSpec {
     pub overviews: bool,
     /// OGR SQL attribute filter of a vector source.
     pub where_: Option<String>,
+    /// Datasets of x and y in each group of an `hdf5-outlines` file.
+    pub coordinates: Option<[String; 2]>,
 }
 
 /// Sources up to this many cells are read into memory and resampled by [`Resampler`];
@@ -151,6 +153,9 @@ pub fn prepare(
     let mut warnings = Vec::new();
     let resampling = spec.resampling.unwrap_or(Resampling::Bilinear);
     let mem = format!("/vsimem/cryocube/{key}");
+    if format == FormatHint::Hdf5Outlines {
+        return prepare_outlines(file, spec, target_crs, &mem, steps);
+    }
     let gmt_file = gmt::is_gmt_grid(file);
     let mut gdal_path = file.display().to_string();
     if !gmt_file {
@@ -345,6 +350,66 @@ pub fn prepare(
     })
 }
 
+/// Outlines in HDF5 groups -> an in-memory GeoJSON in their CRS -> the vector path.
+fn prepare_outlines(
+    file: &Path,
+    spec: &ReadSpec,
+    target_crs: &str,
+    mem: &str,
+    mut steps: Vec<String>,
+) -> Result<Prepared, GeoError> {
+    let coords = spec
+        .coordinates
+        .clone()
+        .unwrap_or_else(|| ["lon".to_string(), "lat".to_string()]);
+    let lon_lat = coords[0] == "lon" && coords[1] == "lat";
+    let crs = match (&spec.crs, lon_lat) {
+        (Some(c), _) => c.clone(),
+        (None, true) => "EPSG:4326".into(),
+        (None, false) => {
+            return Err(err(
+                file,
+                format!(
+                    "outlines in {} and {}: say their CRS with processing.crs",
+                    coords[0], coords[1]
+                ),
+            ))
+        }
+    };
+    let epsg: u32 = crs
+        .to_ascii_uppercase()
+        .strip_prefix("EPSG:")
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| {
+            err(
+                file,
+                format!("HDF5 outlines need processing.crs as an EPSG code, not {crs:?}"),
+            )
+        })?;
+    let outlines = super::outlines::read(file, &coords)?;
+    steps.push(format!(
+        "{} outlines from its groups ({}, {}; {crs})",
+        outlines.len(),
+        coords[0],
+        coords[1]
+    ));
+    let path = format!("{mem}-outlines.geojson");
+    gdal::vsi::create_mem_file(
+        &path,
+        super::outlines::geojson(&outlines, epsg).into_bytes(),
+    )
+    .map_err(|e| err(file, format!("in-memory outlines: {e}")))?;
+    let _copy = MemFile(path.clone());
+    let ds = Dataset::open(&path).map_err(|e| err(file, format!("in-memory outlines: {e}")))?;
+    let spec = ReadSpec {
+        crs: None,
+        variable: None,
+        rasterize: Some(spec.rasterize.clone().unwrap_or_default()),
+        ..spec.clone()
+    };
+    prepare_vector(&ds, file, &spec, target_crs, mem, steps)
+}
+
 /// The variables of a netCDF or HDF5 file as GDAL lists them: (variable name, GDAL path).
 fn subdataset_names(ds: &Dataset) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -487,6 +552,7 @@ fn format_name(f: FormatHint) -> &'static str {
         FormatHint::Gdal => "GDAL",
         FormatHint::GmtGrid => "old GMT grid",
         FormatHint::LatlonGrid => "lon/lat grid",
+        FormatHint::Hdf5Outlines => "outlines in HDF5 groups",
     }
 }
 
