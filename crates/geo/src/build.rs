@@ -54,6 +54,9 @@ pub fn auto_chunk(grid: &TargetGrid) -> usize {
     n.div_ceil(n.div_ceil(MAX_AUTO_CHUNK))
 }
 
+/// Cells of all sources a build holds in memory at most (1 GiB of float32).
+pub const SOURCE_MEMORY_CELLS: usize = 256 << 20;
+
 /// Largest default chunk side.
 pub const MAX_AUTO_CHUNK: usize = 2048;
 
@@ -162,6 +165,9 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
     let base = recipe.path.parent().unwrap_or(Path::new("."));
     let mut fetched: Vec<Option<Fetched>> = vec![None; props.sources.len()];
     let mut axes: Vec<Axis> = Vec::new();
+    // Sources are held in memory up to this many cells in all (4 bytes each); the rest are
+    // warped by GDAL per window.
+    let mut memory_left = SOURCE_MEMORY_CELLS;
     let key_base = sanitise(&opts.output.to_string());
     for (vi, v) in props.variables.iter().enumerate() {
         let lead = leading_dims(&v.dims).map_err(|message| GeoError::Recipe {
@@ -233,7 +239,9 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
                         spec.band = slice.band;
                     }
                     let key = format!("{key_base}/{}-{}", v.name, pieces.len());
+                    spec.memory_cells = memory_left;
                     let mut prepared = prepare(&file, &spec, &grid, &key).map_err(named)?;
+                    memory_left -= prepared.cells_in_memory();
                     if !slice.label.is_empty() {
                         // After "read FILE" and "variable V".
                         let at = prepared
@@ -413,6 +421,7 @@ fn read_spec(source: &SourceSpec, name: &str) -> (Vec<InputFile>, ReadSpec, Slic
         overviews: p.overviews,
         where_: p.where_.clone(),
         coordinates: p.coordinates.clone(),
+        memory_cells: 0,
         rasterize: p.rasterize.or_else(|| {
             // The seed lists shapefiles with no instructions: burn 1 where a polygon is.
             matches!(

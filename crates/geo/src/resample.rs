@@ -96,6 +96,11 @@ impl Resampler {
         })
     }
 
+    /// Cells of the source held.
+    pub fn cells(&self) -> usize {
+        self.raster.values.len()
+    }
+
     /// How cell centres are carried into the source, for the provenance.
     pub fn describe(&self) -> &'static str {
         match self.map {

@@ -53,6 +53,9 @@ pub struct ReadSpec {
     pub where_: Option<String>,
     /// Datasets of x and y in each group of an `hdf5-outlines` file.
     pub coordinates: Option<[String; 2]>,
+    /// Cells this source may hold in memory (at most [`IN_MEMORY_CELLS`]): a build shares
+    /// its memory budget out among its sources; beyond it GDAL's warper reads per window.
+    pub memory_cells: usize,
 }
 
 /// Sources up to this many cells are read into memory and resampled by [`Resampler`];
@@ -85,6 +88,14 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Cells of the source held in memory.
+    pub fn cells_in_memory(&self) -> usize {
+        match &self.input {
+            Input::Memory { resampler, .. } => resampler.cells(),
+            _ => 0,
+        }
+    }
+
     /// Values of columns `cols` and rows `rows` of `grid`, row-major, NaN = no data.
     pub fn render(
         &self,
@@ -221,7 +232,7 @@ pub fn prepare(
             && gt[2] == 0.0
             && gt[4] == 0.0
             && gt[5] < 0.0
-            && nx * ny <= IN_MEMORY_CELLS;
+            && nx * ny <= spec.memory_cells.min(IN_MEMORY_CELLS);
         let direct = !scaled
             && spec.valid.is_none()
             && spec.latitude.is_none()
@@ -309,7 +320,7 @@ pub fn prepare(
         ));
     }
     if matches!(resampling, Resampling::Nearest | Resampling::Bilinear)
-        && raster.nx * raster.ny <= IN_MEMORY_CELLS
+        && raster.nx * raster.ny <= spec.memory_cells.min(IN_MEMORY_CELLS)
     {
         match Resampler::new(raster.clone(), &wkt, grid, resampling) {
             Ok(resampler) => {
