@@ -91,7 +91,7 @@ enum Command {
         #[arg(long, default_value = "cryocube-sources")]
         sources: PathBuf,
         /// Cell size instead of the recipe's (same extent), in CRS units.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = parse_positive)]
         res: Option<f64>,
         /// Cells per chunk side [default: up to 2048, evened out over the grid].
         #[arg(long, value_parser = clap::value_parser!(u64).range(16..=65536))]
@@ -263,19 +263,20 @@ struct DasArgs {
     #[arg(long, value_parser = parse_format)]
     format: Option<Format>,
     /// Frequency resolution in Hz (window length = 1/df seconds).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true, value_parser = parse_positive)]
     df: f64,
     /// Hop between windows in seconds.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true, value_parser = parse_positive)]
     dt: f64,
     /// Lowest frequency kept, Hz.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = parse_non_negative)]
     fmin: f64,
     /// Highest frequency kept, Hz [default: 100; `nyquist` for all].
-    #[arg(long, default_value = "100")]
-    fmax: String,
-    /// Channels by distance along the fibre, metres: A:B (inclusive).
-    #[arg(long, conflicts_with = "channels", value_parser = parse_range::<f64>)]
+    #[arg(long, default_value = "100", allow_negative_numbers = true, value_parser = parse_fmax)]
+    fmax: Fmax,
+    /// Channels by distance along the fibre, metres: A:B (inclusive; negative distances,
+    /// e.g. -200:-100, as PRODML files have them, are fine).
+    #[arg(long, conflicts_with = "channels", allow_hyphen_values = true, value_parser = parse_range::<f64>)]
     distance: Option<(f64, f64)>,
     /// Channels by index: A:B (end exclusive; 0 = first channel in the files).
     #[arg(long, value_parser = parse_range::<u64>)]
@@ -316,6 +317,13 @@ struct DasArgs {
     /// Wait for another writer of the output to finish instead of stopping.
     #[arg(long)]
     wait: bool,
+    /// The longest gap between files filled with NaN windows, seconds; a longer one (usually
+    /// a file with a wrong clock) is an error naming both files.
+    #[arg(long, default_value_t = cryocube_das::job::DEFAULT_MAX_GAP_S, allow_negative_numbers = true, value_parser = parse_positive)]
+    max_gap: f64,
+    /// Fill any gap between files with NaN windows, however long.
+    #[arg(long, conflicts_with = "max_gap")]
+    allow_gap: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -331,7 +339,55 @@ enum DtypeArg {
 }
 
 fn parse_location(s: &str) -> Result<Location, String> {
-    Location::parse(s).map_err(|e| e.to_string())
+    Location::parse(s).map_err(|e| e.to_string().trim_start_matches(": ").to_string())
+}
+
+/// `--fmax`: a frequency in Hz or `nyquist`.
+#[derive(Clone, Copy, Debug)]
+enum Fmax {
+    Hz(f64),
+    Nyquist,
+}
+
+fn parse_fmax(s: &str) -> Result<Fmax, String> {
+    if s.trim() == "nyquist" {
+        return Ok(Fmax::Nyquist);
+    }
+    parse_positive(s)
+        .map(Fmax::Hz)
+        .map_err(|e| format!("{e} (or `nyquist`)"))
+}
+
+/// A finite number, spelled as people write it (no 300-digit echo of what was typed).
+fn parse_finite(s: &str) -> Result<f64, String> {
+    let shown: String = if s.chars().count() > 24 {
+        format!("{}...", s.chars().take(24).collect::<String>())
+    } else {
+        s.to_string()
+    };
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(format!("{shown:?} is not a finite number")),
+        Err(_) => Err(format!("{shown:?} is not a number")),
+    }
+}
+
+fn parse_positive(s: &str) -> Result<f64, String> {
+    let v = parse_finite(s)?;
+    if v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not positive"))
+    }
+}
+
+fn parse_non_negative(s: &str) -> Result<f64, String> {
+    let v = parse_finite(s)?;
+    if v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{v} is negative"))
+    }
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -354,28 +410,36 @@ fn parse_range<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
             .map_err(|_| format!("{x:?} is not a valid bound"))
     };
     let (a, b) = (parse(a)?, parse(b)?);
-    if a > b {
+    // NaN is unordered: it must not pass as a bound (a NaN range selects nothing, silently).
+    #[allow(clippy::eq_op)]
+    if a != a || b != b {
+        return Err(format!("{s:?}: a bound is not a number"));
+    }
+    if !(a <= b) {
         return Err(format!("{a} is after {b}"));
     }
     Ok((a, b))
 }
 
+/// Largest chunk side `--chunks` accepts; the product is checked against the memory budget
+/// once the number of frequencies is known.
+const MAX_CHUNK_SIDE: usize = 1 << 20;
+
 fn parse_chunks(s: &str) -> Result<(usize, usize), String> {
     let (a, b) = s
         .split_once(',')
         .ok_or_else(|| format!("{s:?} is not TIME,DISTANCE"))?;
-    let a: usize = a
-        .trim()
-        .parse()
-        .map_err(|_| format!("{a:?} is not a count"))?;
-    let b: usize = b
-        .trim()
-        .parse()
-        .map_err(|_| format!("{b:?} is not a count"))?;
-    if a == 0 || b == 0 {
-        return Err("chunk sizes must be positive".into());
-    }
-    Ok((a, b))
+    let count = |x: &str| -> Result<usize, String> {
+        let n: usize = x
+            .trim()
+            .parse()
+            .map_err(|_| format!("{x:?} is not a count"))?;
+        if n == 0 || n > MAX_CHUNK_SIDE {
+            return Err(format!("{n}: a chunk side is 1 .. {MAX_CHUNK_SIDE}"));
+        }
+        Ok(n)
+    };
+    Ok((count(a)?, count(b)?))
 }
 
 fn main() -> ExitCode {
@@ -592,12 +656,9 @@ fn das_options(a: DasArgs) -> Result<DasOptions> {
     o.df = a.df;
     o.dt = a.dt;
     o.fmin = a.fmin;
-    o.fmax = match a.fmax.as_str() {
-        "nyquist" => None,
-        s => Some(
-            s.parse()
-                .with_context(|| format!("--fmax {s:?} is not a number or `nyquist`"))?,
-        ),
+    o.fmax = match a.fmax {
+        Fmax::Nyquist => None,
+        Fmax::Hz(f) => Some(f),
     };
     o.channels = match (a.distance, a.channels) {
         (Some((x, y)), _) => ChannelSelection::Distance(x, y),
@@ -614,7 +675,7 @@ fn das_options(a: DasArgs) -> Result<DasOptions> {
         DtypeArg::F16 => OutputType::F16,
     };
     if a.shard && a.zarr_format != 3 {
-        bail!("--shard needs --zarr-format 3");
+        return Err(usage("--shard needs --zarr-format 3"));
     }
     o.zarr = if a.zarr_format == 3 {
         ZarrFormat::V3 { sharded: a.shard }
@@ -626,6 +687,7 @@ fn das_options(a: DasArgs) -> Result<DasOptions> {
     o.overwrite = a.overwrite;
     o.append = a.append;
     o.wait = a.wait;
+    o.max_gap = (!a.allow_gap).then_some(a.max_gap);
     Ok(o)
 }
 

@@ -24,6 +24,17 @@ pub fn time_attrs(label: &str) -> Attrs {
     a
 }
 
+/// A number as messages show it: plain when it reads well, in exponent form when it would
+/// run to dozens of digits (a corrupt header's sampling rate of 1e300).
+pub fn format_number(v: f64) -> String {
+    let a = v.abs();
+    if v.is_finite() && a != 0.0 && !(1e-4..1e9).contains(&a) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 /// Formats UTC microseconds as ISO 8601 with a `Z`, to the microsecond when needed.
 pub fn format_utc_us(us: i64) -> String {
     match Utc.timestamp_micros(us).single() {

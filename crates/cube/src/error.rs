@@ -24,6 +24,9 @@ pub enum CubeError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// A size derived from input exceeds the resource budget (see [`crate::budget`]).
+    #[error("{path}: {message}")]
+    Budget { path: PathBuf, message: String },
 }
 
 impl CubeError {

@@ -11,6 +11,7 @@
 //!   run never leaves a cube that opens as if it were complete;
 //! - [`read`] opens any cube we write (and plain xarray Zarr stores) for `info`, `--append` and
 //!   resume;
+//! - [`budget`] checks sizes that come from input before anything of that size exists;
 //! - [`cf`] holds the CF/ACDD encodings (time units, attribute helpers);
 //! - [`info`] renders the human summary printed by `cryocube info`;
 //! - [`store`] is where the bytes go: a local folder or an S3 prefix (`s3://bucket/cube.zarr`),
@@ -21,6 +22,7 @@
 //! - [`pyramid`] builds the coarser copies `cryocube view` reads, as a job like any other;
 //! - [`patch`] changes attributes of a published cube (`cryocube patch`, xcube semantics).
 
+pub mod budget;
 pub mod cf;
 pub mod error;
 pub mod info;

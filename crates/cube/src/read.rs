@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use zarrs::array::{Array, ArrayMetadata, ArrayMetadataV2, ArrayMetadataV3, ArraySubset};
 
+use crate::budget::{check_layout, elements, Budget};
 use crate::meta::{ArraySpec, DType, ZarrFormat};
 use crate::store::{read_json, Location, Store, ZarrsView};
 use crate::{Attrs, CubeError};
@@ -29,6 +30,7 @@ pub struct CubeReader {
     view: Arc<ZarrsView>,
     /// Each array's metadata document as read (so values are read without asking again).
     docs: HashMap<String, ArrayMetadata>,
+    budget: Budget,
 }
 
 impl CubeReader {
@@ -56,6 +58,7 @@ impl CubeReader {
             view: Arc::new(ZarrsView(store.clone())),
             store,
             docs,
+            budget: Budget::from_env(),
         })
     }
 
@@ -110,6 +113,7 @@ impl CubeReader {
         let spec = self
             .array(name)
             .ok_or_else(|| invalid(&self.root, format!("no array `{name}`")))?;
+        self.check_read(name, shape, 8)?;
         let array = self.zarrs_array(name)?;
         let subset = ArraySubset::new_with_start_shape(start.to_vec(), shape.to_vec())
             .map_err(|e| invalid(&self.root, e.to_string()))?;
@@ -190,6 +194,7 @@ impl CubeReader {
         let spec = self
             .array(name)
             .ok_or_else(|| invalid(&self.root, format!("no array `{name}`")))?;
+        self.check_read(name, shape, 4)?;
         if spec.dtype != DType::F32 {
             let v = self.read_f64(name, start, shape)?;
             return Ok(v.into_iter().map(|x| x as f32).collect());
@@ -220,6 +225,7 @@ impl CubeReader {
         let spec = self
             .array(name)
             .ok_or_else(|| invalid(&self.root, format!("no array `{name}`")))?;
+        self.check_read(name, &spec.shape, 8)?;
         let array = self.zarrs_array(name)?;
         let subset = ArraySubset::new_with_shape(spec.shape.clone());
         array
@@ -229,6 +235,20 @@ impl CubeReader {
                 array: name.into(),
                 message: e.to_string(),
             })
+    }
+
+    /// Refuses a read whose result would not fit the memory budget (a coordinate whose
+    /// metadata claims 10^12 values is refused, not allocated).
+    fn check_read(&self, name: &str, shape: &[u64], element_bytes: u128) -> Result<(), CubeError> {
+        let bytes = elements(shape)
+            .and_then(|n| n.checked_mul(element_bytes))
+            .unwrap_or(u128::MAX);
+        self.budget.check_memory(
+            &self.root,
+            &format!("reading {shape:?} values of array `{name}`"),
+            "the size its metadata gives",
+            bytes,
+        )
     }
 
     /// Bytes the store occupies (the sum of its keys' sizes).
@@ -345,7 +365,50 @@ fn keep_v3(docs: &mut HashMap<String, ArrayMetadata>, name: &str, meta: &Value) 
 /// Finds the format, the arrays and the root attributes of a store, preferring consolidated
 /// metadata (one request, whatever the size of the cube: a store is never listed to open it)
 /// and falling back to the per-array documents (unfinished stores have only those).
+/// Reads a store's metadata and validates every array's layout before any size from it is
+/// used: a store is input like any other (see [`crate::budget`]).
 pub(crate) fn load_specs(store: &dyn Store) -> Result<Specs, CubeError> {
+    let specs = load_specs_unchecked(store)?;
+    let budget = Budget::from_env();
+    let root = store.path();
+    for a in &specs.arrays {
+        if !a.dims.is_empty() && a.dims.len() != a.shape.len() {
+            return Err(CubeError::Array {
+                path: root.clone(),
+                array: a.name.clone(),
+                message: format!(
+                    "metadata gives {} dimension name(s) for a shape of rank {}",
+                    a.dims.len(),
+                    a.shape.len()
+                ),
+            });
+        }
+        let chunk = a.shard.as_ref().unwrap_or(&a.chunks);
+        check_layout(
+            &budget,
+            &root,
+            &a.name,
+            &a.shape,
+            chunk,
+            a.dtype.size() as u64,
+        )
+        .map_err(|e| match e {
+            CubeError::Array { path, array, message } => CubeError::Array {
+                path,
+                array,
+                message: format!("invalid metadata: {message}"),
+            },
+            CubeError::Budget { path, message } => CubeError::Budget {
+                path,
+                message: format!("metadata: {message}"),
+            },
+            e => e,
+        })?;
+    }
+    Ok(specs)
+}
+
+fn load_specs_unchecked(store: &dyn Store) -> Result<Specs, CubeError> {
     let root = &store.path();
     if let Some(zmeta) = read_json(store, ".zmetadata")? {
         let meta = zmeta["metadata"].as_object().cloned().unwrap_or_default();

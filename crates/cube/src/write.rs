@@ -23,7 +23,7 @@ use zarrs::storage::store::MemoryStore;
 
 use crate::meta::{ArraySpec, ZarrFormat};
 use crate::read::load_specs;
-use crate::store::{json_bytes as to_bytes, Location, Store};
+use crate::store::{json_bytes as to_bytes, LocalStore, Location, Store};
 use crate::{Attrs, CubeError};
 
 /// Hidden folder for data a job must keep until it finishes (e.g. the values an append is
@@ -154,10 +154,24 @@ impl CubeWriter {
         if self.spec(&spec.name).is_some() {
             return Err(self.array_err(&spec.name, "declared twice".into()));
         }
+        self.check_budget(&spec)?;
         self.write_array_metadata(&spec)?;
         let stored = self.stored(spec)?;
         self.arrays.push(stored);
         Ok(())
+    }
+
+    /// Refuses a layout whose chunk (or shard, which is assembled in memory) would not fit
+    /// the memory budget, or whose chunk objects would be countless.
+    fn check_budget(&self, spec: &ArraySpec) -> Result<(), CubeError> {
+        crate::budget::check_layout(
+            &crate::budget::Budget::from_env(),
+            &self.root,
+            &spec.name,
+            &spec.shape,
+            spec.shard.as_ref().unwrap_or(&spec.chunks),
+            spec.dtype.size() as u64,
+        )
     }
 
     /// Replaces an array's attributes (e.g. provenance known only at the end).
@@ -178,6 +192,7 @@ impl CubeWriter {
             spec.chunks = vec![shape[0].max(1)];
         }
         spec.shape = shape;
+        self.check_budget(&spec)?;
         self.write_array_metadata(&spec)?;
         self.arrays[idx] = self.stored(spec)?;
         Ok(())
@@ -498,13 +513,66 @@ fn encode_chunk<T: Element>(
     Ok(Some(encoded.into_owned()))
 }
 
-/// Removes an existing store for `--overwrite`, but never something that is not one: every
-/// key must be root metadata, ours, or inside an array folder that has array metadata.
+/// Removes an existing store for `--overwrite`, but never something that is not one (see
+/// [`foreign_key`]). The metadata that makes the store readable goes first, so a kill during
+/// the deletion leaves an unfinished store, never an old `.zmetadata` over half the chunks.
 fn remove_store(location: &Location, store: &dyn Store) -> Result<(), CubeError> {
     if let Location::Local(root) = location {
         if !root.is_dir() {
             return Err(CubeError::NotAStore { path: root.into() });
         }
+    }
+    if let Some(stranger) = foreign_key(location, store)? {
+        log::debug!(
+            "{}: not a store because of {stranger}",
+            store.path().display()
+        );
+        return Err(CubeError::NotAStore { path: store.path() });
+    }
+    for key in [".zmetadata", ".zgroup", "zarr.json"] {
+        store.delete(key)?;
+    }
+    store.clear()
+}
+
+/// Top-level names that a store of ours holds besides its arrays.
+fn ours_at_top(name: &str) -> bool {
+    [
+        ".zgroup",
+        ".zattrs",
+        ".zmetadata",
+        "zarr.json",
+        ASIDE,
+        crate::job::JOB_DIR,
+        crate::lock::LOCK_KEY,
+        // The viewer's pyramid lives inside the cube it belongs to.
+        ".pyramid",
+    ]
+    .contains(&name)
+        || name.ends_with(".cryocube-tmp")
+}
+
+/// The first entry of `location` that is not part of a store of ours (`None`: every entry
+/// is root metadata, ours, or an array folder with array metadata). A local folder is judged
+/// by its top level only, so `-o / --overwrite` looks at one directory, not the disk.
+pub fn foreign_key(location: &Location, store: &dyn Store) -> Result<Option<String>, CubeError> {
+    if let Location::Local(root) = location {
+        let entries = match std::fs::read_dir(root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(CubeError::io(root, e)),
+        };
+        for e in entries {
+            let e = e.map_err(|e| CubeError::io(root, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            let array = e.file_type().is_ok_and(|t| t.is_dir())
+                && (path.join(".zarray").is_file() || path.join("zarr.json").is_file());
+            if !(ours_at_top(&name) || array) {
+                return Ok(Some(name));
+            }
+        }
+        return Ok(None);
     }
     let keys = store.list("")?;
     let arrays: std::collections::HashSet<&str> = keys
@@ -515,27 +583,73 @@ fn remove_store(location: &Location, store: &dyn Store) -> Result<(), CubeError>
                 .filter(|a| !a.contains('/'))
         })
         .collect();
-    let ours = |key: &str| {
-        [".zgroup", ".zattrs", ".zmetadata", "zarr.json"].contains(&key)
-            || key.starts_with(&format!("{ASIDE}/"))
-            || key.starts_with(&format!("{}/", crate::job::JOB_DIR))
-            || key == crate::lock::LOCK_KEY
-            || key.starts_with(&format!("{}/", crate::lock::LOCK_KEY))
-            // The viewer's pyramid (cryocube-view) lives inside the cube it belongs to.
-            || key.starts_with(".pyramid/")
-            || key.ends_with(".cryocube-tmp")
-            || key
-                .split_once('/')
-                .is_some_and(|(first, _)| arrays.contains(first))
+    Ok(keys
+        .iter()
+        .map(|(k, _)| k)
+        .find(|k| {
+            let first = k.split_once('/').map_or(k.as_str(), |(first, _)| first);
+            !(ours_at_top(first) || k.contains('/') && arrays.contains(first))
+        })
+        .cloned())
+}
+
+/// Refuses an output place that cannot be meant as a cube: an empty path (an unset `$OUT`),
+/// the file system's root, the current folder or one of its parents, the home folder, and an
+/// existing folder holding anything that is not part of a store of ours. Checked before
+/// anything (even a lock file) is written there.
+pub fn check_output(location: &Location) -> Result<(), CubeError> {
+    let Location::Local(path) = location else {
+        return Ok(());
     };
-    if let Some((stranger, _)) = keys.iter().find(|(k, _)| !ours(k)) {
-        log::debug!(
-            "{}: not a store because of {stranger}",
-            store.path().display()
-        );
-        return Err(CubeError::NotAStore { path: store.path() });
+    let refuse = |message: &str| {
+        Err(CubeError::Invalid {
+            path: path.clone(),
+            message: message.into(),
+        })
+    };
+    if path.as_os_str().is_empty() {
+        return refuse("an empty output path (is a variable unset?); name the cube's folder");
     }
-    store.clear()
+    let absolute = std::path::absolute(path).map_err(|e| CubeError::io(path, e))?;
+    // `a/..` and `.` resolved by name, so that a folder that does not exist yet is judged too.
+    let mut resolved = PathBuf::new();
+    for c in absolute.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                resolved.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => resolved.push(c),
+        }
+    }
+    let resolved = std::fs::canonicalize(&resolved).unwrap_or(resolved);
+    if resolved.parent().is_none() {
+        return refuse("the file system's root is not a cube; name a folder for it");
+    }
+    if let Ok(cwd) = std::env::current_dir().and_then(std::fs::canonicalize) {
+        if cwd.starts_with(&resolved) {
+            return refuse(
+                "the current folder (or one above it) is not a cube; name a folder for it, e.g. -o cube.zarr",
+            );
+        }
+    }
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+        if std::fs::canonicalize(&home).unwrap_or(home) == resolved {
+            return refuse("the home folder is not a cube; name a folder for it");
+        }
+    }
+    if path.exists() && !path.is_dir() {
+        return refuse("exists and is not a folder");
+    }
+    if let Some(name) = foreign_key(location, &LocalStore::new(path.clone()))? {
+        return Err(CubeError::Invalid {
+            path: path.clone(),
+            message: format!(
+                "holds {name:?}, which is not part of a cube: refusing to write into a folder that is not a Zarr store"
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

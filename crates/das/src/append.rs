@@ -517,6 +517,7 @@ pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
         n_windows,
     };
     let layout = base.layout;
+    job::check_resources(opts, &plan, &layout)?;
     let mut fp = fingerprint(&plan, &layout);
     fp["base_windows"] = json!(base.windows);
     let fp = fp.to_string();

@@ -19,13 +19,14 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use cryocube_cube::cf::{attrs, format_utc_us, now_iso, time_attrs};
+use cryocube_cube::budget::{human_count, Budget};
+use cryocube_cube::cf::{attrs, format_number, format_utc_us, now_iso, time_attrs};
 use cryocube_cube::job::Job as StoredJob;
 use cryocube_cube::lock::{LockMode, StoreLock};
 use cryocube_cube::{ArraySpec, Attrs, CubeWriter, DType, Location, WriteOptions, ZarrFormat};
 
 use crate::read::Format;
-use crate::stream::{file_name, Block, BlockReader, Record};
+use crate::stream::{file_name, Block, BlockReader, Record, SampleStats};
 use crate::transform::{Scale, SpectrumParams, Stft, Window};
 use crate::DasError;
 
@@ -88,7 +89,14 @@ pub struct DasOptions {
     pub given: Vec<Param>,
     /// Wait for another writer of the output to finish instead of stopping.
     pub wait: bool,
+    /// The longest gap between files that is filled with NaN windows, seconds; a longer one
+    /// (usually a wrong clock) is an error. `None`: any gap.
+    pub max_gap: Option<f64>,
 }
+
+/// The default of [`DasOptions::max_gap`]: a day. A month-long campaign has gaps of hours at
+/// most; a file with a clock years off would otherwise make a cube of empty windows.
+pub const DEFAULT_MAX_GAP_S: f64 = 86_400.0;
 
 impl DasOptions {
     /// The seed workflow's parameters (df 1 Hz, dt 0.1 s, 0-100 Hz) with our defaults.
@@ -112,6 +120,7 @@ impl DasOptions {
             append: false,
             given: Vec::new(),
             wait: false,
+            max_gap: Some(DEFAULT_MAX_GAP_S),
         }
     }
 }
@@ -179,13 +188,123 @@ pub fn plan(opts: &DasOptions) -> Result<Plan, DasError> {
             ),
         ));
     }
-    Ok(Plan {
+    if params.hop as u64 > record.n_samples {
+        return Err(param_err(
+            opts,
+            &record,
+            format!(
+                "--dt {} s is longer than the record ({} s)",
+                format_number(opts.dt),
+                record.n_samples as f64 / record.sampling_rate
+            ),
+        ));
+    }
+    let plan = Plan {
         record,
         params,
         c0,
         c1,
         n_windows,
-    })
+    };
+    check_resources(opts, &plan, &layout_of(opts))?;
+    Ok(plan)
+}
+
+/// Refuses, before anything is created, a job whose sizes come out of proportion: a gap
+/// between files longer than `--max-gap` (a wrong clock, usually), a time axis, chunk or
+/// processing block beyond the memory budget, a cube of countless chunks.
+pub(crate) fn check_resources(
+    opts: &DasOptions,
+    plan: &Plan,
+    layout: &Layout,
+) -> Result<(), DasError> {
+    let record = &plan.record;
+    if let Some(max) = opts.max_gap {
+        if let Some(g) = record.gaps.iter().find(|g| g.seconds > max) {
+            let end_before = record
+                .files
+                .iter()
+                .find(|h| h.path == g.before)
+                .map(|h| format_utc_us(h.end_us()))
+                .unwrap_or_default();
+            let start_after = record
+                .files
+                .iter()
+                .find(|h| h.path == g.after)
+                .map(|h| format_utc_us(h.start_us))
+                .unwrap_or_default();
+            return Err(DasError::Mismatch {
+                a: g.before.clone(),
+                b: g.after.clone(),
+                message: format!(
+                    "a gap of {} (the first ends {end_before}, the second starts {start_after}) is longer than --max-gap {max} s; is a clock wrong? Remove the file, or give --allow-gap to fill the gap with NaN windows",
+                    human_duration(g.seconds)
+                ),
+            });
+        }
+    }
+    let budget = Budget::from_env();
+    let out = opts.output.display_path();
+    let p = &plan.params;
+    let width = (plan.c1 - plan.c0) as u128;
+    let nb = p.n_bins() as u128;
+    let windows = human_count(plan.n_windows as u128);
+    let cause = if record.gaps.is_empty() {
+        "the record's length and --dt".to_string()
+    } else {
+        format!(
+            "the record's length incl. {} gap(s) and --dt",
+            record.gaps.len()
+        )
+    };
+    budget.check_memory(
+        &out,
+        &format!("the time coordinate of {windows} windows"),
+        &cause,
+        plan.n_windows as u128 * 8,
+    )?;
+    let t = layout.time_chunk as u128;
+    let block_samples = (t - 1) * p.hop as u128 + p.window_len as u128;
+    let elem = match layout.dtype {
+        OutputType::F32 => 4,
+        OutputType::F16 => 2,
+    };
+    budget.check_memory(
+        &out,
+        &format!("a processing block of {t} windows x {width} channels"),
+        "--chunks TIME,DISTANCE, --df and --dt",
+        block_samples * width * 4 + t * width * nb * (4 + elem),
+    )?;
+    let d = layout.distance_chunk as u64;
+    let chunk = match layout.zarr {
+        ZarrFormat::V3 { sharded: true } => {
+            vec![t as u64, (width as u64).div_ceil(d) * d, nb as u64]
+        }
+        _ => vec![t as u64, d, nb as u64],
+    };
+    cryocube_cube::budget::check_layout(
+        &budget,
+        &out,
+        "spectrogram",
+        &[plan.n_windows, width as u64, nb as u64],
+        &chunk,
+        elem as u64,
+    )?;
+    Ok(())
+}
+
+/// `3 h 20 min`, `122 years`.
+fn human_duration(seconds: f64) -> String {
+    let s = seconds.abs();
+    if s >= 2.0 * 365.25 * 86400.0 {
+        format!("{:.0} years", s / (365.25 * 86400.0))
+    } else if s >= 2.0 * 86400.0 {
+        format!("{:.1} days", s / 86400.0)
+    } else if s >= 3600.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else {
+        format!("{s:.1} s")
+    }
 }
 
 /// Window, hop and bins of `opts` at sampling rate `fs`.
@@ -193,7 +312,8 @@ pub(crate) fn spectrum_params(opts: &DasOptions, fs: f64) -> Result<SpectrumPara
     if !(opts.df > 0.0 && opts.df.is_finite() && opts.dt > 0.0 && opts.dt.is_finite()) {
         return Err(format!(
             "--df {} and --dt {} must be positive",
-            opts.df, opts.dt
+            format_number(opts.df),
+            format_number(opts.dt)
         ));
     }
     let window_len = SpectrumParams::window_for(fs, opts.df);
@@ -201,7 +321,15 @@ pub(crate) fn spectrum_params(opts: &DasOptions, fs: f64) -> Result<SpectrumPara
     if window_len < 2 || hop < 1 {
         return Err(format!(
             "--df {} Hz and --dt {} s give a window of {window_len} and a hop of {hop} samples at {fs} Hz",
-            opts.df, opts.dt
+            format_number(opts.df),
+            format_number(opts.dt)
+        ));
+    }
+    if !opts.fmin.is_finite() || opts.fmax.is_some_and(|f| !f.is_finite()) {
+        return Err(format!(
+            "--fmin {} and --fmax {} must be finite",
+            opts.fmin,
+            opts.fmax.map_or("nyquist".into(), |f| f.to_string())
         ));
     }
     let nyquist = fs / 2.0;
@@ -244,6 +372,9 @@ pub(crate) fn channel_range(sel: ChannelSelection, record: &Record) -> Result<(u
             Ok((a, b))
         }
         ChannelSelection::Distance(a, b) => {
+            if !(a.is_finite() && b.is_finite() && a <= b) {
+                return Err(format!("--distance {a}:{b} is not a range of finite distances"));
+            }
             let (d0, sp) = (record.first_distance, record.channel_spacing);
             let lo = ((a - d0) / sp - 1e-9).ceil().max(0.0) as u64;
             let hi = (((b - d0) / sp + 1e-9).floor() as i64 + 1).clamp(0, n as i64) as u64;
@@ -282,6 +413,16 @@ pub(crate) fn file_sizes(record: &Record) -> Vec<u64> {
 
 pub(crate) fn file_size(p: &std::path::Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// How `opts` say the spectrogram is stored.
+fn layout_of(opts: &DasOptions) -> Layout {
+    Layout {
+        dtype: opts.dtype,
+        zarr: opts.zarr,
+        time_chunk: opts.time_chunk.max(1),
+        distance_chunk: opts.distance_chunk.max(1),
+    }
 }
 
 /// How the spectrogram is stored.
@@ -365,6 +506,7 @@ pub struct Planned {
 
 fn lock(opts: &DasOptions) -> Result<StoreLock, DasError> {
     let what = if opts.append { "das --append" } else { "das" };
+    cryocube_cube::write::check_output(&opts.output)?;
     Ok(StoreLock::acquire(
         &opts.output,
         LockMode::Exclusive,
@@ -504,6 +646,10 @@ fn finish(job: Job) -> Result<(), DasError> {
     } = job;
     let records = stored.records()?;
     let signal = records.values().any(|r| r["signal"] == true);
+    let stats = records
+        .values()
+        .filter_map(|r| serde_json::from_value::<SampleStats>(r["stats"].clone()).ok())
+        .fold(SampleStats::default(), SampleStats::merge);
     let names = || -> String {
         payload
             .plan
@@ -515,15 +661,31 @@ fn finish(job: Job) -> Result<(), DasError> {
             .join(", ")
     };
     if !signal {
+        let (what, spectra) = if stats.nan {
+            ("NaN or zero", "NaN")
+        } else {
+            ("zero", "-inf")
+        };
         if payload.base_attrs.is_none() {
             return Err(DasError::Input(format!(
-                "{}: every sample of the selected channels is zero (a dead fibre or an interrogator that recorded nothing?); the spectra would all be -inf, so the cube is left unfinished",
+                "{}: every sample of the selected channels is {what} (a dead fibre or an interrogator that recorded nothing?); the spectra would all be {spectra}, so the cube is left unfinished",
                 names()
             )));
         }
         log::warn!(
-            "{}: every sample of the selected channels is zero: the appended windows are -inf",
+            "{}: every sample of the selected channels is {what}: the appended windows are {spectra}",
             names()
+        );
+    }
+    // |X|^2 of a window overflows float32 once window_len * |x| passes sqrt(f32::MAX).
+    let limit = (f32::MAX as f64).sqrt() / payload.plan.params.window_len as f64;
+    if stats.max_abs as f64 > limit {
+        log::warn!(
+            "{}: samples as large as {} (more than {} at a window of {} samples) overflow float32 power: the windows over them are inf or NaN (corrupt data, or values in the wrong units?)",
+            names(),
+            cryocube_cube::cf::format_number(stats.max_abs as f64),
+            cryocube_cube::cf::format_number(limit),
+            payload.plan.params.window_len
         );
     }
     writer.set_attrs("spectrogram", payload.spectrogram_attrs.clone())?;
@@ -733,7 +895,10 @@ fn run_units(
         loaded?;
         std::mem::swap(&mut cur, &mut next);
         job.stored
-            .mark_done(u, &json!({"signal": reader.saw_signal()}))?;
+            .mark_done(
+                u,
+                &json!({"signal": reader.stats().signal(), "stats": reader.stats()}),
+            )?;
         computed += w1 - w0;
         progressed += w1 - w0;
         progress(progressed, total);
@@ -750,12 +915,7 @@ pub(crate) fn aside_key(dc: usize) -> String {
 /// unfinished one (the bool: found).
 fn prepare(opts: &DasOptions) -> Result<(Job, bool), DasError> {
     let plan = plan(opts)?;
-    let layout = Layout {
-        dtype: opts.dtype,
-        zarr: opts.zarr,
-        time_chunk: opts.time_chunk.max(1),
-        distance_chunk: opts.distance_chunk.max(1),
-    };
+    let layout = layout_of(opts);
     let fp = fingerprint(&plan, &layout).to_string();
     if opts.output.exists()? && !opts.overwrite {
         let store = opts.output.open()?;

@@ -367,7 +367,41 @@ pub struct BlockReader<'r> {
     width: usize,
     open: Option<(usize, Box<dyn DasReader>)>,
     scratch: Vec<f32>,
-    any_nonzero: bool,
+    stats: SampleStats,
+}
+
+/// What the samples read so far were like: enough to tell a dead fibre (all zero), a record
+/// of NaN and samples too large for float32 spectra apart, and to say so.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SampleStats {
+    /// Largest magnitude of a sample that is not NaN.
+    pub max_abs: f32,
+    /// Whether any sample was NaN.
+    pub nan: bool,
+}
+
+impl SampleStats {
+    /// Takes in a slice of samples.
+    pub fn add(&mut self, samples: &[f32]) {
+        let m = samples.iter().fold(0f32, |m, v| m.max(v.abs()));
+        self.max_abs = self.max_abs.max(m);
+        if !self.nan {
+            self.nan = samples.iter().any(|v| v.is_nan());
+        }
+    }
+
+    /// Whether any sample was neither zero nor NaN.
+    pub fn signal(&self) -> bool {
+        self.max_abs > 0.0
+    }
+
+    /// The two put together.
+    pub fn merge(self, o: SampleStats) -> SampleStats {
+        SampleStats {
+            max_abs: self.max_abs.max(o.max_abs),
+            nan: self.nan || o.nan,
+        }
+    }
 }
 
 /// Bytes read from a file per call. Bounds the scratch buffer whatever the block size, and
@@ -386,14 +420,14 @@ impl<'r> BlockReader<'r> {
             width: (c1 - c0) as usize,
             open: None,
             scratch: Vec::new(),
-            any_nonzero: false,
+            stats: SampleStats::default(),
         }
     }
 
-    /// Whether any sample read so far was neither zero nor NaN: a record of zeros (a dead
-    /// fibre, an unarmed interrogator) has no spectrum worth writing.
-    pub fn saw_signal(&self) -> bool {
-        self.any_nonzero
+    /// What the samples read so far were like (a record of zeros, e.g. a dead fibre or an
+    /// unarmed interrogator, has no spectrum worth writing).
+    pub fn stats(&self) -> SampleStats {
+        self.stats
     }
 
     /// Makes `dst` hold record samples `a .. b`, taking what `prev` holds of them from `prev`
@@ -457,9 +491,7 @@ impl<'r> BlockReader<'r> {
                     self.c0 + self.width as u64,
                     &mut self.scratch,
                 )?;
-                if !self.any_nonzero {
-                    self.any_nonzero = self.scratch.iter().any(|v| *v != 0.0 && !v.is_nan());
-                }
+                self.stats.add(&self.scratch);
                 let base = (g - dst.start) as usize;
                 for c0 in (0..self.width).step_by(TILE) {
                     let c1 = (c0 + TILE).min(self.width);

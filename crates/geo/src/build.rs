@@ -810,6 +810,7 @@ pub fn build(
     wait: bool,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<BuildSummary, GeoError> {
+    cryocube_cube::write::check_output(&opts.output)?;
     let made = make(recipe, opts)?;
     let _lock = StoreLock::acquire(&opts.output, LockMode::Exclusive, wait, "build")?;
     let (stored, payload, _) = obtain(recipe, opts, &made)?;
@@ -830,6 +831,7 @@ pub fn build(
 
 /// `build --plan-only`: prepares the sources, lays out the cube and stores the plan.
 pub fn plan_only(recipe: &Recipe, opts: &BuildOptions, wait: bool) -> Result<Planned, GeoError> {
+    cryocube_cube::write::check_output(&opts.output)?;
     let made = make(recipe, opts)?;
     let _lock = StoreLock::acquire(&opts.output, LockMode::Exclusive, wait, "build")?;
     let (stored, _, existing) = obtain(recipe, opts, &made)?;

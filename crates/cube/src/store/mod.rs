@@ -31,6 +31,12 @@ pub enum Location {
 impl Location {
     /// `s3://bucket/prefix` is an S3 prefix; anything else a local path.
     pub fn parse(text: &str) -> Result<Self, CubeError> {
+        if text.trim().is_empty() {
+            return Err(CubeError::Invalid {
+                path: text.into(),
+                message: "an empty path (is a variable unset?); name the cube's folder".into(),
+            });
+        }
         if text.starts_with("s3://") {
             let (bucket, prefix) = s3::parse_url(text).ok_or_else(|| CubeError::Invalid {
                 path: text.into(),

@@ -16,6 +16,7 @@ mod silixa;
 mod tdms;
 mod terra15;
 
+use cryocube_cube::cf::format_number;
 use std::fmt;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -80,6 +81,11 @@ impl fmt::Display for Format {
     }
 }
 
+/// Highest sampling rate a header may state, Hz.
+const MAX_SAMPLING_RATE: f64 = 1e9;
+/// Largest distance along a fibre a header may imply, metres (10 000 km).
+const MAX_DISTANCE_M: f64 = 1e7;
+
 /// The facts of one file that the stream and the cube need.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Header {
@@ -117,13 +123,33 @@ impl Header {
             format: self.format.name(),
             message: m,
         };
-        if !(self.sampling_rate.is_finite() && self.sampling_rate > 0.0) {
-            return Err(bad(format!("invalid sampling rate {}", self.sampling_rate)));
-        }
-        if !(self.channel_spacing.is_finite() && self.channel_spacing > 0.0) {
+        // Bounds far beyond any instrument (interrogators sample at kHz to hundreds of kHz;
+        // fibres are kilometres long), so that a corrupt field cannot pass as a number.
+        if !(self.sampling_rate.is_finite()
+            && self.sampling_rate > 0.0
+            && self.sampling_rate <= MAX_SAMPLING_RATE)
+        {
             return Err(bad(format!(
-                "invalid channel spacing {}",
-                self.channel_spacing
+                "invalid sampling rate {} Hz",
+                format_number(self.sampling_rate)
+            )));
+        }
+        if !(self.channel_spacing.is_finite()
+            && self.channel_spacing > 0.0
+            && self.channel_spacing <= MAX_DISTANCE_M)
+        {
+            return Err(bad(format!(
+                "invalid channel spacing {} m",
+                format_number(self.channel_spacing)
+            )));
+        }
+        let last = self.first_distance + self.channel_spacing * self.n_channels.max(1) as f64;
+        if !(self.first_distance.is_finite() && last.abs() <= MAX_DISTANCE_M && self.first_distance.abs() <= MAX_DISTANCE_M) {
+            return Err(bad(format!(
+                "invalid distances: the first channel at {} m, {} channels {} m apart",
+                format_number(self.first_distance),
+                self.n_channels,
+                format_number(self.channel_spacing)
             )));
         }
         if self.n_channels == 0 || self.n_samples == 0 {
