@@ -471,7 +471,7 @@ fn main() -> ExitCode {
     match dispatch(cli.command, &matches, cli.quiet) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(&e));
             ExitCode::from(if e.is::<UsageError>() { 2 } else { 1 })
         }
     }
@@ -809,6 +809,20 @@ fn task_index(index: Option<u64>, count: Option<u64>) -> Result<(u64, u64)> {
             "give the task's --index and --count (or run it as a Slurm array task, or with JOB_COMPLETION_INDEX / AWS_BATCH_JOB_ARRAY_INDEX and --count)",
         )),
     }
+}
+
+/// An error and its causes, each said once: libraries put a cause's text in their message
+/// and also return it as the source, and OS errors must not be printed twice.
+fn chain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }
 
 /// An error that exits with the usage code 2.

@@ -68,10 +68,17 @@ pub struct PatchReport {
 /// Reads a patch file (YAML, of which JSON is a subset).
 pub fn load_patch(path: &Path) -> Result<Value, CubeError> {
     let text = std::fs::read_to_string(path).map_err(|e| CubeError::io(path, e))?;
-    serde_yaml::from_str::<Value>(&text).map_err(|e| CubeError::Invalid {
+    let patch = yaml_serde::from_str::<Value>(&text).map_err(|e| CubeError::Invalid {
         path: path.to_path_buf(),
         message: format!("not a YAML or JSON patch: {e}"),
-    })
+    })?;
+    if !patch.get("metadata").is_some_and(Value::is_object) {
+        return Err(CubeError::Invalid {
+            path: path.to_path_buf(),
+            message: "the patch has no `metadata` mapping (keys such as `.zattrs` or `VAR/.zattrs` under `metadata:`)".into(),
+        });
+    }
+    Ok(patch)
 }
 
 /// Where a target's attributes live, as (key, member inside it) for each format.

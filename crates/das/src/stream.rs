@@ -89,6 +89,13 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, DasError> {
             files.sort();
             out.extend(files);
         } else if input.exists() {
+            // A FIFO or device would block the header scan forever, or read endlessly.
+            if !input.is_file() {
+                return Err(DasError::Unreadable {
+                    path: input.clone(),
+                    message: "not a regular file (a FIFO, socket or device); give files".into(),
+                });
+            }
             out.push(input.clone());
         } else if text.contains(['*', '?', '[']) {
             let mut files: Vec<PathBuf> = glob::glob(&text)

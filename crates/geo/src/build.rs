@@ -63,7 +63,11 @@ pub const MAX_AUTO_CHUNK: usize = 2048;
 impl BuildOptions {
     /// The chunk side on `grid`: the one asked for, else [`auto_chunk`].
     pub fn chunk_for(&self, grid: &TargetGrid) -> usize {
-        self.chunk.unwrap_or_else(|| auto_chunk(grid)).max(1)
+        // A chunk larger than the grid would only allocate cells that are not there.
+        self.chunk
+            .unwrap_or_else(|| auto_chunk(grid))
+            .min(grid.nx.max(grid.ny))
+            .max(1)
     }
 }
 
@@ -194,7 +198,8 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
                     base,
                     &FetchOptions::new(opts.sources.clone()),
                     &|_, _, _| {},
-                )?);
+                )
+                .map_err(|e| e.in_source(&source.name))?);
             }
             let got = fetched[*si].as_ref().expect("fetched above");
             let at = format!("$.properties.sources[{si}].processing");

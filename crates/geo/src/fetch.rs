@@ -112,7 +112,7 @@ pub fn fetch_all(
         .properties()
         .sources
         .iter()
-        .map(|s| fetch_source(s, base, opts, progress))
+        .map(|s| fetch_source(s, base, opts, progress).map_err(|e| e.in_source(&s.name)))
         .collect()
 }
 

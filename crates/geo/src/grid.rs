@@ -23,6 +23,10 @@ pub struct TargetGrid {
     pub ny: usize,
 }
 
+/// Most cells a grid may have: beyond a 10 m grid of all Antarctica, far below what a cell
+/// size in the wrong units (`--res 0.001`) or a bbox in the wrong CRS produces.
+pub const MAX_GRID_CELLS: u128 = 1 << 40;
+
 impl TargetGrid {
     /// The grid of a recipe, or the JSON path and reason why there is none.
     pub(crate) fn from_properties(p: &Properties) -> Result<TargetGrid, (String, String)> {
@@ -72,14 +76,36 @@ impl TargetGrid {
                 Ok(n.round() as usize)
             }
         };
+        let (nx, ny) = (count(x1 - x0, rx, "x")?, count(y1 - y0, ry, "y")?);
+        if nx == 0 || ny == 0 {
+            return Err((
+                "$.properties.spatial_res".into(),
+                format!(
+                    "cells of {rx} x {ry} are larger than the extent ({} x {}): the grid would be empty",
+                    x1 - x0,
+                    y1 - y0
+                ),
+            ));
+        }
+        if nx as u128 * ny as u128 > MAX_GRID_CELLS {
+            return Err((
+                "$.properties.spatial_res".into(),
+                format!(
+                    "cells of {rx} x {ry} over {} x {} make a grid of {nx} x {ny} = {:.1e} cells, more than {MAX_GRID_CELLS:.0e} (a 10 m grid of all Antarctica has 3.6e11)",
+                    x1 - x0,
+                    y1 - y0,
+                    nx as f64 * ny as f64,
+                ),
+            ));
+        }
         Ok(TargetGrid {
             crs: crs.to_string(),
             x_min: x0,
             y_max: y1,
             res_x: rx,
             res_y: ry,
-            nx: count(x1 - x0, rx, "x")?,
-            ny: count(y1 - y0, ry, "y")?,
+            nx,
+            ny,
         })
     }
 

@@ -46,6 +46,27 @@ pub enum GeoError {
         json_path: String,
         message: String,
     },
+    /// A failure while fetching or reading one of a recipe's sources, named as the recipe
+    /// names it.
+    #[error("source `{name}`: {error}")]
+    Source {
+        name: String,
+        #[source]
+        error: Box<GeoError>,
+    },
+}
+
+impl GeoError {
+    /// This error as one of the recipe source `name`'s.
+    pub fn in_source(self, name: &str) -> GeoError {
+        match self {
+            e @ GeoError::Source { .. } => e,
+            e => GeoError::Source {
+                name: name.to_string(),
+                error: Box::new(e),
+            },
+        }
+    }
 }
 
 /// A [`GeoError::Read`] about `path`.
