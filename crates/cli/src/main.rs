@@ -569,6 +569,7 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
                 return check_recipe(&recipe, fix);
             }
             let output = output.expect("clap requires -o without --check");
+            cryocube_cube::write::check_output(&output)?;
             let opts = cryocube_geo::build::BuildOptions {
                 output: output.clone(),
                 sources: sources.clone(),

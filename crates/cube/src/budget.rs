@@ -167,7 +167,10 @@ mod tests {
             .check_memory("c.zarr", "the time coordinate", "a.h5's clock", 1 << 40)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("1.0 TiB") && e.contains("a.h5's clock") && e.contains("c.zarr"), "{e}");
+        assert!(
+            e.contains("1.0 TiB") && e.contains("a.h5's clock") && e.contains("c.zarr"),
+            "{e}"
+        );
         let e = check_layout(&b, "c", "v", &[10, 10], &[0, 5], 4).unwrap_err();
         assert!(e.to_string().contains("a chunk side of 0"), "{e}");
         let e = check_layout(&b, "c", "v", &[u64::MAX, u64::MAX, 3], &[1, 1, 1], 4).unwrap_err();

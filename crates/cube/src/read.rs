@@ -393,7 +393,11 @@ pub(crate) fn load_specs(store: &dyn Store) -> Result<Specs, CubeError> {
             a.dtype.size() as u64,
         )
         .map_err(|e| match e {
-            CubeError::Array { path, array, message } => CubeError::Array {
+            CubeError::Array {
+                path,
+                array,
+                message,
+            } => CubeError::Array {
                 path,
                 array,
                 message: format!("invalid metadata: {message}"),

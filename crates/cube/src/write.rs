@@ -743,4 +743,72 @@ mod tests {
         assert!(w.finish(Attrs::new()).is_err());
         assert!(!CubeReader::open(&root).unwrap().is_complete());
     }
+
+    /// A store whose `clear` dies midway (as `kill -9` during `--overwrite` would): after
+    /// it, no metadata is left that would make a reader take the rest for a finished cube.
+    #[derive(Debug)]
+    struct DiesWhileClearing(LocalStore);
+
+    impl Store for DiesWhileClearing {
+        fn path(&self) -> PathBuf {
+            self.0.path()
+        }
+        fn get_range(&self, k: &str, a: u64, b: Option<u64>) -> Result<Option<Vec<u8>>, CubeError> {
+            self.0.get_range(k, a, b)
+        }
+        fn size(&self, k: &str) -> Result<Option<u64>, CubeError> {
+            self.0.size(k)
+        }
+        fn put(&self, k: &str, b: &[u8]) -> Result<(), CubeError> {
+            self.0.put(k, b)
+        }
+        fn delete(&self, k: &str) -> Result<(), CubeError> {
+            self.0.delete(k)
+        }
+        fn list(&self, p: &str) -> Result<Vec<(String, u64)>, CubeError> {
+            self.0.list(p)
+        }
+        fn children(&self) -> Result<Vec<String>, CubeError> {
+            self.0.children()
+        }
+        fn is_empty(&self) -> Result<bool, CubeError> {
+            self.0.is_empty()
+        }
+        fn delete_folder(&self, f: &str) -> Result<(), CubeError> {
+            self.0.delete_folder(f)
+        }
+        fn clear(&self) -> Result<(), CubeError> {
+            Err(CubeError::Invalid {
+                path: self.path(),
+                message: "killed".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn overwrite_unpublishes_before_it_deletes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("c.zarr");
+        let mut w = CubeWriter::create(&root, WriteOptions::default()).unwrap();
+        w.add_array(ArraySpec::coordinate("x", "x", 4, DType::F64, Attrs::new()))
+            .unwrap();
+        w.write_all("x", &[1.0, 2.0, 3.0, 4.0]).unwrap();
+        w.finish(Attrs::new()).unwrap();
+        assert!(root.join(".zmetadata").exists() && root.join(".zgroup").exists());
+        let store = DiesWhileClearing(LocalStore::new(root.clone()));
+        let location = Location::from(&root);
+        assert!(remove_store(&location, &store).is_err());
+        assert!(!root.join(".zmetadata").exists() && !root.join(".zgroup").exists());
+        assert!(
+            root.join("x/.zarray").exists(),
+            "the kill came before the arrays went"
+        );
+        let e = CubeReader::open(&root).map(|r| r.is_complete());
+        assert!(!matches!(e, Ok(true)), "a reader sees no finished cube");
+        // Something else in the folder: refused, and nothing deleted.
+        std::fs::write(root.join("notes.txt"), "mine").unwrap();
+        let e = remove_store(&location, &LocalStore::new(root.clone())).unwrap_err();
+        assert!(matches!(e, CubeError::NotAStore { .. }), "{e}");
+        assert!(root.join("x/.zarray").exists());
+    }
 }

@@ -373,7 +373,9 @@ pub(crate) fn channel_range(sel: ChannelSelection, record: &Record) -> Result<(u
         }
         ChannelSelection::Distance(a, b) => {
             if !(a.is_finite() && b.is_finite() && a <= b) {
-                return Err(format!("--distance {a}:{b} is not a range of finite distances"));
+                return Err(format!(
+                    "--distance {a}:{b} is not a range of finite distances"
+                ));
             }
             let (d0, sp) = (record.first_distance, record.channel_spacing);
             let lo = ((a - d0) / sp - 1e-9).ceil().max(0.0) as u64;
@@ -681,10 +683,9 @@ fn finish(job: Job) -> Result<(), DasError> {
     let limit = (f32::MAX as f64).sqrt() / payload.plan.params.window_len as f64;
     if stats.max_abs as f64 > limit {
         log::warn!(
-            "{}: samples as large as {} (more than {} at a window of {} samples) overflow float32 power: the windows over them are inf or NaN (corrupt data, or values in the wrong units?)",
+            "{}: samples as large as {:e} (more than {limit:.2e} at a window of {} samples) overflow float32 power: the windows over them are inf or NaN (corrupt data, or values in the wrong units?)",
             names(),
-            cryocube_cube::cf::format_number(stats.max_abs as f64),
-            cryocube_cube::cf::format_number(limit),
+            stats.max_abs,
             payload.plan.params.window_len
         );
     }
@@ -894,11 +895,10 @@ fn run_units(
         done_chunks?;
         loaded?;
         std::mem::swap(&mut cur, &mut next);
-        job.stored
-            .mark_done(
-                u,
-                &json!({"signal": reader.stats().signal(), "stats": reader.stats()}),
-            )?;
+        job.stored.mark_done(
+            u,
+            &json!({"signal": reader.stats().signal(), "stats": reader.stats()}),
+        )?;
         computed += w1 - w0;
         progressed += w1 - w0;
         progress(progressed, total);

@@ -193,13 +193,15 @@ fn make(recipe: &Recipe, opts: &BuildOptions) -> Result<Made, GeoError> {
         for (si, _, _) in from {
             let source = &props.sources[*si];
             if fetched[*si].is_none() {
-                fetched[*si] = Some(fetch_source(
-                    source,
-                    base,
-                    &FetchOptions::new(opts.sources.clone()),
-                    &|_, _, _| {},
-                )
-                .map_err(|e| e.in_source(&source.name))?);
+                fetched[*si] = Some(
+                    fetch_source(
+                        source,
+                        base,
+                        &FetchOptions::new(opts.sources.clone()),
+                        &|_, _, _| {},
+                    )
+                    .map_err(|e| e.in_source(&source.name))?,
+                );
             }
             let got = fetched[*si].as_ref().expect("fetched above");
             let at = format!("$.properties.sources[{si}].processing");

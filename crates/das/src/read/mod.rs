@@ -144,7 +144,10 @@ impl Header {
             )));
         }
         let last = self.first_distance + self.channel_spacing * self.n_channels.max(1) as f64;
-        if !(self.first_distance.is_finite() && last.abs() <= MAX_DISTANCE_M && self.first_distance.abs() <= MAX_DISTANCE_M) {
+        if !(self.first_distance.is_finite()
+            && last.abs() <= MAX_DISTANCE_M
+            && self.first_distance.abs() <= MAX_DISTANCE_M)
+        {
             return Err(bad(format!(
                 "invalid distances: the first channel at {} m, {} channels {} m apart",
                 format_number(self.first_distance),
