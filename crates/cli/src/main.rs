@@ -58,6 +58,10 @@ enum Command {
         /// Where the sources go (one folder per source).
         #[arg(long, default_value = "cryocube-sources")]
         dir: PathBuf,
+        /// Largest download accepted, GiB: a larger one is refused (a server sending without
+        /// end is cut off there), nothing of it kept.
+        #[arg(long, default_value_t = 64.0, value_parser = parse_positive)]
+        max_size: f64,
     },
     /// Build a polar cube from a recipe: fetch what is missing, warp every source once onto the
     /// target grid, write one CF cube (EPSG from the recipe, CRS visible to rioxarray and GDAL).
@@ -166,7 +170,8 @@ enum Command {
         cryocube view cryocube-demo/cube.zarr --open\n  \
         cryocube view s3://bucket/polar.zarr --port 8800\n\n\
         Serves one page and the cube's data, read-only, on 127.0.0.1 unless --host says\n\
-        otherwise; prints the URL. The view (variable, sub-cube, colours, camera) is kept in\n\
+        otherwise; prints the URL. To share on a LAN: --host 0.0.0.0 --allow-host NAME,\n\
+        where NAME is what others type in the address bar (this machine's name or address). The view (variable, sub-cube, colours, camera) is kept in\n\
         the URL, so a link reopens it.")]
     View {
         /// The cube: a folder, or s3://BUCKET/PREFIX.
@@ -182,8 +187,12 @@ enum Command {
         #[arg(long)]
         open: bool,
         /// Memory for cached faces, MiB.
-        #[arg(long, default_value_t = 256)]
-        cache_mb: usize,
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=1048576))]
+        cache_mb: u64,
+        /// Another name the server answers to in the Host header (repeatable), e.g. this
+        /// machine's LAN name or address with --host 0.0.0.0.
+        #[arg(long = "allow-host", value_name = "NAME")]
+        allow_hosts: Vec<String>,
     },
     /// Run one task of the job planned in a store (`--plan-only`): its share of the units.
     #[command(after_help = "Examples:\n  \
@@ -411,12 +420,10 @@ fn parse_range<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
     };
     let (a, b) = (parse(a)?, parse(b)?);
     // NaN is unordered: it must not pass as a bound (a NaN range selects nothing, silently).
-    #[allow(clippy::eq_op)]
-    if a != a || b != b {
-        return Err(format!("{s:?}: a bound is not a number"));
-    }
-    if !(a <= b) {
-        return Err(format!("{a} is after {b}"));
+    match a.partial_cmp(&b) {
+        None => return Err(format!("{s:?}: a bound is not a number")),
+        Some(std::cmp::Ordering::Greater) => return Err(format!("{a} is after {b}")),
+        _ => {}
     }
     Ok((a, b))
 }
@@ -523,7 +530,11 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
         }
         Command::Commit { store, wait } => commit(&store, wait),
         Command::Slurm(args) => slurm::submit(&args, quiet),
-        Command::Fetch { recipe, dir } => fetch(&recipe, dir, quiet),
+        Command::Fetch {
+            recipe,
+            dir,
+            max_size,
+        } => fetch(&recipe, dir, (max_size * (1u64 << 30) as f64) as u64, quiet),
         Command::Patch {
             store,
             metadata,
@@ -611,7 +622,8 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             port,
             open,
             cache_mb,
-        } => view(&store, host, port, open, cache_mb),
+            allow_hosts,
+        } => view(&store, host, port, open, cache_mb as usize, allow_hosts),
         Command::Demo {
             output,
             overwrite,
@@ -1039,7 +1051,7 @@ fn build(
     Ok(())
 }
 
-fn fetch(recipe: &std::path::Path, dir: PathBuf, quiet: bool) -> Result<()> {
+fn fetch(recipe: &std::path::Path, dir: PathBuf, max_bytes: u64, quiet: bool) -> Result<()> {
     let recipe = cryocube_geo::recipe::Recipe::load(recipe)?;
     for w in &recipe.warnings {
         log::warn!("{}: {w}", recipe.path.display());
@@ -1048,7 +1060,8 @@ fn fetch(recipe: &std::path::Path, dir: PathBuf, quiet: bool) -> Result<()> {
         quiet,
         "{spinner} {msg:30!} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
     );
-    let opts = cryocube_geo::fetch::FetchOptions::new(dir);
+    let mut opts = cryocube_geo::fetch::FetchOptions::new(dir);
+    opts.max_bytes = max_bytes;
     let fetched = cryocube_geo::fetch::fetch_all(&recipe, &opts, &|name, done, total| {
         bar.set_message(name.to_string());
         bar.set_length(total.unwrap_or(done));
@@ -1152,13 +1165,24 @@ fn build_pyramid(store: &Location, wait: bool, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn view(store: &Location, host: String, port: u16, open: bool, cache_mb: usize) -> Result<()> {
+fn view(
+    store: &Location,
+    host: String,
+    port: u16,
+    open: bool,
+    cache_mb: usize,
+    allow_hosts: Vec<String>,
+) -> Result<()> {
     if !is_loopback(&host) {
         log::warn!("serving on {host}: anyone who can reach this address can read the cube");
     }
     let cube = cryocube_view::ViewCube::open(store, cache_mb << 20)
         .with_context(|| format!("cannot view {store}"))?;
-    let opts = cryocube_view::ViewOptions { host, port };
+    let opts = cryocube_view::ViewOptions {
+        host,
+        port,
+        allow_hosts,
+    };
     cryocube_view::serve_blocking(cube, &opts, |addr| {
         let url = format!("http://{addr}/");
         // stdout, so that scripts (and tests) can read the URL.

@@ -143,6 +143,8 @@ impl Base {
             .first()
             .ok_or_else(|| not_ours(&root.display(), "no time coordinate values"))?;
         let start_us = first_time - (job::label_offset(&params) * 1e6 / fs).round() as i64;
+        check_time_axis(&time, windows, hop as f64 * 1e6 / fs)
+            .map_err(|m| not_ours(&root.display(), &m))?;
         let files = attrs
             .get("input_files")
             .and_then(Value::as_array)
@@ -751,4 +753,32 @@ pub(crate) fn root_attrs(opts: &DasOptions, plan: &Plan, base: &Base) -> Attrs {
     attrs.insert("history".into(), json!(history));
     attrs.insert("date_modified".into(), json!(now));
     attrs
+}
+
+/// Checks the time coordinate an append continues: as many labels as windows, one hop
+/// apart (to the microsecond the labels are rounded to). A missing or damaged `time` chunk
+/// reads as the fill value (1970-01-01 everywhere) and must not be extended as if it were
+/// the cube's time.
+fn check_time_axis(time: &[i64], windows: u64, step_us: f64) -> Result<(), String> {
+    if (time.len() as u64) < windows {
+        return Err(format!(
+            "the time coordinate has {} values for {windows} windows",
+            time.len()
+        ));
+    }
+    let time = &time[..windows as usize];
+    if let Some(i) = time
+        .windows(2)
+        .position(|w| ((w[1] - w[0]) as f64 - step_us).abs() > 2.0)
+    {
+        return Err(format!(
+            "the time coordinate is damaged: windows {i} and {} are {} µs apart, not one hop ({step_us} µs); is a chunk of `time` missing? Rebuild the cube",
+            i + 1,
+            time[i + 1] - time[i]
+        ));
+    }
+    if time.first() == Some(&0) {
+        return Err("the time coordinate starts at 1970-01-01T00:00:00Z (its fill value): is the chunk `time/0` missing? Rebuild the cube".into());
+    }
+    Ok(())
 }

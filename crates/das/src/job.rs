@@ -936,6 +936,22 @@ fn prepare(opts: &DasOptions) -> Result<(Job, bool), DasError> {
                 stored.plan.kind
             )));
         }
+        // Killed before even its plan was stored: nothing published, nothing but our own
+        // files there. Start again rather than call it an existing cube.
+        let store = opts.output.open()?;
+        let published = [".zgroup", ".zmetadata", "zarr.json"]
+            .iter()
+            .map(|k| store.exists(k))
+            .collect::<Result<Vec<_>, _>>()?
+            .contains(&true);
+        if !published && cryocube_cube::write::foreign_key(&opts.output, store.as_ref())?.is_none()
+        {
+            log::info!(
+                "{}: an unfinished start of a job without a plan; starting again",
+                opts.output.display()
+            );
+            return create(opts, plan, layout, fp, true).map(|j| (j, false));
+        }
     }
     create(opts, plan, layout, fp, opts.overwrite).map(|j| (j, false))
 }

@@ -17,6 +17,7 @@ use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use cryocube_cube::store::retry::{parse_retry_after, Failure, RetryPolicy};
 use cryocube_cube::store::{s3, S3Client};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -29,14 +30,21 @@ use crate::GeoError;
 pub struct FetchOptions {
     /// Where sources go: `DIR/<source>/<file>`.
     pub dir: PathBuf,
-    /// Further attempts after a failed one (connection dropped, 5xx, 429).
-    pub retries: u32,
-    /// Wait before the first retry; doubled each time.
-    pub backoff: Duration,
-    /// Connect and read timeout.
+    /// When to try again after a failed attempt (connection dropped, 5xx, 429).
+    pub retry: RetryPolicy,
+    /// Connect and read timeout. A server that stalls past it is tried once more, not for
+    /// every retry.
     pub timeout: Duration,
+    /// Largest download accepted: a larger `Content-Length` is refused before a byte is
+    /// written, a body without one is cut off there and refused.
+    pub max_bytes: u64,
     pub limits: ExtractLimits,
 }
+
+/// The default of [`FetchOptions::max_bytes`]: 64 GiB, beyond any single polar product.
+pub const DEFAULT_MAX_BYTES: u64 = 64 << 30;
+/// Redirects followed per download.
+const MAX_REDIRECTS: u32 = 10;
 
 /// How far an archive may expand: zip bombs (overlapping entries, nested archives) exceed any
 /// real data's ratio by far.
@@ -61,9 +69,13 @@ impl FetchOptions {
     pub fn new(dir: PathBuf) -> Self {
         FetchOptions {
             dir,
-            retries: 5,
-            backoff: Duration::from_millis(500),
-            timeout: Duration::from_secs(60),
+            retry: RetryPolicy {
+                retries: 5,
+                base: Duration::from_millis(500),
+                max_wait: Duration::from_secs(60),
+            },
+            timeout: Duration::from_secs(30),
+            max_bytes: DEFAULT_MAX_BYTES,
             limits: ExtractLimits::default(),
         }
     }
@@ -286,6 +298,12 @@ fn fetch_sidecars(
 }
 
 fn copy_local(src: &Path, dest: &Path, name: &str, progress: Progress) -> Result<u64, GeoError> {
+    if src.exists() && !src.is_file() {
+        return Err(GeoError::Io {
+            path: src.to_path_buf(),
+            message: "not a regular file (a folder, FIFO or device)".into(),
+        });
+    }
     let mut from = File::open(src).map_err(|e| io_err(src, e))?;
     let total = from.metadata().map(|m| m.len()).ok();
     let part = part_path(dest);
@@ -324,11 +342,8 @@ fn copy_with_progress(
     }
 }
 
-/// A failed attempt: worth retrying or not.
-enum Attempt {
-    Retry(String),
-    Fatal(String),
-}
+/// A failed attempt: worth retrying (with the server's `Retry-After`) or not.
+type Attempt = Failure<String>;
 
 /// Downloads an http(s) or s3:// URL to `dest`.
 fn fetch_remote(
@@ -388,38 +403,134 @@ fn download(
     progress: Progress,
 ) -> Result<u64, GeoError> {
     let url = remote.shown;
+    // Redirects are followed here, not by ureq: only to http(s), with credentials only for
+    // the host they were meant for.
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(opts.timeout)
         .timeout_read(opts.timeout)
+        .redirects(0)
         .build();
     let part = part_path(dest);
-    let mut delay = opts.backoff;
-    for attempt in 0..=opts.retries {
-        match download_once(&agent, remote, &part, auth.as_deref(), name, progress) {
-            Ok(n) => {
-                std::fs::rename(&part, dest).map_err(|e| io_err(dest, e))?;
-                return Ok(n);
-            }
-            Err(Attempt::Fatal(m)) => return Err(fetch_err(url, m)),
-            Err(Attempt::Retry(m)) if attempt < opts.retries => {
-                log::warn!(
-                    "{url}: {m}; retrying in {:.1} s ({} of {})",
-                    delay.as_secs_f64(),
-                    attempt + 1,
-                    opts.retries
-                );
-                std::thread::sleep(delay);
-                delay *= 2;
-            }
-            Err(Attempt::Retry(m)) => {
-                return Err(fetch_err(
-                    url,
-                    format!("{m}; gave up after {} attempts (what arrived is kept in {} and resumed next time)", opts.retries + 1, part.display()),
-                ))
-            }
+    let mut stalls = 0;
+    let got = opts.retry.run(
+        |_| {
+            download_once(&agent, remote, &part, auth.as_deref(), name, opts, progress).map_err(
+                |f| match f {
+                    // A server that stalls once may be busy; one that stalls again is gone.
+                    Failure::Transient { error, .. } if error.contains("timed out") => {
+                        stalls += 1;
+                        if stalls > 1 {
+                            Failure::Permanent(format!(
+                                "{error} (twice; the server does not answer)"
+                            ))
+                        } else {
+                            Failure::transient(error)
+                        }
+                    }
+                    f => f,
+                },
+            )
+        },
+        |m, n, wait| {
+            log::warn!(
+                "{url}: {m}; retrying in {:.1} s ({} of {})",
+                wait.as_secs_f64(),
+                n + 1,
+                opts.retry.retries
+            )
+        },
+    );
+    match got {
+        Ok(n) => {
+            std::fs::rename(&part, dest).map_err(|e| io_err(dest, e))?;
+            Ok(n)
+        }
+        Err(m) if part.exists() && std::fs::metadata(&part).is_ok_and(|m| m.len() > 0) => {
+            Err(fetch_err(
+                url,
+                format!(
+                    "{m} (what arrived is kept in {} and resumed next time)",
+                    part.display()
+                ),
+            ))
+        }
+        Err(m) => {
+            let _ = std::fs::remove_file(&part);
+            Err(fetch_err(url, m))
         }
     }
-    unreachable!("the loop returns")
+}
+
+/// The response to a GET of `remote`, redirects followed: a 2xx, or why not.
+fn get_following(
+    agent: &ureq::Agent,
+    remote: &Remote,
+    headers: &[(&str, String)],
+    auth: Option<&str>,
+) -> Result<ureq::Response, Attempt> {
+    let mut at =
+        url::Url::parse(remote.url).map_err(|e| Failure::Permanent(format!("not a URL: {e}")))?;
+    let origin = at.host_str().map(str::to_string);
+    for _ in 0..=MAX_REDIRECTS {
+        let mut req = agent.get(at.as_str());
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        if let Some(a) = auth.filter(|_| at.host_str().map(str::to_string) == origin) {
+            req = req.set("Authorization", a);
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, r)) => {
+                let retry_after = parse_retry_after(r.header("Retry-After"));
+                let text = format!("HTTP {code} {}", r.status_text());
+                return Err(match code {
+                    416 => Failure::Transient {
+                        error: "HTTP 416".into(),
+                        retry_after,
+                    },
+                    500.. | 429 => Failure::Transient {
+                        error: text,
+                        retry_after,
+                    },
+                    401 | 403 => Failure::Permanent(format!(
+                        "HTTP {code}: access refused; {}",
+                        remote.denied
+                    )),
+                    _ => Failure::Permanent(text),
+                });
+            }
+            Err(e) => return Err(Failure::transient(e.to_string())),
+        };
+        let code = resp.status();
+        if (200..300).contains(&code) {
+            return Ok(resp);
+        }
+        if !(300..400).contains(&code) || code == 304 {
+            return Err(Failure::Permanent(format!(
+                "HTTP {code} {}: not a file",
+                resp.status_text()
+            )));
+        }
+        let next = resp.header("Location").ok_or_else(|| {
+            Failure::Permanent(format!("HTTP {code} redirect without a Location"))
+        })?;
+        let target = at.join(next).map_err(|e| {
+            Failure::Permanent(format!(
+                "HTTP {code} redirect to {next:?}, which is not a URL ({e})"
+            ))
+        })?;
+        if !matches!(target.scheme(), "http" | "https") {
+            return Err(Failure::Permanent(format!(
+                "HTTP {code} redirect to a {}: URL, which is refused (only http and https)",
+                target.scheme()
+            )));
+        }
+        at = target;
+    }
+    Err(Failure::Permanent(format!(
+        "more than {MAX_REDIRECTS} redirects"
+    )))
 }
 
 fn download_once(
@@ -428,38 +539,23 @@ fn download_once(
     part: &Path,
     auth: Option<&str>,
     name: &str,
+    opts: &FetchOptions,
     progress: Progress,
 ) -> Result<u64, Attempt> {
     let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
-    let mut req = agent.get(remote.url);
+    let mut headers = Vec::new();
     if have > 0 {
-        req = req.set("Range", &format!("bytes={have}-"));
+        headers.push(("Range", format!("bytes={have}-")));
     }
-    if let Some(a) = auth {
-        req = req.set("Authorization", a);
-    }
-    let resp = match req.call() {
-        Ok(r) => r,
-        Err(ureq::Error::Status(416, _)) if have > 0 => {
+    let resp = match get_following(agent, remote, &headers, auth) {
+        Err(Failure::Transient { error, .. }) if error == "HTTP 416" && have > 0 => {
             // The partial file is not a prefix of what the server has now: start again.
             let _ = std::fs::remove_file(part);
-            return Err(Attempt::Retry(
+            return Err(Failure::transient(
                 "the partial download does not fit the file; starting again".into(),
             ));
         }
-        Err(ureq::Error::Status(code, r)) if code >= 500 || code == 429 => {
-            return Err(Attempt::Retry(format!("HTTP {code} {}", r.status_text())))
-        }
-        Err(ureq::Error::Status(code @ (401 | 403), _)) => {
-            return Err(Attempt::Fatal(format!(
-                "HTTP {code}: access refused; {}",
-                remote.denied
-            )))
-        }
-        Err(ureq::Error::Status(code, r)) => {
-            return Err(Attempt::Fatal(format!("HTTP {code} {}", r.status_text())))
-        }
-        Err(e) => return Err(Attempt::Retry(e.to_string())),
+        r => r?,
     };
     let length: Option<u64> = resp.header("Content-Length").and_then(|v| v.parse().ok());
     let (start, file) = if resp.status() == 206 && have > 0 {
@@ -470,7 +566,7 @@ fn download_once(
             .and_then(|v| v.parse::<u64>().ok());
         if from != Some(have) {
             let _ = std::fs::remove_file(part);
-            return Err(Attempt::Retry(
+            return Err(Failure::transient(
                 "the server resumed at another offset; starting again".into(),
             ));
         }
@@ -478,15 +574,31 @@ fn download_once(
     } else {
         (0, File::create(part))
     };
-    let mut file = file.map_err(|e| Attempt::Fatal(format!("{}: {e}", part.display())))?;
     let total = length.map(|l| l + start);
-    let mut body = resp.into_reader();
+    if let Some(t) = total.filter(|t| *t > opts.max_bytes) {
+        return Err(Failure::Permanent(format!(
+            "{t} bytes, more than the limit of {} bytes (--max-size)",
+            opts.max_bytes
+        )));
+    }
+    let mut file = file.map_err(|e| Failure::Permanent(format!("{}: {e}", part.display())))?;
+    // Never more than announced, never more than the limit (+1 to see it passed).
+    let allowed = total.unwrap_or(opts.max_bytes + 1).min(opts.max_bytes + 1) - start;
+    let mut body = resp.into_reader().take(allowed);
     let got = copy_with_progress(&mut body, &mut file, start, total, name, progress)
-        .map_err(|e| Attempt::Retry(format!("connection lost: {e}")))?;
+        .map_err(|e| Failure::transient(format!("connection lost: {e}")))?;
     file.flush()
-        .map_err(|e| Attempt::Fatal(format!("{}: {e}", part.display())))?;
+        .map_err(|e| Failure::Permanent(format!("{}: {e}", part.display())))?;
+    if got > opts.max_bytes {
+        drop(file);
+        let _ = std::fs::remove_file(part);
+        return Err(Failure::Permanent(format!(
+            "the body runs past the limit of {} bytes (--max-size); nothing kept",
+            opts.max_bytes
+        )));
+    }
     match total {
-        Some(t) if got != t => Err(Attempt::Retry(format!(
+        Some(t) if got != t => Err(Failure::transient(format!(
             "connection closed after {got} of {t} bytes"
         ))),
         _ => Ok(got),
@@ -529,35 +641,61 @@ fn netrc_entry(host: &str) -> Option<(String, String)> {
     let path = std::env::var_os("NETRC")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".netrc")))?;
-    let text = std::fs::read_to_string(path).ok()?;
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let mut i = 0;
-    let (mut current, mut login, mut password) = (None::<&str>, None, None);
-    while i < words.len() {
-        match words[i] {
-            "machine" | "default" => {
-                if current == Some(host) && login.is_some() && password.is_some() {
-                    break;
-                }
-                current = if words[i] == "default" {
-                    Some(host)
-                } else {
-                    words.get(i + 1).copied()
-                };
-                login = None;
-                password = None;
-                if words[i] == "machine" {
-                    i += 1;
+    parse_netrc(&std::fs::read_to_string(path).ok()?, host)
+}
+
+/// The login and password a `.netrc` text gives for `host`: its `machine` entry, else the
+/// `default` entry. Values are taken as values even when they read like keywords (a password
+/// `machine`); `macdef` bodies (up to the next empty line) are skipped.
+fn parse_netrc(text: &str, host: &str) -> Option<(String, String)> {
+    let mut kept = String::new();
+    let mut in_macro = false;
+    for line in text.lines() {
+        if in_macro {
+            in_macro = !line.trim().is_empty();
+            continue;
+        }
+        if line.split_whitespace().next() == Some("macdef") {
+            in_macro = true;
+            continue;
+        }
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    #[derive(Default)]
+    struct Entry<'a> {
+        machine: Option<&'a str>,
+        login: Option<&'a str>,
+        password: Option<&'a str>,
+    }
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut words = kept.split_whitespace();
+    while let Some(w) = words.next() {
+        match w {
+            "machine" => entries.push(Entry {
+                machine: Some(words.next().unwrap_or_default()),
+                ..Entry::default()
+            }),
+            "default" => entries.push(Entry::default()),
+            "login" | "password" | "account" => {
+                let value = words.next();
+                if let Some(e) = entries.last_mut() {
+                    match w {
+                        "login" => e.login = value,
+                        "password" => e.password = value,
+                        _ => {}
+                    }
                 }
             }
-            "login" => login = words.get(i + 1).map(|s| s.to_string()),
-            "password" => password = words.get(i + 1).map(|s| s.to_string()),
             _ => {}
         }
-        i += 1;
     }
-    (current == Some(host)).then_some(())?;
-    Some((login?, password?))
+    let pick = |e: &Entry| Some((e.login?.to_string(), e.password?.to_string()));
+    entries
+        .iter()
+        .find(|e| e.machine == Some(host))
+        .or_else(|| entries.iter().find(|e| e.machine.is_none()))
+        .and_then(pick)
 }
 
 fn sha256_file(path: &Path) -> Result<String, GeoError> {
@@ -770,4 +908,35 @@ fn list_files(dir: &Path) -> Result<Vec<PathBuf>, GeoError> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netrc_entries_defaults_and_keyword_like_values() {
+        let text = "machine a.org login alice password machine\n\
+                    macdef init\n\
+                    machine evil.org login mallory password x\n\
+                    \n\
+                    machine b.org\n  login bob\n  password s3cret\n\
+                    default login anon password guest\n";
+        let got = |h: &str| parse_netrc(text, h);
+        assert_eq!(got("a.org"), Some(("alice".into(), "machine".into())));
+        assert_eq!(got("b.org"), Some(("bob".into(), "s3cret".into())));
+        assert_eq!(
+            got("evil.org"),
+            Some(("anon".into(), "guest".into())),
+            "macdef body skipped"
+        );
+        assert_eq!(got("c.org"), Some(("anon".into(), "guest".into())));
+        assert_eq!(
+            parse_netrc("machine a.org login x", "a.org"),
+            None,
+            "no password"
+        );
+        assert_eq!(parse_netrc("", "a.org"), None);
+        assert_eq!(parse_netrc("login x password y machine", "a.org"), None);
+    }
 }

@@ -135,7 +135,7 @@ fn source(name: &str, url: &str) -> SourceSpec {
 
 fn options(dir: &Path) -> FetchOptions {
     let mut o = FetchOptions::new(dir.to_path_buf());
-    o.backoff = Duration::from_millis(10);
+    o.retry.base = Duration::from_millis(10);
     o.timeout = Duration::from_secs(10);
     o
 }
@@ -348,4 +348,198 @@ fn unsafe_archives_are_refused() {
         .map(|k| n = k)
         .unwrap();
     assert_eq!(n, 8 << 20);
+}
+
+/// What a hostile server answers to request `n` (0-based) for `path`.
+enum Answer {
+    /// These bytes, then close.
+    Raw(Vec<u8>),
+    /// The head, then bytes without end.
+    Endless(String),
+    /// Nothing at all, connection held open.
+    Stall,
+}
+
+/// A server that answers each request as `script` says.
+fn scripted(
+    script: impl Fn(usize, &str) -> Answer + Send + Sync + 'static,
+) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let script = Arc::new(script);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (script, seen) = (script.clone(), seen.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                let mut out = stream;
+                match script(n, &path) {
+                    Answer::Raw(bytes) => {
+                        let _ = out.write_all(&bytes);
+                    }
+                    Answer::Endless(head) => {
+                        let _ = out.write_all(head.as_bytes());
+                        let block = vec![b'x'; 64 << 10];
+                        while out.write_all(&block).is_ok() {}
+                    }
+                    Answer::Stall => std::thread::sleep(Duration::from_secs(30)),
+                }
+            });
+        }
+    });
+    (port, count)
+}
+
+/// Every hostile answer fails with a clear message, no panic, and nothing that a later run
+/// would take for a finished download (no file, no marker).
+#[test]
+fn hostile_servers_never_leave_a_finished_download() {
+    let head = |status: &str, extra: &str| {
+        format!("HTTP/1.1 {status}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n")
+            .into_bytes()
+    };
+    let cases: Vec<(&str, Answer, &str)> = vec![
+        (
+            "no-location",
+            Answer::Raw(head("302 Found", "")),
+            "redirect without a Location",
+        ),
+        (
+            "not-modified",
+            Answer::Raw(head("304 Not Modified", "")),
+            "HTTP 304",
+        ),
+        (
+            "bad-location",
+            Answer::Raw(head("302 Found", "Location: http://[::bad\r\n")),
+            "which is not a URL",
+        ),
+        (
+            "to-file",
+            Answer::Raw(head("302 Found", "Location: file:///etc/passwd\r\n")),
+            "a file: URL, which is refused",
+        ),
+        (
+            "endless",
+            Answer::Endless("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".into()),
+            "runs past the limit of 1048576 bytes",
+        ),
+        (
+            "announced-huge",
+            Answer::Raw(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            ),
+            "more than the limit of 1048576 bytes",
+        ),
+        ("gone", Answer::Raw(head("410 Gone", "")), "HTTP 410"),
+    ];
+    for (name, answer, expect) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let answer = Arc::new(Mutex::new(Some(answer)));
+        let (port, _) = scripted(move |_, _| {
+            answer
+                .lock()
+                .unwrap()
+                .take()
+                .unwrap_or(Answer::Raw(head("500 Again", "")))
+        });
+        let mut opts = options(tmp.path());
+        opts.max_bytes = 1 << 20;
+        opts.retry.retries = 0;
+        let s = source(name, &format!("http://127.0.0.1:{port}/{name}.tif"));
+        let e = fetch_source(&s, tmp.path(), &opts, &quiet).unwrap_err();
+        assert!(e.to_string().contains(expect), "{name}: {e}");
+        let left: Vec<_> = walk(tmp.path());
+        assert!(
+            !left.iter().any(|p| p.ends_with(format!("{name}.tif"))
+                || p.to_string_lossy().ends_with(".cryocube.json")),
+            "{name}: left {left:?}"
+        );
+        assert!(
+            !left
+                .iter()
+                .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 1 << 20)),
+            "{name}: more than the limit kept: {left:?}"
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+/// A redirect to another path of the same server is followed; a 503 with `Retry-After: 1`
+/// is retried no sooner than a second later; a server that stalls is given up on after its
+/// second silence, not after every retry.
+#[test]
+fn redirects_retry_after_and_stalls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = polar().join("geotiff/ant4d_fa.tif");
+    let bytes = std::fs::read(&file).unwrap();
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let t = times.clone();
+    let (port, count) = scripted(move |n, path| {
+        t.lock().unwrap().push(std::time::Instant::now());
+        match (n, path) {
+            (0, _) => Answer::Raw(
+                b"HTTP/1.1 503 Busy\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            ),
+            (_, "/first.tif") => Answer::Raw(
+                b"HTTP/1.1 301 Moved\r\nLocation: /data/second.tif\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+            ),
+            (_, "/data/second.tif") => {
+                let body = std::fs::read(polar().join("geotiff/ant4d_fa.tif")).unwrap();
+                let mut text = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                text.extend_from_slice(&body);
+                Answer::Raw(text)
+            }
+            _ => Answer::Raw(b"HTTP/1.1 404 No\r\nContent-Length: 0\r\n\r\n".to_vec()),
+        }
+    });
+    let s = source("Redirected", &format!("http://127.0.0.1:{port}/first.tif"));
+    let got = fetch_source(&s, tmp.path(), &options(tmp.path()), &quiet).unwrap();
+    assert_eq!(std::fs::read(&got.file).unwrap(), bytes);
+    assert_eq!(count.load(Ordering::SeqCst), 3, "503, 301, 200");
+    let t = times.lock().unwrap();
+    assert!(
+        t[1] - t[0] >= Duration::from_millis(990),
+        "Retry-After honoured: {:?}",
+        t[1] - t[0]
+    );
+
+    let (port, count) = scripted(|_, _| Answer::Stall);
+    let mut opts = options(tmp.path());
+    opts.timeout = Duration::from_millis(500);
+    opts.retry.retries = 5;
+    let s = source("Stalled", &format!("http://127.0.0.1:{port}/x.tif"));
+    let e = fetch_source(&s, tmp.path(), &opts, &quiet).unwrap_err();
+    assert!(e.to_string().contains("does not answer"), "{e}");
+    assert_eq!(count.load(Ordering::SeqCst), 2, "two attempts, not six");
 }

@@ -209,6 +209,14 @@ pub struct Face {
 
 pub const NAN_CODE: u16 = u16::MAX;
 
+/// Most cells of one face (a 4K screen has 8.3 M pixels, and a face is one of three sides):
+/// with the f32 values and the 16-bit codes, at most 24 MiB while it is made.
+pub const MAX_FACE_CELLS: u64 = 1 << 22;
+/// Longest face side a request may ask for.
+pub const MAX_FACE_SIDE: u64 = 4096;
+/// Bytes a face takes at most while it is made and sent (values, codes, a few chunks).
+pub const FACE_WORK_BYTES: usize = (MAX_FACE_CELLS as usize) * 6;
+
 impl Face {
     fn from_values(
         rows: usize,
@@ -216,14 +224,18 @@ impl Face {
         step: [u64; 2],
         origin: [u64; 2],
         level: usize,
-        values: &[f64],
+        values: &[f32],
     ) -> Face {
-        let finite = values.iter().copied().filter(|v| v.is_finite());
+        let finite = values
+            .iter()
+            .map(|&v| f64::from(v))
+            .filter(|v| v.is_finite());
         let (min, max) = finite.fold((f64::NAN, f64::NAN), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let span = max - min;
         let quantised = values
             .iter()
             .map(|&v| {
+                let v = f64::from(v);
                 if v.is_nan() {
                     NAN_CODE
                 } else if span > 0.0 {
@@ -509,7 +521,11 @@ impl ViewCube {
         };
         let (lb, lc) = (at_level(&wb, shift[b]), at_level(&wc, shift[c]));
         let (nr, nc) = (lb.end - lb.start, lc.end - lc.start);
-        let step = nr.max(nc).div_ceil(want).max(1);
+        let mut step = nr.max(nc).div_ceil(want).max(1);
+        // However large the screen a request claims, a face holds at most MAX_FACE_CELLS.
+        while nr.div_ceil(step) * nc.div_ceil(step) > MAX_FACE_CELLS {
+            step += 1;
+        }
         let at = (index >> shift[axis]).min(shape[axis] - 1);
         let key = (
             name.to_string(),
@@ -526,11 +542,11 @@ impl ViewCube {
             .array(name)
             .ok_or_else(|| ViewError::Cube(format!("{name}: missing at pyramid level {level}")))?;
         let (rows, cols) = (nr.div_ceil(step) as usize, nc.div_ceil(step) as usize);
-        let mut values = vec![f64::NAN; rows * cols];
+        let mut values = vec![f32::NAN; rows * cols];
         // The face cuts through one layer of chunks: decode those (or take them from the
         // cache), then pick the face's cells.
         let grid = Grid::of(spec);
-        let (shape_at, cs) = (grid.shape, grid.chunks);
+        let cs = grid.chunks;
         let layer = at / cs[axis];
         let (chunks_b, chunks_c) = (
             lb.start / cs[b]..(lb.end - 1) / cs[b] + 1,
@@ -546,14 +562,61 @@ impl ViewCube {
                 idx
             })
             .collect();
-        let chunks: Vec<Arc<Vec<f32>>> = {
-            use rayon::prelude::*;
-            wanted
-                .par_iter()
-                .map(|idx| self.chunk(reader, name, level, &grid, idx))
-                .collect::<Result<_, _>>()?
-        };
-        for (idx, chunk) in wanted.iter().zip(&chunks) {
+        // A few chunks at a time (as many as decode in parallel): a face through a whole
+        // layer of a large cube must not hold every decoded chunk of that layer at once.
+        let batch = rayon::current_num_threads().max(1);
+        for group in wanted.chunks(batch) {
+            let chunks: Vec<Arc<Vec<f32>>> = {
+                use rayon::prelude::*;
+                group
+                    .par_iter()
+                    .map(|idx| self.chunk(reader, name, level, &grid, idx))
+                    .collect::<Result<_, _>>()?
+            };
+            self.fill_face(
+                &mut values,
+                group,
+                &chunks,
+                &grid,
+                axis,
+                at,
+                [&lb, &lc],
+                step,
+                cols,
+            );
+        }
+        let face = Arc::new(Face::from_values(
+            rows,
+            cols,
+            [step << shift[b], step << shift[c]],
+            [lb.start << shift[b], lc.start << shift[c]],
+            level,
+            &values,
+        ));
+        self.lock().faces.put(key, face.clone());
+        Ok(face)
+    }
+
+    /// Copies the face's cells that lie in `chunks` (decoded chunks at `idxs`) into `values`.
+    #[allow(clippy::too_many_arguments)]
+    fn fill_face(
+        &self,
+        values: &mut [f32],
+        idxs: &[[u64; 3]],
+        chunks: &[Arc<Vec<f32>>],
+        grid: &Grid,
+        axis: usize,
+        at: u64,
+        [lb, lc]: [&Range<u64>; 2],
+        step: u64,
+        cols: usize,
+    ) {
+        let (shape_at, cs) = (grid.shape, grid.chunks);
+        let others: Vec<usize> = (0..3).filter(|&d| d != axis).collect();
+        let (b, c) = (others[0], others[1]);
+        let layer = at / cs[axis];
+        let rows = values.len() / cols.max(1);
+        for (idx, chunk) in idxs.iter().zip(chunks) {
             // The chunk's extent (clipped at the array's end) and the face cells inside it.
             let ext: Vec<u64> = (0..3)
                 .map(|d| cs[d].min(shape_at[d] - idx[d] * cs[d]))
@@ -569,20 +632,10 @@ impl ViewCube {
                     local[b] = lb.start + r * step - b0;
                     local[c] = lc.start + q * step - c0;
                     let i = (local[0] * ext[1] + local[1]) * ext[2] + local[2];
-                    values[r as usize * cols + q as usize] = f64::from(chunk[i as usize]);
+                    values[r as usize * cols + q as usize] = chunk[i as usize];
                 }
             }
         }
-        let face = Arc::new(Face::from_values(
-            rows,
-            cols,
-            [step << shift[b], step << shift[c]],
-            [lb.start << shift[b], lc.start << shift[c]],
-            level,
-            &values,
-        ));
-        self.lock().faces.put(key, face.clone());
-        Ok(face)
     }
 
     /// One decoded chunk (clipped at the array's end, C order) of `name` at `level`.
@@ -726,10 +779,10 @@ mod tests {
 
     #[test]
     fn quantisation_keeps_nan_and_the_range() {
-        let f = Face::from_values(1, 4, [1, 1], [0, 0], 0, &[f64::NAN, -2.0, 0.0, 2.0]);
+        let f = Face::from_values(1, 4, [1, 1], [0, 0], 0, &[f32::NAN, -2.0, 0.0, 2.0]);
         assert_eq!(f.quantised, [NAN_CODE, 0, 32767, 65534]);
         assert_eq!((f.min, f.max), (-2.0, 2.0));
-        let all_nan = Face::from_values(1, 2, [1, 1], [0, 0], 0, &[f64::NAN, f64::NAN]);
+        let all_nan = Face::from_values(1, 2, [1, 1], [0, 0], 0, &[f32::NAN, f32::NAN]);
         assert_eq!(all_nan.quantised, [NAN_CODE, NAN_CODE]);
     }
 }

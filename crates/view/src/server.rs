@@ -27,7 +27,10 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_http::compression::CompressionLayer;
 
-use crate::cube::ViewCube;
+use axum::body::{Body, Bytes};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::cube::{Face, ViewCube, FACE_WORK_BYTES, MAX_FACE_SIDE};
 use crate::ViewError;
 
 const PAGE: &str = include_str!("../assets/index.html");
@@ -40,13 +43,23 @@ pub struct ViewOptions {
     pub host: String,
     /// 0: any free port.
     pub port: u16,
+    /// Further names (or addresses) this server answers to in the `Host` header, e.g. the
+    /// machine's name on the LAN when it listens on 0.0.0.0.
+    pub allow_hosts: Vec<String>,
 }
 
 struct AppState {
     cube: ViewCube,
     /// `Host` header values this server answers to.
     hosts: Vec<String>,
+    /// Memory of the faces being made or sent, in KiB permits: a request takes
+    /// [`FACE_WORK_BYTES`] while its face is made, then the face's size until it is sent.
+    /// Requests beyond it wait, so their number does not multiply the server's memory.
+    in_flight: Arc<Semaphore>,
 }
+
+/// Memory for faces being made or sent at once: three worst-case faces.
+const IN_FLIGHT_BYTES: usize = 3 * FACE_WORK_BYTES;
 
 type Shared = Arc<AppState>;
 
@@ -68,7 +81,7 @@ pub fn serve_blocking(
         let addr = listener
             .local_addr()
             .map_err(|e| ViewError::Server(e.to_string()))?;
-        let app = router(cube, addr, &opts.host);
+        let app = router(cube, addr, &opts.host, &opts.allow_hosts);
         ready(addr);
         axum::serve(listener, app)
             .await
@@ -77,7 +90,7 @@ pub fn serve_blocking(
 }
 
 /// The application: routes, the Host check and compression.
-pub fn router(cube: ViewCube, addr: SocketAddr, host: &str) -> Router {
+pub fn router(cube: ViewCube, addr: SocketAddr, host: &str, allow_hosts: &[String]) -> Router {
     let port = addr.port();
     let mut hosts = vec![
         format!("127.0.0.1:{port}"),
@@ -86,8 +99,17 @@ pub fn router(cube: ViewCube, addr: SocketAddr, host: &str) -> Router {
         format!("{host}:{port}"),
         addr.to_string(),
     ];
+    for h in allow_hosts {
+        hosts.push(h.clone());
+        hosts.push(format!("{h}:{port}"));
+    }
+    hosts.sort();
     hosts.dedup();
-    let state = Arc::new(AppState { cube, hosts });
+    let state = Arc::new(AppState {
+        cube,
+        hosts,
+        in_flight: Arc::new(Semaphore::new(IN_FLIGHT_BYTES >> 10)),
+    });
     Router::new()
         .route("/", get(page))
         .route("/viewer.js", get(|| script(SCRIPT)))
@@ -103,15 +125,15 @@ pub fn router(cube: ViewCube, addr: SocketAddr, host: &str) -> Router {
 }
 
 async fn check_host(State(state): State<Shared>, req: Request, next: Next) -> Response {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
+    let mut all = req.headers().get_all(header::HOST).iter();
+    let host = all.next().and_then(|h| h.to_str().ok()).unwrap_or("");
+    if all.next().is_some() {
+        return (StatusCode::BAD_REQUEST, "more than one Host header").into_response();
+    }
     if !state.hosts.iter().any(|h| h == host) {
         return (
             StatusCode::FORBIDDEN,
-            format!("unexpected Host header {host:?}: this server answers only to its own address"),
+            format!("unexpected Host header {host:?}: this server answers only to its own address (cryocube view --allow-host NAME adds one)"),
         )
             .into_response();
     }
@@ -186,8 +208,24 @@ fn default_max() -> u64 {
     1024
 }
 
+/// A face's 16-bit codes as the little-endian bytes the page reads.
+struct FaceBytes {
+    face: Arc<Face>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for FaceBytes {
+    fn as_ref(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.face.quantised)
+    }
+}
+
+// The codes go out as they are in memory: little-endian, as the page reads them.
+#[cfg(not(target_endian = "little"))]
+compile_error!("the viewer sends faces as little-endian u16 in memory order");
+
 async fn face(State(state): State<Shared>, Query(q): Query<FaceQuery>) -> Response {
-    let max = q.max.clamp(1, 8192);
+    let max = q.max.clamp(1, MAX_FACE_SIDE);
     let window = match (q.r0, q.r1, q.c0, q.c1) {
         (Some(r0), Some(r1), Some(c0), Some(c1)) => Some([r0..r1, c0..c1]),
         (None, None, None, None) => None,
@@ -195,6 +233,15 @@ async fn face(State(state): State<Shared>, Query(q): Query<FaceQuery>) -> Respon
             let e = ViewError::Request("a face window needs all of r0, r1, c0 and c1".into());
             return error(e);
         }
+    };
+    let permits = |bytes: usize| (bytes.div_ceil(1024).max(1)) as u32;
+    let Ok(making) = state
+        .in_flight
+        .clone()
+        .acquire_many_owned(permits(FACE_WORK_BYTES))
+        .await
+    else {
+        return error(ViewError::Server("shutting down".into()));
     };
     let face = match blocking(&state, move |c| {
         c.face(&q.var, q.axis, q.index, max, window)
@@ -204,10 +251,20 @@ async fn face(State(state): State<Shared>, Query(q): Query<FaceQuery>) -> Respon
         Ok(f) => f,
         Err(r) => return r,
     };
-    let mut body = Vec::with_capacity(face.quantised.len() * 2);
-    for v in &face.quantised {
-        body.extend_from_slice(&v.to_le_bytes());
-    }
+    drop(making);
+    let Ok(sending) = state
+        .in_flight
+        .clone()
+        .acquire_many_owned(permits(face.quantised.len() * 2))
+        .await
+    else {
+        return error(ViewError::Server("shutting down".into()));
+    };
+    // The body is the face itself (no copy), and holds its permits until it is sent.
+    let body = Body::from(Bytes::from_owner(FaceBytes {
+        face: face.clone(),
+        _permit: sending,
+    }));
     let mut headers = HeaderMap::new();
     let num = |v: f64| {
         HeaderValue::from_str(&if v.is_finite() {

@@ -6,6 +6,7 @@
 //! is written aside and renamed; an S3 PUT is atomic by itself), which keeps the writer's
 //! safety property: a store without its root metadata is unfinished, never half-written.
 
+pub mod retry;
 pub mod s3;
 
 use std::fmt;

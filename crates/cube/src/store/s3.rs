@@ -25,6 +25,8 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::retry::{parse_retry_after, Failure, RetryPolicy};
+
 use rusty_s3::actions::{
     AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, DeleteObject, GetObject,
     HeadObject, ListObjectsV2, PutObject, UploadPart,
@@ -307,28 +309,28 @@ impl S3Client {
         })
     }
 
-    /// Runs `attempt` until it succeeds, fails for good, or the retries are used up; waits
-    /// between attempts with exponential backoff, jitter, and at least the server's
-    /// `Retry-After`.
+    /// Runs `attempt` under the one retry policy ([`RetryPolicy`]).
     fn retry<T>(&self, mut attempt: impl FnMut() -> Result<T, Failed>) -> Result<T, S3Error> {
-        let mut delay = Duration::from_millis(200);
-        for n in 0..=RETRIES {
-            match attempt() {
-                Err(f) if f.error.transient && n < RETRIES => {
-                    let jitter = 0.5 + (jitter_fraction() * 1.0);
-                    let wait = delay
-                        .mul_f64(jitter)
-                        .max(f.retry_after.unwrap_or_default())
-                        .min(Duration::from_secs(30));
-                    log::debug!("{}; retrying in {wait:?}", f.error);
-                    std::thread::sleep(wait);
-                    delay *= 2;
-                }
-                Err(f) => return Err(f.error),
-                Ok(v) => return Ok(v),
-            }
+        RetryPolicy {
+            retries: RETRIES,
+            base: Duration::from_millis(200),
+            max_wait: Duration::from_secs(30),
         }
-        unreachable!("the last attempt returns")
+        .run(
+            |_| {
+                attempt().map_err(|f| {
+                    if f.error.transient {
+                        Failure::Transient {
+                            error: f.error,
+                            retry_after: f.retry_after,
+                        }
+                    } else {
+                        Failure::Permanent(f.error)
+                    }
+                })
+            },
+            |e, _, wait| log::debug!("{e}; retrying in {wait:?}"),
+        )
     }
 
     /// Sends one request to a signed URL; `None` for a 404 of an object.
@@ -365,10 +367,7 @@ impl S3Client {
                 }
             }
             Err(ureq::Error::Status(status, r)) => {
-                let retry_after = r
-                    .header("Retry-After")
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                let retry_after = parse_retry_after(r.header("Retry-After"));
                 let (code, message) = error_code(r);
                 let hint = match status {
                     401 | 403 => "; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the AWS profile), AWS_REGION and AWS_ENDPOINT_URL",
@@ -642,19 +641,6 @@ fn text_of(resp: ureq::Response, shown: &str) -> Result<String, Failed> {
     })
 }
 
-/// A fraction in 0..1 that differs between calls and threads, for jitter.
-fn jitter_fraction() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-    );
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// The `<Code>` and `<Message>` of an S3 error body, to name the failure (the rest of S3's
 /// XML is read by `rusty-s3`).
 fn error_code(resp: ureq::Response) -> (String, String) {
@@ -706,13 +692,5 @@ mod tests {
         );
         assert_eq!(ini_section(text, "profile third")[0].1, "http://x");
         assert!(ini_section(text, "missing").is_empty());
-    }
-
-    #[test]
-    fn jitter_stays_in_its_range() {
-        for _ in 0..100 {
-            let j = jitter_fraction();
-            assert!((0.0..1.0).contains(&j), "{j}");
-        }
     }
 }
