@@ -118,8 +118,13 @@ struct Server {
 
 impl Server {
     fn start(cube: &Path) -> Server {
+        Server::start_with(cube, &[])
+    }
+
+    fn start_with(cube: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cryocube"))
             .args(["view", cube.to_str().unwrap(), "--port", "0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -1526,4 +1531,142 @@ ds.to_zarr(sys.argv[1], zarr_format=2, consolidated=True, mode="w")
     assert!(brightest(&img, neither) <= base + 3, "between the lines");
     assert!(brightest(&img, row20) >= base + 60, "row 20");
     assert!(brightest(&img, col30) >= base + 60, "column 30");
+}
+
+/// Peak resident memory of a process, bytes (`VmHWM`).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap()
+        * 1024
+}
+
+/// 40 concurrent maximal face requests (each a different 4000 x 4000 window of a
+/// 4096 x 4096 map, asking for 8192 cells a side) keep the server within its cache budget
+/// plus 100 MB, and each still gets a correct face (the right size, capped).
+#[test]
+fn concurrent_maximal_faces_stay_within_the_memory_budget() {
+    const N: usize = 4096;
+    let tmp = tempfile::tempdir().unwrap();
+    let cube = tmp.path().join("big.zarr");
+    let mut w = new_cube(&cube);
+    w.add_array(ArraySpec {
+        name: "v".into(),
+        dims: vec!["y".into(), "x".into()],
+        shape: vec![N as u64, N as u64],
+        chunks: vec![512, 512],
+        shard: None,
+        dtype: DType::F32,
+        attrs: Attrs::new(),
+    })
+    .unwrap();
+    for cy in 0..N / 512 {
+        for cx in 0..N / 512 {
+            let chunk: Vec<f32> = (0..512 * 512)
+                .map(|i| {
+                    ((cy * 512 + i / 512) as f32 * 0.01).sin() + (cx * 512 + i % 512) as f32 * 1e-3
+                })
+                .collect();
+            w.write_chunk("v", &[cy as u64, cx as u64], &chunk).unwrap();
+        }
+    }
+    w.finish(Attrs::new()).unwrap();
+
+    let cache_mb = 128u64;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cryocube"))
+        .args(["view", cube.to_str().unwrap(), "--port", "0"])
+        .args(["--cache-mb", &cache_mb.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let idle = peak_rss(child.id());
+    let threads: Vec<_> = (0..40)
+        .map(|k| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let path = format!(
+                    "/api/face?var=v&axis=0&index=0&max=8192&r0={k}&r1={}&c0={}&c1={}",
+                    k + 4000,
+                    2 * k,
+                    2 * k + 4000
+                );
+                let mut s = TcpStream::connect(&addr).unwrap();
+                write!(
+                    s,
+                    "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+                let mut out = Vec::new();
+                s.read_to_end(&mut out).unwrap();
+                String::from_utf8_lossy(
+                    &out[..out.windows(4).position(|w| w == b"\r\n\r\n").unwrap()],
+                )
+                .to_ascii_lowercase()
+            })
+        })
+        .collect();
+    for t in threads {
+        let head = t.join().unwrap();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        // 4000 cells a side thinned to at most 4 M cells: every 2nd, 2000 x 2000.
+        assert!(
+            head.contains("x-face-rows: 2000") && head.contains("x-face-cols: 2000"),
+            "{head}"
+        );
+    }
+    let peak = peak_rss(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    let limit = (cache_mb << 20) + (100 << 20);
+    assert!(
+        peak <= limit,
+        "peak RSS {} MiB (idle {} MiB) above cache {cache_mb} MiB + 100 MiB",
+        peak >> 20,
+        idle >> 20
+    );
+}
+
+/// `--allow-host NAME` adds a name the server answers to (sharing on a LAN); any other
+/// Host is still refused, and a request with two Host headers is refused outright.
+#[test]
+fn allowed_hosts_and_duplicate_host_headers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cube = tmp.path().join("known.zarr");
+    write_cube(&cube);
+    let server = Server::start_with(&cube, &["--allow-host", "glacier-lab.local"]);
+    let port = server.addr().rsplit(':').next().unwrap().to_string();
+    let (status, _) = server.raw("GET", "/api/meta", &format!("glacier-lab.local:{port}"));
+    assert_eq!(status, 200);
+    let (status, _) = server.raw("GET", "/api/meta", "glacier-lab.local");
+    assert_eq!(status, 200, "the name without the port, as some proxies send it");
+    let (status, body) = server.raw("GET", "/api/meta", &format!("evil.example:{port}"));
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("--allow-host"));
+    // Two Host headers: the first would pass, the second names another server.
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    write!(
+        s,
+        "GET /api/meta HTTP/1.1\r\nHost: {}\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+        server.addr()
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let head = String::from_utf8_lossy(&out);
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
 }

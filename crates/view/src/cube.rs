@@ -214,7 +214,7 @@ pub const NAN_CODE: u16 = u16::MAX;
 pub const MAX_FACE_CELLS: u64 = 1 << 22;
 /// Longest face side a request may ask for.
 pub const MAX_FACE_SIDE: u64 = 4096;
-/// Bytes a face takes at most while it is made and sent (values, codes, a few chunks).
+/// Bytes the largest face takes while it is made (f32 values and 16-bit codes).
 pub const FACE_WORK_BYTES: usize = (MAX_FACE_CELLS as usize) * 6;
 
 impl Face {
@@ -260,6 +260,22 @@ impl Face {
 
 /// (variable, axis, index at the level, step at the level, level, window at the level).
 type FaceKey = (String, usize, u64, u64, usize, [u64; 4]);
+
+/// Where a face comes from: its cache key, pyramid level and halvings, the two dimensions
+/// it spans, the slice at the level, the thinning step, the window at the level, its size.
+struct FacePlan {
+    key: FaceKey,
+    level: usize,
+    shift: [u32; 3],
+    b: usize,
+    c: usize,
+    at: u64,
+    step: u64,
+    lb: Range<u64>,
+    lc: Range<u64>,
+    rows: usize,
+    cols: usize,
+}
 /// (variable, level, chunk indices).
 type ChunkKey = (String, usize, [u64; 3]);
 
@@ -344,6 +360,8 @@ pub struct ViewCube {
     axes: Vec<Axis>,
     title: String,
     cache: Mutex<Caches>,
+    /// Memory for the faces being made and sent at once, bytes.
+    work_bytes: usize,
 }
 
 impl ViewCube {
@@ -428,9 +446,8 @@ impl ViewCube {
                 title
             },
             // Faces are small beside the chunks they come from. A quarter of the budget is
-            // left uncounted: chunks being decoded, the store's compressed buffers and the
-            // allocator's slack come on top of what the caches hold (with a full chunk cache
-            // of 7/8 of 512 MB the server's RSS was 668 MB).
+            // for the faces being made and sent (see `work_bytes`), at least the largest one.
+            work_bytes: (cache_bytes / 4).max(FACE_WORK_BYTES),
             cache: Mutex::new(Caches {
                 faces: Lru::new(cache_bytes / 8),
                 chunks: Lru::new(cache_bytes / 8 * 5),
@@ -471,78 +488,32 @@ impl ViewCube {
         max_side: u64,
         window: Option<[Range<u64>; 2]>,
     ) -> Result<Arc<Face>, ViewError> {
-        let v = self.variable(name)?;
-        if axis > 2 || index >= v.shape.get(axis).copied().unwrap_or(0) {
-            return Err(ViewError::Request(format!(
-                "{name}: no index {index} on axis {axis} (shape {:?})",
-                v.shape
-            )));
-        }
-        let others: Vec<usize> = (0..3).filter(|&d| d != axis).collect();
-        let (b, c) = (others[0], others[1]);
-        let [wb, wc] = window.unwrap_or([0..v.shape[b], 0..v.shape[c]]);
-        for (w, d) in [(&wb, b), (&wc, c)] {
-            if w.start >= w.end || w.end > v.shape[d] {
-                return Err(ViewError::Request(format!(
-                    "{name}: window {w:?} outside 0..{} of axis {d}",
-                    v.shape[d]
-                )));
-            }
-        }
-        // The window at a level halved `s` times along its dimension.
-        let at_level = |w: &Range<u64>, s: u32| (w.start >> s)..((w.end - 1) >> s) + 1;
-        let want = max_side.max(1);
-        // The coarsest level that still has at least `want` cells along the window's longer
-        // side (the cost of a face follows the screen, not the cube), but no coarser than it
-        // must be: a level that only halves the axis across the face would blend neighbouring
-        // slices and save nothing. `shift[d]`: how often dimension d was halved.
-        let (mut level, mut shape, mut shift) = (0, v.shape.clone(), [0u32; 3]);
-        let (mut walk, mut walk_shift) = (v.shape.clone(), [0u32; 3]);
-        for (k, r) in self.levels.iter().enumerate() {
-            let Some(s) = r.array(name).map(|a| as_3d(&a.shape, 1).to_vec()) else {
-                break;
-            };
-            for d in 0..3 {
-                walk_shift[d] += u32::from(s[d] < walk[d]);
-            }
-            walk = s;
-            let (lb, lc) = (at_level(&wb, walk_shift[b]), at_level(&wc, walk_shift[c]));
-            if (lb.end - lb.start).max(lc.end - lc.start) < want {
-                break;
-            }
-            if (walk[b], walk[c]) != (shape[b], shape[c]) {
-                (level, shape, shift) = (k + 1, walk.clone(), walk_shift);
-            }
+        let FacePlan {
+            key,
+            level,
+            shift,
+            b,
+            c,
+            at,
+            step,
+            lb,
+            lc,
+            rows,
+            cols,
+        } = self.face_plan(name, axis, index, max_side, window)?;
+        if let Some(face) = self.lock().faces.get(&key) {
+            return Ok(face);
         }
         let reader = if level == 0 {
             &self.reader
         } else {
             &self.levels[level - 1]
         };
-        let (lb, lc) = (at_level(&wb, shift[b]), at_level(&wc, shift[c]));
-        let (nr, nc) = (lb.end - lb.start, lc.end - lc.start);
-        let mut step = nr.max(nc).div_ceil(want).max(1);
-        // However large the screen a request claims, a face holds at most MAX_FACE_CELLS.
-        while nr.div_ceil(step) * nc.div_ceil(step) > MAX_FACE_CELLS {
-            step += 1;
-        }
-        let at = (index >> shift[axis]).min(shape[axis] - 1);
-        let key = (
-            name.to_string(),
-            axis,
-            at,
-            step,
-            level,
-            [lb.start, lb.end, lc.start, lc.end],
-        );
-        if let Some(face) = self.lock().faces.get(&key) {
-            return Ok(face);
-        }
         let spec = reader
             .array(name)
             .ok_or_else(|| ViewError::Cube(format!("{name}: missing at pyramid level {level}")))?;
-        let (rows, cols) = (nr.div_ceil(step) as usize, nc.div_ceil(step) as usize);
         let mut values = vec![f32::NAN; rows * cols];
+
         // The face cuts through one layer of chunks: decode those (or take them from the
         // cache), then pick the face's cells.
         let grid = Grid::of(spec);
@@ -595,6 +566,113 @@ impl ViewCube {
         ));
         self.lock().faces.put(key, face.clone());
         Ok(face)
+    }
+
+    /// Memory making the face of these arguments takes at most, bytes: its values and codes,
+    /// and the chunks decoded at once. The server holds that much of its budget meanwhile.
+    pub fn face_bytes(
+        &self,
+        name: &str,
+        axis: usize,
+        index: u64,
+        max_side: u64,
+        window: Option<[Range<u64>; 2]>,
+    ) -> Result<usize, ViewError> {
+        let plan = self.face_plan(name, axis, index, max_side, window)?;
+        let reader = if plan.level == 0 {
+            &self.reader
+        } else {
+            &self.levels[plan.level - 1]
+        };
+        let chunk = reader
+            .array(name)
+            .map(|a| a.chunks.iter().product::<u64>() as usize * 4)
+            .unwrap_or(0);
+        Ok(plan.rows * plan.cols * 6 + rayon::current_num_threads().max(1) * chunk)
+    }
+
+    /// Which level, cells and window the face of these arguments takes (no data read).
+    fn face_plan(
+        &self,
+        name: &str,
+        axis: usize,
+        index: u64,
+        max_side: u64,
+        window: Option<[Range<u64>; 2]>,
+    ) -> Result<FacePlan, ViewError> {
+        let v = self.variable(name)?;
+        if axis > 2 || index >= v.shape.get(axis).copied().unwrap_or(0) {
+            return Err(ViewError::Request(format!(
+                "{name}: no index {index} on axis {axis} (shape {:?})",
+                v.shape
+            )));
+        }
+        let others: Vec<usize> = (0..3).filter(|&d| d != axis).collect();
+        let (b, c) = (others[0], others[1]);
+        let [wb, wc] = window.unwrap_or([0..v.shape[b], 0..v.shape[c]]);
+        for (w, d) in [(&wb, b), (&wc, c)] {
+            if w.start >= w.end || w.end > v.shape[d] {
+                return Err(ViewError::Request(format!(
+                    "{name}: window {w:?} outside 0..{} of axis {d}",
+                    v.shape[d]
+                )));
+            }
+        }
+        // The window at a level halved `s` times along its dimension.
+        let at_level = |w: &Range<u64>, s: u32| (w.start >> s)..((w.end - 1) >> s) + 1;
+        let want = max_side.max(1);
+        // The coarsest level that still has at least `want` cells along the window's longer
+        // side (the cost of a face follows the screen, not the cube), but no coarser than it
+        // must be: a level that only halves the axis across the face would blend neighbouring
+        // slices and save nothing. `shift[d]`: how often dimension d was halved.
+        let (mut level, mut shape, mut shift) = (0, v.shape.clone(), [0u32; 3]);
+        let (mut walk, mut walk_shift) = (v.shape.clone(), [0u32; 3]);
+        for (k, r) in self.levels.iter().enumerate() {
+            let Some(s) = r.array(name).map(|a| as_3d(&a.shape, 1).to_vec()) else {
+                break;
+            };
+            for d in 0..3 {
+                walk_shift[d] += u32::from(s[d] < walk[d]);
+            }
+            walk = s;
+            let (lb, lc) = (at_level(&wb, walk_shift[b]), at_level(&wc, walk_shift[c]));
+            if (lb.end - lb.start).max(lc.end - lc.start) < want {
+                break;
+            }
+            if (walk[b], walk[c]) != (shape[b], shape[c]) {
+                (level, shape, shift) = (k + 1, walk.clone(), walk_shift);
+            }
+        }
+        let (lb, lc) = (at_level(&wb, shift[b]), at_level(&wc, shift[c]));
+        let (nr, nc) = (lb.end - lb.start, lc.end - lc.start);
+        let mut step = nr.max(nc).div_ceil(want).max(1);
+        // However large the screen a request claims, a face holds at most MAX_FACE_CELLS.
+        while nr.div_ceil(step) * nc.div_ceil(step) > MAX_FACE_CELLS {
+            step += 1;
+        }
+        let at = (index >> shift[axis]).min(shape[axis] - 1);
+        let key = (
+            name.to_string(),
+            axis,
+            at,
+            step,
+            level,
+            [lb.start, lb.end, lc.start, lc.end],
+        );
+        let (rows, cols) = (nr.div_ceil(step) as usize, nc.div_ceil(step) as usize);
+        Ok(FacePlan {
+            key,
+            level,
+            shift,
+            b,
+            c,
+            at,
+            step,
+            lb,
+            lc,
+            rows,
+            cols,
+        })
     }
 
     /// Copies the face's cells that lie in `chunks` (decoded chunks at `idxs`) into `values`.
@@ -661,6 +739,12 @@ impl ViewCube {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Caches> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Memory the server may spend on faces being made and sent at once (a quarter of the
+    /// cache budget, at least what the largest face takes), bytes.
+    pub fn work_bytes(&self) -> usize {
+        self.work_bytes
     }
 
     /// Bytes the caches hold now.

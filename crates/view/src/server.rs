@@ -30,7 +30,7 @@ use tower_http::compression::CompressionLayer;
 use axum::body::{Body, Bytes};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::cube::{Face, ViewCube, FACE_WORK_BYTES, MAX_FACE_SIDE};
+use crate::cube::{Face, ViewCube, MAX_FACE_SIDE};
 use crate::ViewError;
 
 const PAGE: &str = include_str!("../assets/index.html");
@@ -52,14 +52,12 @@ struct AppState {
     cube: ViewCube,
     /// `Host` header values this server answers to.
     hosts: Vec<String>,
-    /// Memory of the faces being made or sent, in KiB permits: a request takes
-    /// [`FACE_WORK_BYTES`] while its face is made, then the face's size until it is sent.
-    /// Requests beyond it wait, so their number does not multiply the server's memory.
+    /// Memory of the faces being made or sent, in KiB permits ([`ViewCube::work_bytes`] in
+    /// all): a request takes what making its face needs ([`ViewCube::face_bytes`]), keeps the
+    /// face's size of it until the face is sent. Requests beyond it wait, so their number
+    /// does not multiply the server's memory.
     in_flight: Arc<Semaphore>,
 }
-
-/// Memory for faces being made or sent at once: three worst-case faces.
-const IN_FLIGHT_BYTES: usize = 3 * FACE_WORK_BYTES;
 
 type Shared = Arc<AppState>;
 
@@ -105,10 +103,11 @@ pub fn router(cube: ViewCube, addr: SocketAddr, host: &str, allow_hosts: &[Strin
     }
     hosts.sort();
     hosts.dedup();
+    let work = cube.work_bytes();
     let state = Arc::new(AppState {
         cube,
         hosts,
-        in_flight: Arc::new(Semaphore::new(IN_FLIGHT_BYTES >> 10)),
+        in_flight: Arc::new(Semaphore::new(work >> 10)),
     });
     Router::new()
         .route("/", get(page))
@@ -234,11 +233,19 @@ async fn face(State(state): State<Shared>, Query(q): Query<FaceQuery>) -> Respon
             return error(e);
         }
     };
-    let permits = |bytes: usize| (bytes.div_ceil(1024).max(1)) as u32;
-    let Ok(making) = state
+    let budget = state.cube.work_bytes() >> 10;
+    let permits = |bytes: usize| bytes.div_ceil(1024).clamp(1, budget);
+    let need = match state
+        .cube
+        .face_bytes(&q.var, q.axis, q.index, max, window.clone())
+    {
+        Ok(n) => n,
+        Err(e) => return error(e),
+    };
+    let Ok(mut making) = state
         .in_flight
         .clone()
-        .acquire_many_owned(permits(FACE_WORK_BYTES))
+        .acquire_many_owned(permits(need) as u32)
         .await
     else {
         return error(ViewError::Server("shutting down".into()));
@@ -251,14 +258,11 @@ async fn face(State(state): State<Shared>, Query(q): Query<FaceQuery>) -> Respon
         Ok(f) => f,
         Err(r) => return r,
     };
-    drop(making);
-    let Ok(sending) = state
-        .in_flight
-        .clone()
-        .acquire_many_owned(permits(face.quantised.len() * 2))
-        .await
-    else {
-        return error(ViewError::Server("shutting down".into()));
+    // Keep what the face takes until it is sent, give back the rest at once: a finished face
+    // never waits for memory it already holds.
+    let sending = match making.split(permits(face.quantised.len() * 2)) {
+        Some(part) => part,
+        None => making,
     };
     // The body is the face itself (no copy), and holds its permits until it is sent.
     let body = Body::from(Bytes::from_owner(FaceBytes {
