@@ -323,3 +323,38 @@ fn a_file_failing_midway_puts_the_cube_back() {
         assert!(o.status.success(), "{}", text(&o));
     }
 }
+
+/// A renamed copy of the cube's last file lies wholly within its span: refused, not
+/// "appended" as nothing; a cube whose `time/0` chunk is gone is refused, not extended with
+/// 1970 times.
+#[test]
+fn append_refuses_copies_inside_the_span_and_a_damaged_time_axis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = abc();
+    let cube = tmp.path().join("ab.zarr");
+    build(&[&f[0], &f[1]], &cube, &[]);
+    let before = store_files(&cube);
+    let copy = tmp.path().join("renamed_copy_of_b.h5");
+    std::fs::copy(&f[1], &copy).unwrap();
+    let o = append(&[&copy], &cube);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("renamed_copy_of_b.h5")
+            && text(&o).contains("lie within the cube's time span"),
+        "{}",
+        text(&o)
+    );
+    assert!(before == store_files(&cube), "cube unchanged");
+
+    std::fs::remove_file(cube.join("time/0")).unwrap();
+    let o = append(&[&f[2]], &cube);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("time coordinate") && text(&o).contains("time/0"),
+        "{}",
+        text(&o)
+    );
+    let mut expected = before.clone();
+    expected.remove("time/0");
+    assert!(expected == store_files(&cube), "cube unchanged");
+}

@@ -457,3 +457,27 @@ fn a_missing_source_and_a_patch_without_metadata_name_what_the_user_wrote() {
     let o = cryocube(&["patch", p(&cube), "--metadata", p(&patch)]);
     assert_refused(&o, 1, &["patch.yaml", "no `metadata` mapping"]);
 }
+
+/// A run killed before it stored its plan leaves a folder with the lock and a half-written
+/// plan: the same command started again builds the cube instead of calling it "existing".
+#[test]
+fn a_run_killed_before_its_plan_is_started_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("c.zarr");
+    std::fs::create_dir_all(out.join(".cryocube")).unwrap();
+    std::fs::write(out.join(".cryocube-lock"), b"").unwrap();
+    std::fs::write(
+        out.join(".cryocube/.plan.json.gz.cryocube-tmp"),
+        b"\x1f\x8b half",
+    )
+    .unwrap();
+    let input = das("decimated_optodas.hdf5");
+    let o = cryocube(&["das", p(&input), "-o", p(&out)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = cryocube(&["info", p(&out)]);
+    assert!(
+        o.status.success() && !text(&o).contains("INCOMPLETE"),
+        "{}",
+        text(&o)
+    );
+}

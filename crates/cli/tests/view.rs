@@ -1653,7 +1653,10 @@ fn allowed_hosts_and_duplicate_host_headers() {
     let (status, _) = server.raw("GET", "/api/meta", &format!("glacier-lab.local:{port}"));
     assert_eq!(status, 200);
     let (status, _) = server.raw("GET", "/api/meta", "glacier-lab.local");
-    assert_eq!(status, 200, "the name without the port, as some proxies send it");
+    assert_eq!(
+        status, 200,
+        "the name without the port, as some proxies send it"
+    );
     let (status, body) = server.raw("GET", "/api/meta", &format!("evil.example:{port}"));
     assert_eq!(status, 403);
     assert!(String::from_utf8_lossy(&body).contains("--allow-host"));

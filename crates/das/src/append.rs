@@ -430,9 +430,19 @@ pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
     let mut record = Record::scan_files(&paths, opts.format)?;
     base.check_record(&record)?;
     base.check_given(opts, &record)?;
-    let end_of_cube = base.time_of(needed_from);
+    // Where the cube's samples end: the end of its last file on the sample axis.
+    let end_of_cube = base.time_of(
+        base.files
+            .iter()
+            .filter_map(|f| f.first_sample.map(|s| s + f.samples))
+            .max()
+            .unwrap_or(needed_from),
+    );
+    let tolerance_us = (TOLERANCE_SAMPLES * 1e6 / fs).ceil() as i64;
     for h in record.files.iter().filter(|h| !base.holds(&h.path)) {
-        if h.end_us() <= end_of_cube {
+        // Wholly inside (nothing new) is refused; one that starts inside and goes on past
+        // the end overlaps, and its repeated samples are skipped as in one run.
+        if h.end_us() <= end_of_cube + tolerance_us {
             return Err(DasError::Input(format!(
                 "{}: its samples ({} .. {}) lie within the cube's time span (which ends at {}): --append only adds later data; rebuild the cube to insert it",
                 h.path.display(),
@@ -767,6 +777,9 @@ fn check_time_axis(time: &[i64], windows: u64, step_us: f64) -> Result<(), Strin
         ));
     }
     let time = &time[..windows as usize];
+    if time.first() == Some(&0) {
+        return Err("the time coordinate starts at 1970-01-01T00:00:00Z (its fill value): is the chunk `time/0` missing? Rebuild the cube".into());
+    }
     if let Some(i) = time
         .windows(2)
         .position(|w| ((w[1] - w[0]) as f64 - step_us).abs() > 2.0)
@@ -776,9 +789,6 @@ fn check_time_axis(time: &[i64], windows: u64, step_us: f64) -> Result<(), Strin
             i + 1,
             time[i + 1] - time[i]
         ));
-    }
-    if time.first() == Some(&0) {
-        return Err("the time coordinate starts at 1970-01-01T00:00:00Z (its fill value): is the chunk `time/0` missing? Rebuild the cube".into());
     }
     Ok(())
 }
