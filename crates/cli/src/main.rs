@@ -2,6 +2,8 @@
 //! exit codes (0 success, 1 failure with a message naming the file and the problem, 2 usage
 //! error). All work lives in the library crates.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;

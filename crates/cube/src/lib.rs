@@ -22,6 +22,8 @@
 //! - [`pyramid`] builds the coarser copies `cryocube view` reads, as a job like any other;
 //! - [`patch`] changes attributes of a published cube (`cryocube patch`, xcube semantics).
 
+#![forbid(unsafe_code)]
+
 pub mod budget;
 pub mod cf;
 pub mod error;

@@ -7,6 +7,9 @@
 //! - [`append`]: `--append`, continuing a finished cube with later files;
 //! - [`demo`]: a synthetic Rhonegletscher-like record for `cryocube demo`.
 
+// `deny`, not `forbid`: ndarray's `s!` macro carries its own `allow(unsafe_code)`.
+#![deny(unsafe_code)]
+
 pub mod append;
 pub mod demo;
 pub mod error;

@@ -321,15 +321,10 @@ impl Stft {
                 Scale::Cryocube => 0.0,
             };
             if even {
-                // SAFETY: `Complex<f32>` is `#[repr(C)]` {re, im}, so M complex values are 2M
-                // f32 laid out as even sample, odd sample: exactly the packing wanted, and a
-                // flat loop that vectorises.
-                let flat = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        ws.buffer.as_mut_ptr().cast::<f32>(),
-                        2 * ws.buffer.len(),
-                    )
-                };
+                // M complex values are 2M f32 laid out as even sample, odd sample (`Complex`
+                // is `#[repr(C)]` {re, im}; bytemuck checks it): exactly the packing wanted,
+                // and a flat loop that vectorises.
+                let flat: &mut [f32] = bytemuck::cast_slice_mut(&mut ws.buffer);
                 for ((z, v), t) in flat.iter_mut().zip(x).zip(&self.taper) {
                     *z = (*v - mean) * *t;
                 }

@@ -87,3 +87,104 @@ fn a_file_that_is_not_an_old_gmt_grid_is_named() {
         "{m}"
     );
 }
+
+mod hostile {
+    //! Old GMT grids with any header values (ranges, spacing, dimension, registration,
+    //! packing) and a `z` of any length: a raster or an error naming the file, never a
+    //! panic, and no allocation sized by what the header claims rather than what `z` holds.
+    use proptest::prelude::*;
+
+    use cryocube_geo::read::gmt;
+
+    fn number() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            4 => -1000.0f64..1000.0,
+            2 => (0u32..50).prop_map(f64::from),
+            1 => Just(0.0),
+            1 => Just(f64::NAN),
+            1 => Just(f64::INFINITY),
+            1 => Just(1e300),
+            1 => Just(-1e19),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    struct Header {
+        x_range: [f64; 2],
+        y_range: [f64; 2],
+        spacing: [f64; 2],
+        dimension: [f64; 2],
+        node_offset: Option<i32>,
+        scale: Option<f64>,
+        z_len: usize,
+    }
+
+    fn header() -> impl Strategy<Value = Header> {
+        (
+            [number(), number()],
+            [number(), number()],
+            [number(), number()],
+            [number(), number()],
+            prop::option::of(prop_oneof![Just(0), Just(1), any::<i32>()]),
+            prop::option::of(number()),
+            0usize..600,
+        )
+            .prop_map(
+                |(x_range, y_range, spacing, dimension, node_offset, scale, z_len)| Header {
+                    x_range,
+                    y_range,
+                    spacing,
+                    dimension,
+                    node_offset,
+                    scale,
+                    z_len,
+                },
+            )
+    }
+
+    fn write(path: &std::path::Path, h: &Header) {
+        let mut f = netcdf::create(path).unwrap();
+        f.add_dimension("side", 2).unwrap();
+        f.add_dimension("xysize", h.z_len).unwrap();
+        for (name, v) in [
+            ("x_range", h.x_range),
+            ("y_range", h.y_range),
+            ("spacing", h.spacing),
+            ("dimension", h.dimension),
+        ] {
+            let mut var = f.add_variable::<f64>(name, &["side"]).unwrap();
+            var.put_values(&v, ..).unwrap();
+        }
+        let mut z = f.add_variable::<f32>("z", &["xysize"]).unwrap();
+        if let Some(o) = h.node_offset {
+            z.put_attribute("node_offset", o).unwrap();
+        }
+        if let Some(s) = h.scale {
+            z.put_attribute("scale_factor", s).unwrap();
+        }
+        let values: Vec<f32> = (0..h.z_len).map(|i| i as f32).collect();
+        if !values.is_empty() {
+            z.put_values(&values, ..).unwrap();
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn old_gmt_grids_of_any_header(h in header()) {
+            let tmp = tempfile::tempdir().unwrap();
+            let path = tmp.path().join("hostile.grd");
+            write(&path, &h);
+            match gmt::read(&path) {
+                Ok(r) => {
+                    // Only what `z` holds was decoded, on a grid the header describes.
+                    prop_assert_eq!(r.values.len(), h.z_len);
+                    prop_assert_eq!(r.nx * r.ny, h.z_len);
+                    prop_assert!(r.dx > 0.0 && r.dy > 0.0 && r.x0.is_finite() && r.y0.is_finite());
+                }
+                Err(e) => prop_assert!(e.to_string().contains("hostile.grd"), "{}", e),
+            }
+        }
+    }
+}

@@ -10,9 +10,8 @@
 //! profiles are read exactly). Faces are kept in a cache bounded in bytes, so the server's
 //! memory follows `--cache-mb`, not the cube.
 
-use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -279,76 +278,32 @@ struct FacePlan {
 /// (variable, level, chunk indices).
 type ChunkKey = (String, usize, [u64; 3]);
 
-/// Something whose memory a cache can count.
-trait Weigh {
-    fn bytes(&self) -> usize;
-}
+/// What a cached value weighs: its bytes, so that the caches hold a byte budget.
+#[derive(Clone)]
+struct Bytes;
 
-impl Weigh for Face {
-    fn bytes(&self) -> usize {
-        self.quantised.len() * 2 + 64
+impl quick_cache::Weighter<FaceKey, Arc<Face>> for Bytes {
+    fn weight(&self, _: &FaceKey, face: &Arc<Face>) -> u64 {
+        (face.quantised.len() * 2 + 64) as u64
     }
 }
 
-impl Weigh for Vec<f32> {
-    fn bytes(&self) -> usize {
-        self.len() * 4 + 64
+impl quick_cache::Weighter<ChunkKey, Arc<Vec<f32>>> for Bytes {
+    fn weight(&self, _: &ChunkKey, chunk: &Arc<Vec<f32>>) -> u64 {
+        (chunk.len() * 4 + 64) as u64
     }
 }
 
-/// Least-recently-used values up to a byte budget.
-struct Lru<K, V> {
-    budget: usize,
-    used: usize,
-    map: HashMap<K, Arc<V>>,
-    order: VecDeque<K>,
-}
+type Cache<K, V> = quick_cache::sync::Cache<K, V, Bytes>;
 
-impl<K: Clone + Eq + std::hash::Hash, V: Weigh> Lru<K, V> {
-    fn new(budget: usize) -> Self {
-        Lru {
-            budget,
-            used: 0,
-            map: HashMap::new(),
-            order: VecDeque::new(),
-        }
-    }
-
-    fn get(&mut self, key: &K) -> Option<Arc<V>> {
-        let v = self.map.get(key)?.clone();
-        if self.order.back() != Some(key) {
-            self.order.retain(|k| k != key);
-            self.order.push_back(key.clone());
-        }
-        Some(v)
-    }
-
-    fn put(&mut self, key: K, value: Arc<V>) {
-        if value.bytes() > self.budget {
-            return;
-        }
-        self.used += value.bytes();
-        if let Some(old) = self.map.insert(key.clone(), value) {
-            self.used -= old.bytes();
-            self.order.retain(|k| k != &key);
-        }
-        self.order.push_back(key);
-        while self.used > self.budget {
-            let Some(oldest) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(v) = self.map.remove(&oldest) {
-                self.used -= v.bytes();
-            }
-        }
-    }
-}
-
-/// The memory of a served cube: decoded chunks (slider steps through a chunk reuse them) and
-/// finished faces, within one budget.
-struct Caches {
-    faces: Lru<FaceKey, Face>,
-    chunks: Lru<ChunkKey, Vec<f32>>,
+/// A cache of `budget` bytes (quick_cache: concurrent, scan resistant; a value heavier than
+/// the whole budget is served but not kept).
+fn cache<K: Eq + std::hash::Hash + Clone, V: Clone>(budget: usize) -> Cache<K, V>
+where
+    Bytes: quick_cache::Weighter<K, V>,
+{
+    // The item estimate only sizes the table: chunks and faces are about 1 MiB.
+    Cache::with_weighter((budget >> 20).max(16), budget as u64, Bytes)
 }
 
 /// An opened cube, ready to serve.
@@ -359,7 +314,9 @@ pub struct ViewCube {
     variables: Vec<Variable>,
     axes: Vec<Axis>,
     title: String,
-    cache: Mutex<Caches>,
+    /// Finished faces and decoded chunks (slider steps through a chunk reuse them).
+    faces: Cache<FaceKey, Arc<Face>>,
+    chunks: Cache<ChunkKey, Arc<Vec<f32>>>,
     /// Memory for the faces being made and sent at once, bytes.
     work_bytes: usize,
 }
@@ -448,10 +405,8 @@ impl ViewCube {
             // Faces are small beside the chunks they come from. A quarter of the budget is
             // for the faces being made and sent (see `work_bytes`), at least the largest one.
             work_bytes: (cache_bytes / 4).max(FACE_WORK_BYTES),
-            cache: Mutex::new(Caches {
-                faces: Lru::new(cache_bytes / 8),
-                chunks: Lru::new(cache_bytes / 8 * 5),
-            }),
+            faces: cache(cache_bytes / 8),
+            chunks: cache(cache_bytes / 8 * 5),
         })
     }
 
@@ -501,7 +456,7 @@ impl ViewCube {
             rows,
             cols,
         } = self.face_plan(name, axis, index, max_side, window)?;
-        if let Some(face) = self.lock().faces.get(&key) {
+        if let Some(face) = self.faces.get(&key) {
             return Ok(face);
         }
         let reader = if level == 0 {
@@ -564,7 +519,7 @@ impl ViewCube {
             level,
             &values,
         ));
-        self.lock().faces.put(key, face.clone());
+        self.faces.insert(key, face.clone());
         Ok(face)
     }
 
@@ -727,18 +682,14 @@ impl ViewCube {
     ) -> Result<Arc<Vec<f32>>, ViewError> {
         let (rank, shape, chunks) = (grid.rank, grid.shape, grid.chunks);
         let key = (name.to_string(), level, *idx);
-        if let Some(c) = self.lock().chunks.get(&key) {
+        if let Some(c) = self.chunks.get(&key) {
             return Ok(c);
         }
         let start: Vec<u64> = (0..3).map(|d| idx[d] * chunks[d]).collect();
         let count: Vec<u64> = (0..3).map(|d| chunks[d].min(shape[d] - start[d])).collect();
         let c = Arc::new(reader.read_f32(name, stored(rank, &start), stored(rank, &count))?);
-        self.lock().chunks.put(key, c.clone());
+        self.chunks.insert(key, c.clone());
         Ok(c)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Caches> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Memory the server may spend on faces being made and sent at once (a quarter of the
@@ -749,8 +700,7 @@ impl ViewCube {
 
     /// Bytes the caches hold now.
     pub fn cached_bytes(&self) -> usize {
-        let c = self.lock();
-        c.faces.used + c.chunks.used
+        (self.faces.weight() + self.chunks.weight()) as usize
     }
 
     /// The stored value at `index` (one index per dimension), exactly.
@@ -847,18 +797,19 @@ mod tests {
 
     #[test]
     fn the_cache_stays_within_its_budget_and_keeps_the_recent_faces() {
-        let mut c: Lru<FaceKey, Face> = Lru::new(10_000);
+        let c: Cache<FaceKey, Arc<Face>> = cache(10_000);
         for i in 0..50u64 {
-            c.put(("v".into(), 0, i, 1, 0, W), face(1000));
-            assert!(c.used <= c.budget, "{} bytes", c.used);
-            // The face asked for again stays, the oldest others go.
+            c.insert(("v".into(), 0, i, 1, 0, W), face(1000));
+            assert!(c.weight() <= 10_000, "{} bytes", c.weight());
+            // A face asked for again and again stays while others come and go.
             assert!(c.get(&("v".into(), 0, 0, 1, 0, W)).is_some(), "after {i}");
         }
         assert!(c.get(&("v".into(), 0, 49, 1, 0, W)).is_some());
-        assert!(c.get(&("v".into(), 0, 10, 1, 0, W)).is_none());
+        assert!(c.len() < 50, "old faces went");
         // A face larger than the whole budget is served but not kept.
-        c.put(("v".into(), 1, 0, 1, 0, W), face(100_000));
-        assert!(c.used <= c.budget);
+        c.insert(("v".into(), 1, 0, 1, 0, W), face(100_000));
+        assert!(c.weight() <= 10_000);
+        assert!(c.get(&("v".into(), 1, 0, 1, 0, W)).is_none());
     }
 
     #[test]

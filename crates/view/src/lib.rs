@@ -9,6 +9,8 @@
 //! bounded cache; [`server`] serves the page (plain WebGL2 and our own
 //! script, compiled into the binary) and that API on loopback.
 
+#![forbid(unsafe_code)]
+
 pub mod cube;
 pub mod server;
 

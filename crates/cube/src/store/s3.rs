@@ -566,27 +566,11 @@ impl S3Client {
                 })?;
             text_of(resp, &shown)
         })?;
-        let parsed = ListObjectsV2::parse_response(&text).map_err(|e| S3Error {
+        parse_listing(&text).map_err(|message| S3Error {
             url: shown.clone(),
-            message: format!("unreadable listing: {e}"),
+            message,
             transient: false,
-        })?;
-        Ok((
-            parsed
-                .contents
-                .into_iter()
-                .map(|c| Listed {
-                    key: c.key,
-                    size: c.size.unwrap_or(0),
-                })
-                .collect(),
-            parsed
-                .common_prefixes
-                .into_iter()
-                .map(|p| p.prefix)
-                .collect(),
-            parsed.next_continuation_token,
-        ))
+        })
     }
 
     /// The first `max` objects under `prefix` (one request, whatever is there).
@@ -641,10 +625,14 @@ fn text_of(resp: ureq::Response, shown: &str) -> Result<String, Failed> {
     })
 }
 
-/// The `<Code>` and `<Message>` of an S3 error body, to name the failure (the rest of S3's
-/// XML is read by `rusty-s3`).
+/// The `<Code>` and `<Message>` of an S3 error answer, to name the failure.
 fn error_code(resp: ureq::Response) -> (String, String) {
-    let body = resp.into_string().unwrap_or_default();
+    error_fields(&resp.into_string().unwrap_or_default())
+}
+
+/// The `<Code>` and `<Message>` of an S3 error body (the rest of S3's XML is read by
+/// `rusty-s3`); empty when absent. Any text is accepted: a proxy may answer with HTML.
+pub fn error_fields(body: &str) -> (String, String) {
     let get = |tag: &str| {
         let open = format!("<{tag}>");
         body.find(&open)
@@ -662,8 +650,68 @@ fn error_code(resp: ureq::Response) -> (String, String) {
     (get("Code"), get("Message"))
 }
 
+/// One page of a ListObjectsV2 answer: objects, common prefixes, the continuation token.
+pub type ListingPage = (Vec<Listed>, Vec<String>, Option<String>);
+
+/// Reads a ListObjectsV2 answer (any bytes a server sends; an error, never a panic).
+pub fn parse_listing(text: &str) -> Result<ListingPage, String> {
+    let parsed =
+        ListObjectsV2::parse_response(text).map_err(|e| format!("unreadable listing: {e}"))?;
+    Ok((
+        parsed
+            .contents
+            .into_iter()
+            .map(|c| Listed {
+                key: c.key,
+                size: c.size.unwrap_or(0),
+            })
+            .collect(),
+        parsed
+            .common_prefixes
+            .into_iter()
+            .map(|p| p.prefix)
+            .collect(),
+        parsed.next_continuation_token,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any answer body: no panic; a field found is a piece of the body (entities decoded).
+        #[test]
+        fn error_bodies_of_any_bytes(body in ".{0,400}", code in "[A-Za-z]{0,20}") {
+            let text = format!("{body}<Code>{code}</Code>{body}");
+            let (c, _) = error_fields(&text);
+            prop_assert!(body.contains("<Code>") || c == code);
+            let _ = error_fields(&body);
+        }
+
+        /// Listings cut, spliced and garbled: an error or a listing, never a panic; keys come
+        /// from the text.
+        #[test]
+        fn listings_of_hostile_xml(cut in 0usize..2000, junk in ".{0,64}", at in 0usize..2000) {
+            let good = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+    <ListBucketResult><Name>b</Name><Prefix>c.zarr/</Prefix><KeyCount>2</KeyCount><MaxKeys>1000</MaxKeys>\
+    <IsTruncated>true</IsTruncated><NextContinuationToken>tok</NextContinuationToken>\
+    <Contents><Key>c.zarr/.zgroup</Key><LastModified>2026-11-30T10:00:00.000Z</LastModified><ETag>\"e\"</ETag><Size>24</Size><StorageClass>STANDARD</StorageClass></Contents>\
+    <Contents><Key>c.zarr/v/0.0</Key><LastModified>2026-11-30T10:00:00.000Z</LastModified><ETag>\"f\"</ETag><Size>99999999999999999999</Size><StorageClass>STANDARD</StorageClass></Contents>\
+    <CommonPrefixes><Prefix>c.zarr/v/</Prefix></CommonPrefixes></ListBucketResult>";
+            let cut = cut.min(good.len());
+            let at = at.min(cut);
+            let text = format!("{}{junk}{}", &good[..at], &good[at..cut]);
+            if let Ok((objects, _, _)) = parse_listing(&text) {
+                for o in objects {
+                    prop_assert!(text.contains(&o.key));
+                }
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -73,6 +73,11 @@ pub fn open(path: &Path, file: File) -> Result<Febus, DasError> {
         )));
     }
     let (blocks, rows, channels) = (shape[0], shape[1], shape[2]);
+    if rows == 0 || channels == 0 {
+        return Err(f.err(format!(
+            "`{data_path}` has blocks of {rows} rows x {channels} channels: no samples"
+        )));
+    }
     if name.contains("PSD") || name.contains("dB") {
         return Err(f.err(format!(
             "`{name}` is a power spectral density product ({blocks} block(s) x {rows} frequency bins x {channels} positions, in dB), not a time series: `cryocube das` needs the strain or strain-rate samples a Febus A1 records"

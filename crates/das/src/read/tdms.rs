@@ -172,10 +172,21 @@ impl<'a> Cursor<'a> {
             0x44 => {
                 let fraction = self.u64()?;
                 let seconds = self.u64()? as i64;
-                Value::Time((fraction != 0 || seconds != 0).then(|| {
-                    (seconds - EPOCH_1904_S) * 1_000_000
-                        + (fraction as f64 / 18_446_744_073_709_551_616.0 * 1e6).round() as i64
-                }))
+                if fraction == 0 && seconds == 0 {
+                    return Ok(Value::Time(None));
+                }
+                let us = seconds
+                    .checked_sub(EPOCH_1904_S)
+                    .and_then(|s| s.checked_mul(1_000_000))
+                    .and_then(|u| {
+                        u.checked_add(
+                            (fraction as f64 / 18_446_744_073_709_551_616.0 * 1e6).round() as i64,
+                        )
+                    })
+                    .ok_or_else(|| {
+                        format!("a time stamp of {seconds} s since 1904 is out of range")
+                    })?;
+                Value::Time(Some(us))
             }
             c => return Err(format!("property of unsupported type code {c:#x}")),
         })
@@ -248,7 +259,9 @@ impl Tdms {
                     "big-endian or DAQmx raw data (not written by DAS interrogators)".into(),
                 ));
             }
-            let data_start = pos + LEAD_IN + raw;
+            // Every offset from the file is checked: a crafted `raw` or `next` must not wrap
+            // around (and then size an allocation) instead of failing.
+            let data_start = (pos + LEAD_IN).saturating_add(raw);
             let declared_end = (pos + LEAD_IN).saturating_add(next);
             let truncated = next == u64::MAX || declared_end > size;
             let seg_end = if truncated { size } else { declared_end };
@@ -333,10 +346,17 @@ impl Tdms {
                 // Interleaved data is whole rows; chunked data is whole chunks of
                 // `values` rows, channel after channel.
                 let unit = if interleaved {
-                    row_bytes
+                    Some(row_bytes)
                 } else {
-                    row_bytes * first.values.max(1)
-                };
+                    row_bytes.checked_mul(first.values.max(1))
+                }
+                .filter(|u| *u > 0)
+                .ok_or_else(|| {
+                    err(format!(
+                        "segment {seg}: {} values per channel of {} bytes cannot be laid out",
+                        first.values, row_bytes
+                    ))
+                })?;
                 let units = avail / unit;
                 let rows = if interleaved {
                     units
@@ -373,7 +393,9 @@ impl Tdms {
                         chunk_rows: first.values,
                     });
                 }
-                rows_total += rows;
+                rows_total = rows_total.checked_add(rows).ok_or_else(|| {
+                    err(format!("segment {seg}: more samples than can be counted"))
+                })?;
             }
             if truncated {
                 break;

@@ -68,13 +68,37 @@ pub fn read(path: &Path) -> Result<Raster, GeoError> {
         .variable("z")
         .ok_or_else(|| err("no `z` variable".into()))?;
     let pixel = attr_f64(&z, "node_offset").unwrap_or(0.0) == 1.0;
-    let (nx, ny) = (dimension[0] as usize, dimension[1] as usize);
+    let whole = |v: f64| v >= 1.0 && v.fract() == 0.0 && v < 1e15;
     let (dx, dy) = (spacing[0], spacing[1]);
-    if nx == 0 || ny == 0 || !(dx > 0.0 && dy > 0.0) {
+    let grid = whole(dimension[0])
+        && whole(dimension[1])
+        && dx > 0.0
+        && dy > 0.0
+        && dx.is_finite()
+        && dy.is_finite();
+    if !grid || xr.iter().chain(&yr).any(|v| !v.is_finite()) {
         return Err(err(format!(
-            "dimension {dimension:?} and spacing {spacing:?} describe no grid"
+            "dimension {dimension:?}, spacing {spacing:?} and ranges {xr:?}, {yr:?} describe no grid"
         )));
     }
+    let (nx, ny) = (dimension[0] as usize, dimension[1] as usize);
+    // The cells `z` must hold, checked against its stored length before anything is read
+    // (a header can claim any size), and against the memory budget.
+    let cells = nx
+        .checked_mul(ny)
+        .ok_or_else(|| err(format!("dimension {dimension:?} overflows")))?;
+    let stored: usize = z.dimensions().iter().map(|d| d.len()).product();
+    if stored != cells {
+        return Err(err(format!(
+            "`z` has {stored} values for a {nx} x {ny} grid"
+        )));
+    }
+    cryocube_cube::budget::Budget::from_env().check_memory(
+        path,
+        &format!("the {nx} x {ny} grid"),
+        "its dimension variable",
+        cells as u128 * 8,
+    )?;
     // The ranges, spacing and dimension must agree (a mismatch means a misread registration).
     let expected = |range: [f64; 2], d: f64| {
         let cells = (range[1] - range[0]) / d;

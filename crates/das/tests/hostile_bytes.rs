@@ -1,0 +1,257 @@
+//! The binary readers on hostile bytes (issue #18), property-based: a real TDMS file with
+//! bytes flipped, fields overwritten and the end cut anywhere, and Febus files of any block
+//! shape and header values. Each must give a header or an error, never panic, and never
+//! allocate more than a bound derived from the file's size. `PROPTEST_CASES` sets the number
+//! of cases (a bounded default runs in `make test`).
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::Path;
+
+use cryocube_das::read::{self, Format};
+use proptest::prelude::*;
+
+/// Counts this thread's live heap bytes and their peak, so a test can bound what a parser
+/// allocates. (The one `unsafe` here is the allocator interface itself.)
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<usize> = const { Cell::new(0) };
+    static PEAK: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note(delta: isize) {
+    let _ = LIVE.try_with(|live| {
+        let now = (live.get() as isize + delta).max(0) as usize;
+        live.set(now);
+        let _ = PEAK.try_with(|p| p.set(p.get().max(now)));
+    });
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            note(layout.size() as isize);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        note(-(layout.size() as isize));
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            note(new_size as isize - layout.size() as isize);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f` and returns its result with the most heap bytes it held at once (this thread).
+fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(base));
+    let out = f();
+    (out, PEAK.with(Cell::get).saturating_sub(base))
+}
+
+/// Opens `path` as `format`, reads its header and, when there is one, its first rows of
+/// every channel. Returns the peak allocation.
+fn open_and_read(path: &Path, format: Format) -> usize {
+    let ((), peak) = peak_of(|| {
+        if let Ok(mut reader) = read::open(path, Some(format)) {
+            let h = reader.header().clone();
+            let rows = h.n_samples.min(64) as usize;
+            let mut out = vec![0f32; rows * h.n_channels as usize];
+            let _ = reader.read_block(0, rows, 0, h.n_channels, &mut out);
+        }
+    });
+    peak
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512)
+}
+
+fn tdms_bytes() -> &'static [u8] {
+    static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BYTES.get_or_init(|| {
+        std::fs::read(common::das_data().join("sample_tdms_file_v4713.tdms")).unwrap()
+    })
+}
+
+/// What may be done to the TDMS file: bytes set, a lead-in field overwritten, the end cut.
+#[derive(Debug, Clone)]
+struct TdmsDamage {
+    flips: Vec<(usize, u8)>,
+    field: Option<(usize, u64)>,
+    cut: Option<usize>,
+}
+
+fn tdms_damage() -> impl Strategy<Value = TdmsDamage> {
+    // Lead-in and metadata are in the first few KiB: that is where damage is interesting.
+    let flips = prop::collection::vec((0usize..8192, any::<u8>()), 0..12);
+    // Offsets of the lead-in's u32 and u64 fields (toc, version, next segment, raw data).
+    let field = prop::option::of((
+        prop::sample::select(vec![4usize, 8, 12, 20]),
+        prop_oneof![
+            any::<u64>(),
+            Just(u64::MAX),
+            Just(0),
+            Just(u64::MAX - 27),
+            0u64..100_000
+        ],
+    ));
+    let cut = prop::option::of(0usize..1_200_000);
+    (flips, field, cut).prop_map(|(flips, field, cut)| TdmsDamage { flips, field, cut })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn tdms_of_hostile_bytes(d in tdms_damage()) {
+        let mut b = tdms_bytes().to_vec();
+        for &(at, v) in &d.flips {
+            if at < b.len() {
+                b[at] = v;
+            }
+        }
+        if let Some((at, v)) = d.field {
+            let width = if at < 12 { 4 } else { 8 };
+            b[at..at + width].copy_from_slice(&v.to_le_bytes()[..width]);
+        }
+        if let Some(cut) = d.cut {
+            b.truncate(cut);
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("hostile.tdms");
+        std::fs::write(&path, &b).unwrap();
+        let peak = open_and_read(&path, Format::SilixaTdms);
+        // Metadata is read whole (at most the file), rows in blocks: a few times the file.
+        prop_assert!(peak <= 4 * b.len() + (1 << 20), "{peak} bytes for a file of {}", b.len());
+    }
+}
+
+/// A Febus-like file: blocks x rows x channels, with the zone's header attributes given.
+#[derive(Debug, Clone)]
+struct FebusFile {
+    blocks: usize,
+    rows: usize,
+    channels: usize,
+    spacing: [f64; 2],
+    origin: [f64; 2],
+    extent: f64,
+    rate: Option<f64>,
+    overlap: Option<f64>,
+    block_rate: Option<f64>,
+    times: Vec<f64>,
+}
+
+fn number() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        4 => -10.0f64..2000.0,
+        1 => Just(0.0),
+        1 => Just(f64::NAN),
+        1 => Just(f64::INFINITY),
+        1 => Just(-1e300),
+        1 => Just(1e300),
+    ]
+}
+
+fn febus_file() -> impl Strategy<Value = FebusFile> {
+    (
+        (1usize..4, 0usize..40, 0usize..6),
+        (number(), number(), number(), number(), number()),
+        (
+            prop::option::of(number()),
+            prop::option::of(number()),
+            prop::option::of(number()),
+        ),
+        prop::collection::vec(number(), 0..5),
+    )
+        .prop_map(
+            |(
+                (blocks, rows, channels),
+                (s0, s1, o0, o1, extent),
+                (rate, overlap, block_rate),
+                times,
+            )| {
+                FebusFile {
+                    blocks,
+                    rows,
+                    channels,
+                    spacing: [s0, s1],
+                    origin: [o0, o1],
+                    extent,
+                    rate,
+                    overlap,
+                    block_rate,
+                    times,
+                }
+            },
+        )
+}
+
+fn write_febus(path: &Path, f: &FebusFile) {
+    let file = hdf5::File::create(path).unwrap();
+    let zone = file.create_group("dev/Source1/Zone1").unwrap();
+    let data =
+        ndarray::Array3::<f32>::from_shape_fn((f.blocks, f.rows, f.channels), |(b, r, c)| {
+            (b * 7 + r * 3 + c) as f32
+        });
+    zone.new_dataset_builder()
+        .with_data(&data)
+        .create("StrainRate")
+        .unwrap();
+    let attr = |name: &str, v: &[f64]| {
+        zone.new_attr::<f64>()
+            .shape(v.len())
+            .create(name)
+            .unwrap()
+            .write(v)
+            .unwrap();
+    };
+    attr("Spacing", &f.spacing);
+    attr("Origin", &f.origin);
+    attr("Extent", &[f.extent]);
+    if let Some(r) = f.rate {
+        attr("SamplingRate", &[r]);
+    }
+    if let Some(o) = f.overlap {
+        attr("BlockOverlap", &[o]);
+    }
+    if let Some(b) = f.block_rate {
+        attr("BlockRate", &[b]);
+    }
+    file.new_dataset_builder()
+        .with_data(&f.times)
+        .create("dev/Source1/time")
+        .unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn febus_of_any_block_shape_and_header(f in febus_file()) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("febus.h5");
+        write_febus(&path, &f);
+        let size = std::fs::metadata(&path).unwrap().len() as usize;
+        let peak = open_and_read(&path, Format::Febus);
+        // The HDF5 library allocates outside Rust's allocator; what Rust holds is the block
+        // being read and the header: bounded by the file's size.
+        prop_assert!(peak <= 4 * size + (1 << 20), "{peak} bytes for a file of {size}");
+    }
+}

@@ -1,0 +1,18 @@
+//! Any bytes as a Silixa TDMS file: a header and the first rows, or an error; never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+use cryocube_das::read::{self, Format};
+
+fuzz_target!(|data: &[u8]| {
+    let dir = tempfile::tempdir().expect("temp folder");
+    let path = dir.path().join("f.tdms");
+    std::fs::write(&path, data).expect("write");
+    if let Ok(mut r) = read::open(&path, Some(Format::SilixaTdms)) {
+        let h = r.header().clone();
+        let rows = h.n_samples.min(64) as usize;
+        let mut out = vec![0f32; rows * h.n_channels.min(1 << 16) as usize];
+        let _ = r.read_block(0, rows, 0, h.n_channels.min(1 << 16), &mut out);
+    }
+});
