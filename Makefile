@@ -20,6 +20,7 @@ deps:
 test-deps: deps
 	@bash scripts/install-deps.sh $(TEST_APT_PACKAGES)
 	@CARGO=$(CARGO) bash scripts/install-garage.sh
+	@CARGO=$(CARGO) bash scripts/install-cargo-deny.sh
 
 demo: deps
 	$(CARGO) build --release --locked
@@ -29,8 +30,11 @@ view:
 	@test -d cryocube-demo/demo.zarr || { echo "no demo cube yet: run 'make demo' first" >&2; exit 1; }
 	./target/release/cryocube view cryocube-demo/demo.zarr --port $(or $(PORT),8765)
 
+CARGO_DENY := $(or $(CRYOCUBE_TOOLS),$(HOME)/.cache/cryocube-tools)/cargo-deny/bin/cargo-deny
+
 test: test-deps
 	$(CARGO) fmt --all -- --check
+	$(CARGO_DENY) check --hide-inclusion-graph licenses bans sources
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 	$(CARGO) test --workspace --locked
 

@@ -335,6 +335,11 @@ struct DasArgs {
     /// Fill any gap between files with NaN windows, however long.
     #[arg(long, conflicts_with = "max_gap")]
     allow_gap: bool,
+    /// Record the inputs' absolute paths in the cube (`input_files`), so that a later
+    /// --append re-reads the last file even when it is not among its inputs. Off by default:
+    /// paths name home folders and machines, and a published cube travels.
+    #[arg(long)]
+    record_paths: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -703,6 +708,7 @@ fn das_options(a: DasArgs) -> Result<DasOptions> {
     o.append = a.append;
     o.wait = a.wait;
     o.max_gap = (!a.allow_gap).then_some(a.max_gap);
+    o.record_paths = a.record_paths;
     Ok(o)
 }
 

@@ -23,11 +23,12 @@ fn abc() -> Vec<PathBuf> {
     files
 }
 
-/// `cryocube das INPUTS -o OUT EXTRA...` (chunks 64,8 unless EXTRA says); must succeed.
+/// `cryocube das INPUTS -o OUT --record-paths EXTRA...` (chunks 64,8 unless EXTRA says);
+/// must succeed. The paths let an append re-read the last file without it among its inputs.
 fn build(inputs: &[&Path], out: &Path, extra: &[&str]) -> String {
     let mut args = vec!["das"];
     args.extend(inputs.iter().map(|i| p(i)));
-    args.extend(["-o", p(out)]);
+    args.extend(["-o", p(out), "--record-paths"]);
     if !extra.contains(&"--chunks") {
         args.extend(["--chunks", "64,8"]);
     }
@@ -40,7 +41,7 @@ fn build(inputs: &[&Path], out: &Path, extra: &[&str]) -> String {
 fn append(inputs: &[&Path], out: &Path) -> std::process::Output {
     let mut args = vec!["das"];
     args.extend(inputs.iter().map(|i| p(i)));
-    args.extend(["-o", p(out), "--append"]);
+    args.extend(["-o", p(out), "--append", "--record-paths"]);
     cryocube(&args)
 }
 
@@ -236,7 +237,16 @@ fn a_killed_append_resumes_to_the_same_cube() {
     build(&[&f[0], &f[1], &f[2]], &whole, &small);
     build(&[&f[0]], &grown, &small);
     let (b, c) = (p(&f[1]), p(&f[2]));
-    let args = ["das", b, c, "-o", p(&grown), "--append", "-q"];
+    let args = [
+        "das",
+        b,
+        c,
+        "-o",
+        p(&grown),
+        "--append",
+        "--record-paths",
+        "-q",
+    ];
     // The append starts at block 291 / 8 = 36; kill it a few blocks later.
     kill_after_blocks(&args, &grown, 40);
     let info = cryocube(&["info", p(&grown)]);

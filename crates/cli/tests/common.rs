@@ -197,14 +197,23 @@ pub fn assert_build_fails(dir: &Path, recipe: &Path, expect: &[&str]) {
 }
 
 /// A Python venv (cached in the target dir) with xarray, zarr, lexcube, dask, rioxarray, s3fs
-/// and netCDF4 (a reader of source files that is not GDAL).
+/// and netCDF4 (a reader of source files that is not GDAL), pinned by
+/// `tests/requirements.lock`.
 pub fn venv() -> PathBuf {
     // Tests of one binary run as threads: one of them makes the venv, the others wait.
     static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = MAKING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-venv");
     let python = dir.join("bin/python");
+    // Exactly the packages of the lock file (a venv made from another lock is made again).
+    let lock = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/requirements.lock"
+    ))
+    .expect("tests/requirements.lock");
+    let stamp = dir.join("cryocube-requirements.lock");
     let ready = python.exists()
+        && std::fs::read_to_string(&stamp).is_ok_and(|s| s == lock)
         && Command::new(&python)
             .args([
                 "-c",
@@ -214,7 +223,7 @@ pub fn venv() -> PathBuf {
             .is_ok_and(|s| s.success());
     if !ready {
         let s = Command::new("python3")
-            .args(["-m", "venv", p(&dir)])
+            .args(["-m", "venv", "--clear", p(&dir)])
             .status()
             .expect("python3 -m venv");
         assert!(
@@ -222,24 +231,18 @@ pub fn venv() -> PathBuf {
             "python3 -m venv failed (is python3-venv installed?)"
         );
         let s = Command::new(dir.join("bin/pip"))
-            .args([
-                "install",
-                "-q",
-                "xarray",
-                "zarr",
-                "lexcube",
-                "dask",
-                "rioxarray",
-                "s3fs",
-                "netCDF4",
-                "pyproj",
-            ])
+            .args(["install", "-q", "-r"])
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/requirements.lock"
+            ))
             .status()
             .expect("pip install");
         assert!(
             s.success(),
-            "pip install xarray zarr lexcube dask rioxarray s3fs netCDF4 pyproj failed"
+            "pip install -r crates/cli/tests/requirements.lock failed"
         );
+        std::fs::write(&stamp, &lock).unwrap();
     }
     python
 }

@@ -481,3 +481,68 @@ fn a_run_killed_before_its_plan_is_started_again() {
         text(&o)
     );
 }
+
+/// One complex sample as some interrogators store it: a compound of two floats.
+#[derive(hdf5::H5Type, Clone, Copy)]
+#[repr(C)]
+struct Complex32 {
+    r: f32,
+    i: f32,
+}
+
+/// A file whose samples are complex numbers is named as such when it is opened, before any
+/// output exists (not as a "compound" after the cube was created).
+#[test]
+fn complex_samples_are_refused_before_anything_is_written() {
+    use hdf5::types::VarLenUnicode;
+    let tmp = tempfile::tempdir().unwrap();
+    let real = synthetic(&tmp.path().join("rec"), 1);
+    let complex = tmp.path().join("complex.h5");
+    {
+        let src = hdf5::File::open(&real[0]).unwrap();
+        let src = src.dataset("Acoustic").unwrap();
+        let dst = hdf5::File::create(&complex).unwrap();
+        let data = ndarray::Array2::from_elem((1000, 8), Complex32 { r: 1.0, i: -1.0 });
+        let ds = dst
+            .new_dataset_builder()
+            .with_data(&data)
+            .create("Acoustic")
+            .unwrap();
+        for name in src.attr_names().unwrap() {
+            let v: VarLenUnicode = src.attr(&name).unwrap().read_scalar().unwrap();
+            ds.new_attr::<VarLenUnicode>()
+                .create(name.as_str())
+                .unwrap()
+                .write_scalar(&v)
+                .unwrap();
+        }
+    }
+    let out = tmp.path().join("c.zarr");
+    let o = cryocube(&["das", p(&complex), "-o", p(&out)]);
+    assert_refused(&o, 1, &["complex.h5", "complex numbers", "r, i"]);
+    assert!(!out.exists(), "nothing created");
+}
+
+/// A published cube names its inputs by file name, size and time; their absolute paths
+/// (home folders, machine names) only with `--record-paths`.
+#[test]
+fn absolute_input_paths_are_recorded_only_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Two files with a gap between them: the gap and its warning name files too.
+    let files = synthetic(&tmp.path().join("private-home"), 3);
+    std::fs::remove_file(&files[1]).unwrap();
+    for (flag, recorded) in [(None, false), (Some("--record-paths"), true)] {
+        let out = tmp.path().join(format!("c{recorded}.zarr"));
+        let mut args = vec!["das", p(&files[0]), p(&files[2]), "-o", p(&out)];
+        args.extend(flag);
+        let o = cryocube(&args);
+        assert!(o.status.success(), "{}", text(&o));
+        let meta = std::fs::read_to_string(out.join(".zmetadata")).unwrap();
+        let name = files[0].file_name().unwrap().to_str().unwrap();
+        assert!(
+            meta.contains(name) && meta.contains("gap"),
+            "the file is named"
+        );
+        assert_eq!(meta.contains("private-home"), recorded, "{flag:?}");
+    }
+}

@@ -173,7 +173,7 @@ mod tests {
         );
         let e = check_layout(&b, "c", "v", &[10, 10], &[0, 5], 4).unwrap_err();
         assert!(e.to_string().contains("a chunk side of 0"), "{e}");
-        let e = check_layout(&b, "c", "v", &[u64::MAX, u64::MAX, 3], &[1, 1, 1], 4).unwrap_err();
+        let e = check_layout(&b, "c", "v", &[u64::MAX, 1 << 40, 1], &[1, 1, 1], 4).unwrap_err();
         assert!(e.to_string().contains("chunk objects"), "{e}");
         let e = check_layout(&b, "c", "v", &[10], &[1 << 40], 4).unwrap_err();
         assert!(e.to_string().contains("budget"), "{e}");

@@ -71,7 +71,7 @@ pub fn render(cube: &CubeReader, size: bool) -> Result<String, CubeError> {
     if let Some(name) = cube.array("crs").and_then(|c| crs_name(&c.attrs)) {
         let _ = writeln!(out, "crs:     {name}");
     }
-    if let (Some(x), Some(y)) = (cube.array("x"), cube.array("y")) {
+    if let (Some(x), Some(_)) = (cube.array("x"), cube.array("y")) {
         let (xs, ys) = (cube.read_all_f64("x")?, cube.read_all_f64("y")?);
         if xs.len() > 1 && ys.len() > 1 {
             let (dx, dy) = ((xs[1] - xs[0]).abs(), (ys[1] - ys[0]).abs());
@@ -82,8 +82,8 @@ pub fn render(cube: &CubeReader, size: bool) -> Result<String, CubeError> {
                 writeln!(
                 out,
                 "grid:    {} x {} cells of {} x {} {units}, cell edges x {} .. {}, y {} .. {}{}",
-                x.shape[0],
-                y.shape[0],
+                xs.len(),
+                ys.len(),
                 fmt_num(dx),
                 fmt_num(dy),
                 fmt_num(x0 - dx / 2.0),
@@ -103,7 +103,7 @@ pub fn render(cube: &CubeReader, size: bool) -> Result<String, CubeError> {
             Some("1") | None => "",
             Some(u) => u,
         };
-        let range = if a.shape[0] == 0 {
+        let range = if a.shape.first().is_none_or(|n| *n == 0) {
             "(empty)".to_string()
         } else if units.contains(" since ") {
             let raw = cube.read_all_f64(&a.name)?;

@@ -722,7 +722,7 @@ pub(crate) fn root_attrs(opts: &DasOptions, plan: &Plan, base: &Base) -> Attrs {
     };
     extend(
         "input_files",
-        input_files_json(r, |i| !base.holds(&r.files[i].path)),
+        input_files_json(r, |i| !base.holds(&r.files[i].path), opts.record_paths),
     );
     let list = |v: Value| v.as_array().cloned().unwrap_or_default();
     extend(
@@ -741,7 +741,13 @@ pub(crate) fn root_attrs(opts: &DasOptions, plan: &Plan, base: &Base) -> Attrs {
             r.sampling_rate,
         )),
     );
-    extend("warnings", r.warnings.iter().map(|w| json!(w)).collect());
+    extend(
+        "warnings",
+        job::recorded_warnings(r, opts.record_paths)
+            .into_iter()
+            .map(|w| json!(w))
+            .collect(),
+    );
     let n_files = attrs
         .get("input_files")
         .and_then(Value::as_array)

@@ -92,6 +92,10 @@ pub struct DasOptions {
     /// The longest gap between files that is filled with NaN windows, seconds; a longer one
     /// (usually a wrong clock) is an error. `None`: any gap.
     pub max_gap: Option<f64>,
+    /// Record each input's absolute path in the cube (`input_files`), so that `--append`
+    /// finds the last file even when it is not among the inputs. Off by default: a path
+    /// names home folders and machines, and a published cube travels.
+    pub record_paths: bool,
 }
 
 /// The default of [`DasOptions::max_gap`]: a day. A month-long campaign has gaps of hours at
@@ -121,6 +125,7 @@ impl DasOptions {
             given: Vec::new(),
             wait: false,
             max_gap: Some(DEFAULT_MAX_GAP_S),
+            record_paths: false,
         }
     }
 }
@@ -1197,7 +1202,10 @@ fn root_attrs(opts: &DasOptions, plan: &Plan, created: &str) -> Attrs {
         ("das_channel_spacing", json!(r.channel_spacing)),
         ("das_first_channel_distance", json!(r.first_distance)),
         ("das_input_units", json!(r.files[0].units)),
-        ("input_files", json!(input_files_json(r, |_| true))),
+        (
+            "input_files",
+            json!(input_files_json(r, |_| true, opts.record_paths)),
+        ),
         (
             "gaps",
             Record::discontinuities_json(&r.gaps, r.start_us, r.sampling_rate),
@@ -1206,7 +1214,7 @@ fn root_attrs(opts: &DasOptions, plan: &Plan, created: &str) -> Attrs {
             "overlaps",
             Record::discontinuities_json(&r.overlaps, r.start_us, r.sampling_rate),
         ),
-        ("warnings", json!(r.warnings)),
+        ("warnings", json!(recorded_warnings(r, opts.record_paths))),
     ])
 }
 
@@ -1249,16 +1257,21 @@ pub(crate) fn history_line(opts: &DasOptions, when: &str) -> String {
 /// The `input_files` attribute entries of the record's files `i` with `keep(i)`: what each
 /// file is, and where its first sample lies on the cube's sample axis (which `--append`
 /// needs to continue the stream exactly).
-pub(crate) fn input_files_json(r: &Record, keep: impl Fn(usize) -> bool) -> Vec<Value> {
+/// Absolute paths are recorded only when asked (`record_paths`): a published cube travels,
+/// and a path names people's home folders and machines.
+pub(crate) fn input_files_json(
+    r: &Record,
+    keep: impl Fn(usize) -> bool,
+    record_paths: bool,
+) -> Vec<Value> {
     r.files
         .iter()
         .enumerate()
         .filter(|(i, _)| keep(*i))
         .map(|(i, h)| {
-            json!({
+            let mut entry = json!({
                 "name": file_name(&h.path),
                 "size": file_size(&h.path),
-                "path": std::fs::canonicalize(&h.path).unwrap_or_else(|_| h.path.clone()).display().to_string(),
                 "format": h.format.name(),
                 "layout": h.layout,
                 "start": format_utc_us(h.start_us),
@@ -1266,6 +1279,27 @@ pub(crate) fn input_files_json(r: &Record, keep: impl Fn(usize) -> bool) -> Vec<
                 "samples": h.n_samples,
                 "first_sample": r.first_sample(i),
                 "time_source": h.time_source,
+            });
+            if record_paths {
+                let path = std::fs::canonicalize(&h.path).unwrap_or_else(|_| h.path.clone());
+                entry["path"] = json!(path.display().to_string());
+            }
+            entry
+        })
+        .collect()
+}
+
+/// The record's warnings as the cube keeps them: the files named by file name, unless
+/// `record_paths` (see [`input_files_json`]).
+pub(crate) fn recorded_warnings(r: &Record, record_paths: bool) -> Vec<String> {
+    r.warnings
+        .iter()
+        .map(|w| {
+            if record_paths {
+                return w.clone();
+            }
+            r.files.iter().fold(w.clone(), |w, h| {
+                w.replace(&h.path.display().to_string(), &file_name(&h.path))
             })
         })
         .collect()

@@ -136,6 +136,29 @@ impl Fields<'_> {
     }
 }
 
+/// Refuses a sample dataset whose elements are not real numbers (complex samples, stored as
+/// a compound of real and imaginary parts; strings), when the file is opened: before
+/// anything is planned or written.
+pub(crate) fn check_sample_type(fields: &Fields, dataset: &Dataset) -> Result<(), DasError> {
+    let td = dataset
+        .dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_err(|e| fields.err(format!("sample dataset of an unreadable type: {e}")))?;
+    match td {
+        TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) | TypeDescriptor::Float(_) => {
+            Ok(())
+        }
+        TypeDescriptor::Compound(c) => {
+            let names: Vec<&str> = c.fields.iter().map(|f| f.name.as_str()).collect();
+            Err(fields.err(format!(
+                "the samples are complex numbers (a compound of {}): cryocube das reads real time series (strain, strain rate, phase); convert them first",
+                names.join(", ")
+            )))
+        }
+        other => Err(fields.err(format!("the samples are of type {other}, not numbers"))),
+    }
+}
+
 /// A 2-D sample matrix in an HDF5 file, time-major or channel-major.
 pub struct Matrix {
     path: PathBuf,
@@ -163,6 +186,7 @@ impl Matrix {
                 shape.len()
             )));
         }
+        check_sample_type(fields, &dataset)?;
         let header = header.check()?;
         Ok(Matrix {
             path: fields.path.into(),
