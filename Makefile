@@ -36,6 +36,8 @@ test: test-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO_DENY) check --hide-inclusion-graph licenses bans sources
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+	@for f in das geo view s3; do echo "cargo check -p cryocube --no-default-features --features $$f"; \
+	  $(CARGO) check -q -p cryocube --no-default-features --features $$f --locked || exit 1; done
 	$(CARGO) test --workspace --locked
 
 bench: deps

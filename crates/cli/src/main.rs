@@ -4,19 +4,30 @@
 
 #![forbid(unsafe_code)]
 
-use std::path::{Path, PathBuf};
+#[cfg(feature = "geo")]
+use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+#[cfg(feature = "das")]
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+#[cfg(feature = "das")]
+use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use cryocube_cube::{info, CubeReader, Location, ZarrFormat};
+#[cfg(feature = "das")]
+use cryocube_cube::ZarrFormat;
+use cryocube_cube::{info, CubeReader, Location};
+#[cfg(feature = "das")]
 use cryocube_das::demo::SyntheticRecord;
+#[cfg(feature = "das")]
 use cryocube_das::job::{self, ChannelSelection, DasOptions, OutputType, Param};
+#[cfg(feature = "das")]
 use cryocube_das::read::Format;
+#[cfg(feature = "das")]
 use cryocube_das::transform::{Scale, Window};
 
 mod slurm;
@@ -46,6 +57,7 @@ enum Command {
         cryocube das raw/ -o c.zarr --zarr-format 3 --shard --dtype f16\n  \
         cryocube das raw/ -o cube.zarr --append               # add what the cube lacks\n\n\
         A run that was interrupted resumes when started again with the same arguments.")]
+    #[cfg(feature = "das")]
     Das(DasArgs),
     /// Download a recipe's sources (resumable, retried, checked, archives extracted safely).
     #[command(after_help = "Examples:\n  \
@@ -54,6 +66,7 @@ enum Command {
         A second run skips what is there and verified. Credentials (for sources the recipe\n\
         marks with credentials: true) come from CRYOCUBE_HTTP_USER / CRYOCUBE_HTTP_PASSWORD\n\
         or ~/.netrc; they are never prompted for or logged.")]
+    #[cfg(feature = "geo")]
     Fetch {
         /// The cube recipe (`cube.geojson`).
         recipe: PathBuf,
@@ -78,6 +91,7 @@ enum Command {
         AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL (another\n\
         server, e.g. http://127.0.0.1:3900) and AWS_S3_ADDRESSING_STYLE (path | virtual;\n\
         path by default with an endpoint).")]
+    #[cfg(feature = "geo")]
     Build {
         /// The cube recipe (`cube.geojson`).
         recipe: PathBuf,
@@ -175,6 +189,7 @@ enum Command {
         otherwise; prints the URL. To share on a LAN: --host 0.0.0.0 --allow-host NAME,\n\
         where NAME is what others type in the address bar (this machine's name or address). The view (variable, sub-cube, colours, camera) is kept in\n\
         the URL, so a link reopens it.")]
+    #[cfg(feature = "view")]
     View {
         /// The cube: a folder, or s3://BUCKET/PREFIX.
         #[arg(value_parser = parse_location)]
@@ -243,6 +258,7 @@ enum Command {
         `cryocube task STORE --index I --count N` anywhere, then `cryocube commit STORE`.")]
     Slurm(slurm::SlurmArgs),
     /// Synthesise a Rhonegletscher-like DAS record, build its cube and show it.
+    #[cfg(feature = "das")]
     Demo {
         /// Folder for the synthetic files and the cube.
         #[arg(short, long, default_value = "cryocube-demo")]
@@ -262,6 +278,7 @@ enum Command {
     },
 }
 
+#[cfg(feature = "das")]
 #[derive(Args)]
 struct DasArgs {
     /// Input files, folders or glob patterns (ordered by header start time, not by name).
@@ -342,12 +359,14 @@ struct DasArgs {
     record_paths: bool,
 }
 
+#[cfg(feature = "das")]
 #[derive(Clone, Copy, ValueEnum)]
 enum ScaleArg {
     Db,
     Cryocube,
 }
 
+#[cfg(feature = "das")]
 #[derive(Clone, Copy, ValueEnum)]
 enum DtypeArg {
     F32,
@@ -359,12 +378,14 @@ fn parse_location(s: &str) -> Result<Location, String> {
 }
 
 /// `--fmax`: a frequency in Hz or `nyquist`.
+#[cfg(feature = "das")]
 #[derive(Clone, Copy, Debug)]
 enum Fmax {
     Hz(f64),
     Nyquist,
 }
 
+#[cfg(feature = "das")]
 fn parse_fmax(s: &str) -> Result<Fmax, String> {
     if s.trim() == "nyquist" {
         return Ok(Fmax::Nyquist);
@@ -374,6 +395,7 @@ fn parse_fmax(s: &str) -> Result<Fmax, String> {
         .map_err(|e| format!("{e} (or `nyquist`)"))
 }
 
+#[cfg(any(feature = "das", feature = "geo"))]
 /// A finite number, spelled as people write it (no 300-digit echo of what was typed).
 fn parse_finite(s: &str) -> Result<f64, String> {
     let shown: String = if s.chars().count() > 24 {
@@ -388,6 +410,7 @@ fn parse_finite(s: &str) -> Result<f64, String> {
     }
 }
 
+#[cfg(any(feature = "das", feature = "geo"))]
 fn parse_positive(s: &str) -> Result<f64, String> {
     let v = parse_finite(s)?;
     if v > 0.0 {
@@ -397,6 +420,7 @@ fn parse_positive(s: &str) -> Result<f64, String> {
     }
 }
 
+#[cfg(feature = "das")]
 fn parse_non_negative(s: &str) -> Result<f64, String> {
     let v = parse_finite(s)?;
     if v >= 0.0 {
@@ -406,6 +430,7 @@ fn parse_non_negative(s: &str) -> Result<f64, String> {
     }
 }
 
+#[cfg(feature = "das")]
 fn parse_format(s: &str) -> Result<Format, String> {
     Format::parse(s).ok_or_else(|| {
         let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
@@ -414,6 +439,7 @@ fn parse_format(s: &str) -> Result<Format, String> {
 }
 
 /// `A:B` with both ends of type `T`, in order.
+#[cfg(feature = "das")]
 fn parse_range<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
     s: &str,
 ) -> Result<(T, T), String> {
@@ -437,8 +463,10 @@ fn parse_range<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
 
 /// Largest chunk side `--chunks` accepts; the product is checked against the memory budget
 /// once the number of frequencies is known.
+#[cfg(feature = "das")]
 const MAX_CHUNK_SIDE: usize = 1 << 20;
 
+#[cfg(feature = "das")]
 fn parse_chunks(s: &str) -> Result<(usize, usize), String> {
     let (a, b) = s
         .split_once(',')
@@ -473,14 +501,18 @@ fn main() -> ExitCode {
         .format_timestamp(None)
         .format_target(false)
         .init();
+    #[cfg(feature = "geo")]
     cryocube_geo::log_gdal_messages();
-    cryocube_das::read::silence_hdf5_diagnostics();
-    // Every worker thread too: HDF5 keeps the setting per thread.
-    if let Err(e) = rayon::ThreadPoolBuilder::new()
-        .start_handler(|_| cryocube_das::read::silence_hdf5_diagnostics())
-        .build_global()
+    #[cfg(feature = "das")]
     {
-        log::debug!("thread pool: {e}");
+        cryocube_das::read::silence_hdf5_diagnostics();
+        // Every worker thread too: HDF5 keeps the setting per thread.
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .start_handler(|_| cryocube_das::read::silence_hdf5_diagnostics())
+            .build_global()
+        {
+            log::debug!("thread pool: {e}");
+        }
     }
     match dispatch(cli.command, &matches, cli.quiet) {
         Ok(()) => ExitCode::SUCCESS,
@@ -491,8 +523,10 @@ fn main() -> ExitCode {
     }
 }
 
+#[cfg_attr(not(feature = "das"), allow(unused_variables))]
 fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
     match command {
+        #[cfg(feature = "das")]
         Command::Das(args) => {
             let (pyramid, plan_only) = (args.pyramid, args.plan_only);
             let mut opts = das_options(args)?;
@@ -537,6 +571,7 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
         }
         Command::Commit { store, wait } => commit(&store, wait),
         Command::Slurm(args) => slurm::submit(&args, quiet),
+        #[cfg(feature = "geo")]
         Command::Fetch {
             recipe,
             dir,
@@ -570,6 +605,7 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             }
             Ok(())
         }
+        #[cfg(feature = "geo")]
         Command::Build {
             recipe,
             output,
@@ -623,6 +659,7 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             print!("{}", info::render(&cube, size)?);
             Ok(())
         }
+        #[cfg(feature = "view")]
         Command::View {
             store,
             host,
@@ -631,6 +668,7 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             cache_mb,
             allow_hosts,
         } => view(&store, host, port, open, cache_mb as usize, allow_hosts),
+        #[cfg(feature = "das")]
         Command::Demo {
             output,
             overwrite,
@@ -648,6 +686,7 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
     }
 }
 
+#[cfg(feature = "das")]
 /// The options stated on the command line (not defaults).
 fn given(m: &ArgMatches) -> Vec<Param> {
     [
@@ -670,6 +709,7 @@ fn given(m: &ArgMatches) -> Vec<Param> {
     .collect()
 }
 
+#[cfg(feature = "das")]
 fn das_options(a: DasArgs) -> Result<DasOptions> {
     let mut o = DasOptions::new(a.inputs, a.output);
     o.format = a.format;
@@ -726,6 +766,7 @@ fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
     bar
 }
 
+#[cfg(feature = "das")]
 fn run_das(opts: &DasOptions, quiet: bool) -> Result<()> {
     let started = Instant::now();
     let bar = progress_bar(
@@ -890,6 +931,7 @@ fn run_task(store: &Location, index: u64, count: u64, quiet: bool) -> Result<()>
     let kind = stored.plan.kind.clone();
     let units = stored.plan.units;
     match kind.as_str() {
+        #[cfg(feature = "das")]
         job::KIND | job::KIND_APPEND => {
             let t = job::run_task(stored, store, index, count, &progress)?;
             bar.finish_and_clear();
@@ -902,6 +944,7 @@ fn run_task(store: &Location, index: u64, count: u64, quiet: bool) -> Result<()>
                 started.elapsed().as_secs_f64()
             );
         }
+        #[cfg(feature = "geo")]
         cryocube_geo::build::KIND => {
             let chunks = |done: usize, total: usize| progress(done as u64, total as u64);
             let t = cryocube_geo::build::run_task(stored, store, index, count, &chunks)?;
@@ -936,6 +979,7 @@ fn commit(store: &Location, wait: bool) -> Result<()> {
     let stored = planned_job(store)?;
     let kind = stored.plan.kind.clone();
     match kind.as_str() {
+        #[cfg(feature = "das")]
         job::KIND | job::KIND_APPEND => {
             let s = job::commit(stored, store)?;
             log::info!(
@@ -945,6 +989,7 @@ fn commit(store: &Location, wait: bool) -> Result<()> {
                 s.bins
             );
         }
+        #[cfg(feature = "geo")]
         cryocube_geo::build::KIND => {
             let s = cryocube_geo::build::commit(stored, store)?;
             for w in &s.warnings {
@@ -970,6 +1015,7 @@ fn commit(store: &Location, wait: bool) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "geo")]
 /// `build --check [--fix]`: prints what departs from the DeepESDL specification and what
 /// cryocube cannot build; fails when there is any.
 fn check_recipe(recipe: &Path, fix: bool) -> Result<()> {
@@ -1019,6 +1065,7 @@ fn check_recipe(recipe: &Path, fix: bool) -> Result<()> {
     }
 }
 
+#[cfg(feature = "geo")]
 fn build(
     recipe: &std::path::Path,
     opts: cryocube_geo::build::BuildOptions,
@@ -1059,6 +1106,7 @@ fn build(
     Ok(())
 }
 
+#[cfg(feature = "geo")]
 fn fetch(recipe: &std::path::Path, dir: PathBuf, max_bytes: u64, quiet: bool) -> Result<()> {
     let recipe = cryocube_geo::recipe::Recipe::load(recipe)?;
     for w in &recipe.warnings {
@@ -1093,6 +1141,7 @@ fn fetch(recipe: &std::path::Path, dir: PathBuf, max_bytes: u64, quiet: bool) ->
     Ok(())
 }
 
+#[cfg(feature = "das")]
 fn demo(
     dir: &std::path::Path,
     record: &SyntheticRecord,
@@ -1173,6 +1222,7 @@ fn build_pyramid(store: &Location, wait: bool, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "view")]
 fn view(
     store: &Location,
     host: String,
@@ -1206,6 +1256,7 @@ fn view(
     Ok(())
 }
 
+#[cfg(feature = "view")]
 fn is_loopback(host: &str) -> bool {
     host == "localhost"
         || host

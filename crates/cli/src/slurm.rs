@@ -65,7 +65,9 @@ fn job_store(job: &[String]) -> Result<Location> {
     let argv = std::iter::once("cryocube".to_string()).chain(job.iter().cloned());
     let cli = Cli::try_parse_from(argv).map_err(|e| usage(&format!("the job after `--`: {e}")))?;
     let store = match cli.command {
+        #[cfg(feature = "das")]
         crate::Command::Das(a) => a.output,
+        #[cfg(feature = "geo")]
         crate::Command::Build {
             output: Some(output),
             check: false,

@@ -18,6 +18,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use cryocube_cube::store::retry::{parse_retry_after, Failure, RetryPolicy};
+#[cfg(feature = "s3")]
 use cryocube_cube::store::{s3, S3Client};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -364,6 +365,40 @@ fn fetch_remote(
         };
         download(&remote, dest, opts, auth, name, progress)
     } else if url.starts_with("s3://") {
+        s3_remote(source, url, dest, opts, progress)
+    } else {
+        Err(fetch_err(
+            url,
+            "unsupported scheme (http, https, s3 and file are)".into(),
+        ))
+    }
+}
+
+#[cfg(not(feature = "s3"))]
+fn s3_remote(
+    _: &SourceSpec,
+    url: &str,
+    _: &Path,
+    _: &FetchOptions,
+    _: Progress,
+) -> Result<u64, GeoError> {
+    Err(fetch_err(
+        url,
+        "this cryocube was built without S3 support (the `s3` feature)".into(),
+    ))
+}
+
+/// Downloads `s3://bucket/key` through a presigned URL.
+#[cfg(feature = "s3")]
+fn s3_remote(
+    source: &SourceSpec,
+    url: &str,
+    dest: &Path,
+    opts: &FetchOptions,
+    progress: Progress,
+) -> Result<u64, GeoError> {
+    let name = &source.name;
+    {
         let (bucket, key) = s3::parse_url(url)
             .filter(|(_, k)| !k.is_empty())
             .ok_or_else(|| fetch_err(url, "an S3 source is s3://BUCKET/KEY".into()))?;
@@ -377,11 +412,6 @@ fn fetch_remote(
                 "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL",
         };
         download(&remote, dest, opts, None, name, progress)
-    } else {
-        Err(fetch_err(
-            url,
-            "unsupported scheme (http, https, s3 and file are)".into(),
-        ))
     }
 }
 

@@ -7,6 +7,7 @@
 //! safety property: a store without its root metadata is unfinished, never half-written.
 
 pub mod retry;
+#[cfg(feature = "s3")]
 pub mod s3;
 
 use std::fmt;
@@ -20,7 +21,15 @@ use zarrs::storage::{
 
 use crate::lock::LOCK_KEY;
 use crate::CubeError;
+#[cfg(feature = "s3")]
 pub use s3::{S3Client, S3Config};
+
+/// `(bucket, key)` of `s3://bucket/key` (key possibly empty); `None` if it is no S3 URL.
+pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    (!bucket.is_empty()).then(|| (bucket.to_string(), key.to_string()))
+}
 
 /// A place for a cube given on the command line: a path or `s3://bucket/prefix`.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,7 +48,7 @@ impl Location {
             });
         }
         if text.starts_with("s3://") {
-            let (bucket, prefix) = s3::parse_url(text).ok_or_else(|| CubeError::Invalid {
+            let (bucket, prefix) = parse_s3_url(text).ok_or_else(|| CubeError::Invalid {
                 path: text.into(),
                 message: "an S3 location is s3://BUCKET/PREFIX".into(),
             })?;
@@ -62,6 +71,14 @@ impl Location {
     pub fn open(&self) -> Result<Arc<dyn Store>, CubeError> {
         Ok(match self {
             Location::Local(p) => Arc::new(LocalStore { root: p.clone() }),
+            #[cfg(not(feature = "s3"))]
+            Location::S3 { .. } => {
+                return Err(CubeError::Invalid {
+                    path: self.display_path(),
+                    message: "this cryocube was built without S3 support (the `s3` feature)".into(),
+                })
+            }
+            #[cfg(feature = "s3")]
             Location::S3 { bucket, prefix } => {
                 let client = S3Client::from_env().map_err(|message| CubeError::Invalid {
                     path: self.display_path(),
@@ -359,6 +376,7 @@ impl Store for LocalStore {
 }
 
 /// A prefix in an S3 bucket.
+#[cfg(feature = "s3")]
 #[derive(Debug)]
 pub struct S3Store {
     client: S3Client,
@@ -366,6 +384,7 @@ pub struct S3Store {
     prefix: String,
 }
 
+#[cfg(feature = "s3")]
 impl S3Store {
     /// The cube at `s3://bucket/prefix`, reached through `client`.
     pub fn new(client: S3Client, bucket: &str, prefix: &str) -> Self {
@@ -387,6 +406,7 @@ impl S3Store {
     }
 }
 
+#[cfg(feature = "s3")]
 impl Store for S3Store {
     fn path(&self) -> PathBuf {
         PathBuf::from(format!("s3://{}/{}", self.bucket, self.prefix))

@@ -204,11 +204,7 @@ impl S3Config {
 }
 
 /// A bucket/key pair parsed from `s3://bucket/key`.
-pub fn parse_url(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("s3://")?;
-    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-    (!bucket.is_empty()).then(|| (bucket.to_string(), key.to_string()))
-}
+pub use super::parse_s3_url as parse_url;
 
 /// One object of a listing.
 #[derive(Clone, Debug, PartialEq)]
