@@ -19,7 +19,7 @@ use crate::{usage, Cli};
 
 /// What `sbatch` is asked for, and the job.
 #[derive(clap::Args)]
-pub struct SlurmArgs {
+pub(crate) struct SlurmArgs {
     /// Array tasks to share the units among.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100000))]
     pub tasks: u64,
@@ -109,7 +109,7 @@ fn header(o: &SlurmArgs, name: &str) -> String {
 }
 
 /// The array script and the commit script.
-pub fn scripts(o: &SlurmArgs, exe: &str, store: &Location) -> (String, String) {
+pub(crate) fn scripts(o: &SlurmArgs, exe: &str, store: &Location) -> (String, String) {
     let name = format!(
         "cryocube-{}",
         store
@@ -184,7 +184,7 @@ fn sbatch(script: &str, extra: &[String]) -> Result<String> {
     Ok(id)
 }
 
-pub fn submit(o: &SlurmArgs, quiet: bool) -> Result<()> {
+pub(crate) fn submit(o: &SlurmArgs, quiet: bool) -> Result<()> {
     let job = &o.job;
     if job.iter().any(|a| a == "--plan-only") {
         return Err(usage(

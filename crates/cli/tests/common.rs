@@ -1,5 +1,5 @@
 //! Helpers for the command-line tests: the real data folder and running the binary.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

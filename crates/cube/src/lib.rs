@@ -21,6 +21,26 @@
 //! - [`lock`] keeps a second writer off a store being written (file locks; tickets on S3);
 //! - [`pyramid`] builds the coarser copies `cryocube view` reads, as a job like any other;
 //! - [`patch`] changes attributes of a published cube (`cryocube patch`, xcube semantics).
+//!
+//! # Example
+//!
+//! A cube with one coordinate, written and published, then read back:
+//!
+//! ```
+//! use cryocube_cube::{ArraySpec, Attrs, CubeReader, CubeWriter, DType, WriteOptions};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("c.zarr");
+//! let mut w = CubeWriter::create(&path, WriteOptions::default())?;
+//! w.add_array(ArraySpec::coordinate("x", "x", 3, DType::F64, Attrs::new()))?;
+//! w.write_all("x", &[0.5, 1.5, 2.5])?;
+//! w.finish(Attrs::new())?; // published last: until here, no reader takes it for complete
+//!
+//! let cube = CubeReader::open(&path)?;
+//! assert!(cube.is_complete());
+//! assert_eq!(cube.read_all_f64("x")?, [0.5, 1.5, 2.5]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![forbid(unsafe_code)]
 

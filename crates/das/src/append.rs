@@ -191,7 +191,7 @@ impl Base {
     }
 
     /// Whether `path` is one of the files the cube held before the append.
-    pub fn holds(&self, path: &Path) -> bool {
+    pub(crate) fn holds(&self, path: &Path) -> bool {
         let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         self.held_inputs.iter().any(|(p, _)| *p == canonical)
     }

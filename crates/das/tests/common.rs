@@ -1,5 +1,5 @@
 //! Shared test helpers: where the real data lives (../shared, never copied into the repo).
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;
 

@@ -14,6 +14,28 @@
 //!   mode, overviews, sources too large for memory);
 //! - [`rasterize`]: vector features onto a window of the target grid (GDAL);
 //! - [`build`]: recipe -> one CF cube (static and time-stacked variables), chunk by chunk.
+//!
+//! # Example
+//!
+//! `cryocube build cube.geojson -o polar.zarr`: the sources are fetched into `sources/` when
+//! missing, resampled once onto the recipe's grid, and written as one CF cube.
+//!
+//! ```no_run
+//! use cryocube_geo::build::{build, BuildOptions};
+//! use cryocube_geo::recipe::Recipe;
+//!
+//! let recipe = Recipe::load(std::path::Path::new("cube.geojson"))?;
+//! let opts = BuildOptions {
+//!     output: std::path::Path::new("polar.zarr").into(),
+//!     sources: "sources".into(),
+//!     chunk: None,
+//!     res: None,
+//!     overwrite: false,
+//! };
+//! let summary = build(&recipe, &opts, false, &|done, total| eprintln!("{done}/{total}"))?;
+//! println!("{} variables on {} x {} cells", summary.variables.len(), summary.nx, summary.ny);
+//! # Ok::<(), cryocube_geo::GeoError>(())
+//! ```
 
 pub mod build;
 pub mod fetch;

@@ -25,25 +25,31 @@ use crate::ViewError;
 /// One axis of the box: its length, coordinate values and how to label them.
 #[derive(Clone, Debug, Serialize)]
 pub struct Axis {
+    /// The dimension's name.
     pub name: String,
+    /// Its length.
     pub size: u64,
     /// Coordinate values (indices when the cube has no coordinate variable).
     pub values: Vec<f64>,
     /// UTC ISO 8601 labels for a time axis.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
+    /// The coordinate's units (empty when it has none).
     pub units: String,
 }
 
 /// A variable the viewer can show: three dimensions, or two shown as a box one cell deep.
 #[derive(Clone, Debug, Serialize)]
 pub struct Variable {
+    /// The array's name in the cube.
     pub name: String,
     /// Three names; a 2-D variable's first is [`FLAT`].
     pub dims: Vec<String>,
     /// Three lengths; a 2-D variable's first is 1.
     pub shape: Vec<u64>,
+    /// Its `units` attribute (empty when it has none).
     pub units: String,
+    /// Its `long_name` attribute (empty when it has none).
     pub long_name: String,
     /// A 2-D variable.
     pub flat: bool,
@@ -61,9 +67,12 @@ pub struct Variable {
 /// A colour bar: a matplotlib colormap name (`_r` = reversed) and its value range.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ColourBar {
+    /// A matplotlib colormap name, `_r` for reversed.
     pub name: String,
+    /// The value at the colormap's low end.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
+    /// The value at its high end.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
 }
@@ -96,8 +105,11 @@ pub struct PolarStereographic {
     pub scale: Option<f64>,
     /// Longitude pointing straight down (north pole) or up (south pole) from the pole.
     pub lon0: f64,
+    /// Added to x, metres.
     pub false_easting: f64,
+    /// Added to y, metres.
     pub false_northing: f64,
+    /// The ellipsoid's equatorial radius, metres.
     pub semi_major_axis: f64,
     /// 0 for a sphere.
     pub inverse_flattening: f64,
@@ -190,7 +202,9 @@ impl Grid {
 /// second, every `step`-th cell.
 #[derive(Debug)]
 pub struct Face {
+    /// Cells along the first remaining dimension.
     pub rows: usize,
+    /// Cells along the second.
     pub cols: usize,
     /// Level-0 cells per face cell along the rows' and the columns' dimension.
     pub step: [u64; 2],
@@ -201,11 +215,13 @@ pub struct Face {
     pub level: usize,
     /// Smallest and largest finite value (both NaN when there is none).
     pub min: f64,
+    /// See `min`.
     pub max: f64,
     /// 0..=65534 from `min` to `max`; 65535 is NaN.
     pub quantised: Vec<u16>,
 }
 
+/// The code of a NaN cell in [`Face::quantised`].
 pub const NAN_CODE: u16 = u16::MAX;
 
 /// Most cells of one face (a 4K screen has 8.3 M pixels, and a face is one of three sides):
@@ -410,6 +426,7 @@ impl ViewCube {
         })
     }
 
+    /// The variables it can show, in the cube's order.
     pub fn variables(&self) -> &[Variable] {
         &self.variables
     }

@@ -40,6 +40,7 @@ const COLORMAPS: &str = include_str!("../assets/colormaps.js");
 /// Where to listen.
 #[derive(Clone, Debug)]
 pub struct ViewOptions {
+    /// The address to listen on (`127.0.0.1` unless the cube is meant to be shared).
     pub host: String,
     /// 0: any free port.
     pub port: u16,

@@ -24,7 +24,7 @@ use super::{DasReader, Format, Header};
 use crate::DasError;
 
 /// `(source group, data dataset)` paths of the first Febus zone in `f`.
-pub fn zone_path(f: &File) -> Option<(String, String)> {
+pub(super) fn zone_path(f: &File) -> Option<(String, String)> {
     for dev in f.member_names().ok()? {
         let source = format!("{dev}/Source1");
         let zone = format!("{source}/Zone1");
@@ -43,7 +43,7 @@ fn attr_vec(g: &Group, name: &str) -> Option<Vec<f64>> {
     g.attr(name).ok()?.read_raw::<f64>().ok()
 }
 
-pub struct Febus {
+pub(super) struct Febus {
     path: PathBuf,
     dataset: Dataset,
     header: Header,
@@ -53,7 +53,7 @@ pub struct Febus {
     keep: usize,
 }
 
-pub fn open(path: &Path, file: File) -> Result<Febus, DasError> {
+pub(super) fn open(path: &Path, file: File) -> Result<Febus, DasError> {
     let f = Fields {
         path,
         format: Format::Febus,

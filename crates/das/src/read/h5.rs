@@ -18,7 +18,7 @@ pub fn silence_diagnostics() {
     hdf5::silence_errors(true);
 }
 
-pub fn open(path: &Path) -> Result<File, DasError> {
+pub(super) fn open(path: &Path) -> Result<File, DasError> {
     File::open(path).map_err(|e| DasError::Unreadable {
         path: path.into(),
         message: format!("not a readable HDF5 file (truncated or corrupt?): {e}"),
@@ -26,7 +26,7 @@ pub fn open(path: &Path) -> Result<File, DasError> {
 }
 
 /// Detection by the groups and datasets each vendor always writes.
-pub fn detect(f: &File) -> Option<Format> {
+pub(super) fn detect(f: &File) -> Option<Format> {
     let has = |p: &str| f.link_exists(p);
     if has("Acquisition")
         && f.link_exists("Acquisition/Raw[0]")
@@ -57,7 +57,7 @@ pub fn detect(f: &File) -> Option<Format> {
 
 /// Reads a string from an attribute or dataset of any HDF5 string kind (first element of an
 /// array).
-pub fn string_of(c: &Container) -> Option<String> {
+pub(super) fn string_of(c: &Container) -> Option<String> {
     let td = c.dtype().ok()?.to_descriptor().ok()?;
     let s = match td {
         TypeDescriptor::VarLenUnicode => c.read_raw::<VarLenUnicode>().ok()?.first()?.to_string(),
@@ -76,7 +76,7 @@ pub fn string_of(c: &Container) -> Option<String> {
 }
 
 /// Reads a number from an attribute or dataset (first element), or parses a string one.
-pub fn number_of(c: &Container) -> Option<f64> {
+pub(super) fn number_of(c: &Container) -> Option<f64> {
     let td = c.dtype().ok()?.to_descriptor().ok()?;
     match td {
         TypeDescriptor::Integer(_)
@@ -88,13 +88,13 @@ pub fn number_of(c: &Container) -> Option<f64> {
 }
 
 /// Header lookups on one file with errors that name the file, the vendor and the field.
-pub struct Fields<'a> {
+pub(super) struct Fields<'a> {
     pub path: &'a Path,
     pub format: Format,
 }
 
 impl Fields<'_> {
-    pub fn err(&self, message: impl Into<String>) -> DasError {
+    pub(super) fn err(&self, message: impl Into<String>) -> DasError {
         DasError::Header {
             path: self.path.into(),
             format: self.format.name(),
@@ -102,35 +102,35 @@ impl Fields<'_> {
         }
     }
 
-    pub fn attr_str(&self, loc: &Location, name: &str) -> Result<String, DasError> {
+    pub(super) fn attr_str(&self, loc: &Location, name: &str) -> Result<String, DasError> {
         loc.attr(name)
             .ok()
             .and_then(|a| string_of(&a))
             .ok_or_else(|| self.err(format!("missing or unreadable attribute `{name}`")))
     }
 
-    pub fn attr_num(&self, loc: &Location, name: &str) -> Result<f64, DasError> {
+    pub(super) fn attr_num(&self, loc: &Location, name: &str) -> Result<f64, DasError> {
         loc.attr(name)
             .ok()
             .and_then(|a| number_of(&a))
             .ok_or_else(|| self.err(format!("missing or non-numeric attribute `{name}`")))
     }
 
-    pub fn ds_num(&self, f: &File, name: &str) -> Result<f64, DasError> {
+    pub(super) fn ds_num(&self, f: &File, name: &str) -> Result<f64, DasError> {
         f.dataset(name)
             .ok()
             .and_then(|d| number_of(&d))
             .ok_or_else(|| self.err(format!("missing or non-numeric dataset `{name}`")))
     }
 
-    pub fn ds_str(&self, f: &File, name: &str) -> Result<String, DasError> {
+    pub(super) fn ds_str(&self, f: &File, name: &str) -> Result<String, DasError> {
         f.dataset(name)
             .ok()
             .and_then(|d| string_of(&d))
             .ok_or_else(|| self.err(format!("missing or unreadable dataset `{name}`")))
     }
 
-    pub fn dataset(&self, f: &File, name: &str) -> Result<Dataset, DasError> {
+    pub(super) fn dataset(&self, f: &File, name: &str) -> Result<Dataset, DasError> {
         f.dataset(name)
             .map_err(|e| self.err(format!("dataset `{name}`: {e}")))
     }
@@ -160,7 +160,7 @@ pub(crate) fn check_sample_type(fields: &Fields, dataset: &Dataset) -> Result<()
 }
 
 /// A 2-D sample matrix in an HDF5 file, time-major or channel-major.
-pub struct Matrix {
+pub(super) struct Matrix {
     path: PathBuf,
     dataset: Dataset,
     /// True when the file stores channels x samples.
@@ -172,7 +172,7 @@ pub struct Matrix {
 
 impl Matrix {
     /// `shape_time_channels` is (samples, channels) as the header says; the dataset must agree.
-    pub fn new(
+    pub(super) fn new(
         fields: &Fields,
         dataset: Dataset,
         channel_major: bool,
@@ -198,7 +198,7 @@ impl Matrix {
     }
 
     /// (samples, channels) of a 2-D dataset given its axis order.
-    pub fn dims(dataset: &Dataset, channel_major: bool) -> (u64, u64) {
+    pub(super) fn dims(dataset: &Dataset, channel_major: bool) -> (u64, u64) {
         let shape = dataset.shape();
         let (a, b) = (
             shape.first().copied().unwrap_or(0) as u64,
@@ -271,7 +271,7 @@ impl super::DasReader for Matrix {
 }
 
 /// Parses ISO 8601 / RFC 3339 with an offset (or `Z`) to UTC µs.
-pub fn parse_iso_utc(s: &str) -> Option<i64> {
+pub(super) fn parse_iso_utc(s: &str) -> Option<i64> {
     let s = s.trim();
     chrono::DateTime::parse_from_rfc3339(s)
         .ok()

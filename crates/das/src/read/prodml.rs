@@ -17,7 +17,7 @@ use super::h5::{parse_iso_utc, Fields, Matrix};
 use super::{Format, Header};
 use crate::DasError;
 
-pub fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
+pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
     let f = Fields {
         path,
         format: Format::Prodml,

@@ -97,7 +97,7 @@ struct Run {
 }
 
 /// An open TDMS file.
-pub struct Tdms {
+pub(super) struct Tdms {
     file: File,
     header: Header,
     runs: Vec<Run>,
@@ -209,7 +209,7 @@ impl Tdms {
         }
     }
 
-    pub fn open(path: &Path) -> Result<Tdms, DasError> {
+    pub(super) fn open(path: &Path) -> Result<Tdms, DasError> {
         let unreadable = |m: String| DasError::Unreadable {
             path: path.into(),
             message: m,

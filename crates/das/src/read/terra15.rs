@@ -17,7 +17,7 @@ use super::h5::{Fields, Matrix};
 use super::{Format, Header};
 use crate::DasError;
 
-pub fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
+pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
     let f = Fields {
         path,
         format: Format::Terra15,

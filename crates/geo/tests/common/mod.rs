@@ -1,5 +1,5 @@
 //! The real data folder for the geo tests; missing data fails loudly.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;
 
