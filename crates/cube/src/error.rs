@@ -2,31 +2,58 @@
 
 use std::path::PathBuf;
 
+/// What went wrong with a store, named by its path (a folder or an `s3://` URL).
 #[derive(Debug, thiserror::Error)]
 pub enum CubeError {
+    /// Something is at the output already, and neither `--overwrite` nor `--append` was given.
     #[error(
         "{path}: output already exists (use --overwrite to replace it, or --append to extend it)"
     )]
-    OutputExists { path: PathBuf },
+    OutputExists {
+        /// The output.
+        path: PathBuf,
+    },
+    /// `--overwrite` of a folder that holds files of someone else's.
     #[error("{path}: refusing to overwrite a directory that is not a Zarr store")]
-    NotAStore { path: PathBuf },
+    NotAStore {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// The file system said no.
     #[error("{path}: {source}")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// One array of a store cannot be read or written as asked.
     #[error("{path}: array `{array}`: {message}")]
     Array {
+        /// The store.
         path: PathBuf,
+        /// The array's name.
         array: String,
+        /// What is wrong.
         message: String,
     },
+    /// A store, its metadata or a request is not what it must be.
     #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The store (or key).
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A size derived from input exceeds the resource budget (see [`crate::budget`]).
     #[error("{path}: {message}")]
-    Budget { path: PathBuf, message: String },
+    Budget {
+        /// The store the size is for.
+        path: PathBuf,
+        /// The size, its cause and the budget.
+        message: String,
+    },
 }
 
 impl CubeError {

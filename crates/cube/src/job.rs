@@ -57,6 +57,7 @@ pub struct Plan {
     pub unit_name: String,
     /// When and where it was planned.
     pub created: String,
+    /// The host and process that planned it (for messages).
     pub planned_on: String,
     /// The command's own description of the work (inputs, geometry, attributes).
     pub payload: Value,
@@ -78,6 +79,7 @@ pub fn owner(units: u64, unit: u64, count: u64) -> u64 {
 
 /// A task's units: its share, and those of them already recorded.
 pub struct TaskUnits {
+    /// The units this task owns.
     pub share: Range<u64>,
     /// Every recorded unit of the job (sorted), for skipping.
     pub done: Vec<u64>,
@@ -89,6 +91,7 @@ pub struct TaskUnits {
 #[derive(Clone)]
 pub struct Job {
     store: Arc<dyn Store>,
+    /// The plan as stored.
     pub plan: Plan,
 }
 
@@ -189,6 +192,7 @@ impl Job {
         Ok(Some(Job { store, plan }))
     }
 
+    /// The store the job lives in.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

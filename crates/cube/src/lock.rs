@@ -39,7 +39,9 @@ pub const STALE_AFTER: Duration = Duration::from_secs(120);
 /// Exclusive (one writer) or shared (tasks of one plan).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockMode {
+    /// One writer, nobody else.
     Exclusive,
+    /// Tasks of one planned job: many at once, no exclusive writer.
     Shared,
 }
 

@@ -12,16 +12,26 @@ use crate::Attrs;
 /// Element types cubes are written with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DType {
+    /// IEEE half precision.
     F16,
+    /// IEEE single precision.
     F32,
+    /// IEEE double precision.
     F64,
+    /// 32-bit signed integer.
     I32,
+    /// 64-bit signed integer (times in µs).
     I64,
+    /// 8-bit unsigned integer (masks).
     U8,
     // Read only (cubes written by others: int8 masks, int16 and uint16 grids).
+    /// 8-bit signed integer.
     I8,
+    /// 16-bit signed integer.
     I16,
+    /// 16-bit unsigned integer.
     U16,
+    /// 32-bit unsigned integer.
     U32,
 }
 
@@ -58,10 +68,12 @@ impl DType {
         }
     }
 
+    /// Whether it is a floating-point type (NaN is its fill value).
     pub fn is_float(self) -> bool {
         matches!(self, DType::F16 | DType::F32 | DType::F64)
     }
 
+    /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
             DType::U8 | DType::I8 => 1,
@@ -98,7 +110,10 @@ pub enum ZarrFormat {
     V2,
     /// Zarr v3; `sharded` stores each shard ([`ArraySpec::shard`]) as one file of
     /// several read chunks, which keeps file counts low on object stores.
-    V3 { sharded: bool },
+    V3 {
+        /// Whether chunks are stored in shards.
+        sharded: bool,
+    },
 }
 
 /// Blosc with LZ4 (level 5) after a byte shuffle. Measured on spectrogram chunks (f32 dB
@@ -112,14 +127,19 @@ const BLOSC_LEVEL: i64 = 5;
 /// One array of a cube: its dimensions, geometry, element type and attributes.
 #[derive(Clone, Debug)]
 pub struct ArraySpec {
+    /// The array's name (its folder in the store).
     pub name: String,
+    /// Its dimension names (`_ARRAY_DIMENSIONS`), one per axis.
     pub dims: Vec<String>,
+    /// Its length along each axis.
     pub shape: Vec<u64>,
     /// Read chunks: what a reader fetches at once.
     pub chunks: Vec<u64>,
     /// Shard shape for sharded Zarr v3 (a multiple of `chunks`); ignored otherwise.
     pub shard: Option<Vec<u64>>,
+    /// The element type.
     pub dtype: DType,
+    /// Its attributes (without `_ARRAY_DIMENSIONS`).
     pub attrs: Attrs,
 }
 

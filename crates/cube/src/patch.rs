@@ -22,18 +22,27 @@ use crate::{Attrs, CubeError};
 const PROTECTED: [&str; 3] = ["_ARRAY_DIMENSIONS", "grid_mapping", "coordinates"];
 const DELETE: &str = "__delete__";
 
-/// One change to one attribute.
+/// One change a patch makes to one attribute.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
+    /// An attribute set (added or replaced).
     Set {
+        /// Where: `.zattrs` or `VAR/.zattrs`.
         target: String,
+        /// The attribute.
         key: String,
+        /// Its value before, if it had one.
         old: Option<Value>,
+        /// Its value after.
         new: Value,
     },
+    /// An attribute removed (`__delete__`).
     Delete {
+        /// Where: `.zattrs` or `VAR/.zattrs`.
         target: String,
+        /// The attribute.
         key: String,
+        /// Its value before.
         old: Value,
     },
 }
@@ -61,7 +70,9 @@ impl std::fmt::Display for Change {
 /// What a patch did (or would do, with `dry_run`).
 #[derive(Clone, Debug, Default)]
 pub struct PatchReport {
+    /// The changes, in the order they apply.
     pub changes: Vec<Change>,
+    /// What the user should know (a value kept as it was, a target that does not exist).
     pub warnings: Vec<String>,
 }
 

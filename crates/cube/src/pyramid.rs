@@ -126,7 +126,9 @@ pub fn level_shapes(shape: &[u64]) -> Vec<Vec<u64>> {
 /// What a pyramid job did.
 #[derive(Debug)]
 pub struct PyramidSummary {
+    /// Levels stored (level 0, the cube itself, not counted).
     pub levels: usize,
+    /// Variables the levels hold.
     pub variables: usize,
 }
 

@@ -62,29 +62,37 @@ impl CubeReader {
         })
     }
 
+    /// Where the cube is.
     pub fn location(&self) -> &Location {
         &self.location
     }
 
+    /// Its store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
+    /// The store as messages name it.
     pub fn path(&self) -> &Path {
         &self.root
     }
+    /// Its Zarr format.
     pub fn format(&self) -> ZarrFormat {
         self.format
     }
+    /// Whether it is published (its root metadata written and no plan left beside it).
     pub fn is_complete(&self) -> bool {
         self.complete
     }
+    /// Its arrays, coordinates included.
     pub fn arrays(&self) -> &[ArraySpec] {
         &self.arrays
     }
+    /// Its root attributes.
     pub fn attrs(&self) -> &Attrs {
         &self.root_attrs
     }
+    /// The array `name`, if there is one.
     pub fn array(&self, name: &str) -> Option<&ArraySpec> {
         self.arrays.iter().find(|a| a.name == name)
     }

@@ -33,6 +33,7 @@ pub const ASIDE: &str = ".cryocube-aside";
 /// How a store is created.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WriteOptions {
+    /// Zarr v2 or v3 (sharded or not).
     pub format: ZarrFormat,
     /// Replace an existing store (never a directory that is not a Zarr store).
     pub overwrite: bool,
@@ -105,10 +106,12 @@ impl CubeWriter {
         }
     }
 
+    /// The store it writes to.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
+    /// The store as messages name it.
     pub fn path(&self) -> &Path {
         &self.root
     }
@@ -138,10 +141,12 @@ impl CubeWriter {
         }))
     }
 
+    /// Its Zarr format.
     pub fn format(&self) -> ZarrFormat {
         self.format
     }
 
+    /// The array `name` as declared, if there is one.
     pub fn spec(&self, name: &str) -> Option<&ArraySpec> {
         self.arrays
             .iter()

@@ -34,8 +34,15 @@ pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
 /// A place for a cube given on the command line: a path or `s3://bucket/prefix`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Location {
+    /// A folder.
     Local(PathBuf),
-    S3 { bucket: String, prefix: String },
+    /// A prefix in an S3 bucket.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The prefix inside it, without leading or trailing `/`.
+        prefix: String,
+    },
 }
 
 impl Location {
@@ -127,6 +134,7 @@ impl Location {
         self.to_string()
     }
 
+    /// The folder, for a local location.
     pub fn as_local(&self) -> Option<&Path> {
         match self {
             Location::Local(p) => Some(p),
@@ -176,10 +184,13 @@ pub trait Store: Send + Sync + fmt::Debug {
         start: u64,
         end: Option<u64>,
     ) -> Result<Option<Vec<u8>>, CubeError>;
+    /// The whole value of a key; `None` if the key is absent.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CubeError> {
         self.get_range(key, 0, None)
     }
+    /// The size of a key in bytes; `None` if it is absent.
     fn size(&self, key: &str) -> Result<Option<u64>, CubeError>;
+    /// Whether a key is stored.
     fn exists(&self, key: &str) -> Result<bool, CubeError> {
         Ok(self.size(key)?.is_some())
     }
@@ -206,6 +217,7 @@ pub struct LocalStore {
 }
 
 impl LocalStore {
+    /// The store in the folder `root` (created when the first key is written).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         LocalStore { root: root.into() }
     }

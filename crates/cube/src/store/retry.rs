@@ -33,7 +33,9 @@ pub enum Failure<E> {
     /// Worth another attempt (a dropped connection, HTTP 5xx or 429), after at least
     /// `retry_after` when the server said so.
     Transient {
+        /// What failed.
         error: E,
+        /// The server's `Retry-After`, if it said one.
         retry_after: Option<Duration>,
     },
     /// Will fail again (404, 403, a bad request): stop.
@@ -41,6 +43,7 @@ pub enum Failure<E> {
 }
 
 impl<E> Failure<E> {
+    /// A transient failure without `Retry-After`.
     pub fn transient(error: E) -> Self {
         Failure::Transient {
             error,

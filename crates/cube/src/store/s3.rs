@@ -38,15 +38,22 @@ use rusty_s3::{Bucket, S3Action, UrlStyle};
 pub struct S3Config {
     /// `scheme://host[:port]`, no trailing slash.
     pub endpoint: String,
+    /// The region requests are signed for.
     pub region: String,
+    /// Keys, or `None` for anonymous requests.
     pub credentials: Option<Credentials>,
+    /// Path-style addressing (`endpoint/bucket/key`) instead of virtual hosts.
     pub path_style: bool,
 }
 
+/// AWS credentials (never logged).
 #[derive(Clone)]
 pub struct Credentials {
+    /// The access key id.
     pub access_key: String,
+    /// The secret key.
     pub secret_key: String,
+    /// A session token of temporary credentials.
     pub session_token: Option<String>,
 }
 
@@ -60,7 +67,9 @@ impl std::fmt::Debug for Credentials {
 #[derive(Debug, thiserror::Error)]
 #[error("{url}: {message}")]
 pub struct S3Error {
+    /// The `s3://` URL of the request (never a signed one).
     pub url: String,
+    /// What went wrong.
     pub message: String,
     /// Worth trying again (connection trouble, 5xx, throttling).
     pub transient: bool,
@@ -209,7 +218,9 @@ pub use super::parse_s3_url as parse_url;
 /// One object of a listing.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Listed {
+    /// The key, the bucket's prefix included.
     pub key: String,
+    /// Bytes.
     pub size: u64,
 }
 
@@ -247,6 +258,7 @@ impl From<S3Error> for Failed {
 }
 
 impl S3Client {
+    /// A client for `config`.
     pub fn new(config: S3Config) -> Self {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(10))
@@ -270,10 +282,12 @@ impl S3Client {
         }
     }
 
+    /// A client configured as the AWS CLI is (environment, `~/.aws` profiles).
     pub fn from_env() -> Result<Self, String> {
         S3Config::from_env().map(Self::new)
     }
 
+    /// Its configuration.
     pub fn config(&self) -> &S3Config {
         &self.config
     }
