@@ -18,10 +18,15 @@ use crate::DasError;
 /// Shape of a synthetic record.
 #[derive(Clone, Debug)]
 pub struct SyntheticRecord {
+    /// Files to write.
     pub files: usize,
+    /// Seconds per file.
     pub seconds_per_file: u32,
+    /// Channels along the fibre.
     pub channels: usize,
+    /// Samples per second.
     pub sampling_rate: u32,
+    /// Metres between channels.
     pub spacing_m: f64,
     /// UTC start, µs since 1970.
     pub start_us: i64,

@@ -33,6 +33,7 @@ use crate::DasError;
 /// Which channels go into the cube.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ChannelSelection {
+    /// Every channel of the files.
     All,
     /// Channel indices `a .. b` (end exclusive), 0 = first channel of the files.
     Indices(u64, u64),
@@ -43,7 +44,9 @@ pub enum ChannelSelection {
 /// Element type of the spectrogram variable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OutputType {
+    /// 32-bit floats.
     F32,
+    /// 16-bit floats (half the size; about 3 significant digits).
     F16,
 }
 
@@ -51,33 +54,56 @@ pub enum OutputType {
 /// are used; a stated one must agree with them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Param {
+    /// `--df`.
     Df,
+    /// `--dt`.
     Dt,
+    /// `--fmin`.
     Fmin,
+    /// `--fmax`.
     Fmax,
+    /// `--channels` or `--distance`.
     Channels,
+    /// `--window`.
     Window,
+    /// `--scale`.
     Scale,
+    /// `--dtype`.
     Dtype,
+    /// `--zarr-format` or `--shard`.
     ZarrFormat,
+    /// `--chunks`.
     Chunks,
 }
 
 /// Everything `cryocube das` is asked to do.
 #[derive(Clone, Debug)]
 pub struct DasOptions {
+    /// Files, folders or glob patterns.
     pub inputs: Vec<PathBuf>,
+    /// Where the cube goes.
     pub output: Location,
+    /// The input layout; detected from the content when `None`.
     pub format: Option<Format>,
+    /// Frequency resolution, Hz (window length 1/df s).
     pub df: f64,
+    /// Hop between windows, s.
     pub dt: f64,
+    /// Lowest frequency kept, Hz.
     pub fmin: f64,
+    /// Highest frequency kept, Hz; `None` for Nyquist.
     pub fmax: Option<f64>,
+    /// Which channels go into the cube.
     pub channels: ChannelSelection,
+    /// The taper.
     pub window: Window,
+    /// The spectral scale and time labels.
     pub scale: Scale,
+    /// The spectrogram's element type.
     pub dtype: OutputType,
+    /// Zarr v2 or v3 (sharded or not).
     pub zarr: ZarrFormat,
+    /// Replace an existing cube.
     pub overwrite: bool,
     /// Windows per time chunk (and per processing block).
     pub time_chunk: usize,
@@ -133,6 +159,7 @@ impl DasOptions {
 /// What a finished job reports.
 #[derive(Clone, Debug)]
 pub struct DasSummary {
+    /// Where the cube is.
     pub output: Location,
     /// Files read by this run.
     pub files: usize,
@@ -142,21 +169,32 @@ pub struct DasSummary {
     pub new_windows: u64,
     /// Inputs skipped because the cube already holds them (appending).
     pub already_in_cube: usize,
+    /// Channels in the cube.
     pub channels: u64,
+    /// Frequencies in the cube.
     pub bins: usize,
+    /// Gaps between files (filled with NaN windows).
     pub gaps: usize,
+    /// Overlaps between files (repeated samples skipped).
     pub overlaps: usize,
+    /// The block this run resumed after (0: it started from the beginning).
     pub resumed_from_block: u64,
+    /// Things the user should know, each naming its file.
     pub warnings: Vec<String>,
 }
 
 /// The resolved geometry of a job: what parameters mean for this record.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Plan {
+    /// The ordered files and their layout on one sample axis.
     pub record: Record,
+    /// Window, hop and bins.
     pub params: SpectrumParams,
+    /// First channel kept (index in the files).
     pub c0: u64,
+    /// One past the last channel kept.
     pub c1: u64,
+    /// Windows in the cube.
     pub n_windows: u64,
 }
 
@@ -489,6 +527,7 @@ impl DasPayload {
 
 /// Job kinds of `cryocube das` in a store's plan.
 pub const KIND: &str = "das";
+/// The plan kind of `das --append`.
 pub const KIND_APPEND: &str = "das-append";
 
 /// A planned job, opened for work.
@@ -501,13 +540,17 @@ pub(crate) struct Job {
 /// What [`plan_only`] reports.
 #[derive(Clone, Debug)]
 pub struct Planned {
+    /// Where the cube is.
     pub output: Location,
     /// Units (time blocks) in the plan; 0 when there is nothing to do (appending).
     pub units: u64,
+    /// What a unit is ("time block").
     pub unit_name: String,
     /// The plan was already there (same inputs and parameters).
     pub existing: bool,
+    /// Windows in the cube.
     pub windows: u64,
+    /// Input files.
     pub files: usize,
 }
 
@@ -599,8 +642,11 @@ pub fn plan_only(opts: &DasOptions) -> Result<Planned, DasError> {
 /// What a task did.
 #[derive(Clone, Debug)]
 pub struct TaskSummary {
+    /// The units this task owns.
     pub units: std::ops::Range<u64>,
+    /// Of them, those already done before it started.
     pub already_done: u64,
+    /// Windows it computed.
     pub windows: u64,
 }
 

@@ -23,41 +23,57 @@ pub const TOLERANCE_SAMPLES: f64 = 1.5;
 /// A contiguous run of one file's samples on the record's sample axis.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Segment {
+    /// Which file of [`Record::files`].
     pub file: usize,
     /// First sample of the run on the record axis.
     pub start: u64,
     /// First sample of the run within the file.
     pub file_offset: u64,
+    /// Samples in the run.
     pub len: u64,
 }
 
 /// A discontinuity between two consecutive files.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Discontinuity {
+    /// The file before the discontinuity.
     pub before: PathBuf,
+    /// The file after it.
     pub after: PathBuf,
     /// Record sample where the discontinuity is.
     pub at_sample: u64,
     /// Positive: missing samples (NaN-filled). Negative: repeated samples (skipped).
     pub samples: i64,
+    /// Its length in seconds (positive: missing; negative: repeated).
     pub seconds: f64,
 }
 
 /// The ordered, checked set of files of one record.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Record {
+    /// The files in time order.
     pub files: Vec<Header>,
+    /// The layout given by the user, if any (else detected per file).
     pub format: Option<Format>,
+    /// Samples per second.
     pub sampling_rate: f64,
+    /// Channels per sample.
     pub n_channels: u64,
+    /// Metres between channels.
     pub channel_spacing: f64,
+    /// Distance of the first channel, metres.
     pub first_distance: f64,
     /// UTC µs of record sample 0.
     pub start_us: i64,
+    /// Samples on the record axis, gaps included.
     pub n_samples: u64,
+    /// Where each file's samples lie on it.
     pub segments: Vec<Segment>,
+    /// Gaps (NaN-filled).
     pub gaps: Vec<Discontinuity>,
+    /// Overlaps (repeated samples skipped).
     pub overlaps: Vec<Discontinuity>,
+    /// Things the user should know, each naming its file.
     pub warnings: Vec<String>,
 }
 
@@ -130,13 +146,18 @@ fn close(a: f64, b: f64, rel: f64) -> bool {
 /// cube).
 #[derive(Clone, Copy, Debug)]
 pub struct Geometry {
+    /// Samples per second.
     pub sampling_rate: f64,
+    /// Channels.
     pub n_channels: u64,
+    /// Metres between channels.
     pub channel_spacing: f64,
+    /// Distance of the first channel, metres.
     pub first_distance: f64,
 }
 
 impl Geometry {
+    /// The geometry a header states.
     pub fn of_header(h: &Header) -> Geometry {
         Geometry {
             sampling_rate: h.sampling_rate,
@@ -325,6 +346,7 @@ impl Record {
     }
 }
 
+/// The last component of a path, for messages and attributes.
 pub fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -22,11 +22,14 @@ use rustfft::{Fft, FftPlanner};
 /// How spectra are scaled (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Scale {
+    /// The seed's numerics: symmetric window, `10 ln |X|^2`, DC set to 0, labelled by start.
     Cryocube,
+    /// `scipy.signal.spectrogram`: PSD in dB, labelled by centre.
     Db,
 }
 
 impl Scale {
+    /// The name as options and attributes spell it.
     pub fn name(self) -> &'static str {
         match self {
             Scale::Cryocube => "cryocube",
@@ -51,10 +54,15 @@ impl Scale {
 /// Taper applied to each window.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Window {
+    /// Tukey with the given taper fraction (0: boxcar, 1: Hann).
     Tukey(f64),
+    /// Hann.
     Hann,
+    /// Hamming.
     Hamming,
+    /// Blackman.
     Blackman,
+    /// No taper.
     Boxcar,
 }
 
@@ -94,6 +102,7 @@ impl Window {
         Ok(w)
     }
 
+    /// The name as `--window` spells it.
     pub fn name(&self) -> String {
         match self {
             Window::Tukey(a) => format!("tukey:{a}"),
@@ -152,6 +161,7 @@ impl Window {
 /// Everything that defines the spectra of a cube.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SpectrumParams {
+    /// Samples per second.
     pub sampling_rate: f64,
     /// Window length in samples.
     pub window_len: usize,
@@ -159,15 +169,20 @@ pub struct SpectrumParams {
     pub hop: usize,
     /// Kept FFT bins `first_bin ..= last_bin`.
     pub first_bin: usize,
+    /// See `first_bin`.
     pub last_bin: usize,
+    /// The scale of the values.
     pub scale: Scale,
+    /// The taper.
     pub window: Window,
 }
 
 impl SpectrumParams {
+    /// Frequencies kept.
     pub fn n_bins(&self) -> usize {
         self.last_bin - self.first_bin + 1
     }
+    /// The kept bins' frequencies, Hz.
     pub fn frequencies(&self) -> Vec<f64> {
         (self.first_bin..=self.last_bin)
             .map(|k| k as f64 * self.sampling_rate / self.window_len as f64)
@@ -223,6 +238,7 @@ pub struct Workspace {
 }
 
 impl Stft {
+    /// A transform with `params` (FFT plans made once).
     pub fn new(params: SpectrumParams) -> Stft {
         let m = params.window_len;
         let symmetric = params.scale == Scale::Cryocube;
@@ -274,10 +290,12 @@ impl Stft {
         }
     }
 
+    /// Its parameters.
     pub fn params(&self) -> &SpectrumParams {
         &self.params
     }
 
+    /// Buffers for one thread's windows.
     pub fn workspace(&self) -> Workspace {
         Workspace {
             buffer: vec![Complex::default(); self.fft.len()],

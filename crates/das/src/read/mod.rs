@@ -45,6 +45,7 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every layout cryocube reads.
     pub const ALL: [Format; 8] = [
         Format::Silixa,
         Format::SilixaTdms,
@@ -70,6 +71,7 @@ impl Format {
         }
     }
 
+    /// The layout of a name as [`Format::name`] gives it.
     pub fn parse(s: &str) -> Option<Format> {
         Format::ALL.into_iter().find(|f| f.name() == s)
     }
@@ -89,11 +91,15 @@ const MAX_DISTANCE_M: f64 = 1e7;
 /// The facts of one file that the stream and the cube need.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Header {
+    /// The file.
     pub path: PathBuf,
+    /// Its layout.
     pub format: Format,
     /// Samples per second.
     pub sampling_rate: f64,
+    /// Samples per channel.
     pub n_samples: u64,
+    /// Channels stored.
     pub n_channels: u64,
     /// Metres between consecutive channels (after any spatial decimation).
     pub channel_spacing: f64,
@@ -176,6 +182,7 @@ impl Header {
 
 /// Reads blocks of samples from one open file.
 pub trait DasReader: Send {
+    /// The facts of the file.
     fn header(&self) -> &Header;
     /// Reads samples `s0 .. s0 + n` of channels `c0 .. c1` into `out`, row-major
     /// (`n` rows of `c1 - c0` values), converted to f32.
