@@ -1,5 +1,5 @@
 //! Helpers for the command-line tests: the real data folder and running the binary.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -43,7 +43,6 @@
 //! ```
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod budget;
 pub mod cf;

@@ -24,7 +24,6 @@
 
 // `deny`, not `forbid`: ndarray's `s!` macro carries its own `allow(unsafe_code)`.
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod append;
 pub mod demo;

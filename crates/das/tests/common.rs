@@ -1,5 +1,5 @@
 //! Shared test helpers: where the real data lives (../shared, never copied into the repo).
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::path::PathBuf;
 

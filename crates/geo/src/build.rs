@@ -43,6 +43,7 @@ pub struct BuildOptions {
     pub chunk: Option<usize>,
     /// Another cell size than the recipe's (same extent).
     pub res: Option<f64>,
+    /// Replace an existing output.
     pub overwrite: bool,
 }
 
@@ -74,12 +75,17 @@ impl BuildOptions {
 /// What a build did.
 #[derive(Clone, Debug)]
 pub struct BuildSummary {
+    /// The cube's data variables.
     pub variables: Vec<String>,
+    /// Variables of the recipe no source gives (not in the cube).
     pub skipped: Vec<String>,
+    /// Grid columns.
     pub nx: usize,
+    /// Grid rows.
     pub ny: usize,
     /// Time stamps of the time axis (UTC µs); empty when the cube has none.
     pub times: Vec<i64>,
+    /// Things the user should know, each naming its source.
     pub warnings: Vec<String>,
 }
 
@@ -766,15 +772,20 @@ struct BuildPayload {
 /// What `build --plan-only` reports.
 #[derive(Clone, Debug)]
 pub struct Planned {
+    /// Units planned (chunks of the grid).
     pub units: u64,
+    /// What a unit is.
     pub unit_name: String,
+    /// The same plan was already in the store.
     pub existing: bool,
 }
 
 /// What a build task did.
 #[derive(Clone, Debug)]
 pub struct TaskSummary {
+    /// The units this task owns.
     pub units: std::ops::Range<u64>,
+    /// Of them, those already done before it started.
     pub already_done: u64,
 }
 

@@ -39,6 +39,7 @@ pub struct FetchOptions {
     /// Largest download accepted: a larger `Content-Length` is refused before a byte is
     /// written, a body without one is cut off there and refused.
     pub max_bytes: u64,
+    /// How far an archive may expand.
     pub limits: ExtractLimits,
 }
 
@@ -67,6 +68,7 @@ impl Default for ExtractLimits {
 }
 
 impl FetchOptions {
+    /// Downloads into `dir`, with the default retry policy, timeout and size limit.
     pub fn new(dir: PathBuf) -> Self {
         FetchOptions {
             dir,
@@ -85,6 +87,7 @@ impl FetchOptions {
 /// What fetching one source gave.
 #[derive(Clone, Debug)]
 pub struct Fetched {
+    /// The source's name in the recipe.
     pub source: String,
     /// The downloaded file.
     pub file: PathBuf,
@@ -92,6 +95,7 @@ pub struct Fetched {
     pub extracted: Vec<PathBuf>,
     /// Whether it was already there, verified, and not downloaded again.
     pub cached: bool,
+    /// Its size.
     pub bytes: u64,
     /// SHA-256 of the downloaded file (hex), for the provenance.
     pub sha256: String,
@@ -745,9 +749,13 @@ fn sha256_file(path: &Path) -> Result<String, GeoError> {
 /// Archive kinds we extract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArchiveKind {
+    /// A tar archive.
     Tar,
+    /// A gzip-compressed tar archive.
     TarGz,
+    /// One gzip-compressed file.
     Gzip,
+    /// A zip archive.
     Zip,
 }
 

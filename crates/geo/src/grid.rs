@@ -12,14 +12,19 @@ use crate::recipe::Properties;
 /// A regular grid in a projected CRS.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TargetGrid {
+    /// The CRS, as the recipe names it (e.g. `EPSG:3031`).
     pub crs: String,
     /// West edge of the first column.
     pub x_min: f64,
     /// North edge of the first row.
     pub y_max: f64,
+    /// Cell width, CRS units.
     pub res_x: f64,
+    /// Cell height, CRS units.
     pub res_y: f64,
+    /// Columns.
     pub nx: usize,
+    /// Rows.
     pub ny: usize,
 }
 

@@ -52,27 +52,58 @@ use std::path::PathBuf;
 /// Errors of the geo library; each names the file it concerns.
 #[derive(Debug, thiserror::Error)]
 pub enum GeoError {
+    /// A file or folder could not be read or written.
     #[error("{path}: {message}")]
-    Io { path: PathBuf, message: String },
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A download failed.
     #[error("{url}: {message}")]
-    Fetch { url: String, message: String },
+    Fetch {
+        /// The URL as the recipe states it (never a signed one).
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// A source file cannot be read as the recipe says.
     #[error("{path}: {message}")]
-    Read { path: PathBuf, message: String },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The cube could not be written or read.
     #[error(transparent)]
     Cube(#[from] cryocube_cube::CubeError),
+    /// An archive that would write outside its folder, or expand beyond reason.
     #[error("{path}: archive refused: {message}")]
-    Archive { path: PathBuf, message: String },
+    Archive {
+        /// The archive.
+        path: PathBuf,
+        /// Which entry, and why.
+        message: String,
+    },
+    /// The recipe is wrong at a place.
     #[error("{path}: {json_path}: {message}")]
     Recipe {
+        /// The recipe file.
         path: PathBuf,
+        /// The place, e.g. `$.properties.sources[3].processing`.
         json_path: String,
+        /// What is wrong.
         message: String,
     },
     /// A failure while fetching or reading one of a recipe's sources, named as the recipe
     /// names it.
     #[error("source `{name}`: {error}")]
     Source {
+        /// The source's name in the recipe.
         name: String,
+        /// What failed.
         #[source]
         error: Box<GeoError>,
     },

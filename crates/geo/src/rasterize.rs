@@ -22,7 +22,9 @@ use crate::{read_err, GeoError};
 pub struct RasterizeSpec {
     /// Value burnt (when no attribute is).
     pub burn: f64,
+    /// A numeric attribute whose value each feature burns, instead of `burn`.
     pub attribute: Option<String>,
+    /// Burn every cell a polygon touches, not only those whose centre it covers.
     pub all_touched: bool,
     /// Value of uncovered cells (NaN = no data).
     pub background: f64,

@@ -22,19 +22,26 @@ use crate::GeoError;
 /// A parsed recipe and the warnings found while reading it.
 #[derive(Clone, Debug)]
 pub struct Recipe {
+    /// The recipe file.
     pub path: PathBuf,
+    /// Its GeoJSON Feature.
     pub feature: Feature,
+    /// Defects found while reading it, each with its JSON path.
     pub warnings: Vec<String>,
 }
 
 /// The GeoJSON Feature.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Feature {
+    /// `Feature`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The cube's description.
     pub properties: Properties,
+    /// The area the cube covers (DeepESDL wants a polygon, CRS-84).
     #[serde(default)]
     pub geometry: Option<Value>,
+    /// Members cryocube does not use, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -42,19 +49,25 @@ pub struct Feature {
 /// The cube description.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Properties {
+    /// The dataset's identifier.
     #[serde(default)]
     pub data_id: Option<String>,
+    /// Its title (the cube's `title`).
     #[serde(default)]
     pub title: Option<String>,
+    /// Its description (the cube's `summary`).
     #[serde(default)]
     pub description: Option<String>,
+    /// Its version.
     #[serde(default)]
     pub version: Option<String>,
+    /// Its license.
     #[serde(default)]
     pub license: Option<String>,
     /// First and last day, ISO 8601.
     #[serde(default)]
     pub time_range: Option<Vec<String>>,
+    /// The time step (e.g. `1Y`; informative).
     #[serde(default)]
     pub time_period: Option<String>,
     /// Target CRS, e.g. `EPSG:3031`.
@@ -64,13 +77,16 @@ pub struct Properties {
     /// Cell size `[x, y]`, or one value for both (`[r]` or `r`).
     #[serde(deserialize_with = "one_or_more")]
     pub spatial_res: Vec<f64>,
+    /// The cube's variables.
     #[serde(default)]
     pub variables: Vec<VariableSpec>,
+    /// Where their values come from.
     #[serde(default)]
     pub sources: Vec<SourceSpec>,
     /// Global attributes for the cube.
     #[serde(default)]
     pub metadata: Map<String, Value>,
+    /// Members cryocube does not use, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -78,17 +94,24 @@ pub struct Properties {
 /// One output variable as the recipe declares it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VariableSpec {
+    /// The variable's name in the cube.
     pub name: String,
+    /// Its `long_name` attribute.
     #[serde(default)]
     pub long_name: Option<String>,
+    /// Its element type as the recipe states it (informative: layers are stored as float32).
     #[serde(default)]
     pub dtype: Option<String>,
+    /// Its dimensions, e.g. `["y", "x"]` or `["time", "y", "x"]`.
     #[serde(default)]
     pub dims: Vec<String>,
+    /// Its `units` attribute.
     #[serde(default)]
     pub units: Option<String>,
+    /// Its fill value.
     #[serde(default)]
     pub fill_value: Option<Value>,
+    /// Members cryocube does not use, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -96,6 +119,7 @@ pub struct VariableSpec {
 /// One source: a downloadable file (or archive) and what to take from it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SourceSpec {
+    /// The source's name (its folder among the fetched sources).
     pub name: String,
     /// The source's own names of what it provides (matched to `variables` by normalised name
     /// unless `processing.outputs` says otherwise).
@@ -105,24 +129,34 @@ pub struct SourceSpec {
     /// source's name for it (used when `variable_names` and `processing.outputs` are absent).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub variables: Map<String, Value>,
+    /// Where it is: http(s), s3 or file URL, relative to the recipe for `file:`.
     pub download_url: String,
+    /// The access protocol; a warning when it does not match the URL.
     #[serde(default)]
     pub protocol: Option<String>,
+    /// Whether the download needs credentials (`true`), or which.
     #[serde(default)]
     pub credentials: Option<Value>,
+    /// Whether the download is an archive.
     #[serde(default)]
     pub compressed: Option<bool>,
+    /// The archive's format (`zip`, `tar`, `tar.gz`, `gzip`).
     #[serde(default)]
     pub compression_format: Option<String>,
+    /// The file format; a vector format (`shp`, `gpkg`, `geojson`) burns its polygons as 1
+    /// unless `processing.rasterize` says otherwise.
     #[serde(default)]
     pub source_format: Option<String>,
+    /// The CRS of the source, overriding what the file says.
     #[serde(default)]
     pub source_crs: Option<String>,
     /// Expected SHA-256 of the downloaded file (hex); checked by `fetch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// How the source becomes cube variables.
     #[serde(default)]
     pub processing: Option<Processing>,
+    /// Members cryocube does not use, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -212,7 +246,9 @@ pub struct InputFile {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Selection {
+    /// A coordinate value.
     Value(f64),
+    /// A time: its ISO 8601 start (`2017` or `2017-03`).
     Time(String),
 }
 
@@ -245,12 +281,16 @@ pub enum FormatHint {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValidRange {
+    /// Valid when greater than this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gt: Option<f64>,
+    /// Valid when greater than or equal to this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ge: Option<f64>,
+    /// Valid when less than this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lt: Option<f64>,
+    /// Valid when less than or equal to this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub le: Option<f64>,
 }
@@ -270,9 +310,13 @@ impl ValidRange {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Resampling {
+    /// The nearest source cell's value.
     Nearest,
+    /// Interpolated between the four nearest source cells.
     Bilinear,
+    /// The mean of the source cells a target cell covers.
     Average,
+    /// The most frequent source value in a target cell.
     Mode,
 }
 
@@ -404,6 +448,7 @@ impl Recipe {
         Ok(recipe)
     }
 
+    /// The recipe's cube description.
     pub fn properties(&self) -> &Properties {
         &self.feature.properties
     }

@@ -678,6 +678,7 @@ impl LatitudeTable {
     /// computed directly.
     const REACH: f64 = 2.0e7;
 
+    /// The table for `projection`.
     pub fn new(projection: PolarStereographic) -> LatitudeTable {
         let n = (Self::REACH / Self::STEP) as usize + 2;
         let knots = (0..n)

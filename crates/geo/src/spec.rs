@@ -26,6 +26,7 @@ use crate::GeoError;
 pub struct Finding {
     /// JSONPath of the place, e.g. `$.properties.sources[3]`.
     pub path: String,
+    /// What departs from the specification there.
     pub problems: Vec<String>,
 }
 

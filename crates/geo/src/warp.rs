@@ -21,6 +21,7 @@ use crate::{read_err, GeoError};
 /// How one raster source is warped.
 #[derive(Clone, Debug)]
 pub struct WarpSpec {
+    /// How cells are resampled.
     pub resampling: Resampling,
     /// A no-data value the file does not declare (e.g. -32767).
     pub src_nodata: Option<f64>,

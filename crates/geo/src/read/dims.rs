@@ -26,7 +26,9 @@ use crate::{read_err as err, GeoError};
 /// A non-spatial dimension of a netCDF variable.
 #[derive(Clone, Debug)]
 pub struct SourceDim {
+    /// The dimension's name.
     pub name: String,
+    /// Its coordinate values (indices when it has no coordinate variable).
     pub values: Vec<f64>,
     /// The attributes of its coordinate variable (units, long_name, positive, ...).
     pub attrs: Attrs,
@@ -48,8 +50,11 @@ pub struct Slice {
 /// What a cube variable asks of a source's dimensions.
 #[derive(Clone, Debug, Default)]
 pub struct SliceRequest {
+    /// Dimensions taken at one value: by coordinate value or by time.
     pub select: BTreeMap<String, Selection>,
+    /// The dimension that is the cube's time, when it is not named `time`.
     pub time_dimension: Option<String>,
+    /// Units for dimensions whose coordinate variable states none (e.g. `months since 1978-12-01`).
     pub coordinate_units: BTreeMap<String, String>,
     /// The variable's dimensions other than time, y and x.
     pub extra: Vec<String>,

@@ -20,7 +20,9 @@ pub mod prepare;
 /// A regular, north-up grid of values.
 #[derive(Clone, Debug)]
 pub struct Raster {
+    /// Columns.
     pub nx: usize,
+    /// Rows.
     pub ny: usize,
     /// Centre of the first (westernmost) column.
     pub x0: f64,
@@ -45,6 +47,7 @@ impl Raster {
         self.y0 - j as f64 * self.dy
     }
 
+    /// The value at row `j`, column `i`.
     pub fn value(&self, j: usize, i: usize) -> f32 {
         self.values[j * self.nx + i]
     }

@@ -15,7 +15,9 @@ use crate::{read_err as err, GeoError};
 /// One outline: the group's name and its ring (closed).
 #[derive(Clone, Debug)]
 pub struct Outline {
+    /// The group's name.
     pub name: String,
+    /// Its ring of (x, y) points, first and last the same.
     pub ring: Vec<[f64; 2]>,
 }
 

@@ -35,6 +35,7 @@ use crate::{read_err as err, GeoError};
 /// How to read one file of a source (the recipe's `processing`, output overrides applied).
 #[derive(Clone, Debug, Default)]
 pub struct ReadSpec {
+    /// The reader to use (GDAL's own detection when `None`).
     pub format: Option<FormatHint>,
     /// netCDF variable (GDAL subdataset) or, for vector files, the layer.
     pub variable: Option<String>,
@@ -42,10 +43,15 @@ pub struct ReadSpec {
     pub band: Option<u32>,
     /// CRS of a file that declares none.
     pub crs: Option<String>,
+    /// The no-data value, when the file declares none or a wrong one.
     pub nodata: Option<f64>,
+    /// Values outside this range are no data.
     pub valid: Option<ValidRange>,
+    /// Rows outside this latitude range are no data (lon/lat grids).
     pub latitude: Option<ValidRange>,
+    /// How cells are resampled onto the grid.
     pub resampling: Option<Resampling>,
+    /// How vector features become cells.
     pub rasterize: Option<Rasterize>,
     /// Let the warper read overviews (see [`WarpSpec::overviews`]).
     pub overviews: bool,
@@ -66,13 +72,26 @@ pub const IN_MEMORY_CELLS: usize = 256 << 20;
 #[derive(Debug)]
 pub enum Input {
     /// A raster in memory, resampled in Rust (nearest, bilinear).
-    Memory { file: PathBuf, resampler: Resampler },
+    Memory {
+        /// The source file.
+        file: PathBuf,
+        /// Its values and the map onto the grid.
+        resampler: Resampler,
+    },
     /// A raster GDAL warps (a file, a netCDF subdataset or an in-memory copy).
-    Raster { path: String, spec: WarpSpec },
+    Raster {
+        /// What GDAL opens.
+        path: String,
+        /// How it is warped.
+        spec: WarpSpec,
+    },
     /// Polygons (already in the target CRS) burnt into cells.
     Vector {
+        /// What GDAL opens.
         path: String,
+        /// The layer of polygons.
         layer: String,
+        /// How they become cells.
         spec: RasterizeSpec,
     },
 }
@@ -80,7 +99,9 @@ pub enum Input {
 /// A source file ready to be resampled, with the steps applied for the provenance.
 #[derive(Debug)]
 pub struct Prepared {
+    /// What the resampling step reads.
     pub input: Input,
+    /// What was done to the file, for the provenance.
     pub steps: Vec<String>,
     /// What the user should know (e.g. the file's CRS overridden by the recipe's).
     pub warnings: Vec<String>,

@@ -1,5 +1,5 @@
 //! The real data folder for the geo tests; missing data fails loudly.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::path::PathBuf;
 
