@@ -38,6 +38,17 @@ pub enum CubeError {
         /// What is wrong.
         message: String,
     },
+    /// Zarr could not encode, decode or address an array's chunks.
+    #[error("{path}: array `{array}`: {source}")]
+    Codec {
+        /// The store.
+        path: PathBuf,
+        /// The array's name.
+        array: String,
+        /// What zarrs reported.
+        #[source]
+        source: Box<zarrs::array::ArrayError>,
+    },
     /// A store, its metadata or a request is not what it must be.
     #[error("{path}: {message}")]
     Invalid {

@@ -125,10 +125,10 @@ impl CubeReader {
         let array = self.zarrs_array(name)?;
         let subset = ArraySubset::new_with_start_shape(start.to_vec(), shape.to_vec())
             .map_err(|e| invalid(&self.root, e.to_string()))?;
-        let err = |e: zarrs::array::ArrayError| CubeError::Array {
+        let err = |source: zarrs::array::ArrayError| CubeError::Codec {
             path: self.root.clone(),
             array: name.into(),
-            message: e.to_string(),
+            source: Box::new(source),
         };
         Ok(match spec.dtype {
             DType::F16 => array
@@ -211,10 +211,10 @@ impl CubeReader {
             .map_err(|e| invalid(&self.root, e.to_string()))?;
         self.zarrs_array(name)?
             .retrieve_array_subset::<Vec<f32>>(&subset)
-            .map_err(|e| CubeError::Array {
+            .map_err(|source| CubeError::Codec {
                 path: self.root.clone(),
                 array: name.into(),
-                message: e.to_string(),
+                source: Box::new(source),
             })
     }
 
@@ -238,10 +238,10 @@ impl CubeReader {
         let subset = ArraySubset::new_with_shape(spec.shape.clone());
         array
             .retrieve_array_subset::<Vec<i64>>(&subset)
-            .map_err(|e| CubeError::Array {
+            .map_err(|source| CubeError::Codec {
                 path: self.root.clone(),
                 array: name.into(),
-                message: e.to_string(),
+                source: Box::new(source),
             })
     }
 

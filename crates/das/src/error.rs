@@ -22,6 +22,15 @@ pub enum DasError {
         /// What was found instead.
         message: String,
     },
+    /// The file system refused a file or folder.
+    #[error("{path}: {source}")]
+    File {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The file's header lacks a fact, or states an impossible one.
     #[error("{path}: {format} header: {message}")]
     Header {

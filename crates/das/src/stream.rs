@@ -84,9 +84,9 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, DasError> {
         let text = input.to_string_lossy();
         if input.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(input)
-                .map_err(|e| DasError::Unreadable {
+                .map_err(|source| DasError::File {
                     path: input.clone(),
-                    message: e.to_string(),
+                    source,
                 })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {

@@ -256,3 +256,16 @@ fn febus_block_stamps_that_wander_are_reported() {
         h.warnings
     );
 }
+
+/// A file that cannot be opened keeps the OS error as its cause.
+#[test]
+fn io_failures_carry_their_cause() {
+    use std::error::Error as _;
+    let e = cryocube_das::read::detect(std::path::Path::new("/nonexistent/x.h5")).unwrap_err();
+    let io = e
+        .source()
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .expect("an io::Error as the source");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    assert!(e.to_string().contains("/nonexistent/x.h5"), "{e}");
+}

@@ -111,10 +111,10 @@ fn fetch_err(url: &str, message: String) -> GeoError {
     }
 }
 
-fn io_err(path: &Path, e: std::io::Error) -> GeoError {
-    GeoError::Io {
+fn io_err(path: &Path, source: std::io::Error) -> GeoError {
+    GeoError::File {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     }
 }
 

@@ -60,6 +60,15 @@ pub enum GeoError {
         /// Why.
         message: String,
     },
+    /// The file system refused a file or folder.
+    #[error("{path}: {source}")]
+    File {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A download failed.
     #[error("{url}: {message}")]
     Fetch {

@@ -401,9 +401,9 @@ pub fn normalise(name: &str) -> String {
 impl Recipe {
     /// Reads and checks a recipe file.
     pub fn load(path: &Path) -> Result<Recipe, GeoError> {
-        let text = std::fs::read_to_string(path).map_err(|e| GeoError::Io {
+        let text = std::fs::read_to_string(path).map_err(|source| GeoError::File {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            source,
         })?;
         Self::parse(path, &text)
     }

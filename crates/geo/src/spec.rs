@@ -91,9 +91,9 @@ pub fn fix_geometry(path: &Path) -> Result<Value, GeoError> {
     }
     let mut text = serde_json::to_string_pretty(&doc).expect("JSON values serialise");
     text.push('\n');
-    let io = |e: std::io::Error| GeoError::Io {
+    let io = |source: std::io::Error| GeoError::File {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     };
     // Written beside it, then renamed: a crash leaves the old recipe, never half a new one.
     let tmp = path.with_extension("geojson.cryocube-tmp");
@@ -103,9 +103,9 @@ pub fn fix_geometry(path: &Path) -> Result<Value, GeoError> {
 }
 
 fn read_json(path: &Path) -> Result<Value, GeoError> {
-    let text = std::fs::read_to_string(path).map_err(|e| GeoError::Io {
+    let text = std::fs::read_to_string(path).map_err(|source| GeoError::File {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     })?;
     serde_json::from_str(&text).map_err(|e| GeoError::Recipe {
         path: path.to_path_buf(),

@@ -185,3 +185,18 @@ fn the_documented_schema_is_the_one_the_code_reads() {
         path.display()
     );
 }
+
+/// A file-system failure keeps its cause: callers can tell "not found" from "permission
+/// denied" without parsing the message.
+#[test]
+fn io_failures_carry_their_cause() {
+    use std::error::Error as _;
+    let e = cryocube_geo::recipe::Recipe::load(std::path::Path::new("/nonexistent/cube.geojson"))
+        .unwrap_err();
+    let io = e
+        .source()
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .expect("an io::Error as the source");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    assert!(e.to_string().contains("/nonexistent/cube.geojson"), "{e}");
+}

@@ -203,9 +203,9 @@ pub fn detect(path: &Path) -> Result<Format, DasError> {
     let mut magic = [0u8; 8];
     let n = std::fs::File::open(path)
         .and_then(|mut f| f.read(&mut magic))
-        .map_err(|e| DasError::Unreadable {
+        .map_err(|source| DasError::File {
             path: path.into(),
-            message: e.to_string(),
+            source,
         })?;
     if n == 8 && &magic == HDF5_MAGIC {
         let file = h5::open(path)?;

@@ -210,15 +210,12 @@ impl Tdms {
     }
 
     pub(super) fn open(path: &Path) -> Result<Tdms, DasError> {
-        let unreadable = |m: String| DasError::Unreadable {
+        let unreadable = |source: std::io::Error| DasError::File {
             path: path.into(),
-            message: m,
+            source,
         };
-        let file = File::open(path).map_err(|e| unreadable(e.to_string()))?;
-        let size = file
-            .metadata()
-            .map_err(|e| unreadable(e.to_string()))?
-            .len();
+        let file = File::open(path).map_err(unreadable)?;
+        let size = file.metadata().map_err(unreadable)?.len();
         let err = |m: String| Self::header_err(path, m);
         let mut props: HashMap<String, Value> = HashMap::new();
         // Objects of the current object list, in order, with their raw-data index.
@@ -238,8 +235,7 @@ impl Tdms {
                 ));
                 break;
             }
-            file.read_exact_at(&mut lead, pos)
-                .map_err(|e| unreadable(e.to_string()))?;
+            file.read_exact_at(&mut lead, pos).map_err(unreadable)?;
             if &lead[..4] != b"TDSm" {
                 return Err(err(format!(
                     "segment {seg} at byte {pos} does not start with `TDSm`"
@@ -276,7 +272,7 @@ impl Tdms {
             if toc & TOC_META_DATA != 0 {
                 let mut meta = vec![0u8; raw as usize];
                 file.read_exact_at(&mut meta, pos + LEAD_IN)
-                    .map_err(|e| unreadable(e.to_string()))?;
+                    .map_err(unreadable)?;
                 let mut c = Cursor { b: &meta, p: 0 };
                 let mut parse = |c: &mut Cursor| -> Result<(), String> {
                     let n = c.u32()?;
