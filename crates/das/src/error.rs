@@ -31,6 +31,17 @@ pub enum DasError {
         #[source]
         source: std::io::Error,
     },
+    /// The HDF5 library refused part of a file.
+    #[error("{path}: {context}: {source}")]
+    Hdf5 {
+        /// The file.
+        path: PathBuf,
+        /// What was being read (a header field, a dataset, samples a..b).
+        context: String,
+        /// What the library said.
+        #[source]
+        source: Box<hdf5::Error>,
+    },
     /// The file's header lacks a fact, or states an impossible one.
     #[error("{path}: {format} header: {message}")]
     Header {

@@ -62,7 +62,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Febus, DasError> {
         .ok_or_else(|| f.err("no <device>/Source1/Zone1 with one dataset and a time vector"))?;
     let zone = file
         .group(&format!("{source_path}/Zone1"))
-        .map_err(|e| f.err(format!("{source_path}/Zone1: {e}")))?;
+        .map_err(|e| f.hdf5(format_args!("{source_path}/Zone1"), e))?;
     let dataset = f.dataset(&file, &data_path)?;
     super::h5::check_sample_type(&f, &dataset)?;
     let name = data_path.rsplit('/').next().unwrap_or_default().to_string();
@@ -95,7 +95,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Febus, DasError> {
     let times: Vec<f64> = file
         .dataset(&format!("{source_path}/time"))
         .and_then(|d| d.read_raw::<f64>())
-        .map_err(|e| f.err(format!("{source_path}/time: {e}")))?;
+        .map_err(|e| f.hdf5(format_args!("{source_path}/time"), e))?;
     if times.len() < blocks || blocks == 0 {
         return Err(f.err(format!(
             "{} block time stamps for {blocks} blocks",
@@ -201,11 +201,10 @@ impl DasReader for Febus {
             let a = self
                 .dataset
                 .read_slice_2d::<f32, _>(s![b, row0..row0 + take, c0u..c1u])
-                .map_err(|e| DasError::Read {
+                .map_err(|e| DasError::Hdf5 {
                     path: self.path.clone(),
-                    start: s0,
-                    end: s0 + n as u64,
-                    message: e.to_string(),
+                    context: format!("reading samples {s0}..{}", s0 + n as u64),
+                    source: Box::new(e),
                 })?;
             let at = (s - s0 as usize) * width;
             for (o, v) in out[at..at + take * width].iter_mut().zip(a.iter()) {

@@ -19,9 +19,10 @@ pub fn silence_diagnostics() {
 }
 
 pub(super) fn open(path: &Path) -> Result<File, DasError> {
-    File::open(path).map_err(|e| DasError::Unreadable {
+    File::open(path).map_err(|e| DasError::Hdf5 {
         path: path.into(),
-        message: format!("not a readable HDF5 file (truncated or corrupt?): {e}"),
+        context: "not a readable HDF5 file (truncated or corrupt?)".into(),
+        source: Box::new(e),
     })
 }
 
@@ -102,6 +103,15 @@ impl Fields<'_> {
         }
     }
 
+    /// A header error whose cause is the HDF5 library's (kept as the error's source).
+    pub(super) fn hdf5(&self, what: impl std::fmt::Display, e: hdf5::Error) -> DasError {
+        DasError::Hdf5 {
+            path: self.path.into(),
+            context: format!("{} header: {what}", self.format.name()),
+            source: Box::new(e),
+        }
+    }
+
     pub(super) fn attr_str(&self, loc: &Location, name: &str) -> Result<String, DasError> {
         loc.attr(name)
             .ok()
@@ -132,7 +142,7 @@ impl Fields<'_> {
 
     pub(super) fn dataset(&self, f: &File, name: &str) -> Result<Dataset, DasError> {
         f.dataset(name)
-            .map_err(|e| self.err(format!("dataset `{name}`: {e}")))
+            .map_err(|e| self.hdf5(format_args!("dataset `{name}`"), e))
     }
 }
 
@@ -143,7 +153,7 @@ pub(crate) fn check_sample_type(fields: &Fields, dataset: &Dataset) -> Result<()
     let td = dataset
         .dtype()
         .and_then(|t| t.to_descriptor())
-        .map_err(|e| fields.err(format!("sample dataset of an unreadable type: {e}")))?;
+        .map_err(|e| fields.hdf5("sample dataset of an unreadable type", e))?;
     match td {
         TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) | TypeDescriptor::Float(_) => {
             Ok(())
@@ -233,6 +243,11 @@ impl super::DasReader for Matrix {
             end: s0 + n as u64,
             message: m,
         };
+        let failed = |e: hdf5::Error| DasError::Hdf5 {
+            path: self.path.clone(),
+            context: format!("reading samples {s0}..{}", s0 + n as u64),
+            source: Box::new(e),
+        };
         if s0 + n as u64 > self.header.n_samples || c1 > self.header.n_channels || c0 > c1 {
             return Err(err(format!(
                 "outside the file ({} samples x {} channels)",
@@ -243,7 +258,7 @@ impl super::DasReader for Matrix {
             let a = self
                 .dataset
                 .read_slice_2d::<f32, _>(s![c0u..c1u, s0u..s0u + n])
-                .map_err(|e| err(e.to_string()))?;
+                .map_err(failed)?;
             for (c, row) in a.outer_iter().enumerate() {
                 for (t, v) in row.iter().enumerate() {
                     out[t * width + c] = *v * self.scale;
@@ -253,7 +268,7 @@ impl super::DasReader for Matrix {
             let a = self
                 .dataset
                 .read_slice_2d::<f32, _>(s![s0u..s0u + n, c0u..c1u])
-                .map_err(|e| err(e.to_string()))?;
+                .map_err(failed)?;
             match a.as_slice() {
                 Some(src) => out[..src.len()].copy_from_slice(src),
                 None => {

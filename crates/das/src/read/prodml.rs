@@ -24,10 +24,10 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
     };
     let acq = file
         .group("Acquisition")
-        .map_err(|e| f.err(e.to_string()))?;
+        .map_err(|e| f.hdf5("Acquisition", e))?;
     let raw = file
         .group("Acquisition/Raw[0]")
-        .map_err(|e| f.err(e.to_string()))?;
+        .map_err(|e| f.hdf5("Acquisition/Raw[0]", e))?;
     let ds = f.dataset(&file, "Acquisition/Raw[0]/RawData")?;
     let channel_major = dimensions(&ds)
         .map(|d| d.first().is_some_and(|x| x.contains("locus")))

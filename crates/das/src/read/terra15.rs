@@ -36,7 +36,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
     let t: Vec<f64> = f
         .dataset(&file, &time_name)?
         .read_raw::<f64>()
-        .map_err(|e| f.err(format!("{time_name}: {e}")))?;
+        .map_err(|e| f.hdf5(&time_name, e))?;
     let written: Vec<f64> = t.iter().copied().take_while(|v| *v > 0.0).collect();
     if written.len() < 2 || written[written.len() - 1] <= written[0] {
         return Err(f.err(format!("{time_name} has fewer than two increasing times")));
