@@ -78,6 +78,27 @@ fn fill_samples(file: &Path, v: f32) {
     ds.write(&data).unwrap();
 }
 
+/// A one-variable recipe over a 600 km square at 10 km, with one source `name` at `url`.
+fn one_source_recipe(dir: &Path, name: &str, url: &str) -> PathBuf {
+    let recipe = dir.join("cube.geojson");
+    std::fs::write(
+        &recipe,
+        serde_json::json!({
+            "type": "Feature", "geometry": null,
+            "properties": {
+                "spatial_ref": "EPSG:3031",
+                "spatial_bbox": [-1800000.0, -700000.0, -1200000.0, -100000.0],
+                "spatial_res": [10000, 10000],
+                "variables": [{"name": "v", "dims": ["y", "x"]}],
+                "sources": [{"name": name, "variable_names": ["v"], "download_url": url}]
+            }
+        })
+        .to_string(),
+    )
+    .unwrap();
+    recipe
+}
+
 #[test]
 fn option_values_are_usage_errors_with_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
@@ -374,24 +395,12 @@ fn a_fifo_is_refused_instead_of_blocking() {
 #[test]
 fn grids_of_no_cell_or_countless_cells_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let recipe = tmp.path().join("cube.geojson");
     let source = common::shared().join("data/polar/geotiff/ant4d_fa.tif");
-    std::fs::write(
-        &recipe,
-        serde_json::json!({
-            "type": "Feature", "geometry": null,
-            "properties": {
-                "spatial_ref": "EPSG:3031",
-                "spatial_bbox": [-1800000.0, -700000.0, -1200000.0, -100000.0],
-                "spatial_res": [10000, 10000],
-                "variables": [{"name": "v", "dims": ["y", "x"]}],
-                "sources": [{"name": "Antarctica 4D", "variable_names": ["v"],
-                             "download_url": format!("file://{}", source.display())}]
-            }
-        })
-        .to_string(),
-    )
-    .unwrap();
+    let recipe = one_source_recipe(
+        tmp.path(),
+        "Antarctica 4D",
+        &format!("file://{}", source.display()),
+    );
     let out = tmp.path().join("c.zarr");
     let sources = tmp.path().join("sources");
     let build = |extra: &[&str]| {
@@ -419,23 +428,7 @@ fn grids_of_no_cell_or_countless_cells_are_refused() {
 #[test]
 fn a_missing_source_and_a_patch_without_metadata_name_what_the_user_wrote() {
     let tmp = tempfile::tempdir().unwrap();
-    let recipe = tmp.path().join("cube.geojson");
-    std::fs::write(
-        &recipe,
-        serde_json::json!({
-            "type": "Feature", "geometry": null,
-            "properties": {
-                "spatial_ref": "EPSG:3031",
-                "spatial_bbox": [-1800000.0, -700000.0, -1200000.0, -100000.0],
-                "spatial_res": [10000, 10000],
-                "variables": [{"name": "v", "dims": ["y", "x"]}],
-                "sources": [{"name": "Bed of Gone", "variable_names": ["v"],
-                             "download_url": "file:///nonexistent/gone.tif"}]
-            }
-        })
-        .to_string(),
-    )
-    .unwrap();
+    let recipe = one_source_recipe(tmp.path(), "Bed of Gone", "file:///nonexistent/gone.tif");
     let out = tmp.path().join("c.zarr");
     let o = cryocube(&[
         "build",

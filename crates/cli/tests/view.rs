@@ -1576,25 +1576,9 @@ fn concurrent_maximal_faces_stay_within_the_memory_budget() {
     w.finish(Attrs::new()).unwrap();
 
     let cache_mb = 128u64;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cryocube"))
-        .args(["view", cube.to_str().unwrap(), "--port", "0"])
-        .args(["--cache-mb", &cache_mb.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let idle = peak_rss(child.id());
+    let server = Server::start_with(&cube, &["--cache-mb", &cache_mb.to_string()]);
+    let addr = server.addr().to_string();
+    let idle = peak_rss(server.child.id());
     let threads: Vec<_> = (0..40)
         .map(|k| {
             let addr = addr.clone();
@@ -1629,9 +1613,8 @@ fn concurrent_maximal_faces_stay_within_the_memory_budget() {
             "{head}"
         );
     }
-    let peak = peak_rss(child.id());
-    let _ = child.kill();
-    let _ = child.wait();
+    let peak = peak_rss(server.child.id());
+    drop(server);
     let limit = (cache_mb << 20) + (100 << 20);
     assert!(
         peak <= limit,

@@ -401,22 +401,18 @@ fn s3_remote(
     opts: &FetchOptions,
     progress: Progress,
 ) -> Result<u64, GeoError> {
-    let name = &source.name;
-    {
-        let (bucket, key) = s3::parse_url(url)
-            .filter(|(_, k)| !k.is_empty())
-            .ok_or_else(|| fetch_err(url, "an S3 source is s3://BUCKET/KEY".into()))?;
-        let client = S3Client::from_env().map_err(|m| fetch_err(url, m))?;
-        // A presigned URL lets the resumable HTTP download do the work; it is never shown.
-        let signed = client.presign_get(&bucket, &key, 12 * 3600);
-        let remote = Remote {
-            url: &signed,
-            shown: url,
-            denied:
-                "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL",
-        };
-        download(&remote, dest, opts, None, name, progress)
-    }
+    let (bucket, key) = s3::parse_url(url)
+        .filter(|(_, k)| !k.is_empty())
+        .ok_or_else(|| fetch_err(url, "an S3 source is s3://BUCKET/KEY".into()))?;
+    let client = S3Client::from_env().map_err(|m| fetch_err(url, m))?;
+    // A presigned URL lets the resumable HTTP download do the work; it is never shown.
+    let signed = client.presign_get(&bucket, &key, 12 * 3600);
+    let remote = Remote {
+        url: &signed,
+        shown: url,
+        denied: "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL",
+    };
+    download(&remote, dest, opts, None, &source.name, progress)
 }
 
 /// What to download, and how to speak of it: `shown` is the URL messages name (a presigned
