@@ -560,6 +560,11 @@ fn ours_at_top(name: &str) -> bool {
 /// The first entry of `location` that is not part of a store of ours (`None`: every entry
 /// is root metadata, ours, or an array folder with array metadata). A local folder is judged
 /// by its top level only, so `-o / --overwrite` looks at one directory, not the disk.
+///
+/// A folder holding our lock file was a cube when its writer took the lock (the lock is only
+/// ever created after this check passed), so its sub-folders count as array folders even
+/// before their metadata lands: a second writer started at the same moment must see "held"
+/// or "already exists", not a foreign folder.
 pub fn foreign_key(location: &Location, store: &dyn Store) -> Result<Option<String>, CubeError> {
     if let Location::Local(root) = location {
         let entries = match std::fs::read_dir(root) {
@@ -567,12 +572,14 @@ pub fn foreign_key(location: &Location, store: &dyn Store) -> Result<Option<Stri
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(CubeError::io(root, e)),
         };
+        let locked = root.join(crate::lock::LOCK_KEY).is_file();
         for e in entries {
             let e = e.map_err(|e| CubeError::io(root, e))?;
             let name = e.file_name().to_string_lossy().into_owned();
             let path = e.path();
-            let array = e.file_type().is_ok_and(|t| t.is_dir())
-                && (path.join(".zarray").is_file() || path.join("zarr.json").is_file());
+            let dir = e.file_type().is_ok_and(|t| t.is_dir());
+            let array = dir
+                && (locked || path.join(".zarray").is_file() || path.join("zarr.json").is_file());
             if !(ours_at_top(&name) || array) {
                 return Ok(Some(name));
             }
@@ -815,5 +822,30 @@ mod tests {
         let e = remove_store(&location, &LocalStore::new(root.clone())).unwrap_err();
         assert!(matches!(e, CubeError::NotAStore { .. }), "{e}");
         assert!(root.join("x/.zarray").exists());
+    }
+
+    /// A writer that holds the lock may have made an array's folder before its metadata: a
+    /// second writer starting then must not call the store foreign. Without our lock file the
+    /// same bare folder is foreign.
+    #[test]
+    fn an_array_folder_being_written_under_our_lock_is_ours() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("c.zarr");
+        std::fs::create_dir_all(root.join("distance")).unwrap();
+        let location = Location::from(&root);
+        let store = LocalStore::new(root.clone());
+        assert_eq!(
+            foreign_key(&location, &store).unwrap().as_deref(),
+            Some("distance")
+        );
+        assert!(check_output(&location).is_err());
+        std::fs::write(root.join(crate::lock::LOCK_KEY), "").unwrap();
+        assert_eq!(foreign_key(&location, &store).unwrap(), None);
+        check_output(&location).unwrap();
+        std::fs::write(root.join("notes.txt"), "mine").unwrap();
+        assert_eq!(
+            foreign_key(&location, &store).unwrap().as_deref(),
+            Some("notes.txt")
+        );
     }
 }
