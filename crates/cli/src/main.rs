@@ -874,12 +874,16 @@ fn task_index(index: Option<u64>, count: Option<u64>) -> Result<(u64, u64)> {
 }
 
 /// An error and its causes, each said once: libraries put a cause's text in their message
-/// and also return it as the source, and OS errors must not be printed twice.
+/// and also return it as the source, and OS errors must not be printed twice. A cause that
+/// only wraps what was just said in more words (GDAL's binding: "CPL error class: …, error
+/// msg: '<the message>'") is left out too.
 fn chain(e: &anyhow::Error) -> String {
     let mut text = e.to_string();
     for cause in e.chain().skip(1) {
         let c = cause.to_string();
-        if !text.contains(&c) {
+        let last = text.rsplit(": ").next().unwrap_or(&text);
+        let rewords_last = last.len() >= 8 && c.contains(last);
+        if !text.contains(&c) && !rewords_last {
             text.push_str(": ");
             text.push_str(&c);
         }

@@ -40,7 +40,7 @@ pub enum DasError {
         context: String,
         /// What the library said.
         #[source]
-        source: Box<hdf5::Error>,
+        source: hdf5::Error,
     },
     /// The file's header lacks a fact, or states an impossible one.
     #[error("{path}: {format} header: {message}")]

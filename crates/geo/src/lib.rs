@@ -85,6 +85,29 @@ pub enum GeoError {
         /// What is wrong.
         message: String,
     },
+    /// GDAL refused a file: what we were doing, and GDAL's own message (without the Rust
+    /// binding's wrapping). GDAL's error stays reachable as the source.
+    #[error("{path}: {}", joined(.context, &gdal_message(.source)))]
+    Gdal {
+        /// The file.
+        path: PathBuf,
+        /// What was being done, e.g. "GDAL cannot read it".
+        context: String,
+        /// GDAL's error.
+        #[source]
+        source: gdal::errors::GdalError,
+    },
+    /// The netCDF library (which also reads HDF5) refused a file.
+    #[error("{path}: {context}: {source}")]
+    NetCdf {
+        /// The file.
+        path: PathBuf,
+        /// What was being done, e.g. "not a readable netCDF file".
+        context: String,
+        /// The library's error.
+        #[source]
+        source: netcdf::Error,
+    },
     /// The cube could not be written or read.
     #[error(transparent)]
     Cube(#[from] cryocube_cube::CubeError),
@@ -136,6 +159,52 @@ pub(crate) fn read_err(path: &std::path::Path, message: String) -> GeoError {
     GeoError::Read {
         path: path.to_path_buf(),
         message,
+    }
+}
+
+/// A [`GeoError::Gdal`]: GDAL failed on `path` while doing `context`.
+pub(crate) fn gdal_err(
+    path: &std::path::Path,
+    context: impl Into<String>,
+    source: gdal::errors::GdalError,
+) -> GeoError {
+    GeoError::Gdal {
+        path: path.to_path_buf(),
+        context: context.into(),
+        source,
+    }
+}
+
+/// A [`GeoError::NetCdf`]: the netCDF library failed on `path` while doing `context`.
+pub(crate) fn netcdf_err(
+    path: &std::path::Path,
+    context: impl Into<String>,
+    source: netcdf::Error,
+) -> GeoError {
+    GeoError::NetCdf {
+        path: path.to_path_buf(),
+        context: context.into(),
+        source,
+    }
+}
+
+/// GDAL's own message without the Rust binding's wrapping ("CPL error class: '3' …"), so
+/// that a user reads what is wrong with the file.
+pub(crate) fn gdal_message(e: &gdal::errors::GdalError) -> String {
+    use gdal::errors::GdalError;
+    match e {
+        GdalError::NullPointer { msg, .. } | GdalError::CplError { msg, .. } if !msg.is_empty() => {
+            msg.clone()
+        }
+        other => other.to_string(),
+    }
+}
+
+fn joined(context: &str, message: &str) -> String {
+    if context.is_empty() {
+        message.to_string()
+    } else {
+        format!("{context}: {message}")
     }
 }
 

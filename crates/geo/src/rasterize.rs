@@ -15,7 +15,7 @@ use gdal::Dataset;
 use crate::grid::TargetGrid;
 use crate::recipe::Rasterize;
 use crate::warp::{last_gdal_error, window_dataset, window_values};
-use crate::{read_err, GeoError};
+use crate::{gdal_err, read_err, GeoError};
 
 /// How features become cell values.
 #[derive(Clone, Debug)]
@@ -51,11 +51,14 @@ pub fn rasterize_window(
     cols: Range<usize>,
     rows: Range<usize>,
 ) -> Result<Vec<f32>, GeoError> {
-    let ds = Dataset::open(src).map_err(|e| read_err(src, format!("GDAL cannot open it: {e}")))?;
+    let ds = Dataset::open(src).map_err(|e| gdal_err(src, "GDAL cannot open it", e))?;
     let mem = window_dataset(src, grid, &cols, &rows, spec.background)?;
 
     let mut args = CslStringList::new();
-    let mut push = |a: &str| args.add_string(a).map_err(|e| read_err(src, e.to_string()));
+    let mut push = |a: &str| {
+        args.add_string(a)
+            .map_err(|e| gdal_err(src, "gdal_rasterize options", e))
+    };
     push("-l")?;
     push(layer)?;
     match &spec.attribute {

@@ -16,7 +16,7 @@ use gdal::{Dataset, DriverManager};
 
 use crate::grid::TargetGrid;
 use crate::recipe::Resampling;
-use crate::{read_err, GeoError};
+use crate::{gdal_err, read_err, GeoError};
 
 /// How one raster source is warped.
 #[derive(Clone, Debug)]
@@ -68,7 +68,7 @@ pub fn warp_window(
     cols: Range<usize>,
     rows: Range<usize>,
 ) -> Result<Vec<f32>, GeoError> {
-    let ds = Dataset::open(src).map_err(|e| read_err(src, format!("GDAL cannot open it: {e}")))?;
+    let ds = Dataset::open(src).map_err(|e| gdal_err(src, "GDAL cannot open it", e))?;
     if ds.raster_count() < 1 {
         return Err(read_err(src, "has no raster band".into()));
     }
@@ -76,7 +76,7 @@ pub fn warp_window(
         Some(c) => Some(
             SpatialRef::from_definition(c)
                 .and_then(|s| s.to_wkt())
-                .map_err(|e| read_err(src, format!("the recipe's CRS {c:?} is not usable: {e}")))?,
+                .map_err(|e| gdal_err(src, format!("the recipe's CRS {c:?} is not usable"), e))?,
         ),
         None if ds.projection().trim().is_empty() => {
             return Err(read_err(
@@ -89,7 +89,10 @@ pub fn warp_window(
     };
     let mem = window_dataset(src, grid, &cols, &rows, f64::NAN)?;
     let mut args = CslStringList::new();
-    let mut push = |a: &str| args.add_string(a).map_err(|e| read_err(src, e.to_string()));
+    let mut push = |a: &str| {
+        args.add_string(a)
+            .map_err(|e| gdal_err(src, "gdalwarp options", e))
+    };
     push("-r")?;
     push(spec.resampling.gdal_name())?;
     // The exact transformer: GDAL's default approximates the transformation per window to
@@ -160,10 +163,10 @@ pub(crate) fn window_dataset(
 ) -> Result<Dataset, GeoError> {
     let wkt = SpatialRef::from_definition(&grid.crs)
         .and_then(|s| s.to_wkt())
-        .map_err(|e| read_err(src, format!("target CRS {:?}: {e}", grid.crs)))?;
+        .map_err(|e| gdal_err(src, format!("target CRS {:?}", grid.crs), e))?;
     let mut mem = DriverManager::get_driver_by_name("MEM")
         .and_then(|d| d.create_with_band_type::<f32, _>("", cols.len(), rows.len(), 1))
-        .map_err(|e| read_err(src, format!("GDAL MEM dataset: {e}")))?;
+        .map_err(|e| gdal_err(src, "GDAL MEM dataset", e))?;
     let (x0, y0) = grid.window_origin(cols.start, rows.start);
     let gt = [x0, grid.res_x, 0.0, y0, 0.0, -grid.res_y];
     let setup = |mem: &mut Dataset| -> gdal::errors::Result<()> {
@@ -173,7 +176,7 @@ pub(crate) fn window_dataset(
         band.set_no_data_value(Some(f64::NAN))?;
         band.fill(fill, None)
     };
-    setup(&mut mem).map_err(|e| read_err(src, format!("GDAL MEM dataset: {e}")))?;
+    setup(&mut mem).map_err(|e| gdal_err(src, "GDAL MEM dataset", e))?;
     Ok(mem)
 }
 
@@ -182,9 +185,9 @@ pub(crate) fn window_values(src: &Path, mem: &Dataset) -> Result<Vec<f32>, GeoEr
     let (w, h) = mem.raster_size();
     let band = mem
         .rasterband(1)
-        .map_err(|e| read_err(src, e.to_string()))?;
+        .map_err(|e| gdal_err(src, "the warped window", e))?;
     let buf = band
         .read_as::<f32>((0, 0), (w, h), (w, h), None)
-        .map_err(|e| read_err(src, e.to_string()))?;
+        .map_err(|e| gdal_err(src, "the warped window", e))?;
     Ok(buf.into_shape_and_vec().1)
 }

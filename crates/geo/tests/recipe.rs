@@ -200,3 +200,33 @@ fn io_failures_carry_their_cause() {
     assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
     assert!(e.to_string().contains("/nonexistent/cube.geojson"), "{e}");
 }
+
+/// GDAL's and the netCDF library's failures keep their cause as the error's source, and the
+/// message says GDAL's own text without the binding's wrapping.
+#[test]
+fn library_failures_carry_their_cause() {
+    use std::error::Error as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("garbage.tif");
+    std::fs::write(&bad, b"II*\0 this is not a GeoTIFF").unwrap();
+    let e = cryocube_geo::read::prepare::read_gdal(bad.to_str().unwrap(), &bad, 1).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        e.source()
+            .is_some_and(|s| s.is::<gdal::errors::GdalError>()),
+        "{e:?}"
+    );
+    assert!(
+        text.starts_with(&format!("{}: GDAL cannot read", bad.display())),
+        "{text}"
+    );
+    assert!(!text.contains("CPL error class"), "{text}");
+
+    let e = cryocube_geo::read::gmt::read(&bad).unwrap_err();
+    assert!(e.source().is_some_and(|s| s.is::<netcdf::Error>()), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("garbage.tif: not a readable netCDF file"),
+        "{e}"
+    );
+}

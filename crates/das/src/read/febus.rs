@@ -204,7 +204,7 @@ impl DasReader for Febus {
                 .map_err(|e| DasError::Hdf5 {
                     path: self.path.clone(),
                     context: format!("reading samples {s0}..{}", s0 + n as u64),
-                    source: Box::new(e),
+                    source: e,
                 })?;
             let at = (s - s0 as usize) * width;
             for (o, v) in out[at..at + take * width].iter_mut().zip(a.iter()) {

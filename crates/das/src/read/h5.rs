@@ -22,7 +22,7 @@ pub(super) fn open(path: &Path) -> Result<File, DasError> {
     File::open(path).map_err(|e| DasError::Hdf5 {
         path: path.into(),
         context: "not a readable HDF5 file (truncated or corrupt?)".into(),
-        source: Box::new(e),
+        source: e,
     })
 }
 
@@ -108,7 +108,7 @@ impl Fields<'_> {
         DasError::Hdf5 {
             path: self.path.into(),
             context: format!("{} header: {what}", self.format.name()),
-            source: Box::new(e),
+            source: e,
         }
     }
 
@@ -246,7 +246,7 @@ impl super::DasReader for Matrix {
         let failed = |e: hdf5::Error| DasError::Hdf5 {
             path: self.path.clone(),
             context: format!("reading samples {s0}..{}", s0 + n as u64),
-            source: Box::new(e),
+            source: e,
         };
         if s0 + n as u64 > self.header.n_samples || c1 > self.header.n_channels || c0 > c1 {
             return Err(err(format!(

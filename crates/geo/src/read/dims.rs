@@ -21,7 +21,7 @@ use cryocube_cube::Attrs;
 use super::gmt;
 use super::prepare::{resolve_variable, ReadSpec};
 use crate::recipe::{FormatHint, Selection};
-use crate::{read_err as err, GeoError};
+use crate::{gdal_err, read_err as err, GeoError};
 
 /// A non-spatial dimension of a netCDF variable.
 #[derive(Clone, Debug)]
@@ -95,7 +95,7 @@ pub fn slices(
         }
         return Ok(plain());
     }
-    let ds = Dataset::open(file).map_err(|e| err(file, format!("GDAL cannot read it: {e}")))?;
+    let ds = Dataset::open(file).map_err(|e| gdal_err(file, "GDAL cannot read it", e))?;
     if ds.driver().short_name() != "netCDF" {
         if req.asks_for_dimensions() {
             return Err(not_netcdf(&format!(
@@ -110,7 +110,7 @@ pub fn slices(
         None => file.display().to_string(),
     };
     let var =
-        Dataset::open(&path).map_err(|e| err(file, format!("GDAL cannot read {path}: {e}")))?;
+        Dataset::open(&path).map_err(|e| gdal_err(file, format!("GDAL cannot read {path}"), e))?;
     if var.raster_count() == 0 {
         // Several variables and none named: prepare says which there are.
         return Ok(plain());
@@ -326,7 +326,9 @@ fn pick(
     }
     let mut out = Vec::new();
     for b in 1..=var.raster_count() {
-        let band = var.rasterband(b).map_err(|e| err(file, e.to_string()))?;
+        let band = var
+            .rasterband(b)
+            .map_err(|e| gdal_err(file, format!("band {b}"), e))?;
         // The band's value index on each dimension.
         let mut at = Vec::with_capacity(dims.len());
         for d in dims {

@@ -11,7 +11,7 @@ use std::path::Path;
 use netcdf::AttributeValue;
 
 use super::Raster;
-use crate::GeoError;
+use crate::{netcdf_err, GeoError};
 
 /// Whether a file has the old GMT layout (the variables that define it, `z` one-dimensional).
 pub fn is_gmt_grid(path: &Path) -> bool {
@@ -45,14 +45,14 @@ pub fn read(path: &Path) -> Result<Raster, GeoError> {
         path: path.to_path_buf(),
         message,
     };
-    let file = netcdf::open(path).map_err(|e| err(format!("not a readable netCDF file: {e}")))?;
+    let file = netcdf::open(path).map_err(|e| netcdf_err(path, "not a readable netCDF file", e))?;
     let pair = |name: &str| -> Result<[f64; 2], GeoError> {
         let v = file
             .variable(name)
             .ok_or_else(|| err(format!("no `{name}` variable: not an old GMT grid")))?;
         let values: Vec<f64> = v
             .get_values::<f64, _>(..)
-            .map_err(|e| err(format!("`{name}`: {e}")))?;
+            .map_err(|e| netcdf_err(path, format!("`{name}`"), e))?;
         match values.as_slice() {
             [a, b] => Ok([*a, *b]),
             _ => Err(err(format!("`{name}` has {} values, not 2", values.len()))),
@@ -119,7 +119,7 @@ pub fn read(path: &Path) -> Result<Raster, GeoError> {
     }
     let raw: Vec<f32> = z
         .get_values::<f32, _>(..)
-        .map_err(|e| err(format!("`z`: {e}")))?;
+        .map_err(|e| netcdf_err(path, "`z`", e))?;
     if raw.len() != nx * ny {
         return Err(err(format!(
             "`z` has {} values for a {nx} x {ny} grid",

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::{read_err as err, GeoError};
+use crate::{netcdf_err, read_err as err, GeoError};
 
 /// One outline: the group's name and its ring (closed).
 #[derive(Clone, Debug)]
@@ -25,10 +25,10 @@ pub struct Outline {
 /// `["lon", "lat"]`); groups without them are skipped, and there must be at least one.
 pub fn read(file: &Path, coords: &[String; 2]) -> Result<Vec<Outline>, GeoError> {
     // netCDF-4 is HDF5: the netCDF library reads such groups and their datasets.
-    let h5 = netcdf::open(file).map_err(|e| err(file, format!("cannot open it as HDF5: {e}")))?;
+    let h5 = netcdf::open(file).map_err(|e| netcdf_err(file, "cannot open it as HDF5", e))?;
     let groups = h5
         .groups()
-        .map_err(|e| err(file, format!("listing its groups: {e}")))?;
+        .map_err(|e| netcdf_err(file, "listing its groups", e))?;
     let mut out = Vec::new();
     for group in groups {
         let name = group.name();
@@ -36,7 +36,7 @@ pub fn read(file: &Path, coords: &[String; 2]) -> Result<Vec<Outline>, GeoError>
             let v = group.variable(d)?;
             Some(
                 v.get_values::<f64, _>(..)
-                    .map_err(|e| err(file, format!("{name}/{d}: {e}"))),
+                    .map_err(|e| netcdf_err(file, format!("{name}/{d}"), e)),
             )
         };
         let (Some(xs), Some(ys)) = (read(&coords[0]), read(&coords[1])) else {

@@ -30,7 +30,7 @@ use crate::rasterize::{rasterize_window, RasterizeSpec};
 use crate::recipe::{FormatHint, Rasterize, Resampling, ValidRange};
 use crate::resample::Resampler;
 use crate::warp::{last_gdal_error, warp_window, WarpSpec};
-use crate::{read_err as err, GeoError};
+use crate::{gdal_err, read_err as err, GeoError};
 
 /// How to read one file of a source (the recipe's `processing`, output overrides applied).
 #[derive(Clone, Debug, Default)]
@@ -157,7 +157,7 @@ fn wkt_of(definition: &str, path: &Path) -> Result<String, GeoError> {
     }
     SpatialRef::from_definition(definition)
         .and_then(|s| s.to_wkt())
-        .map_err(|e| err(path, format!("CRS {definition:?} is not usable: {e}")))
+        .map_err(|e| gdal_err(path, format!("CRS {definition:?} is not usable"), e))
 }
 
 /// Makes `file` ready to be resampled onto a grid in `target_crs`. `key` names the in-memory
@@ -191,8 +191,7 @@ pub fn prepare(
     let gmt_file = gmt::is_gmt_grid(file);
     let mut gdal_path = file.display().to_string();
     if !gmt_file {
-        let ds = Dataset::open(file)
-            .map_err(|e| err(file, format!("GDAL cannot read it: {}", clean(e))))?;
+        let ds = Dataset::open(file).map_err(|e| gdal_err(file, "GDAL cannot read it", e))?;
         let subdatasets = subdataset_names(&ds);
         // A netCDF or HDF5 file with several variables opens with no band and, for GDAL's
         // netCDF driver, vector layers too: its variables are subdatasets, not layers.
@@ -224,11 +223,11 @@ pub fn prepare(
     let mut decided_crs = None;
     if format == FormatHint::Gdal {
         let ds = Dataset::open(&gdal_path)
-            .map_err(|e| err(file, format!("GDAL cannot read {gdal_path}: {}", clean(e))))?;
+            .map_err(|e| gdal_err(file, format!("GDAL cannot read {gdal_path}"), e))?;
         if ds.raster_count() == 0 {
             return Err(err(file, "has no raster band".into()));
         }
-        let band = ds.rasterband(1).map_err(|e| err(file, clean(e)))?;
+        let band = ds.rasterband(1).map_err(|e| gdal_err(file, "", e))?;
         let scaled =
             band.scale().is_some_and(|s| s != 1.0) || band.offset().is_some_and(|o| o != 0.0);
         let gt = geotransform(&ds, file)?;
@@ -326,7 +325,7 @@ pub fn prepare(
         spec.valid.as_ref(),
         &mut steps,
     );
-    let srs = SpatialRef::from_wkt(&wkt).map_err(|e| err(file, format!("CRS: {e}")))?;
+    let srs = SpatialRef::from_wkt(&wkt).map_err(|e| gdal_err(file, "CRS", e))?;
     if srs.is_geographic() {
         if let Some(note) = wrap_longitudes(&mut raster) {
             log::info!("{}: {note}", file.display());
@@ -430,9 +429,9 @@ fn prepare_outlines(
         &path,
         super::outlines::geojson(&outlines, epsg).into_bytes(),
     )
-    .map_err(|e| err(file, format!("in-memory outlines: {e}")))?;
+    .map_err(|e| gdal_err(file, "in-memory outlines", e))?;
     let _copy = MemFile(path.clone());
-    let ds = Dataset::open(&path).map_err(|e| err(file, format!("in-memory outlines: {e}")))?;
+    let ds = Dataset::open(&path).map_err(|e| gdal_err(file, "in-memory outlines", e))?;
     let spec = ReadSpec {
         crs: None,
         variable: None,
@@ -516,12 +515,10 @@ fn variable_path(
 /// The geotransform of a raster, or an error saying the file has no georeferencing.
 fn geotransform(ds: &Dataset, file: &Path) -> Result<[f64; 6], GeoError> {
     ds.geo_transform().map_err(|e| {
-        err(
+        gdal_err(
             file,
-            format!(
-                "has no georeferencing (no geotransform, no x/y coordinates GDAL understands): {}",
-                clean(e)
-            ),
+            "has no georeferencing (no geotransform, no x/y coordinates GDAL understands)",
+            e,
         )
     })
 }
@@ -599,18 +596,6 @@ fn resampled(r: Resampling, overviews: bool) -> String {
     }
 }
 
-/// GDAL's own message without the wrapping of the Rust binding ("CPL error class: '3' …"),
-/// so that a user reads what is wrong with the file.
-pub(crate) fn clean(e: gdal::errors::GdalError) -> String {
-    use gdal::errors::GdalError;
-    match e {
-        GdalError::NullPointer { msg, .. } | GdalError::CplError { msg, .. } if !msg.is_empty() => {
-            msg
-        }
-        other => other.to_string(),
-    }
-}
-
 /// Vector layer -> in-memory FlatGeobuf in the target CRS (reprojected once).
 fn prepare_vector(
     ds: &Dataset,
@@ -624,7 +609,9 @@ fn prepare_vector(
         Some(name) => ds
             .layer_by_name(name)
             .map_err(|_| err(file, format!("has no layer {name:?}")))?,
-        None if ds.layer_count() == 1 => ds.layer(0).map_err(|e| err(file, e.to_string()))?,
+        None if ds.layer_count() == 1 => ds
+            .layer(0)
+            .map_err(|e| gdal_err(file, "its vector layer", e))?,
         None if ds.layer_count() == 0 => return Err(err(file, "has no vector layer".into())),
         None => {
             return Err(err(
@@ -681,7 +668,8 @@ fn prepare_vector(
     let path = format!("{mem}.fgb");
     let mut list = CslStringList::new();
     for a in &args {
-        list.add_string(a).map_err(|e| err(file, e.to_string()))?;
+        list.add_string(a)
+            .map_err(|e| gdal_err(file, "ogr2ogr options", e))?;
     }
     let dest = CString::new(path.as_str()).map_err(|e| err(file, e.to_string()))?;
     // SAFETY: the option list, source dataset and destination name outlive the calls; the
@@ -766,7 +754,7 @@ pub fn read_gdal(
     band_index: u32,
 ) -> Result<(Raster, String, Vec<String>), GeoError> {
     let ds = Dataset::open(gdal_path)
-        .map_err(|e| err(file, format!("GDAL cannot read {gdal_path}: {}", clean(e))))?;
+        .map_err(|e| gdal_err(file, format!("GDAL cannot read {gdal_path}"), e))?;
     let gt = geotransform(&ds, file)?;
     if gt[2] != 0.0 || gt[4] != 0.0 || gt[5] >= 0.0 {
         return Err(err(file, "is not a north-up grid".into()));
@@ -784,11 +772,11 @@ pub fn read_gdal(
     }
     let band = ds
         .rasterband(band_index as usize)
-        .map_err(|e| err(file, e.to_string()))?;
+        .map_err(|e| gdal_err(file, format!("band {band_index}"), e))?;
     let nodata = band.no_data_value();
     let mut values = band
         .read_as::<f32>((0, 0), (nx, ny), (nx, ny), None)
-        .map_err(|e| err(file, format!("reading band {band_index}: {e}")))?
+        .map_err(|e| gdal_err(file, format!("reading band {band_index}"), e))?
         .into_shape_and_vec()
         .1;
     let (scale, offset) = (band.scale().unwrap_or(1.0), band.offset().unwrap_or(0.0));
@@ -914,15 +902,14 @@ fn cut_latitude(
         }
         return Ok(());
     }
-    let mut wgs84 = SpatialRef::from_epsg(4326).map_err(|e| err(file, e.to_string()))?;
+    let mut wgs84 = SpatialRef::from_epsg(4326).map_err(|e| gdal_err(file, "EPSG:4326", e))?;
     wgs84.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-    let t =
-        CoordTransform::new(srs, &wgs84).map_err(|e| err(file, format!("latitude cut: {e}")))?;
+    let t = CoordTransform::new(srs, &wgs84).map_err(|e| gdal_err(file, "latitude cut", e))?;
     for j in 0..r.ny {
         let mut xs: Vec<f64> = (0..r.nx).map(|i| r.x(i)).collect();
         let mut ys = vec![r.y(j); r.nx];
         t.transform_coords(&mut xs, &mut ys, &mut [])
-            .map_err(|e| err(file, format!("latitude cut: {e}")))?;
+            .map_err(|e| gdal_err(file, "latitude cut", e))?;
         for (i, lat_v) in ys.iter().enumerate() {
             if !lat.contains(*lat_v) {
                 r.values[j * r.nx + i] = f32::NAN;
