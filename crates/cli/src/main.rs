@@ -309,6 +309,13 @@ struct DasArgs {
     /// Channels by index: A:B (end exclusive; 0 = first channel in the files).
     #[arg(long, value_parser = parse_range::<u64>)]
     channels: Option<(u64, u64)>,
+    /// Metres between channels, for files that state no distances (miniSEED, SEG-Y, simple
+    /// HDF5); replaces a file's own value when given.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_positive)]
+    spacing: Option<f64>,
+    /// Distance of the first channel along the fibre, metres (with --spacing).
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_finite)]
+    first_distance: Option<f64>,
     /// Taper: tukey:ALPHA, hann, hamming, blackman, boxcar.
     #[arg(long, default_value = "tukey:0.25", value_parser = |s: &str| Window::parse(s))]
     window: Window,
@@ -749,6 +756,10 @@ fn das_options(a: DasArgs) -> Result<DasOptions> {
     o.wait = a.wait;
     o.max_gap = (!a.allow_gap).then_some(a.max_gap);
     o.record_paths = a.record_paths;
+    o.distances = cryocube_das::stream::Distances {
+        spacing: a.spacing,
+        first: a.first_distance,
+    };
     Ok(o)
 }
 

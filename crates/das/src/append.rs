@@ -427,7 +427,7 @@ pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
     }
     let mut paths = new_paths.clone();
     paths.extend(tails.iter().map(|(p, _)| p.clone()));
-    let mut record = Record::scan_files(&paths, opts.format)?;
+    let mut record = Record::scan_files(&paths, opts.format, opts.distances)?;
     base.check_record(&record)?;
     base.check_given(opts, &record)?;
     // Where the cube's samples end: the end of its last file on the sample axis.

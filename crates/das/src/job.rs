@@ -26,7 +26,7 @@ use cryocube_cube::lock::{LockMode, StoreLock};
 use cryocube_cube::{ArraySpec, Attrs, CubeWriter, DType, Location, WriteOptions, ZarrFormat};
 
 use crate::read::Format;
-use crate::stream::{file_name, Block, BlockReader, Record, SampleStats};
+use crate::stream::{file_name, Block, BlockReader, Distances, Record, SampleStats};
 use crate::transform::{Scale, SpectrumParams, Stft, Window};
 use crate::DasError;
 
@@ -122,6 +122,8 @@ pub struct DasOptions {
     /// finds the last file even when it is not among the inputs. Off by default: a path
     /// names home folders and machines, and a published cube travels.
     pub record_paths: bool,
+    /// Channel spacing and first distance given by the user (for formats without distances).
+    pub distances: Distances,
 }
 
 /// The default of [`DasOptions::max_gap`]: a day. A month-long campaign has gaps of hours at
@@ -152,6 +154,7 @@ impl DasOptions {
             wait: false,
             max_gap: Some(DEFAULT_MAX_GAP_S),
             record_paths: false,
+            distances: Distances::default(),
         }
     }
 }
@@ -211,7 +214,7 @@ fn param_err(opts: &DasOptions, record: &Record, message: String) -> DasError {
 
 /// Reads headers and turns the user's parameters into window/hop/bins/channels.
 pub fn plan(opts: &DasOptions) -> Result<Plan, DasError> {
-    let record = Record::scan(&opts.inputs, opts.format)?;
+    let record = Record::scan(&opts.inputs, opts.format, opts.distances)?;
     let params =
         spectrum_params(opts, record.sampling_rate).map_err(|m| param_err(opts, &record, m))?;
     let (c0, c1) =
@@ -1132,8 +1135,15 @@ fn declare_arrays(w: &mut CubeWriter, payload: &DasPayload) -> Result<(), DasErr
         width,
         DType::F64,
         attrs([
-            ("long_name", json!("distance along the fibre")),
-            ("units", json!("m")),
+            (
+                "long_name",
+                json!(if r.distance_units == "m" {
+                    "distance along the fibre"
+                } else {
+                    "channel index (the files state no distances)"
+                }),
+            ),
+            ("units", json!(r.distance_units)),
             ("axis", json!("X")),
         ]),
     ))?;
@@ -1217,7 +1227,7 @@ fn root_attrs(opts: &DasOptions, plan: &Plan, created: &str) -> Attrs {
         f.dedup();
         f
     };
-    attrs([
+    let mut a = attrs([
         ("Conventions", json!("CF-1.10, ACDD-1.3")),
         (
             "title",
@@ -1261,7 +1271,12 @@ fn root_attrs(opts: &DasOptions, plan: &Plan, created: &str) -> Attrs {
             Record::discontinuities_json(&r.overlaps, r.start_us, r.sampling_rate),
         ),
         ("warnings", json!(recorded_warnings(r, opts.record_paths))),
-    ])
+    ]);
+    // Header facts of the first file (gauge length, instrument, data type) as stated.
+    for (key, value) in &r.files[0].facts {
+        a.insert(format!("das_{key}"), json!(value));
+    }
+    a
 }
 
 /// `time_coverage_start` and `_end`: the labels of the first and last windows.

@@ -75,6 +75,60 @@ pub struct Record {
     pub overlaps: Vec<Discontinuity>,
     /// Things the user should know, each naming its file.
     pub warnings: Vec<String>,
+    /// Units of the distance coordinate: `m`, or `1` when the files state no distances and
+    /// the user gave none (the coordinate is then the channel index).
+    #[serde(default = "metres")]
+    pub distance_units: String,
+}
+
+fn metres() -> String {
+    "m".into()
+}
+
+/// Distances the user states (`--spacing`, `--first-distance`, metres): for files that state
+/// none (miniSEED, SEG-Y, simple HDF5), or to correct a header. They replace the files'.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Distances {
+    /// Metres between channels.
+    pub spacing: Option<f64>,
+    /// Distance of the first channel, metres.
+    pub first: Option<f64>,
+}
+
+impl Distances {
+    /// Puts the user's distances into a header, saying what they replace.
+    fn apply(&self, h: &mut Header) {
+        if self.spacing.is_none() && self.first.is_none() {
+            return;
+        }
+        if let Some(s) = self.spacing {
+            if h.distance_stated && !close(s, h.channel_spacing, 1e-9) {
+                h.warnings.push(format!(
+                    "--spacing {} m replaces the file's {} m",
+                    cryocube_cube::cf::format_number(s),
+                    cryocube_cube::cf::format_number(h.channel_spacing)
+                ));
+            }
+            h.channel_spacing = s;
+        } else if !h.distance_stated {
+            // A first distance alone places channels one metre apart; say so.
+            h.warnings
+                .push("--first-distance without --spacing: channels are taken 1 m apart".into());
+        }
+        if let Some(d) = self.first {
+            if h.distance_stated && (d - h.first_distance).abs() > 1e-9 * d.abs().max(1.0) {
+                h.warnings.push(format!(
+                    "--first-distance {} m replaces the file's {} m",
+                    cryocube_cube::cf::format_number(d),
+                    cryocube_cube::cf::format_number(h.first_distance)
+                ));
+            }
+            h.first_distance = d;
+        } else if !h.distance_stated {
+            h.first_distance = 0.0;
+        }
+        h.distance_stated = true;
+    }
 }
 
 /// Expands files, folders (their files, sorted, hidden ones skipped) and glob patterns.
@@ -204,19 +258,31 @@ impl Geometry {
 
 impl Record {
     /// Reads every header and lays the files out on one sample axis.
-    pub fn scan(inputs: &[PathBuf], format: Option<Format>) -> Result<Record, DasError> {
-        Self::scan_files(&expand_inputs(inputs)?, format)
+    pub fn scan(
+        inputs: &[PathBuf],
+        format: Option<Format>,
+        distances: Distances,
+    ) -> Result<Record, DasError> {
+        Self::scan_files(&expand_inputs(inputs)?, format, distances)
     }
 
     /// [`Record::scan`] of files already expanded.
-    pub fn scan_files(paths: &[PathBuf], format: Option<Format>) -> Result<Record, DasError> {
+    pub fn scan_files(
+        paths: &[PathBuf],
+        format: Option<Format>,
+        distances: Distances,
+    ) -> Result<Record, DasError> {
         // In parallel: a campaign has tens of thousands of files, and most of a header read
         // is waiting for the file system.
         use rayon::prelude::*;
-        let mut files = paths
+        let mut files: Vec<Header> = paths
             .par_iter()
-            .map(|p| read::read_header(p, format))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|p| read::read_headers(p, format))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        files.iter_mut().for_each(|h| distances.apply(h));
         // Stable: files with equal (e.g. zeroed) clocks keep their name order.
         files.sort_by_key(|h| h.start_us);
         Self::from_headers(files, format)
@@ -230,9 +296,26 @@ impl Record {
             .clone();
         let fs = first.sampling_rate;
         let mut warnings: Vec<String> = Vec::new();
+        let distance_units = if first.distance_stated {
+            metres()
+        } else {
+            warnings.push(format!(
+                "{}: the {} format states no distances: the distance coordinate is the channel index (units \"1\"); give --spacing and --first-distance in metres",
+                first.path.display(),
+                first.format
+            ));
+            "1".into()
+        };
         for h in &files {
             for w in &h.warnings {
                 warnings.push(format!("{}: {w}", h.path.display()));
+            }
+            if h.distance_stated != first.distance_stated {
+                return Err(DasError::Mismatch {
+                    a: first.path.clone(),
+                    b: h.path.clone(),
+                    message: "one states its distances, the other does not; give --spacing and --first-distance".into(),
+                });
             }
             Geometry::of_header(&first)
                 .differs_from(&Geometry::of_header(h))
@@ -306,6 +389,7 @@ impl Record {
             gaps,
             overlaps,
             warnings,
+            distance_units,
         })
     }
 
@@ -501,7 +585,8 @@ impl<'r> BlockReader<'r> {
             if self.open.as_ref().map(|(i, _)| *i) != Some(seg.file) {
                 // Dropping the previous reader closes its file: one file open at a time.
                 self.open = None;
-                let reader = read::open(&record.files[seg.file].path, record.format)?;
+                let h = &record.files[seg.file];
+                let reader = read::open_part(&h.path, Some(h.format), h.part)?;
                 self.open = Some((seg.file, reader));
             }
             let (_, reader) = self.open.as_mut().expect("opened above");

@@ -142,6 +142,47 @@ fn manifest_facts() {
             first: Some(124.14780988),
             start: "2023-09-24T12:46:31.739618Z",
         },
+        // shared/data/das/more/MANIFEST.md (read with DASCore and h5py by hand).
+        Expect {
+            file: "more/deformation_rate_event_1.hdf5",
+            format: Format::Dasdae,
+            samples: 900,
+            channels: 225,
+            fs: 1999.9760,
+            spacing: 5.717333,
+            first: Some(2403.6387),
+            start: "2022-06-04T15:27:44.800325Z",
+        },
+        Expect {
+            file: "more/gdr_1.h5",
+            format: Format::Gdr,
+            samples: 10000,
+            channels: 10,
+            fs: 1000.0,
+            spacing: 1.021,
+            first: Some(0.0),
+            start: "2016-03-08T17:40:30.195Z",
+        },
+        Expect {
+            file: "more/h5_simple_1.h5",
+            format: Format::SimpleH5,
+            samples: 200,
+            channels: 100,
+            fs: 250.00322,
+            spacing: 1.0,
+            first: Some(0.0),
+            start: "2023-09-04T20:05:06.884208Z",
+        },
+        Expect {
+            file: "extra/xdas_netcdf.nc",
+            format: Format::Xdas,
+            samples: 300,
+            channels: 401,
+            fs: 50.0,
+            spacing: 25.0,
+            first: Some(0.0),
+            start: "2023-01-01T00:00:00Z",
+        },
     ];
     for e in cases {
         let path = data.join(e.file);

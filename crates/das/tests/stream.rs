@@ -17,7 +17,12 @@ fn synthetic(i: usize) -> std::path::PathBuf {
 
 #[test]
 fn files_given_out_of_order_are_one_contiguous_record() {
-    let r = Record::scan(&[synthetic(2), synthetic(0), synthetic(1)], None).unwrap();
+    let r = Record::scan(
+        &[synthetic(2), synthetic(0), synthetic(1)],
+        None,
+        Default::default(),
+    )
+    .unwrap();
     assert_eq!(r.n_samples, 90_000);
     assert!(r.gaps.is_empty() && r.overlaps.is_empty());
     assert_eq!(
@@ -65,7 +70,12 @@ fn a_repeated_file_is_an_overlap_that_is_skipped() {
     let tmp = tempfile::tempdir().unwrap();
     let copy = tmp.path().join("copy_of_second.h5");
     std::fs::copy(synthetic(1), &copy).unwrap();
-    let r = Record::scan(&[synthetic(0), synthetic(1), copy, synthetic(2)], None).unwrap();
+    let r = Record::scan(
+        &[synthetic(0), synthetic(1), copy, synthetic(2)],
+        None,
+        Default::default(),
+    )
+    .unwrap();
     assert_eq!(r.n_samples, 90_000, "the duplicate adds nothing");
     assert!(!r.warnings.is_empty(), "the skipped duplicate is reported");
 }

@@ -167,6 +167,9 @@ pub(super) fn open(path: &Path, file: File) -> Result<Febus, DasError> {
         layout: format!("{data_path} (block x time x channel)"),
         time_source: format!("{source_path}/time"),
         warnings,
+        part: 0,
+        distance_stated: true,
+        facts: vec![],
     };
     Ok(Febus {
         path: path.into(),

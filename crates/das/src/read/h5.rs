@@ -29,7 +29,13 @@ pub(super) fn open(path: &Path) -> Result<File, DasError> {
 /// Detection by the groups and datasets each vendor always writes.
 pub(super) fn detect(f: &File) -> Option<Format> {
     let has = |p: &str| f.link_exists(p);
-    if has("Acquisition")
+    if super::dasdae::is_dasdae(f) {
+        Some(Format::Dasdae)
+    } else if super::gdr::is_gdr(f) {
+        Some(Format::Gdr)
+    } else if super::xdas::is_xdas(f) {
+        Some(Format::Xdas)
+    } else if has("Acquisition")
         && f.link_exists("Acquisition/Raw[0]")
         && f.link_exists("Acquisition/Raw[0]/RawData")
     {
@@ -51,6 +57,8 @@ pub(super) fn detect(f: &File) -> Option<Format> {
         Some(Format::ApSensing)
     } else if super::febus::zone_path(f).is_some() {
         Some(Format::Febus)
+    } else if super::simple::names(f).is_some() {
+        Some(Format::SimpleH5)
     } else {
         None
     }
@@ -74,6 +82,44 @@ pub(super) fn string_of(c: &Container) -> Option<String> {
         _ => return None,
     };
     Some(s.trim_end_matches('\0').trim().to_string())
+}
+
+/// Reads every string of an attribute or dataset holding an array of strings (any HDF5
+/// string kind).
+pub(super) fn strings_of(c: &Container) -> Option<Vec<String>> {
+    let td = c.dtype().ok()?.to_descriptor().ok()?;
+    let list: Vec<String> = match td {
+        TypeDescriptor::VarLenUnicode => c
+            .read_raw::<VarLenUnicode>()
+            .ok()?
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        TypeDescriptor::VarLenAscii => c
+            .read_raw::<VarLenAscii>()
+            .ok()?
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        TypeDescriptor::FixedUnicode(_) => c
+            .read_raw::<FixedUnicode<1024>>()
+            .ok()?
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        TypeDescriptor::FixedAscii(_) => c
+            .read_raw::<FixedAscii<1024>>()
+            .ok()?
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        _ => return None,
+    };
+    Some(
+        list.iter()
+            .map(|s| s.trim_end_matches('\0').trim().to_string())
+            .collect(),
+    )
 }
 
 /// Reads a number from an attribute or dataset (first element), or parses a string one.
@@ -177,6 +223,8 @@ pub(super) struct Matrix {
     channel_major: bool,
     /// Factor from stored values to the vendor's physical units (1 for most layouts).
     scale: f32,
+    /// The dataset's time index of the header's first sample (a part that starts later).
+    first_row: u64,
     header: Header,
 }
 
@@ -203,8 +251,16 @@ impl Matrix {
             dataset,
             channel_major,
             scale,
+            first_row: 0,
             header,
         })
+    }
+
+    /// This matrix with its first sample at the dataset's time index `row` (a file's later
+    /// part; the header says how many samples it has).
+    pub(super) fn starting_at_row(mut self, row: u64) -> Matrix {
+        self.first_row = row;
+        self
     }
 
     /// (samples, channels) of a 2-D dataset given its axis order.
@@ -235,7 +291,7 @@ impl super::DasReader for Matrix {
         c1: u64,
         out: &mut [f32],
     ) -> Result<(), DasError> {
-        let (s0u, c0u, c1u) = (s0 as usize, c0 as usize, c1 as usize);
+        let (s0u, c0u, c1u) = ((s0 + self.first_row) as usize, c0 as usize, c1 as usize);
         let width = c1u - c0u;
         let err = |m: String| DasError::Read {
             path: self.path.clone(),

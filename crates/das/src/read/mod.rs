@@ -6,15 +6,19 @@
 //! table is written from those comments.
 
 mod apsensing;
+mod dasdae;
 mod febus;
+mod gdr;
 mod h5;
 pub use h5::silence_diagnostics as silence_hdf5_diagnostics;
 mod neubrex;
 mod optodas;
 mod prodml;
 mod silixa;
+mod simple;
 mod tdms;
 mod terra15;
+mod xdas;
 
 use cryocube_cube::cf::format_number;
 use std::fmt;
@@ -42,11 +46,19 @@ pub enum Format {
     Febus,
     /// Neubrex NEUBRESCOPE (`/Acoustic` with `InterrogationRate(Hz)`).
     Neubrex,
+    /// DASDAE, DASCore's own HDF5 (`/waveforms/<patch>/data` + `_coord_time`, `_coord_distance`).
+    Dasdae,
+    /// GDR / DAS-RCN (`/DasRawData/RawData` + `/DasMetadata`, numbers as strings).
+    Gdr,
+    /// xdas netCDF (`/__values__` with CF tie-point coordinates).
+    Xdas,
+    /// Simple HDF5 (`/raw` + `/timestamp`, or `/data` + `/time` [+ `/distance`]).
+    SimpleH5,
 }
 
 impl Format {
     /// Every layout cryocube reads.
-    pub const ALL: [Format; 8] = [
+    pub const ALL: [Format; 12] = [
         Format::Silixa,
         Format::SilixaTdms,
         Format::Prodml,
@@ -55,6 +67,10 @@ impl Format {
         Format::ApSensing,
         Format::Febus,
         Format::Neubrex,
+        Format::Dasdae,
+        Format::Gdr,
+        Format::Xdas,
+        Format::SimpleH5,
     ];
 
     /// The name used by `--format` and in attributes.
@@ -68,6 +84,10 @@ impl Format {
             Format::ApSensing => "ap-sensing",
             Format::Febus => "febus",
             Format::Neubrex => "neubrex",
+            Format::Dasdae => "dasdae",
+            Format::Gdr => "gdr",
+            Format::Xdas => "xdas-netcdf",
+            Format::SimpleH5 => "simple-h5",
         }
     }
 
@@ -115,6 +135,23 @@ pub struct Header {
     pub time_source: String,
     /// Things a user should know (e.g. a zeroed clock); logged and recorded.
     pub warnings: Vec<String>,
+    /// Which of the file's parts this is (DASDAE patches, pieces of a trace with gaps): 0
+    /// for the many formats that hold one.
+    #[serde(default)]
+    pub part: usize,
+    /// False when the file states no distances (miniSEED, SEG-Y, simple HDF5 without a
+    /// distance vector): spacing and first distance are then the channel index until the user
+    /// gives `--spacing` / `--first-distance`.
+    #[serde(default = "stated")]
+    pub distance_stated: bool,
+    /// Header facts worth keeping in the cube (gauge length, instrument, data type), as the
+    /// file states them; recorded as `das_<name>` attributes.
+    #[serde(default)]
+    pub facts: Vec<(String, String)>,
+}
+
+fn stated() -> bool {
+    true
 }
 
 impl Header {
@@ -211,7 +248,7 @@ pub fn detect(path: &Path) -> Result<Format, DasError> {
         let file = h5::open(path)?;
         return h5::detect(&file).ok_or_else(|| DasError::UnknownFormat {
             path: path.into(),
-            message: "an HDF5 file without /Acoustic, /Acquisition/Raw[0], /data_product, /DAS, a Febus <device>/Source1/Zone1 or an OptoDAS header".into(),
+            message: "an HDF5 file of no layout cryocube knows (none of /Acoustic, /Acquisition/Raw[0], /data_product, /DAS, a Febus <device>/Source1/Zone1, an OptoDAS header, DASDAE /waveforms, GDR /DasRawData, xdas /__values__, /raw + /timestamp or /data + /time)".into(),
         });
     }
     if n >= 4 && &magic[..4] == b"TDSm" {
@@ -227,13 +264,47 @@ pub fn detect(path: &Path) -> Result<Format, DasError> {
     })
 }
 
-/// Opens a file with the given (or detected) layout.
+/// Opens a file with the given (or detected) layout (its first part).
 pub fn open(path: &Path, format: Option<Format>) -> Result<Box<dyn DasReader>, DasError> {
+    open_part(path, format, 0)
+}
+
+/// How many parts (segments) a file holds: DASDAE patches, xdas continuous pieces; 1 for the
+/// formats that hold one.
+pub fn count_parts(path: &Path, format: Format) -> Result<usize, DasError> {
+    Ok(match format {
+        Format::Dasdae => dasdae::patches(path, &h5::open(path)?)?.len(),
+        Format::Xdas => xdas::parts(path, &h5::open(path)?)?,
+        _ => 1,
+    })
+}
+
+/// The headers of every part of a file, in order.
+pub fn read_headers(path: &Path, format: Option<Format>) -> Result<Vec<Header>, DasError> {
+    let format = match format {
+        Some(f) => f,
+        None => detect(path)?,
+    };
+    (0..count_parts(path, format)?)
+        .map(|part| Ok(open_part(path, Some(format), part)?.header().clone()))
+        .collect()
+}
+
+/// Opens part `part` of a file (see [`count_parts`]) with the given (or detected) layout.
+pub fn open_part(
+    path: &Path,
+    format: Option<Format>,
+    part: usize,
+) -> Result<Box<dyn DasReader>, DasError> {
     let format = match format {
         Some(f) => f,
         None => detect(path)?,
     };
     let reader: Box<dyn DasReader> = match format {
+        Format::Dasdae => Box::new(dasdae::open(path, h5::open(path)?, part)?),
+        Format::Xdas => Box::new(xdas::open(path, h5::open(path)?, part)?),
+        Format::Gdr => Box::new(gdr::open(path, h5::open(path)?)?),
+        Format::SimpleH5 => Box::new(simple::open(path, h5::open(path)?)?),
         Format::SilixaTdms => Box::new(tdms::Tdms::open(path)?),
         Format::Silixa => Box::new(silixa::open(path, h5::open(path)?)?),
         Format::Prodml => Box::new(prodml::open(path, h5::open(path)?)?),
@@ -246,7 +317,36 @@ pub fn open(path: &Path, format: Option<Format>) -> Result<Box<dyn DasReader>, D
     Ok(reader)
 }
 
-/// Reads only the header of a file.
+/// An evenly spaced coordinate (distances) as (first, step), or why it is not one.
+pub(crate) fn spacing_of(values: &[f64]) -> Result<(f64, f64), String> {
+    let n = values.len();
+    match n {
+        0 => return Err("no values".into()),
+        1 => return Ok((values[0], 1.0)),
+        _ => {}
+    }
+    let step = (values[n - 1] - values[0]) / (n - 1) as f64;
+    if !(step.is_finite() && step > 0.0) {
+        return Err(format!(
+            "not increasing ({} .. {})",
+            format_number(values[0]),
+            format_number(values[n - 1])
+        ));
+    }
+    if let Some(i) =
+        (0..n).find(|&i| (values[i] - (values[0] + i as f64 * step)).abs() > 1e-3 * step)
+    {
+        return Err(format!(
+            "not evenly spaced: value {i} is {} where an even spacing of {} puts {} (uneven distances are not supported for this layout)",
+            format_number(values[i]),
+            format_number(step),
+            format_number(values[0] + i as f64 * step)
+        ));
+    }
+    Ok((values[0], step))
+}
+
+/// Reads only the header of a file (its first part).
 pub fn read_header(path: &Path, format: Option<Format>) -> Result<Header, DasError> {
     Ok(open(path, format)?.header().clone())
 }

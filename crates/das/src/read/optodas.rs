@@ -44,6 +44,9 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         layout: "/data (time x channel)".into(),
         time_source: "header/time".into(),
         warnings: vec![],
+        part: 0,
+        distance_stated: true,
+        facts: vec![],
     };
     Matrix::new(&f, ds, false, scale as f32, header)
 }

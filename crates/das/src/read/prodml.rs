@@ -10,7 +10,6 @@
 
 use std::path::Path;
 
-use hdf5::types::{FixedAscii, VarLenAscii, VarLenUnicode};
 use hdf5::File;
 
 use super::h5::{parse_iso_utc, Fields, Matrix};
@@ -98,6 +97,9 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         ),
         time_source: time_source.into(),
         warnings: vec![],
+        part: 0,
+        distance_stated: true,
+        facts: vec![],
     };
     Matrix::new(&f, ds, channel_major, 1.0, header)
 }
@@ -105,18 +107,8 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
 /// `Dimensions` is an array of strings in 2.0 files and a single comma-separated string in some
 /// 2.1 writers.
 fn dimensions(ds: &hdf5::Dataset) -> Option<Vec<String>> {
-    let a = ds.attr("Dimensions").ok()?;
-    let list: Vec<String> = if let Ok(v) = a.read_raw::<FixedAscii<64>>() {
-        v.iter().map(|s| s.to_string()).collect()
-    } else if let Ok(v) = a.read_raw::<VarLenUnicode>() {
-        v.iter().map(|s| s.to_string()).collect()
-    } else {
-        a.read_raw::<VarLenAscii>()
-            .ok()?
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    };
+    let attr = ds.attr("Dimensions").ok()?;
+    let list = super::h5::strings_of(&attr)?;
     Some(
         list.iter()
             .flat_map(|s| s.split(','))

@@ -57,6 +57,9 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         layout: "/Acoustic (time x channel)".into(),
         time_source: time_source.into(),
         warnings: vec![],
+        part: 0,
+        distance_stated: true,
+        facts: vec![],
     };
     Matrix::new(&f, ds, false, 1.0, header)
 }

@@ -459,6 +459,9 @@ impl Tdms {
             ),
             time_source: time_source.into(),
             warnings,
+            part: 0,
+            distance_stated: true,
+            facts: vec![],
         };
         Ok(Tdms {
             file,
