@@ -58,3 +58,43 @@ fn distances_are_the_channel_index_unless_the_user_gives_them() {
         cube.read_all_f64("spectrogram").unwrap()
     );
 }
+
+/// Sentek's uneven distances become the distance coordinate as they are, and `--distance`
+/// picks the channels whose own distance lies in the range.
+#[test]
+fn uneven_distances_are_the_coordinate_and_select_channels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sentek.zarr");
+    let file = das("more/DASDMSShot00_20230328155653619.das");
+    let o = cryocube(&[
+        "das",
+        p(&file),
+        "-o",
+        p(&out),
+        "--df",
+        "10",
+        "--dt",
+        "0.025",
+        "--fmax",
+        "nyquist",
+        "--distance",
+        "4:20",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let cube = CubeReader::open(&out).unwrap();
+    let d = cube.read_all_f64("distance").unwrap();
+    // The file's table (MANIFEST / reference JSON): 4.8916, 6.9298, ... 18.8531 lie in 4..20.
+    let expect = [
+        4.89162015914917,
+        6.929795265197754,
+        8.866061210632324,
+        10.802327156066895,
+        12.840502738952637,
+        14.878677368164062,
+        16.916852951049805,
+        18.853118896484375,
+    ];
+    assert_eq!(d, expect);
+    assert_eq!(cube.attrs()["das_uneven_distances"], true);
+    assert_eq!(cube.attrs()["das_data_type"], "strain rate");
+}

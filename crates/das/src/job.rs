@@ -424,12 +424,24 @@ pub(crate) fn channel_range(sel: ChannelSelection, record: &Record) -> Result<(u
                 ));
             }
             let (d0, sp) = (record.first_distance, record.channel_spacing);
-            let lo = ((a - d0) / sp - 1e-9).ceil().max(0.0) as u64;
-            let hi = (((b - d0) / sp + 1e-9).floor() as i64 + 1).clamp(0, n as i64) as u64;
+            let (lo, hi) = match &record.distances {
+                // Uneven distances: the channels whose own distance lies in the range.
+                Some(table) => {
+                    let tol = 1e-9 * sp;
+                    (
+                        table.partition_point(|d| *d < a - tol) as u64,
+                        table.partition_point(|d| *d <= b + tol) as u64,
+                    )
+                }
+                None => (
+                    ((a - d0) / sp - 1e-9).ceil().max(0.0) as u64,
+                    (((b - d0) / sp + 1e-9).floor() as i64 + 1).clamp(0, n as i64) as u64,
+                ),
+            };
             if lo >= hi {
                 return Err(format!(
                     "--distance {a}:{b} m contains no channel (channels span {d0:.3} .. {:.3} m)",
-                    d0 + sp * (n - 1) as f64
+                    record.distance_of(n - 1)
                 ));
             }
             Ok((lo, hi))
@@ -1126,9 +1138,7 @@ fn declare_arrays(w: &mut CubeWriter, payload: &DasPayload) -> Result<(), DasErr
         time_attrs(p.scale.label()),
     ))?;
     w.write_all("time", &time_values(plan))?;
-    let distance: Vec<f64> = (plan.c0..plan.c1)
-        .map(|c| r.first_distance + c as f64 * r.channel_spacing)
-        .collect();
+    let distance: Vec<f64> = (plan.c0..plan.c1).map(|c| r.distance_of(c)).collect();
     w.add_array(ArraySpec::coordinate(
         "distance",
         "distance",
@@ -1272,6 +1282,10 @@ fn root_attrs(opts: &DasOptions, plan: &Plan, created: &str) -> Attrs {
         ),
         ("warnings", json!(recorded_warnings(r, opts.record_paths))),
     ]);
+    if r.distances.is_some() {
+        // The spacing above is then the mean step; the distance coordinate has each channel's.
+        a.insert("das_uneven_distances".into(), json!(true));
+    }
     // Header facts of the first file (gauge length, instrument, data type) as stated.
     for (key, value) in &r.files[0].facts {
         a.insert(format!("das_{key}"), json!(value));

@@ -79,6 +79,19 @@ pub struct Record {
     /// the user gave none (the coordinate is then the channel index).
     #[serde(default = "metres")]
     pub distance_units: String,
+    /// Each channel's distance when the files state them unevenly spaced (Sentek).
+    #[serde(default)]
+    pub distances: Option<Vec<f64>>,
+}
+
+impl Record {
+    /// The distance of channel `c`, metres (or its index, see [`Record::distance_units`]).
+    pub fn distance_of(&self, c: u64) -> f64 {
+        match &self.distances {
+            Some(d) => d[c as usize],
+            None => self.first_distance + c as f64 * self.channel_spacing,
+        }
+    }
 }
 
 fn metres() -> String {
@@ -100,6 +113,12 @@ impl Distances {
     fn apply(&self, h: &mut Header) {
         if self.spacing.is_none() && self.first.is_none() {
             return;
+        }
+        if h.distances.take().is_some() {
+            h.warnings.push(
+                "--spacing / --first-distance replace the file's table of uneven channel distances"
+                    .into(),
+            );
         }
         if let Some(s) = self.spacing {
             if h.distance_stated && !close(s, h.channel_spacing, 1e-9) {
@@ -310,6 +329,23 @@ impl Record {
             for w in &h.warnings {
                 warnings.push(format!("{}: {w}", h.path.display()));
             }
+            let tables_agree = match (&h.distances, &first.distances) {
+                (None, None) => true,
+                (Some(a), Some(b)) => {
+                    a.len() == b.len()
+                        && a.iter()
+                            .zip(b)
+                            .all(|(x, y)| (x - y).abs() <= 1e-6 * x.abs().max(1.0))
+                }
+                _ => false,
+            };
+            if !tables_agree {
+                return Err(DasError::Mismatch {
+                    a: first.path.clone(),
+                    b: h.path.clone(),
+                    message: "their tables of channel distances differ".into(),
+                });
+            }
             if h.distance_stated != first.distance_stated {
                 return Err(DasError::Mismatch {
                     a: first.path.clone(),
@@ -390,6 +426,7 @@ impl Record {
             overlaps,
             warnings,
             distance_units,
+            distances: first.distances.clone(),
         })
     }
 

@@ -1,4 +1,5 @@
-//! The formats beyond the big vendors (DASDAE, GDR, simple HDF5, xdas netCDF): the files the
+//! The formats beyond the big vendors (DASDAE, GDR, simple HDF5, xdas netCDF, SEG-Y, Sentek):
+//! the files the
 //! MANIFEST gives no facts for are read in the right orientation (checked against values
 //! read by hand from the HDF5 datasets), and hostile variants get clear errors.
 
@@ -182,4 +183,84 @@ fn dasdae_patches_are_parts_and_pickles_are_never_read() {
     let e = read_header(&pickled, None).unwrap_err().to_string();
     assert!(e.contains("pickled.h5"), "{e}");
     assert!(e.contains("never unpickles"), "{e}");
+}
+
+/// Sentek's uneven channel distances are kept as they are: equal to the table the reference
+/// JSON lists (read with numpy by hand), and the samples are time-major.
+#[test]
+fn sentek_keeps_its_uneven_distances() {
+    let data = common::das_data();
+    let path = data.join("more/DASDMSShot00_20230328155653619.das");
+    let h = read_header(&path, None).unwrap();
+    let meta: serde_json::Value = serde_json::from_reader(
+        std::fs::File::open(data.join("reference/DASDMSShot00_20230328155653619.json")).unwrap(),
+    )
+    .unwrap();
+    let expect: Vec<f64> = meta["header"]["distances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(h.distances.as_deref(), Some(expect.as_slice()));
+    assert!(h
+        .facts
+        .iter()
+        .any(|(k, v)| k == "data_type" && v == "strain rate"));
+    // Sample (1, 2) by hand: float32 number 6 + 31 + 18339 + 1 x 31 + 2 of the file.
+    let bytes = std::fs::read(&path).unwrap();
+    let at = 4 * (6 + 31 + 18339 + 31 + 2);
+    let by_hand = f32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let mut out = vec![0f32; 1];
+    open(&path, None)
+        .unwrap()
+        .read_block(1, 1, 2, 3, &mut out)
+        .unwrap();
+    assert_eq!(out[0], by_hand);
+}
+
+/// SEG-Y samples read by hand (big-endian IBM floats at the documented offsets) equal ours.
+#[test]
+fn segy_samples_by_hand() {
+    let path = common::das_data().join("extra/small_channel_patch.sgy");
+    let bytes = std::fs::read(&path).unwrap();
+    let mut r = open(&path, None).unwrap();
+    let mut out = vec![0f32; 10];
+    r.read_block(5, 1, 0, 10, &mut out).unwrap();
+    for (trace, v) in out.iter().enumerate() {
+        // 3600 header bytes, traces of 240 + 20 x 4 bytes, sample 5.
+        let at = 3600 + trace * 320 + 240 + 5 * 4;
+        let bits = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+        let (sign, exp, frac) = (bits >> 31, ((bits >> 24) & 0x7f) as i32, bits & 0xff_ffff);
+        let by_hand = (if sign == 1 { -1.0 } else { 1.0 }) * frac as f64 / 16_777_216.0
+            * 16f64.powi(exp - 64);
+        assert_eq!(*v, by_hand as f32, "trace {trace}");
+        assert!((0.0..1.0).contains(v), "uniform noise in 0..1: {v}");
+    }
+}
+
+/// SEG-Y without magic: an unknown sample format code and a cut file are clear errors when the
+/// format is given, and never detected as SEG-Y otherwise.
+#[test]
+fn segy_bad_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = std::fs::read(common::das_data().join("extra/small_channel_patch.sgy")).unwrap();
+    let mut code = good.clone();
+    code[3224..3226].copy_from_slice(&4u16.to_be_bytes()); // 4: fixed point with gain, obsolete
+    let p = tmp.path().join("code4.sgy");
+    std::fs::write(&p, &code).unwrap();
+    assert!(detect(&p).is_err());
+    let e = read_header(&p, Some(Format::Segy)).unwrap_err().to_string();
+    assert!(
+        e.contains("code4.sgy") && e.contains("unknown SEG-Y sample format code 4"),
+        "{e}"
+    );
+
+    let cut = tmp.path().join("cut.sgy");
+    std::fs::write(&cut, &good[..good.len() - 7]).unwrap();
+    assert!(detect(&cut).is_err());
+    let e = read_header(&cut, Some(Format::Segy))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not whole traces"), "{e}");
 }

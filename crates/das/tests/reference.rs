@@ -198,3 +198,19 @@ fn xdas_netcdf_cryocube() {
 fn xdas_netcdf_db() {
     check_case("xdas_netcdf", Scale::Db);
 }
+#[test]
+fn segy_small_channel_patch_cryocube() {
+    check_case("small_channel_patch", Scale::Cryocube);
+}
+#[test]
+fn segy_small_channel_patch_db() {
+    check_case("small_channel_patch", Scale::Db);
+}
+#[test]
+fn sentek_cryocube() {
+    check_case("DASDMSShot00_20230328155653619", Scale::Cryocube);
+}
+#[test]
+fn sentek_db() {
+    check_case("DASDMSShot00_20230328155653619", Scale::Db);
+}

@@ -145,6 +145,7 @@ pub(super) fn open(path: &Path, file: File, part: usize) -> Result<Matrix, DasEr
         part,
         distance_stated: true,
         facts,
+        distances: None,
     };
     Matrix::new(&f, ds, channel_major, 1.0, header)
 }

@@ -170,6 +170,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Febus, DasError> {
         part: 0,
         distance_stated: true,
         facts: vec![],
+        distances: None,
     };
     Ok(Febus {
         path: path.into(),

@@ -14,6 +14,8 @@ pub use h5::silence_diagnostics as silence_hdf5_diagnostics;
 mod neubrex;
 mod optodas;
 mod prodml;
+mod segy;
+mod sentek;
 mod silixa;
 mod simple;
 mod tdms;
@@ -54,11 +56,15 @@ pub enum Format {
     Xdas,
     /// Simple HDF5 (`/raw` + `/timestamp`, or `/data` + `/time` [+ `/distance`]).
     SimpleH5,
+    /// SEG-Y rev 1/2, one trace per channel.
+    Segy,
+    /// Sentek `.das` (float32 header, distance and time tables, samples).
+    Sentek,
 }
 
 impl Format {
     /// Every layout cryocube reads.
-    pub const ALL: [Format; 12] = [
+    pub const ALL: [Format; 14] = [
         Format::Silixa,
         Format::SilixaTdms,
         Format::Prodml,
@@ -71,6 +77,8 @@ impl Format {
         Format::Gdr,
         Format::Xdas,
         Format::SimpleH5,
+        Format::Segy,
+        Format::Sentek,
     ];
 
     /// The name used by `--format` and in attributes.
@@ -88,6 +96,8 @@ impl Format {
             Format::Gdr => "gdr",
             Format::Xdas => "xdas-netcdf",
             Format::SimpleH5 => "simple-h5",
+            Format::Segy => "segy",
+            Format::Sentek => "sentek",
         }
     }
 
@@ -148,6 +158,10 @@ pub struct Header {
     /// file states them; recorded as `das_<name>` attributes.
     #[serde(default)]
     pub facts: Vec<(String, String)>,
+    /// Each channel's distance, metres, when the file states them unevenly spaced (Sentek);
+    /// `channel_spacing` is then their mean step and `first_distance` the first.
+    #[serde(default)]
+    pub distances: Option<Vec<f64>>,
 }
 
 fn stated() -> bool {
@@ -254,12 +268,19 @@ pub fn detect(path: &Path) -> Result<Format, DasError> {
     if n >= 4 && &magic[..4] == b"TDSm" {
         return Ok(Format::SilixaTdms);
     }
+    // Formats without a magic number, taken only when their headers and the file size agree.
+    if sentek::looks_like_sentek(path) {
+        return Ok(Format::Sentek);
+    }
+    if segy::looks_like_segy(path) {
+        return Ok(Format::Segy);
+    }
     Err(DasError::UnknownFormat {
         path: path.into(),
         message: if n == 0 {
             "empty file".into()
         } else {
-            "neither HDF5 nor TDMS".into()
+            "not HDF5, TDMS, SEG-Y (a plausible binary header whose traces fill the file) or Sentek (.das)".into()
         },
     })
 }
@@ -305,6 +326,8 @@ pub fn open_part(
         Format::Xdas => Box::new(xdas::open(path, h5::open(path)?, part)?),
         Format::Gdr => Box::new(gdr::open(path, h5::open(path)?)?),
         Format::SimpleH5 => Box::new(simple::open(path, h5::open(path)?)?),
+        Format::Segy => Box::new(segy::Segy::open(path)?),
+        Format::Sentek => Box::new(sentek::Sentek::open(path)?),
         Format::SilixaTdms => Box::new(tdms::Tdms::open(path)?),
         Format::Silixa => Box::new(silixa::open(path, h5::open(path)?)?),
         Format::Prodml => Box::new(prodml::open(path, h5::open(path)?)?),

@@ -47,6 +47,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         part: 0,
         distance_stated: true,
         facts: vec![],
+        distances: None,
     };
     Matrix::new(&f, ds, false, scale as f32, header)
 }

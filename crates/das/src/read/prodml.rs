@@ -100,6 +100,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         part: 0,
         distance_stated: true,
         facts: vec![],
+        distances: None,
     };
     Matrix::new(&f, ds, channel_major, 1.0, header)
 }

@@ -60,6 +60,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         part: 0,
         distance_stated: true,
         facts: vec![],
+        distances: None,
     };
     Matrix::new(&f, ds, false, 1.0, header)
 }

@@ -117,6 +117,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         part: 0,
         distance_stated,
         facts: vec![],
+        distances: None,
     };
     Matrix::new(&f, ds, channel_major, 1.0, header)
 }

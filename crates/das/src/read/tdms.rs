@@ -462,6 +462,7 @@ impl Tdms {
             part: 0,
             distance_stated: true,
             facts: vec![],
+            distances: None,
         };
         Ok(Tdms {
             file,

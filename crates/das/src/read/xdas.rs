@@ -238,6 +238,7 @@ pub(super) fn open(path: &Path, file: File, part: usize) -> Result<Matrix, DasEr
         part,
         distance_stated: true,
         facts: vec![],
+        distances: None,
     };
     Ok(Matrix::new(&f, ds, channel_major, 1.0, header)?.starting_at_row(first_row))
 }
