@@ -1,6 +1,6 @@
-//! The binary readers on hostile bytes (issue #18), property-based: a real TDMS file with
-//! bytes flipped, fields overwritten and the end cut anywhere, and Febus files of any block
-//! shape and header values. Each must give a header or an error, never panic, and never
+//! The binary readers on hostile bytes (issue #18), property-based: real TDMS, SEG-Y and
+//! Sentek files with bytes flipped, fields overwritten and the end cut anywhere, and Febus
+//! files of any block shape and header values. Each must give a header or an error, never panic, and never
 //! allocate more than a bound derived from the file's size. `PROPTEST_CASES` sets the number
 //! of cases (a bounded default runs in `make test`).
 
@@ -253,5 +253,92 @@ proptest! {
         // The HDF5 library allocates outside Rust's allocator; what Rust holds is the block
         // being read and the header: bounded by the file's size.
         prop_assert!(peak <= 4 * size + (1 << 20), "{peak} bytes for a file of {size}");
+    }
+}
+
+/// A real file with bytes set in its first `span` bytes, a header field overwritten (big- or
+/// little-endian, 2 or 4 bytes) and the end cut anywhere.
+#[derive(Debug, Clone)]
+struct Damage {
+    flips: Vec<(usize, u8)>,
+    field: Option<(usize, u32, bool, bool)>,
+    cut: Option<usize>,
+}
+
+fn damage(span: usize, fields: Vec<usize>, len: usize) -> impl Strategy<Value = Damage> {
+    let flips = prop::collection::vec((0usize..span, any::<u8>()), 0..12);
+    let value = prop_oneof![any::<u32>(), Just(u32::MAX), Just(0), 0u32..70_000];
+    let field = prop::option::of((
+        prop::sample::select(fields),
+        value,
+        any::<bool>(),
+        any::<bool>(),
+    ));
+    let cut = prop::option::of(0usize..len + 1);
+    (flips, field, cut).prop_map(|(flips, field, cut)| Damage { flips, field, cut })
+}
+
+fn damaged(original: &[u8], d: &Damage) -> Vec<u8> {
+    let mut b = original.to_vec();
+    for &(at, v) in &d.flips {
+        if at < b.len() {
+            b[at] = v;
+        }
+    }
+    if let Some((at, v, wide, big)) = d.field {
+        let bytes: Vec<u8> = match (wide, big) {
+            (true, true) => v.to_be_bytes().to_vec(),
+            (true, false) => v.to_le_bytes().to_vec(),
+            (false, true) => (v as u16).to_be_bytes().to_vec(),
+            (false, false) => (v as u16).to_le_bytes().to_vec(),
+        };
+        if at + bytes.len() <= b.len() {
+            b[at..at + bytes.len()].copy_from_slice(&bytes);
+        }
+    }
+    if let Some(cut) = d.cut {
+        b.truncate(cut);
+    }
+    b
+}
+
+fn real(name: &str) -> Vec<u8> {
+    std::fs::read(common::das_data().join(name)).unwrap()
+}
+
+/// Opens the damaged bytes both as the given format and by detection.
+fn hostile_file(bytes: &[u8], name: &str, format: Format) -> Result<(), TestCaseError> {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let peak = open_and_read(&path, format);
+    prop_assert!(
+        peak <= 4 * bytes.len() + (1 << 20),
+        "{peak} bytes for a file of {}",
+        bytes.len()
+    );
+    let _ = read::detect(&path);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// SEG-Y binary header fields (interval, samples, format code, revision, extended
+    /// headers, byte-order constant, extended samples and interval) and the first trace
+    /// header's time.
+    #[test]
+    fn segy_of_hostile_bytes(d in damage(4000, vec![3216, 3220, 3224, 3296, 3260, 3268, 3272, 3500, 3504, 3756, 3758, 3760], 6800)) {
+        static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let good = BYTES.get_or_init(|| real("extra/small_channel_patch.sgy"));
+        hostile_file(&damaged(good, &d), "hostile.sgy", Format::Segy)?;
+    }
+
+    /// Sentek's float32 header (channels, samples, interval, flags) and tables.
+    #[test]
+    fn sentek_of_hostile_bytes(d in damage(512, vec![0, 4, 8, 12, 20, 24, 28], 2_347_540)) {
+        static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let good = BYTES.get_or_init(|| real("more/DASDMSShot00_20230328155653619.das"));
+        hostile_file(&damaged(good, &d), "Shot_20230328155653619.das", Format::Sentek)?;
     }
 }
