@@ -316,6 +316,10 @@ struct DasArgs {
     /// Distance of the first channel along the fibre, metres (with --spacing).
     #[arg(long, allow_negative_numbers = true, value_parser = parse_finite)]
     first_distance: Option<f64>,
+    /// Keep a record whose every sample is zero (spectra of -inf) instead of refusing it as
+    /// a dead fibre.
+    #[arg(long)]
+    allow_zero: bool,
     /// Taper: tukey:ALPHA, hann, hamming, blackman, boxcar.
     #[arg(long, default_value = "tukey:0.25", value_parser = |s: &str| Window::parse(s))]
     window: Window,
@@ -756,6 +760,7 @@ fn das_options(a: DasArgs) -> Result<DasOptions> {
     o.wait = a.wait;
     o.max_gap = (!a.allow_gap).then_some(a.max_gap);
     o.record_paths = a.record_paths;
+    o.allow_zero = a.allow_zero;
     o.distances = cryocube_das::stream::Distances {
         spacing: a.spacing,
         first: a.first_distance,

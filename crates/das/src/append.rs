@@ -570,6 +570,7 @@ pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
                 already_in_cube,
                 plan,
                 layout,
+                allow_zero: opts.allow_zero,
             };
             // The plan before the cube changes: a kill from here on leaves a plan that the
             // same command resumes.

@@ -124,6 +124,9 @@ pub struct DasOptions {
     pub record_paths: bool,
     /// Channel spacing and first distance given by the user (for formats without distances).
     pub distances: Distances,
+    /// Keep a record whose every sample is zero (its spectra are `-inf`) instead of refusing
+    /// it as a dead fibre.
+    pub allow_zero: bool,
 }
 
 /// The default of [`DasOptions::max_gap`]: a day. A month-long campaign has gaps of hours at
@@ -155,6 +158,7 @@ impl DasOptions {
             max_gap: Some(DEFAULT_MAX_GAP_S),
             record_paths: false,
             distances: Distances::default(),
+            allow_zero: false,
         }
     }
 }
@@ -513,6 +517,9 @@ pub(crate) struct DasPayload {
     /// Files this job adds, and inputs skipped because the cube already holds them.
     pub new_files: usize,
     pub already_in_cube: usize,
+    /// An all-zero record makes a cube of `-inf` instead of an error (`--allow-zero`).
+    #[serde(default)]
+    pub allow_zero: bool,
 }
 
 impl DasPayload {
@@ -734,9 +741,10 @@ fn finish(job: Job) -> Result<(), DasError> {
         } else {
             ("zero", "-inf")
         };
-        if payload.base_attrs.is_none() {
+        let keep_zeros = payload.allow_zero && !stats.nan;
+        if payload.base_attrs.is_none() && !keep_zeros {
             return Err(DasError::Input(format!(
-                "{}: every sample of the selected channels is {what} (a dead fibre or an interrogator that recorded nothing?); the spectra would all be {spectra}, so the cube is left unfinished",
+                "{}: every sample of the selected channels is {what} (a dead fibre or an interrogator that recorded nothing?); the spectra would all be {spectra}, so the cube is left unfinished (--allow-zero keeps an all-zero record as -inf)",
                 names()
             )));
         }
@@ -1049,6 +1057,7 @@ fn create(
         base_windows: 0,
         base_attrs: None,
         already_in_cube: 0,
+        allow_zero: opts.allow_zero,
     };
     // The plan first: a run killed while laying out the arrays leaves a store that the
     // same command recognises.

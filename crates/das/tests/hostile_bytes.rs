@@ -342,3 +342,17 @@ proptest! {
         hostile_file(&damaged(good, &d), "Shot_20230328155653619.das", Format::Sentek)?;
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// miniSEED record headers (time, sample count, rate, data offset, blockette chain,
+    /// blockette 1000's encoding, word order and length) and Steim frames, in the first and
+    /// a later record.
+    #[test]
+    fn mseed_of_hostile_bytes(d in damage(8192, vec![20, 22, 30, 32, 34, 44, 46, 48, 50, 56, 58, 60, 62, 64, 68, 72, 4096 + 46, 4096 + 60, 4096 + 68], 61440)) {
+        static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let good = BYTES.get_or_init(|| real("more/etna_9n_3chan_10s.mseed"));
+        hostile_file(&damaged(good, &d), "hostile.mseed", Format::Mseed)?;
+    }
+}

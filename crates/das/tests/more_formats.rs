@@ -264,3 +264,74 @@ fn segy_bad_inputs() {
         .to_string();
     assert!(e.contains("not whole traces"), "{e}");
 }
+
+/// Byte offsets of the 4096-byte records of `etna_9n_3chan_10s.mseed` whose station is
+/// `station`, read by hand from the fixed header (bytes 8..13).
+fn etna_records(bytes: &[u8], station: &str) -> Vec<usize> {
+    (0..bytes.len() / 4096)
+        .map(|k| k * 4096)
+        .filter(|at| &bytes[at + 8..at + 13] == station.as_bytes())
+        .collect()
+}
+
+/// miniSEED: three stations of unequal length are three channels over the longest span
+/// (NaN after a shorter trace ends); a cut last record is dropped with a warning; a Steim
+/// frame whose integration constant is wrong is reported and its trace cut there.
+#[test]
+fn mseed_traces_cut_records_and_wrong_integration_constants() {
+    let data = common::das_data();
+    let path = data.join("more/etna_9n_3chan_10s.mseed");
+    assert_eq!(detect(&path).unwrap(), Format::Mseed);
+    let h = read_header(&path, None).unwrap();
+    // obspy (reference JSON): 13735 / 13729 / 13556 samples, same start.
+    assert_eq!((h.n_samples, h.n_channels), (13735, 3));
+    assert!(!h.distance_stated);
+    let mut r = open(&path, None).unwrap();
+    let mut out = vec![0f32; 3];
+    r.read_block(13600, 1, 0, 3, &mut out).unwrap();
+    assert!(
+        !out[0].is_nan() && !out[1].is_nan() && out[2].is_nan(),
+        "{out:?}"
+    );
+
+    let bytes = std::fs::read(&path).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cut = tmp.path().join("cut.mseed");
+    std::fs::write(&cut, &bytes[..bytes.len() - 1000]).unwrap();
+    let h = read_header(&cut, None).unwrap();
+    assert!(
+        h.warnings
+            .iter()
+            .any(|w| w.contains("cut short") && w.contains("dropped")),
+        "{:?}",
+        h.warnings
+    );
+
+    // Station 00067's second record: X0 (frame 0, word 1 after the 64-byte header) + 1000.
+    let second = etna_records(&bytes, "00067")[1];
+    let mut bad = bytes.clone();
+    let x0 = second + 64 + 4;
+    let v = i32::from_be_bytes(bad[x0..x0 + 4].try_into().unwrap()) + 1000;
+    bad[x0..x0 + 4].copy_from_slice(&v.to_be_bytes());
+    let p = tmp.path().join("x0.mseed");
+    std::fs::write(&p, &bad).unwrap();
+    let h = read_header(&p, None).unwrap();
+    let said = h.warnings.join("\n");
+    assert!(
+        said.contains("9N.00067..HSF")
+            && said.contains("reverse integration constant")
+            && said.contains("the trace is cut there"),
+        "{said}"
+    );
+    // The first record of 00067 is kept, nothing of it after.
+    let first_len = {
+        let at = etna_records(&bytes, "00067")[0];
+        u16::from_be_bytes([bytes[at + 30], bytes[at + 31]]) as u64
+    };
+    let mut r = open(&p, None).unwrap();
+    let mut out = vec![0f32; 3];
+    r.read_block(first_len - 1, 1, 0, 3, &mut out).unwrap();
+    assert!(!out[1].is_nan());
+    r.read_block(first_len, 1, 0, 3, &mut out).unwrap();
+    assert!(out[1].is_nan() && !out[0].is_nan(), "{out:?}");
+}

@@ -10,6 +10,7 @@ mod dasdae;
 mod febus;
 mod gdr;
 mod h5;
+mod mseed;
 pub use h5::silence_diagnostics as silence_hdf5_diagnostics;
 mod neubrex;
 mod optodas;
@@ -60,11 +61,13 @@ pub enum Format {
     Segy,
     /// Sentek `.das` (float32 header, distance and time tables, samples).
     Sentek,
+    /// miniSEED 2, one SEED station per channel.
+    Mseed,
 }
 
 impl Format {
     /// Every layout cryocube reads.
-    pub const ALL: [Format; 14] = [
+    pub const ALL: [Format; 15] = [
         Format::Silixa,
         Format::SilixaTdms,
         Format::Prodml,
@@ -79,6 +82,7 @@ impl Format {
         Format::SimpleH5,
         Format::Segy,
         Format::Sentek,
+        Format::Mseed,
     ];
 
     /// The name used by `--format` and in attributes.
@@ -98,6 +102,7 @@ impl Format {
             Format::SimpleH5 => "simple-h5",
             Format::Segy => "segy",
             Format::Sentek => "sentek",
+            Format::Mseed => "mseed",
         }
     }
 
@@ -268,6 +273,9 @@ pub fn detect(path: &Path) -> Result<Format, DasError> {
     if n >= 4 && &magic[..4] == b"TDSm" {
         return Ok(Format::SilixaTdms);
     }
+    if mseed::looks_like_mseed(path) {
+        return Ok(Format::Mseed);
+    }
     // Formats without a magic number, taken only when their headers and the file size agree.
     if sentek::looks_like_sentek(path) {
         return Ok(Format::Sentek);
@@ -280,7 +288,7 @@ pub fn detect(path: &Path) -> Result<Format, DasError> {
         message: if n == 0 {
             "empty file".into()
         } else {
-            "not HDF5, TDMS, SEG-Y (a plausible binary header whose traces fill the file) or Sentek (.das)".into()
+            "not HDF5, TDMS, miniSEED 2, SEG-Y (a plausible binary header whose traces fill the file) or Sentek (.das)".into()
         },
     })
 }
@@ -328,6 +336,7 @@ pub fn open_part(
         Format::SimpleH5 => Box::new(simple::open(path, h5::open(path)?)?),
         Format::Segy => Box::new(segy::Segy::open(path)?),
         Format::Sentek => Box::new(sentek::Sentek::open(path)?),
+        Format::Mseed => Box::new(mseed::Mseed::open(path)?),
         Format::SilixaTdms => Box::new(tdms::Tdms::open(path)?),
         Format::Silixa => Box::new(silixa::open(path, h5::open(path)?)?),
         Format::Prodml => Box::new(prodml::open(path, h5::open(path)?)?),
