@@ -194,6 +194,16 @@ fn manifest_facts() {
             start: "2017-09-18T00:00:00Z",
         },
         Expect {
+            file: "more/sintela_protobuf_1.pb",
+            format: Format::Sintela,
+            samples: 1480,
+            channels: 200,
+            fs: 500.0,
+            spacing: 10.0,
+            first: Some(0.0),
+            start: "2026-02-22T18:30:52.151221Z",
+        },
+        Expect {
             file: "extra/xdas_netcdf.nc",
             format: Format::Xdas,
             samples: 300,

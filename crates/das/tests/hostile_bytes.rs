@@ -356,3 +356,16 @@ proptest! {
         hostile_file(&damaged(good, &d), "hostile.mseed", Format::Mseed)?;
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Sintela's record envelopes (tag, size) and the protobuf of the first packets (lengths,
+    /// varints, the channel count and sample count).
+    #[test]
+    fn sintela_of_hostile_bytes(d in damage(30_163 + 13_000, vec![8, 30_163 + 4, 30_163 + 8, 30_163 + 13, 30_163 + 15, 30_163 + 30, 30_163 + 31, 30_163 + 50, 30_163 + 95], 1_232_801)) {
+        static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let good = BYTES.get_or_init(|| real("more/sintela_protobuf_1.pb"));
+        hostile_file(&damaged(good, &d), "hostile.pb", Format::Sintela)?;
+    }
+}

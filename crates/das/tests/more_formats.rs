@@ -335,3 +335,50 @@ fn mseed_traces_cut_records_and_wrong_integration_constants() {
     r.read_block(first_len, 1, 0, 3, &mut out).unwrap();
     assert!(out[1].is_nan() && !out[0].is_nan(), "{out:?}");
 }
+
+/// A Sintela protobuf stream cut in the middle of a packet: the packets before it are read,
+/// the cut one is dropped with a warning naming its byte.
+#[test]
+fn sintela_stream_cut_mid_record() {
+    let path = common::das_data().join("more/sintela_protobuf_1.pb");
+    let bytes = std::fs::read(&path).unwrap();
+    let whole = read_header(&path, None).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cut = tmp.path().join("cut.pb");
+    std::fs::write(&cut, &bytes[..bytes.len() - 3000]).unwrap();
+    let h = read_header(&cut, None).unwrap();
+    // The last record is 12 + 6488 bytes: 3000 bytes off cuts exactly it (8 samples).
+    assert_eq!(h.n_samples, whole.n_samples - 8);
+    assert!(
+        h.warnings
+            .iter()
+            .any(|w| w.contains("cut short") && w.contains("dropped")),
+        "{:?}",
+        h.warnings
+    );
+    // The samples kept equal the whole file's.
+    let (mut a, mut b) = (vec![0f32; 200], vec![0f32; 200]);
+    open(&cut, None)
+        .unwrap()
+        .read_block(h.n_samples - 1, 1, 0, 200, &mut a)
+        .unwrap();
+    open(&path, None)
+        .unwrap()
+        .read_block(h.n_samples - 1, 1, 0, 200, &mut b)
+        .unwrap();
+    assert_eq!(a, b);
+    // A packet whose sample bytes do not match its header is an error naming it.
+    let mut bad = bytes.clone();
+    let second = 12 + 30151; // META record, then the first TS05 (reference JSON: 1 META)
+    assert_eq!(&bad[second..second + 8], b"PBUFTS05");
+    // The channel count's varint (c8 01 = 200) at byte 18 of the message -> c9 01 = 201.
+    assert_eq!(bad[second + 12 + 17..second + 12 + 20], [0x10, 0xc8, 0x01]);
+    bad[second + 12 + 18] = 0xc9;
+    let p = tmp.path().join("bad.pb");
+    std::fs::write(&p, &bad).unwrap();
+    let e = read_header(&p, None).map(|_| ()).unwrap_err().to_string();
+    assert!(
+        e.contains("bad.pb") && e.contains("packet 1") && e.contains("201 channels"),
+        "{e}"
+    );
+}

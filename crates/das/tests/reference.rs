@@ -258,3 +258,11 @@ fn mseed_geofon_3x_all_zero_cryocube() {
 fn mseed_geofon_3x_all_zero_db() {
     check_case("geofon_3X_HSF", Scale::Db);
 }
+#[test]
+fn sintela_protobuf_cryocube() {
+    check_case("sintela_protobuf_1", Scale::Cryocube);
+}
+#[test]
+fn sintela_protobuf_db() {
+    check_case("sintela_protobuf_1", Scale::Db);
+}

@@ -19,6 +19,7 @@ mod segy;
 mod sentek;
 mod silixa;
 mod simple;
+mod sintela;
 mod tdms;
 mod terra15;
 mod xdas;
@@ -63,11 +64,13 @@ pub enum Format {
     Sentek,
     /// miniSEED 2, one SEED station per channel.
     Mseed,
+    /// Sintela protobuf recordings (`PBUF` records, `TS05` packets).
+    Sintela,
 }
 
 impl Format {
     /// Every layout cryocube reads.
-    pub const ALL: [Format; 15] = [
+    pub const ALL: [Format; 16] = [
         Format::Silixa,
         Format::SilixaTdms,
         Format::Prodml,
@@ -83,6 +86,7 @@ impl Format {
         Format::Segy,
         Format::Sentek,
         Format::Mseed,
+        Format::Sintela,
     ];
 
     /// The name used by `--format` and in attributes.
@@ -103,6 +107,7 @@ impl Format {
             Format::Segy => "segy",
             Format::Sentek => "sentek",
             Format::Mseed => "mseed",
+            Format::Sintela => "sintela-protobuf",
         }
     }
 
@@ -273,6 +278,9 @@ pub fn detect(path: &Path) -> Result<Format, DasError> {
     if n >= 4 && &magic[..4] == b"TDSm" {
         return Ok(Format::SilixaTdms);
     }
+    if n >= 4 && &magic[..4] == b"PBUF" && sintela::looks_like_sintela(path) {
+        return Ok(Format::Sintela);
+    }
     if mseed::looks_like_mseed(path) {
         return Ok(Format::Mseed);
     }
@@ -288,7 +296,7 @@ pub fn detect(path: &Path) -> Result<Format, DasError> {
         message: if n == 0 {
             "empty file".into()
         } else {
-            "not HDF5, TDMS, miniSEED 2, SEG-Y (a plausible binary header whose traces fill the file) or Sentek (.das)".into()
+            "not HDF5, TDMS, Sintela protobuf, miniSEED 2, SEG-Y (a plausible binary header whose traces fill the file) or Sentek (.das)".into()
         },
     })
 }
@@ -337,6 +345,7 @@ pub fn open_part(
         Format::Segy => Box::new(segy::Segy::open(path)?),
         Format::Sentek => Box::new(sentek::Sentek::open(path)?),
         Format::Mseed => Box::new(mseed::Mseed::open(path)?),
+        Format::Sintela => Box::new(sintela::Sintela::open(path)?),
         Format::SilixaTdms => Box::new(tdms::Tdms::open(path)?),
         Format::Silixa => Box::new(silixa::open(path, h5::open(path)?)?),
         Format::Prodml => Box::new(prodml::open(path, h5::open(path)?)?),
