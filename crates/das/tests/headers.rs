@@ -204,6 +204,16 @@ fn manifest_facts() {
             start: "2026-02-22T18:30:52.151221Z",
         },
         Expect {
+            file: "more/das_vader_1.jld2",
+            format: Format::DasVader,
+            samples: 300,
+            channels: 1156,
+            fs: 10000.0,
+            spacing: 1.6,
+            first: Some(0.0),
+            start: "2023-08-24T14:06:17.550Z",
+        },
+        Expect {
             file: "extra/xdas_netcdf.nc",
             format: Format::Xdas,
             samples: 300,

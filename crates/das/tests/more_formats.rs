@@ -382,3 +382,114 @@ fn sintela_stream_cut_mid_record() {
         "{e}"
     );
 }
+
+/// DASVader JLD2: the samples follow `dDAS.data`'s object reference and are distance x time in
+/// HDF5 order; a reference that points nowhere is an error naming the member.
+#[test]
+fn dasvader_references_followed_and_dangling_ones_refused() {
+    let path = common::das_data().join("more/das_vader_1.jld2");
+    let h = read_header(&path, None).unwrap();
+    assert_eq!(h.format, Format::DasVader);
+    // The last 4 channels are all zero (reference JSON quirks).
+    let mut r = open(&path, None).unwrap();
+    let mut out = vec![1f32; 4];
+    r.read_block(100, 1, 1152, 1156, &mut out).unwrap();
+    assert_eq!(out, vec![0.0; 4]);
+
+    // A file of the same layout, written here.
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("dangling.jld2");
+    {
+        let f = hdf5::File::create(&bad).unwrap();
+        f.create_group("_types").unwrap();
+        let x = ndarray::Array2::<f32>::zeros((4, 10));
+        f.new_dataset_builder().with_data(&x).create("x").unwrap();
+        let t = [DateTime {
+            instant: UtInstant {
+                periods: Millisecond {
+                    value: 63_828_569_177_550,
+                },
+            },
+        }];
+        f.new_dataset_builder().with_data(&t).create("t").unwrap();
+        let range = |step: f64, len: i64| StepRangeLen {
+            reference: TwicePrecision { hi: 0.0, lo: 0.0 },
+            step: TwicePrecision { hi: step, lo: 0.0 },
+            len,
+            offset: 1,
+        };
+        let d = DasData {
+            data: f.reference::<hdf5::ObjectReference1>("x").unwrap(),
+            time: range(1e-3, 10),
+            htime: f.reference::<hdf5::ObjectReference1>("t").unwrap(),
+            offset: range(2.0, 4),
+        };
+        f.new_dataset::<DasData>()
+            .create("dDAS")
+            .unwrap()
+            .write_scalar(&d)
+            .unwrap();
+    }
+    // Sound first: the file as written is read.
+    assert_eq!(read_header(&bad, None).unwrap().n_channels, 4);
+    // Then `data`'s address (the 8 bytes before `time`, whose bytes are known: ref 0, 0,
+    // step 1e-3, 0, len 10, offset 1) points past the end of the file.
+    let mut bytes = std::fs::read(&bad).unwrap();
+    let time: Vec<u8> = [0f64, 0.0, 1e-3, 0.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .chain(10i64.to_le_bytes())
+        .chain(1i64.to_le_bytes())
+        .collect();
+    let at = bytes
+        .windows(time.len())
+        .position(|w| w == time.as_slice())
+        .expect("dDAS.time in the file");
+    let beyond = bytes.len() as u64 + 4096;
+    bytes[at - 8..at].copy_from_slice(&beyond.to_le_bytes());
+    std::fs::write(&bad, &bytes).unwrap();
+    let e = read_header(&bad, None).unwrap_err().to_string();
+    assert!(
+        e.contains("dangling.jld2") && e.contains("dDAS.data: a dangling reference"),
+        "{e}"
+    );
+}
+
+#[derive(hdf5::H5Type, Clone, Copy)]
+#[repr(C)]
+struct TwicePrecision {
+    hi: f64,
+    lo: f64,
+}
+#[derive(hdf5::H5Type, Clone, Copy)]
+#[repr(C)]
+struct StepRangeLen {
+    #[hdf5(rename = "ref")]
+    reference: TwicePrecision,
+    step: TwicePrecision,
+    len: i64,
+    offset: i64,
+}
+#[derive(hdf5::H5Type, Clone)]
+#[repr(C)]
+struct DasData {
+    data: hdf5::ObjectReference1,
+    time: StepRangeLen,
+    htime: hdf5::ObjectReference1,
+    offset: StepRangeLen,
+}
+#[derive(hdf5::H5Type, Clone, Copy)]
+#[repr(C)]
+struct Millisecond {
+    value: i64,
+}
+#[derive(hdf5::H5Type, Clone, Copy)]
+#[repr(C)]
+struct UtInstant {
+    periods: Millisecond,
+}
+#[derive(hdf5::H5Type, Clone, Copy)]
+#[repr(C)]
+struct DateTime {
+    instant: UtInstant,
+}

@@ -266,3 +266,11 @@ fn sintela_protobuf_cryocube() {
 fn sintela_protobuf_db() {
     check_case("sintela_protobuf_1", Scale::Db);
 }
+#[test]
+fn dasvader_jld2_cryocube() {
+    check_case("das_vader_1", Scale::Cryocube);
+}
+#[test]
+fn dasvader_jld2_db() {
+    check_case("das_vader_1", Scale::Db);
+}

@@ -35,6 +35,8 @@ pub(super) fn detect(f: &File) -> Option<Format> {
         Some(Format::Gdr)
     } else if super::xdas::is_xdas(f) {
         Some(Format::Xdas)
+    } else if super::jld2::is_dasvader(f) {
+        Some(Format::DasVader)
     } else if has("Acquisition")
         && f.link_exists("Acquisition/Raw[0]")
         && f.link_exists("Acquisition/Raw[0]/RawData")

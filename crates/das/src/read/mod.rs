@@ -10,6 +10,7 @@ mod dasdae;
 mod febus;
 mod gdr;
 mod h5;
+mod jld2;
 mod mseed;
 pub use h5::silence_diagnostics as silence_hdf5_diagnostics;
 mod neubrex;
@@ -66,11 +67,13 @@ pub enum Format {
     Mseed,
     /// Sintela protobuf recordings (`PBUF` records, `TS05` packets).
     Sintela,
+    /// DASVader JLD2 (Julia; `/dDAS` with object references).
+    DasVader,
 }
 
 impl Format {
     /// Every layout cryocube reads.
-    pub const ALL: [Format; 16] = [
+    pub const ALL: [Format; 17] = [
         Format::Silixa,
         Format::SilixaTdms,
         Format::Prodml,
@@ -87,6 +90,7 @@ impl Format {
         Format::Sentek,
         Format::Mseed,
         Format::Sintela,
+        Format::DasVader,
     ];
 
     /// The name used by `--format` and in attributes.
@@ -108,6 +112,7 @@ impl Format {
             Format::Sentek => "sentek",
             Format::Mseed => "mseed",
             Format::Sintela => "sintela-protobuf",
+            Format::DasVader => "dasvader-jld2",
         }
     }
 
@@ -268,7 +273,8 @@ pub fn detect(path: &Path) -> Result<Format, DasError> {
             path: path.into(),
             source,
         })?;
-    if n == 8 && &magic == HDF5_MAGIC {
+    // JLD2 puts a 512-byte text user block before the HDF5 superblock.
+    if n == 8 && (&magic == HDF5_MAGIC || &magic == b"HDF5-bas") {
         let file = h5::open(path)?;
         return h5::detect(&file).ok_or_else(|| DasError::UnknownFormat {
             path: path.into(),
@@ -346,6 +352,7 @@ pub fn open_part(
         Format::Sentek => Box::new(sentek::Sentek::open(path)?),
         Format::Mseed => Box::new(mseed::Mseed::open(path)?),
         Format::Sintela => Box::new(sintela::Sintela::open(path)?),
+        Format::DasVader => Box::new(jld2::open(path, h5::open(path)?)?),
         Format::SilixaTdms => Box::new(tdms::Tdms::open(path)?),
         Format::Silixa => Box::new(silixa::open(path, h5::open(path)?)?),
         Format::Prodml => Box::new(prodml::open(path, h5::open(path)?)?),
