@@ -98,3 +98,60 @@ fn uneven_distances_are_the_coordinate_and_select_channels() {
     assert_eq!(cube.attrs()["das_uneven_distances"], true);
     assert_eq!(cube.attrs()["das_data_type"], "strain rate");
 }
+
+/// miniSEED as data centres deliver it, one file per station: a folder of them is one record
+/// of all their channels, the same cube as the file that holds the three stations together.
+#[test]
+fn a_folder_of_per_station_mseed_files_is_one_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = das("more/etna_9n_3chan_10s.mseed");
+    let bytes = std::fs::read(&whole).unwrap();
+    // Its 4096-byte records, split by the station code of their fixed header (bytes 8..13).
+    let folder = tmp.path().join("stations");
+    std::fs::create_dir(&folder).unwrap();
+    let mut by_station: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    for record in bytes.chunks(4096) {
+        let station = String::from_utf8_lossy(&record[8..13]).to_string();
+        by_station
+            .entry(station)
+            .or_default()
+            .extend_from_slice(record);
+    }
+    assert_eq!(by_station.len(), 3);
+    for (station, data) in &by_station {
+        std::fs::write(folder.join(format!("9N.{station}..HSF.mseed")), data).unwrap();
+    }
+    let cube = |input: &std::path::Path, name: &str| {
+        let out = tmp.path().join(name);
+        let o = cryocube(&[
+            "das",
+            p(input),
+            "-o",
+            p(&out),
+            "--df",
+            "1",
+            "--dt",
+            "0.25",
+            "--fmax",
+            "nyquist",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        CubeReader::open(&out).unwrap()
+    };
+    let (a, b) = (cube(&whole, "file.zarr"), cube(&folder, "folder.zarr"));
+    for var in ["spectrogram", "distance", "frequency"] {
+        let (x, y) = (a.read_all_f64(var).unwrap(), b.read_all_f64(var).unwrap());
+        assert_eq!(x.len(), y.len(), "{var}");
+        assert!(
+            x.iter()
+                .zip(&y)
+                .all(|(u, v)| u == v || (u.is_nan() && v.is_nan())),
+            "{var} differs"
+        );
+    }
+    assert_eq!(
+        a.read_all_i64("time").unwrap(),
+        b.read_all_i64("time").unwrap()
+    );
+    assert_eq!(a.array("spectrogram").unwrap().shape[1], 3);
+}

@@ -476,6 +476,15 @@ pub(crate) fn file_sizes(record: &Record) -> Vec<u64> {
 }
 
 pub(crate) fn file_size(p: &std::path::Path) -> u64 {
+    if p.is_dir() {
+        // A folder of miniSEED files read as one: a file added, removed or grown changes this
+        // (each file counts one more than its size, so an empty one added shows too).
+        return crate::read::folder_members(p)
+            .unwrap_or_default()
+            .iter()
+            .map(|f| std::fs::metadata(f).map(|m| m.len() + 1).unwrap_or(0))
+            .sum();
+    }
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
@@ -795,12 +804,12 @@ fn check_inputs(p: &DasPayload, units: &[u64]) -> Result<(), DasError> {
                     message: format!("{e} (the file was there when the job was planned; restore it, or plan again with --overwrite)"),
                 })
             }
-            Ok(m) if m.len() != planned => {
+            Ok(_) if file_size(path) != planned => {
                 return Err(DasError::Unreadable {
                     path: path.clone(),
                     message: format!(
                         "changed since the job was planned ({} bytes, planned {planned}); plan again with --overwrite",
-                        m.len()
+                        file_size(path)
                     ),
                 })
             }

@@ -155,7 +155,10 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, DasError> {
     let mut out = Vec::new();
     for input in inputs {
         let text = input.to_string_lossy();
-        if input.is_dir() {
+        if read::is_mseed_folder(input) {
+            // Per-station miniSEED files: one record of all their channels.
+            out.push(input.clone());
+        } else if input.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(input)
                 .map_err(|source| DasError::File {
                     path: input.clone(),

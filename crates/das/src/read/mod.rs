@@ -264,8 +264,21 @@ pub trait DasReader: Send {
 
 const HDF5_MAGIC: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
 
-/// Detects the layout of a file from its content.
+/// The files a folder input stands for (sorted, hidden ones skipped).
+pub fn folder_members(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    mseed::members(path)
+}
+
+/// True for a folder of miniSEED files, read together as one record of their stations.
+pub fn is_mseed_folder(path: &Path) -> bool {
+    mseed::is_mseed_folder(path)
+}
+
+/// Detects the layout of a file (or of a folder of miniSEED files) from its content.
 pub fn detect(path: &Path) -> Result<Format, DasError> {
+    if mseed::is_mseed_folder(path) {
+        return Ok(Format::Mseed);
+    }
     let mut magic = [0u8; 8];
     let n = std::fs::File::open(path)
         .and_then(|mut f| f.read(&mut magic))

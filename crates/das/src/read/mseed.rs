@@ -1,6 +1,7 @@
 //! miniSEED 2, as seismic data centres (GEOFON, EIDA) archive DAS: one SEED station per fibre
 //! channel, records of 512 to 4096 bytes (any power of two 128..65536), Steim1, Steim2, int16,
-//! int32, float32 or float64 samples.
+//! int32, float32 or float64 samples. One file, or a folder of files (often one per station)
+//! read together as one record.
 //!
 //! | fact | field |
 //! |---|---|
@@ -191,6 +192,31 @@ fn parse_head(head: &[u8]) -> Result<RecordHead, String> {
     })
 }
 
+/// The files of a folder of miniSEED files (sorted; hidden ones skipped), or the one file.
+pub(crate) fn members(path: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// True for a folder of several files that are all miniSEED: one record of the stations
+/// they hold together (data centres deliver one file per station).
+pub(crate) fn is_mseed_folder(path: &Path) -> bool {
+    path.is_dir()
+        && members(path).is_ok_and(|m| m.len() > 1 && m.iter().all(|f| looks_like_mseed(f)))
+}
+
 /// True when the file starts with a miniSEED 2 record.
 pub(super) fn looks_like_mseed(path: &Path) -> bool {
     let Ok(file) = File::open(path) else {
@@ -345,9 +371,14 @@ fn decode(record: &[u8], h: &RecordHead) -> Result<Vec<f32>, String> {
     })
 }
 
+/// A record's file (index into the files read) and byte offset.
+type Place = (usize, u64);
+
 /// Where one record's samples are.
 #[derive(Clone, Debug)]
 struct Entry {
+    /// Which of the files (one, or a folder's).
+    file: usize,
     offset: u64,
     head: RecordHead,
     /// The record's first sample on the file's sample axis.
@@ -356,7 +387,7 @@ struct Entry {
 
 /// An open miniSEED file: its index and a cache of one decoded record per channel.
 pub(super) struct Mseed {
-    file: File,
+    files: Vec<File>,
     /// Per channel (in channel order), its records by first sample.
     channels: Vec<Vec<Entry>>,
     cache: Vec<Option<(usize, Vec<f32>)>>,
@@ -374,34 +405,48 @@ impl Mseed {
             path: path.into(),
             source,
         };
-        let file = File::open(path).map_err(io)?;
-        let size = file.metadata().map_err(io)?.len();
+        let paths = members(path).map_err(io)?;
+        let mut files = Vec::with_capacity(paths.len());
         let mut warnings = Vec::new();
-        let mut by_id: BTreeMap<(String, String), Vec<(u64, RecordHead)>> = BTreeMap::new();
+        let mut by_id: BTreeMap<(String, String), Vec<(Place, RecordHead)>> = BTreeMap::new();
         let mut head = vec![0u8; HEAD];
         let mut record = Vec::new();
-        let mut at = 0u64;
-        let mut index = 0usize;
-        while at < size {
-            let n = read_some(&file, at, &mut head);
-            let h = parse_head(&head[..n])
-                .map_err(|m| bad(format!("record {index} at byte {at}: {m}")))?;
-            if at + h.length as u64 > size {
-                warnings.push(format!(
-                    "record {index} at byte {at} is cut short ({} of {} bytes): dropped",
-                    size - at,
-                    h.length
-                ));
-                break;
+        for (fi, member) in paths.iter().enumerate() {
+            let file = File::open(member).map_err(|source| DasError::File {
+                path: member.clone(),
+                source,
+            })?;
+            let size = file.metadata().map_err(io)?.len();
+            // In a folder, say which file.
+            let name = if paths.len() > 1 {
+                format!("{}: ", super::super::stream::file_name(member))
+            } else {
+                String::new()
+            };
+            let mut at = 0u64;
+            let mut index = 0usize;
+            while at < size {
+                let n = read_some(&file, at, &mut head);
+                let h = parse_head(&head[..n])
+                    .map_err(|m| bad(format!("{name}record {index} at byte {at}: {m}")))?;
+                if at + h.length as u64 > size {
+                    warnings.push(format!(
+                        "{name}record {index} at byte {at} is cut short ({} of {} bytes): dropped",
+                        size - at,
+                        h.length
+                    ));
+                    break;
+                }
+                if h.samples > 0 && h.rate > 0.0 {
+                    by_id
+                        .entry((h.station.clone(), h.id.clone()))
+                        .or_default()
+                        .push(((fi, at), h.clone()));
+                }
+                at += h.length as u64;
+                index += 1;
             }
-            if h.samples > 0 && h.rate > 0.0 {
-                by_id
-                    .entry((h.station.clone(), h.id.clone()))
-                    .or_default()
-                    .push((at, h.clone()));
-            }
-            at += h.length as u64;
-            index += 1;
+            files.push(file);
         }
         if by_id.is_empty() {
             return Err(bad("no record with samples".into()));
@@ -431,7 +476,7 @@ impl Mseed {
             recs.sort_by_key(|(_, r)| r.start_ns);
             let mut entries: Vec<Entry> = Vec::new();
             let mut next = None;
-            for (offset, r) in recs {
+            for ((fi, offset), r) in recs {
                 let first = sample_of(r.start_ns).max(0) as u64;
                 if let Some(n) = next {
                     if first < n {
@@ -451,7 +496,7 @@ impl Mseed {
                 // Decoded once here, so that a corrupt record cuts the trace before any
                 // block is planned from it.
                 record.resize(r.length, 0);
-                file.read_exact_at(&mut record, offset).map_err(io)?;
+                files[fi].read_exact_at(&mut record, offset).map_err(io)?;
                 if let Err(m) = decode(&record, &r) {
                     warnings.push(format!(
                         "{id}: record at byte {offset} cannot be decoded ({m}): the trace is cut there"
@@ -460,6 +505,7 @@ impl Mseed {
                 }
                 next = Some(first + r.samples as u64);
                 entries.push(Entry {
+                    file: fi,
                     offset,
                     head: r,
                     first,
@@ -514,7 +560,7 @@ impl Mseed {
         }
         .check()?;
         Ok(Mseed {
-            file,
+            files,
             cache: vec![None; channels.len()],
             channels,
             header,
@@ -562,7 +608,7 @@ impl super::DasReader for Mseed {
                 let e = &entries[i];
                 if self.cache[c].as_ref().map(|(k, _)| *k) != Some(i) {
                     let mut bytes = vec![0u8; e.head.length];
-                    self.file
+                    self.files[e.file]
                         .read_exact_at(&mut bytes, e.offset)
                         .map_err(|x| err(x.to_string()))?;
                     let values = decode(&bytes, &e.head)
