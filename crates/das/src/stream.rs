@@ -159,26 +159,16 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, DasError> {
             // Per-station miniSEED files: one record of all their channels.
             out.push(input.clone());
         } else if input.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(input)
-                .map_err(|source| DasError::File {
-                    path: input.clone(),
-                    source,
-                })?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_file()
-                        && !p
-                            .file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                })
-                .collect();
+            let files = read::folder_members(input).map_err(|source| DasError::File {
+                path: input.clone(),
+                source,
+            })?;
             if files.is_empty() {
                 return Err(DasError::Input(format!(
                     "{}: folder has no files",
                     input.display()
                 )));
             }
-            files.sort();
             out.extend(files);
         } else if input.exists() {
             // A FIFO or device would block the header scan forever, or read endlessly.

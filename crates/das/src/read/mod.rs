@@ -264,7 +264,7 @@ pub trait DasReader: Send {
 
 const HDF5_MAGIC: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
 
-/// The files a folder input stands for (sorted, hidden ones skipped).
+/// The files a folder input stands for: its regular files, sorted, hidden ones skipped.
 pub fn folder_members(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     mseed::members(path)
 }
