@@ -55,7 +55,11 @@ enum Command {
         cryocube das 'raw/*.h5' -o cube.zarr --scale cryocube # the CryoCube seed's numerics\n  \
         cryocube das a.h5 b.h5 -o c.zarr --df 2 --dt 0.05 --fmax 250 --distance 500:2500\n  \
         cryocube das raw/ -o c.zarr --zarr-format 3 --shard --dtype f16\n  \
-        cryocube das raw/ -o cube.zarr --append               # add what the cube lacks\n\n\
+        cryocube das raw/ -o cube.zarr --append               # add what the cube lacks\n  \
+        cryocube das geofon/ -o c.zarr --spacing 4 --first-distance 0  # miniSEED, one file per station\n\n\
+        Formats (detected from the content; --format to force): silixa-h5, silixa-tdms, prodml,\n\
+        optodas, terra15, ap-sensing, febus, neubrex, dasdae, gdr, xdas-netcdf, simple-h5, segy,\n\
+        sentek, mseed, sintela-protobuf, dasvader-jld2.\n\n\
         A run that was interrupted resumes when started again with the same arguments.")]
     #[cfg(feature = "das")]
     Das(DasArgs),

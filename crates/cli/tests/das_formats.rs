@@ -155,3 +155,14 @@ fn a_folder_of_per_station_mseed_files_is_one_record() {
     );
     assert_eq!(a.array("spectrogram").unwrap().shape[1], 3);
 }
+
+/// `cryocube das --help` lists every format the readers know, by the name `--format` takes.
+#[test]
+fn help_lists_every_format() {
+    let o = cryocube(&["das", "--help"]);
+    assert!(o.status.success());
+    let help = String::from_utf8_lossy(&o.stdout).replace('\n', " ");
+    for f in cryocube_das::read::Format::ALL {
+        assert!(help.contains(f.name()), "--help lacks {}", f.name());
+    }
+}
