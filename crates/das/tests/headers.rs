@@ -350,3 +350,30 @@ fn io_failures_carry_their_cause() {
     assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
     assert!(e.to_string().contains("/nonexistent/x.h5"), "{e}");
 }
+
+/// Header facts kept as `das_*` attributes, as the files state them (read with h5py by hand).
+#[test]
+fn vendor_facts() {
+    let data = common::das_data();
+    let facts = |f: &str| read_header(&data.join(f), None).unwrap().facts;
+    let has = |f: &str, k: &str, v: &str| {
+        let got = facts(f);
+        assert!(
+            got.iter().any(|(a, b)| a == k && b == v),
+            "{f}: no {k} = {v:?} in {got:?}"
+        );
+    };
+    has("prodml_2.0.h5", "gauge_length", "10 m");
+    has("prodml_2.0.h5", "instrument", "Silixa_iDAS_DAQ_2.6.1.4");
+    has("silixa_h5_1.hdf5", "gauge_length", "10 m");
+    has("terra15_v5_test_file.hdf5", "instrument", "TrebleBowie");
+    assert!(facts("terra15_v5_test_file.hdf5")
+        .iter()
+        .any(|(k, v)| k == "gauge_length" && v.starts_with("2.4502857")));
+    assert!(facts("decimated_optodas.hdf5")
+        .iter()
+        .any(|(k, _)| k == "gauge_length"));
+    assert!(facts("extra/ap_sensing_1.hdf5")
+        .iter()
+        .any(|(k, _)| k == "gauge_length"));
+}

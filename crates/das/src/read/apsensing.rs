@@ -55,7 +55,18 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         warnings: vec![],
         part: 0,
         distance_stated: true,
-        facts: vec![],
+        facts: file
+            .group("ProcessingServer")
+            .map(|g| {
+                f.facts(
+                    &g,
+                    &[
+                        ("gauge_length", "GaugeLength", "m"),
+                        ("instrument", "SerialNumber", ""),
+                    ],
+                )
+            })
+            .unwrap_or_default(),
         distances: None,
     };
     Matrix::new(&f, ds, false, 1.0, header)

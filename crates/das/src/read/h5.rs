@@ -188,6 +188,46 @@ impl Fields<'_> {
             .ok_or_else(|| self.err(format!("missing or unreadable dataset `{name}`")))
     }
 
+    /// Header facts worth keeping (`das_<key>` attributes): each (key, attribute or dataset
+    /// at `loc`, unit appended) that the file has, as text.
+    pub(super) fn facts(
+        &self,
+        loc: &Location,
+        wanted: &[(&str, &str, &str)],
+    ) -> Vec<(String, String)> {
+        wanted
+            .iter()
+            .filter_map(|(key, name, unit)| {
+                let text = self
+                    .attr_str(loc, name)
+                    .ok()
+                    .or_else(|| {
+                        self.attr_num(loc, name)
+                            .ok()
+                            .map(cryocube_cube::cf::format_number)
+                    })
+                    .or_else(|| {
+                        loc.as_group()
+                            .ok()
+                            .and_then(|g| g.dataset(name).ok())
+                            .and_then(|d| {
+                                string_of(&d)
+                                    .or_else(|| number_of(&d).map(cryocube_cube::cf::format_number))
+                            })
+                    })?;
+                let text = text.trim().to_string();
+                (!text.is_empty()).then(|| {
+                    let v = if unit.is_empty() {
+                        text
+                    } else {
+                        format!("{text} {unit}")
+                    };
+                    (key.to_string(), v)
+                })
+            })
+            .collect()
+    }
+
     pub(super) fn dataset(&self, f: &File, name: &str) -> Result<Dataset, DasError> {
         f.dataset(name)
             .map_err(|e| self.hdf5(format_args!("dataset `{name}`"), e))

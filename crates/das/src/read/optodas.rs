@@ -46,7 +46,18 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         warnings: vec![],
         part: 0,
         distance_stated: true,
-        facts: vec![],
+        facts: file
+            .group("header")
+            .map(|h| {
+                f.facts(
+                    &h,
+                    &[
+                        ("gauge_length", "gaugeLength", "m"),
+                        ("instrument", "instrument", ""),
+                    ],
+                )
+            })
+            .unwrap_or_default(),
         distances: None,
     };
     Matrix::new(&f, ds, false, scale as f32, header)

@@ -99,7 +99,13 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         warnings: vec![],
         part: 0,
         distance_stated: true,
-        facts: vec![],
+        facts: f.facts(
+            &acq,
+            &[
+                ("gauge_length", "GaugeLength", "m"),
+                ("instrument", "VendorCode", ""),
+            ],
+        ),
         distances: None,
     };
     Matrix::new(&f, ds, channel_major, 1.0, header)

@@ -59,7 +59,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         warnings: vec![],
         part: 0,
         distance_stated: true,
-        facts: vec![],
+        facts: f.facts(loc, &[("gauge_length", "GaugeLength", "m")]),
         distances: None,
     };
     Matrix::new(&f, ds, false, 1.0, header)

@@ -61,7 +61,13 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         warnings: vec![],
         part: 0,
         distance_stated: true,
-        facts: vec![],
+        facts: f.facts(
+            &file,
+            &[
+                ("gauge_length", "gauge_length", "m"),
+                ("instrument", "serial_number", ""),
+            ],
+        ),
         distances: None,
     };
     Matrix::new(&f, ds, false, 1.0, header)
