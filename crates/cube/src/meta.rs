@@ -170,7 +170,19 @@ impl ArraySpec {
         }
     }
 
+    /// The code of an integer array that means "no value" (CF `_FillValue`, for packed data).
+    fn integer_fill(&self) -> Option<i64> {
+        (!self.dtype.is_float())
+            .then(|| self.attrs.get("_FillValue").and_then(Value::as_i64))
+            .flatten()
+    }
+
     fn fill_value(&self, format: ZarrFormat) -> Value {
+        if let Some(code) = self.integer_fill() {
+            // Packed data (CF scale_factor/add_offset): the store's fill value is the code
+            // xarray masks, and chunks never written read as it.
+            return json!(code);
+        }
         match (self.dtype.is_float(), format) {
             (true, _) => json!("NaN"),
             // Integer coordinates: null in v2, so xarray does not mask a real 0 (CONVENTIONS.md);
@@ -206,6 +218,10 @@ impl ArraySpec {
         let mut attrs = Attrs::new();
         attrs.insert("_ARRAY_DIMENSIONS".into(), json!(self.dims));
         for (k, v) in &self.attrs {
+            // v2 keeps an integer fill in `.zarray` only; xarray takes `_FillValue` from there.
+            if k == "_FillValue" && self.integer_fill().is_some() {
+                continue;
+            }
             attrs.insert(k.clone(), v.clone());
         }
         Value::Object(attrs)

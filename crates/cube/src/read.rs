@@ -111,8 +111,25 @@ impl CubeReader {
     }
 
     /// Reads a hyperslab (`start`, `shape` per dimension) converted to f64; missing chunks give
-    /// the fill value.
+    /// the fill value. Packed integers (CF `scale_factor` / `add_offset`) are unpacked: the
+    /// `_FillValue` code is NaN and the code `cryocube_neg_inf_code` names is `-inf`.
     pub fn read_f64(
+        &self,
+        name: &str,
+        start: &[u64],
+        shape: &[u64],
+    ) -> Result<Vec<f64>, CubeError> {
+        let mut values = self.read_codes_f64(name, start, shape)?;
+        if let Some(spec) = self.array(name) {
+            if let Some(unpack) = Unpack::of(spec) {
+                values.iter_mut().for_each(|v| *v = unpack.value(*v));
+            }
+        }
+        Ok(values)
+    }
+
+    /// [`CubeReader::read_f64`] without unpacking: the stored numbers.
+    fn read_codes_f64(
         &self,
         name: &str,
         start: &[u64],
@@ -295,6 +312,10 @@ fn spec_from_v2(
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
+    // An integer fill value is the packed data's `_FillValue`, as xarray reads it.
+    if let Some(code) = zarray["fill_value"].as_i64().filter(|_| !dtype.is_float()) {
+        attrs.entry("_FillValue").or_insert(Value::from(code));
+    }
     let dims = attrs
         .shift_remove("_ARRAY_DIMENSIONS")
         .and_then(|d| d.as_array().cloned())
@@ -529,4 +550,42 @@ fn load_specs_unchecked(store: &dyn Store) -> Result<Specs, CubeError> {
         published: group_v3.is_some() || zgroup,
         docs,
     })
+}
+
+/// How the integers of a packed array (CF `scale_factor` / `add_offset`) become values.
+struct Unpack {
+    scale: f64,
+    offset: f64,
+    fill: Option<f64>,
+    neg_inf: Option<f64>,
+}
+
+impl Unpack {
+    /// The unpacking of `spec`, if it is a packed integer array.
+    fn of(spec: &ArraySpec) -> Option<Unpack> {
+        if spec.dtype.is_float() {
+            return None;
+        }
+        let num = |k: &str| spec.attrs.get(k).and_then(Value::as_f64);
+        let (scale, offset) = (num("scale_factor"), num("add_offset"));
+        if scale.is_none() && offset.is_none() {
+            return None;
+        }
+        Some(Unpack {
+            scale: scale.unwrap_or(1.0),
+            offset: offset.unwrap_or(0.0),
+            fill: num("_FillValue"),
+            neg_inf: num("cryocube_neg_inf_code"),
+        })
+    }
+
+    fn value(&self, code: f64) -> f64 {
+        if Some(code) == self.fill {
+            f64::NAN
+        } else if Some(code) == self.neg_inf {
+            f64::NEG_INFINITY
+        } else {
+            code * self.scale + self.offset
+        }
+    }
 }

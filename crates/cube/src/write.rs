@@ -848,4 +848,58 @@ mod tests {
             Some("notes.txt")
         );
     }
+
+    /// CF-packed int16 (scale_factor, add_offset, _FillValue, the -inf code): the fill code
+    /// is the store's fill value (in `.zarray` only, for v2, as xarray reads it), and reads
+    /// unpack: values, NaN for the fill and for chunks never written, -inf for its code.
+    #[test]
+    fn packed_integers_unpack_on_read() {
+        for format in [ZarrFormat::V2, ZarrFormat::V3 { sharded: false }] {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().join("p.zarr");
+            let mut w = CubeWriter::create(
+                &root,
+                WriteOptions {
+                    format,
+                    overwrite: false,
+                },
+            )
+            .unwrap();
+            let mut attrs = Attrs::new();
+            attrs.insert("scale_factor".into(), json!(0.05));
+            attrs.insert("add_offset".into(), json!(-100.0));
+            attrs.insert("_FillValue".into(), json!(-32768));
+            attrs.insert("cryocube_neg_inf_code".into(), json!(-32767));
+            w.add_array(ArraySpec {
+                name: "v".into(),
+                dims: vec!["x".into()],
+                shape: vec![8],
+                chunks: vec![4],
+                shard: None,
+                dtype: DType::I16,
+                attrs,
+            })
+            .unwrap();
+            w.write_chunk("v", &[0], &[0i16, 20, -32768, -32767])
+                .unwrap();
+            let finished = w.finish(Attrs::new()).unwrap();
+            if format == ZarrFormat::V2 {
+                let zarray: Value =
+                    serde_json::from_slice(&std::fs::read(finished.join("v/.zarray")).unwrap())
+                        .unwrap();
+                let zattrs: Value =
+                    serde_json::from_slice(&std::fs::read(finished.join("v/.zattrs")).unwrap())
+                        .unwrap();
+                assert_eq!(zarray["fill_value"], json!(-32768));
+                assert!(zattrs.get("_FillValue").is_none(), "{zattrs}");
+            }
+            let r = CubeReader::open(&root).unwrap();
+            let v = r.read_all_f64("v").unwrap();
+            // 0 -> -100, 20 -> -99, fill -> NaN, code -> -inf; chunk 1 never written -> NaN.
+            assert_eq!((v[0], v[1]), (-100.0, -99.0), "{format:?}");
+            assert!(v[2].is_nan() && v[3] == f64::NEG_INFINITY, "{v:?}");
+            assert!(v[4..].iter().all(|x| x.is_nan()), "{v:?}");
+            assert_eq!(r.array("v").unwrap().attrs["_FillValue"], json!(-32768));
+        }
+    }
 }
