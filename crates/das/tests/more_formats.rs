@@ -493,3 +493,19 @@ struct UtInstant {
 struct DateTime {
     instant: UtInstant,
 }
+
+/// xdas tie points that start before index 0 are refused, naming the datasets.
+#[test]
+fn xdas_tie_points_before_the_first_index_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("ties.nc");
+    std::fs::copy(common::das_data().join("extra/xdas_netcdf.nc"), &p).unwrap();
+    {
+        let f = hdf5::File::open_rw(&p).unwrap();
+        let ds = f.dataset("time_indices").unwrap();
+        assert_eq!(ds.read_raw::<i64>().unwrap(), vec![0, 299]);
+        ds.write(&[-5i64, 299]).unwrap();
+    }
+    let e = read_header(&p, None).unwrap_err().to_string();
+    assert!(e.contains("ties.nc") && e.contains("time_indices"), "{e}");
+}

@@ -135,9 +135,12 @@ fn ties(
         value.iter_mut().for_each(|v| *v *= per);
         epoch_us = epoch;
     }
-    if index.len() != value.len() || index.is_empty() || index.windows(2).any(|w| w[1] <= w[0]) {
+    if index.len() != value.len()
+        || index.first().is_none_or(|i| *i < 0)
+        || index.windows(2).any(|w| w[1] <= w[0])
+    {
         return Err(f.err(format!(
-            "/{indices} and /{values}: {} indices (increasing) for {} values",
+            "/{indices} and /{values}: {} indices (increasing from 0 or more) for {} values",
             index.len(),
             value.len()
         )));
