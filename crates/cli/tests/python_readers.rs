@@ -117,3 +117,68 @@ fn gdal_reads_the_spectrogram() {
         );
     }
 }
+
+/// CF-packed int16 (the base of `--quantize`): xarray, reading the store on its own, unpacks
+/// the values we unpack, masks the fill code and the chunk never written, and shows the -inf
+/// code as the lowest representable value (xarray knows no -inf code; ours reads -inf).
+#[test]
+fn xarray_unpacks_packed_integers_as_we_do() {
+    use cryocube_cube::meta::{ArraySpec, DType, ZarrFormat};
+    use cryocube_cube::write::{CubeWriter, WriteOptions};
+    let python = venv();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("packed.zarr");
+    let mut w = CubeWriter::create(
+        &root,
+        WriteOptions {
+            format: ZarrFormat::V2,
+            overwrite: false,
+        },
+    )
+    .unwrap();
+    let mut attrs = cryocube_cube::Attrs::new();
+    for (k, v) in [
+        ("scale_factor", serde_json::json!(0.05)),
+        ("add_offset", serde_json::json!(-100.0)),
+        ("_FillValue", serde_json::json!(-32768)),
+        ("cryocube_neg_inf_code", serde_json::json!(-32767)),
+    ] {
+        attrs.insert(k.into(), v);
+    }
+    w.add_array(ArraySpec {
+        name: "v".into(),
+        dims: vec!["x".into()],
+        shape: vec![8],
+        chunks: vec![4],
+        shard: None,
+        dtype: DType::I16,
+        attrs,
+    })
+    .unwrap();
+    w.write_chunk("v", &[0], &[0i16, 20, -32768, -32767])
+        .unwrap();
+    w.finish(cryocube_cube::Attrs::new()).unwrap();
+    let ours = CubeReader::open(&root).unwrap().read_all_f64("v").unwrap();
+    assert_eq!(
+        (ours[0], ours[1], ours[3]),
+        (-100.0, -99.0, f64::NEG_INFINITY)
+    );
+    let script = r#"
+import sys, math, xarray as xr
+v = xr.open_zarr(sys.argv[1]).v.values
+assert v.dtype.kind == "f", v.dtype
+assert (float(v[0]), float(v[1])) == (-100.0, -99.0), v
+assert math.isnan(v[2]) and all(math.isnan(x) for x in v[4:]), v
+assert abs(float(v[3]) - (-32767 * 0.05 - 100.0)) < 1e-9, v
+print("python-ok")
+"#;
+    let out = Command::new(&python)
+        .args(["-c", script, p(&root)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && text(&out).contains("python-ok"),
+        "{}",
+        text(&out)
+    );
+}
