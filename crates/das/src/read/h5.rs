@@ -333,25 +333,14 @@ impl super::DasReader for Matrix {
         c1: u64,
         out: &mut [f32],
     ) -> Result<(), DasError> {
+        self.header.check_block(s0, n, c0, c1)?;
         let (s0u, c0u, c1u) = ((s0 + self.first_row) as usize, c0 as usize, c1 as usize);
         let width = c1u - c0u;
-        let err = |m: String| DasError::Read {
-            path: self.path.clone(),
-            start: s0,
-            end: s0 + n as u64,
-            message: m,
-        };
         let failed = |e: hdf5::Error| DasError::Hdf5 {
             path: self.path.clone(),
             context: format!("reading samples {s0}..{}", s0 + n as u64),
             source: e,
         };
-        if s0 + n as u64 > self.header.n_samples || c1 > self.header.n_channels || c0 > c1 {
-            return Err(err(format!(
-                "outside the file ({} samples x {} channels)",
-                self.header.n_samples, self.header.n_channels
-            )));
-        }
         if self.channel_major {
             let a = self
                 .dataset

@@ -246,6 +246,33 @@ impl Header {
     }
 }
 
+impl Header {
+    /// A failure reading samples `s0 .. s0 + n` of this file.
+    pub(crate) fn read_error(&self, s0: u64, n: usize, message: String) -> DasError {
+        DasError::Read {
+            path: self.path.clone(),
+            start: s0,
+            end: s0 + n as u64,
+            message,
+        }
+    }
+
+    /// Refuses a block (samples `s0 .. s0 + n`, channels `c0 .. c1`) outside the file.
+    pub(crate) fn check_block(&self, s0: u64, n: usize, c0: u64, c1: u64) -> Result<(), DasError> {
+        if s0.saturating_add(n as u64) > self.n_samples || c1 > self.n_channels || c0 > c1 {
+            return Err(self.read_error(
+                s0,
+                n,
+                format!(
+                    "outside the file's {} samples x {} channels",
+                    self.n_samples, self.n_channels
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Reads blocks of samples from one open file.
 pub trait DasReader: Send {
     /// The facts of the file.

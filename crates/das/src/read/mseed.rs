@@ -581,19 +581,8 @@ impl super::DasReader for Mseed {
         c1: u64,
         out: &mut [f32],
     ) -> Result<(), DasError> {
-        let path = self.header.path.clone();
-        let err = |m: String| DasError::Read {
-            path: path.clone(),
-            start: s0,
-            end: s0 + n as u64,
-            message: m,
-        };
-        if s0 + n as u64 > self.header.n_samples || c1 > self.header.n_channels || c0 > c1 {
-            return Err(err(format!(
-                "outside the file's {} samples x {} channels",
-                self.header.n_samples, self.header.n_channels
-            )));
-        }
+        self.header.check_block(s0, n, c0, c1)?;
+        let err = |m: String| self.header.read_error(s0, n, m);
         let width = (c1 - c0) as usize;
         let end = s0 + n as u64;
         for c in c0 as usize..c1 as usize {

@@ -196,18 +196,8 @@ impl super::DasReader for Sentek {
         c1: u64,
         out: &mut [f32],
     ) -> Result<(), DasError> {
-        let err = |m: String| DasError::Read {
-            path: self.header.path.clone(),
-            start: s0,
-            end: s0 + n as u64,
-            message: m,
-        };
-        if s0 + n as u64 > self.header.n_samples || c1 > self.n_channels || c0 > c1 {
-            return Err(err(format!(
-                "outside the file's {} samples x {} channels",
-                self.header.n_samples, self.n_channels
-            )));
-        }
+        self.header.check_block(s0, n, c0, c1)?;
+        let err = |m: String| self.header.read_error(s0, n, m);
         // Rows are contiguous: one read, then the channels wanted.
         let row = self.n_channels as usize * 4;
         let width = (c1 - c0) as usize;

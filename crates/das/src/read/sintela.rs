@@ -346,19 +346,9 @@ impl super::DasReader for Sintela {
         c1: u64,
         out: &mut [f32],
     ) -> Result<(), DasError> {
-        let err = |m: String| DasError::Read {
-            path: self.header.path.clone(),
-            start: s0,
-            end: s0 + n as u64,
-            message: m,
-        };
+        self.header.check_block(s0, n, c0, c1)?;
+        let err = |m: String| self.header.read_error(s0, n, m);
         let nc = self.header.n_channels;
-        if s0 + n as u64 > self.header.n_samples || c1 > nc || c0 > c1 {
-            return Err(err(format!(
-                "outside the file's {} samples x {nc} channels",
-                self.header.n_samples
-            )));
-        }
         let width = (c1 - c0) as usize;
         out[..n * width].fill(f32::NAN);
         let end = s0 + n as u64;
