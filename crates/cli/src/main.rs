@@ -55,6 +55,7 @@ enum Command {
         cryocube das 'raw/*.h5' -o cube.zarr --scale cryocube # the CryoCube seed's numerics\n  \
         cryocube das a.h5 b.h5 -o c.zarr --df 2 --dt 0.05 --fmax 250 --distance 500:2500\n  \
         cryocube das raw/ -o c.zarr --zarr-format 3 --shard --dtype f16\n  \
+        cryocube das raw/ -o c.zarr --quantize 0.05           # int16 codes, within 0.025 dB\n  \
         cryocube das raw/ -o cube.zarr --append               # add what the cube lacks\n  \
         cryocube das geofon/ -o c.zarr --spacing 4 --first-distance 0  # miniSEED, one file per station\n\n\
         Formats (detected from the content; --format to force): silixa-h5, silixa-tdms, prodml,\n\
@@ -334,6 +335,10 @@ struct DasArgs {
     /// Element type of the spectrogram.
     #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
     dtype: DtypeArg,
+    /// Store spectra as int16 codes STEP apart, in the scale's units (e.g. 0.05 dB): at most
+    /// STEP/2 off, a fraction of float32's size; xarray unpacks them (CF scale_factor).
+    #[arg(long, value_name = "STEP", conflicts_with = "dtype", value_parser = parse_positive)]
+    quantize: Option<f64>,
     /// Zarr format: 2 (with .zmetadata; every reader) or 3.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=3))]
     zarr_format: u8,
@@ -714,6 +719,7 @@ fn given(m: &ArgMatches) -> Vec<Param> {
         ("window", Param::Window),
         ("scale", Param::Scale),
         ("dtype", Param::Dtype),
+        ("quantize", Param::Dtype),
         ("zarr_format", Param::ZarrFormat),
         ("shard", Param::ZarrFormat),
         ("chunks", Param::Chunks),
@@ -745,9 +751,10 @@ fn das_options(a: DasArgs) -> Result<DasOptions> {
         ScaleArg::Db => Scale::Db,
         ScaleArg::Cryocube => Scale::Cryocube,
     };
-    o.dtype = match a.dtype {
-        DtypeArg::F32 => OutputType::F32,
-        DtypeArg::F16 => OutputType::F16,
+    o.dtype = match (a.quantize, a.dtype) {
+        (Some(step), _) => OutputType::Quantized { step },
+        (None, DtypeArg::F32) => OutputType::F32,
+        (None, DtypeArg::F16) => OutputType::F16,
     };
     if a.shard && a.zarr_format != 3 {
         return Err(usage("--shard needs --zarr-format 3"));

@@ -165,6 +165,19 @@ pub fn render(cube: &CubeReader, size: bool) -> Result<String, CubeError> {
             a.dtype.v3_name(),
             a.chunks
         );
+        if let Some(p) = crate::pack::Packing::of(a) {
+            // Readers unpack these; say what the integers stand for and how exactly.
+            let (lo, hi) = p.range();
+            let _ = writeln!(
+                out,
+                "      packed: value = {} + code x {} (at most {} off), {} .. {}",
+                fmt_num(p.offset),
+                fmt_num(p.step),
+                fmt_num(p.step / 2.0),
+                fmt_num(lo),
+                fmt_num(hi)
+            );
+        }
         if let Some(f) = a.attrs.get("valid_fraction").and_then(Value::as_f64) {
             let _ = writeln!(out, "      NaN: {:.2} % of the cells", 100.0 * (1.0 - f));
         }

@@ -12,6 +12,7 @@
 //! - [`read`] opens any cube we write (and plain xarray Zarr stores) for `info`, `--append` and
 //!   resume;
 //! - [`budget`] checks sizes that come from input before anything of that size exists;
+//! - [`pack`] stores floats as CF-packed int16 codes and reads them back;
 //! - [`cf`] holds the CF/ACDD encodings (time units, attribute helpers);
 //! - [`info`] renders the human summary printed by `cryocube info`;
 //! - [`store`] is where the bytes go: a local folder or an S3 prefix (`s3://bucket/cube.zarr`),
@@ -51,6 +52,7 @@ pub mod info;
 pub mod job;
 pub mod lock;
 pub mod meta;
+pub mod pack;
 pub mod patch;
 pub mod pyramid;
 pub mod read;

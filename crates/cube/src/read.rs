@@ -121,8 +121,8 @@ impl CubeReader {
     ) -> Result<Vec<f64>, CubeError> {
         let mut values = self.read_codes_f64(name, start, shape)?;
         if let Some(spec) = self.array(name) {
-            if let Some(unpack) = Unpack::of(spec) {
-                values.iter_mut().for_each(|v| *v = unpack.value(*v));
+            if let Some(unpacking) = crate::pack::Unpacking::of(spec) {
+                values.iter_mut().for_each(|v| *v = unpacking.value(*v));
             }
         }
         Ok(values)
@@ -550,42 +550,4 @@ fn load_specs_unchecked(store: &dyn Store) -> Result<Specs, CubeError> {
         published: group_v3.is_some() || zgroup,
         docs,
     })
-}
-
-/// How the integers of a packed array (CF `scale_factor` / `add_offset`) become values.
-struct Unpack {
-    scale: f64,
-    offset: f64,
-    fill: Option<f64>,
-    neg_inf: Option<f64>,
-}
-
-impl Unpack {
-    /// The unpacking of `spec`, if it is a packed integer array.
-    fn of(spec: &ArraySpec) -> Option<Unpack> {
-        if spec.dtype.is_float() {
-            return None;
-        }
-        let num = |k: &str| spec.attrs.get(k).and_then(Value::as_f64);
-        let (scale, offset) = (num("scale_factor"), num("add_offset"));
-        if scale.is_none() && offset.is_none() {
-            return None;
-        }
-        Some(Unpack {
-            scale: scale.unwrap_or(1.0),
-            offset: offset.unwrap_or(0.0),
-            fill: num("_FillValue"),
-            neg_inf: num("cryocube_neg_inf_code"),
-        })
-    }
-
-    fn value(&self, code: f64) -> f64 {
-        if Some(code) == self.fill {
-            f64::NAN
-        } else if Some(code) == self.neg_inf {
-            f64::NEG_INFINITY
-        } else {
-            code * self.scale + self.offset
-        }
-    }
 }

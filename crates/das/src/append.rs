@@ -164,14 +164,23 @@ impl Base {
             num("das_channel_spacing")?,
             num("das_first_channel_distance")?,
         );
+        let packing = cryocube_cube::pack::Packing::of(&spec);
         let layout = Layout {
-            dtype: match spec.dtype {
-                DType::F16 => OutputType::F16,
-                _ => OutputType::F32,
+            dtype: match (spec.dtype, packing) {
+                (DType::F16, _) => OutputType::F16,
+                (DType::I16, Some(p)) => OutputType::Quantized { step: p.step },
+                (DType::F32, _) => OutputType::F32,
+                (other, _) => {
+                    return Err(not_ours(
+                        &root.display(),
+                        &format!("its spectrogram is {} without CF packing", other.v3_name()),
+                    ))
+                }
             },
             zarr: reader.format(),
             time_chunk: spec.chunks[0] as usize,
             distance_chunk: spec.chunks[1] as usize,
+            add_offset: packing.map_or(0.0, |p| p.offset),
         };
         Ok(Base {
             root,
@@ -267,9 +276,10 @@ impl Base {
                     opts.scale.name(),
                     p.scale.name()
                 )),
-                Param::Dtype if opts.dtype != self.layout.dtype => {
-                    differ(format!("--dtype (the cube's is {:?})", self.layout.dtype))
-                }
+                Param::Dtype if opts.dtype != self.layout.dtype => differ(format!(
+                    "--dtype/--quantize (the cube's spectra are {})",
+                    self.layout.dtype.describe()
+                )),
                 Param::ZarrFormat if opts.zarr != self.layout.zarr => differ(format!(
                     "--zarr-format/--shard (the cube is {:?})",
                     self.layout.zarr
@@ -673,14 +683,9 @@ pub(crate) fn roll_back(
                         .ok_or_else(|| DasError::Input("the rows put aside are missing".into()))?;
                     let mut chunk = vec![f32::NAN; (t * d * nb) as usize];
                     chunk[..rows.len()].copy_from_slice(&rows);
-                    match layout.dtype {
-                        OutputType::F32 => writer.write_chunk("spectrogram", &idx, &chunk)?,
-                        OutputType::F16 => {
-                            let half: Vec<half::f16> =
-                                chunk.iter().map(|v| half::f16::from_f32(*v)).collect();
-                            writer.write_chunk("spectrogram", &idx, &half)?
-                        }
-                    }
+                    layout
+                        .encoder()
+                        .store(&writer, idx, &chunk, &mut Default::default())?;
                 } else {
                     writer.erase_chunk("spectrogram", &idx)?;
                 }

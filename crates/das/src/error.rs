@@ -85,6 +85,16 @@ pub enum DasError {
         /// What does not fit.
         message: String,
     },
+    /// `--quantize` cannot hold the spectra (or its step is no step).
+    #[error("{path}: --quantize {step}: {message}")]
+    Quantize {
+        /// The cube.
+        path: PathBuf,
+        /// The step asked for.
+        step: f64,
+        /// What does not fit, and the step that would.
+        message: String,
+    },
     /// The cube could not be written or read.
     #[error(transparent)]
     Cube(#[from] cryocube_cube::CubeError),

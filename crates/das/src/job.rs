@@ -25,6 +25,7 @@ use cryocube_cube::job::Job as StoredJob;
 use cryocube_cube::lock::{LockMode, StoreLock};
 use cryocube_cube::{ArraySpec, Attrs, CubeWriter, DType, Location, WriteOptions, ZarrFormat};
 
+use crate::quantize::Buffer;
 use crate::read::Format;
 use crate::stream::{file_name, Block, BlockReader, Distances, Record, SampleStats};
 use crate::transform::{Scale, SpectrumParams, Stft, Window};
@@ -42,12 +43,37 @@ pub enum ChannelSelection {
 }
 
 /// Element type of the spectrogram variable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum OutputType {
     /// 32-bit floats.
     F32,
     /// 16-bit floats (half the size; about 3 significant digits).
     F16,
+    /// int16 codes `step` apart (in the scale's units, e.g. dB), CF-packed: the value is
+    /// `add_offset + code * step`, at most `step / 2` from the float. See [`crate::quantize`].
+    Quantized {
+        /// The spacing of representable values.
+        step: f64,
+    },
+}
+
+impl OutputType {
+    /// The stored element type.
+    pub(crate) fn dtype(self) -> DType {
+        match self {
+            OutputType::F32 => DType::F32,
+            OutputType::F16 => DType::F16,
+            OutputType::Quantized { .. } => DType::I16,
+        }
+    }
+
+    /// As a user would say it: `float32`, `float16`, `int16 codes 0.05 apart`.
+    pub fn describe(self) -> String {
+        match self {
+            OutputType::Quantized { step } => format!("int16 codes {} apart", format_number(step)),
+            other => other.dtype().v3_name().to_string(),
+        }
+    }
 }
 
 /// Options whose value a user can state explicitly. With `--append` the cube's own values
@@ -315,10 +341,7 @@ pub(crate) fn check_resources(
     )?;
     let t = layout.time_chunk as u128;
     let block_samples = (t - 1) * p.hop as u128 + p.window_len as u128;
-    let elem = match layout.dtype {
-        OutputType::F32 => 4,
-        OutputType::F16 => 2,
-    };
+    let elem = layout.dtype.dtype().size() as u128;
     budget.check_memory(
         &out,
         &format!("a processing block of {t} windows x {width} channels"),
@@ -488,13 +511,15 @@ pub(crate) fn file_size(p: &std::path::Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
-/// How `opts` say the spectrogram is stored.
+/// How `opts` say the spectrogram is stored (a quantised cube's offset comes from the data,
+/// once planned: [`crate::quantize::probe`]).
 fn layout_of(opts: &DasOptions) -> Layout {
     Layout {
         dtype: opts.dtype,
         zarr: opts.zarr,
         time_chunk: opts.time_chunk.max(1),
         distance_chunk: opts.distance_chunk.max(1),
+        add_offset: 0.0,
     }
 }
 
@@ -505,6 +530,16 @@ pub(crate) struct Layout {
     pub zarr: ZarrFormat,
     pub time_chunk: usize,
     pub distance_chunk: usize,
+    /// The value of code 0 of a quantised spectrogram (CF `add_offset`).
+    #[serde(default)]
+    pub add_offset: f64,
+}
+
+impl Layout {
+    /// How chunks of float spectra become stored elements.
+    pub(crate) fn encoder(&self) -> crate::quantize::Encoder {
+        crate::quantize::Encoder::new(self.dtype, self.add_offset)
+    }
 }
 
 /// What a DAS job's stored plan holds: everything a task on any machine needs to compute its
@@ -868,6 +903,7 @@ fn run_units(
     let nb = p.n_bins();
     let base_windows = pl.base_windows;
     let stft = Stft::new(p.clone());
+    let encoder = layout.encoder();
     let cap = (t_chunk - 1) * p.hop + p.window_len;
     let mut reader = BlockReader::new(&plan.record, plan.c0, plan.c1);
     let n_dchunks = width.div_ceil(d_chunk);
@@ -924,8 +960,8 @@ fn run_units(
         let (done_chunks, loaded) = rayon::join(
             || {
                 (0..n_dchunks).into_par_iter().try_for_each_init(
-                    || (stft.workspace(), vec![0f32; chunk_len], Vec::new()),
-                    |(ws, chunk, half), dc| -> Result<(), DasError> {
+                    || (stft.workspace(), vec![0f32; chunk_len], Buffer::default()),
+                    |(ws, chunk, buffer), dc| -> Result<(), DasError> {
                         let lo = dc * d_chunk;
                         let hi = (lo + d_chunk).min(width);
                         // Full chunk shape even at the edges: zarrs ignores the part past the
@@ -952,16 +988,7 @@ fn run_units(
                                 ws,
                             );
                         }
-                        let idx = [b, dc as u64, 0];
-                        match layout.dtype {
-                            OutputType::F32 => writer.write_chunk("spectrogram", &idx, chunk)?,
-                            OutputType::F16 => {
-                                half.clear();
-                                half.extend(chunk.iter().map(|v| half::f16::from_f32(*v)));
-                                writer.write_chunk("spectrogram", &idx, half)?
-                            }
-                        }
-                        Ok(())
+                        encoder.store(writer, [b, dc as u64, 0], chunk, buffer)
                     },
                 )
             },
@@ -1047,6 +1074,14 @@ fn create(
     fingerprint: String,
     overwrite: bool,
 ) -> Result<Job, DasError> {
+    // Before the store exists: a step too small for the spectra creates nothing.
+    let mut layout = layout;
+    let mut spectrogram_attrs = spectrogram_attrs(opts, &plan);
+    if let OutputType::Quantized { step } = layout.dtype {
+        let packing = crate::quantize::plan_packing(&plan, step, &opts.output.display_path())?;
+        layout.add_offset = packing.offset;
+        spectrogram_attrs.extend(packing.attrs());
+    }
     let mut writer = CubeWriter::create(
         &opts.output,
         WriteOptions {
@@ -1057,7 +1092,7 @@ fn create(
     let created = now_iso();
     let payload = DasPayload {
         sizes: file_sizes(&plan.record),
-        spectrogram_attrs: spectrogram_attrs(opts, &plan),
+        spectrogram_attrs,
         root_attrs: root_attrs(opts, &plan, &created),
         new_files: plan.record.files.len(),
         plan,
@@ -1137,10 +1172,7 @@ fn declare_arrays(w: &mut CubeWriter, payload: &DasPayload) -> Result<(), DasErr
         shape: vec![plan.n_windows, width, nb],
         chunks: vec![t_chunk, d_chunk, nb],
         shard: None,
-        dtype: match layout.dtype {
-            OutputType::F32 => DType::F32,
-            OutputType::F16 => DType::F16,
-        },
+        dtype: layout.dtype.dtype(),
         attrs: payload.spectrogram_attrs.clone(),
     };
     if let ZarrFormat::V3 { sharded: true } = layout.zarr {

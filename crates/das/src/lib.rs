@@ -4,6 +4,7 @@
 //! - [`stream`]: many files as one regular sample stream (ordering, gap/overlap handling);
 //! - [`transform`]: short-time Fourier spectra with the two documented scales;
 //! - [`job`]: the `cryocube das` job: stream -> spectra -> cube, chunk by chunk, resumable;
+//! - [`quantize`]: `--quantize`, spectra as int16 codes, and the storing of chunks;
 //! - [`append`]: `--append`, continuing a finished cube with later files;
 //! - [`demo`]: a synthetic Rhonegletscher-like record for `cryocube demo`.
 //!
@@ -29,6 +30,7 @@ pub mod append;
 pub mod demo;
 pub mod error;
 pub mod job;
+pub mod quantize;
 pub mod read;
 pub mod stream;
 pub mod transform;
