@@ -182,3 +182,60 @@ print("python-ok")
         text(&out)
     );
 }
+
+/// A quantised DAS cube (`--quantize 0.01`, Zarr v2 and v3) as xarray sees it, without being
+/// asked: floats within 0.005 of the float cube xarray reads beside it; and, by hand from
+/// the raw int16 codes (`mask_and_scale=False`), `add_offset + code * scale_factor` is what
+/// xarray shows, NaN only for the fill code, the -inf code exactly where the float cube is
+/// -inf (DASVader's dead channels). Lexcube's widget takes it.
+#[test]
+fn xarray_decodes_a_quantised_cube_within_half_a_step() {
+    let python = venv();
+    let tmp = tempfile::tempdir().unwrap();
+    let input = das("more/das_vader_1.jld2");
+    let base = ["--df", "100", "--dt", "0.01", "--fmax", "nyquist"];
+    let float = tmp.path().join("f.zarr");
+    let mut args = vec!["das", p(&input), "-o", p(&float)];
+    args.extend(base);
+    let o = cryocube(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let script = r#"
+import sys, numpy as np, xarray as xr, lexcube
+f = xr.open_zarr(sys.argv[1]).spectrogram.values
+ds = xr.open_zarr(sys.argv[2])
+q = ds.spectrogram.values
+assert q.dtype.kind == "f", q.dtype
+raw = xr.open_zarr(sys.argv[2], mask_and_scale=False).spectrogram
+codes = raw.values
+assert codes.dtype == np.int16, codes.dtype
+scale, offset = raw.attrs["scale_factor"], raw.attrs["add_offset"]
+assert scale == 0.01 and raw.attrs["cryocube_max_abs_error"] == 0.005, raw.attrs
+fill, neg_inf = -32768, raw.attrs["cryocube_neg_inf_code"]
+assert (codes == fill).sum() == np.isnan(f).sum() == np.isnan(q).sum()
+assert ((codes == neg_inf) == np.isneginf(f)).all() and np.isneginf(f).sum() > 0
+ok = codes != fill
+assert np.allclose(q[ok], offset + codes[ok].astype(np.float64) * scale, rtol=0, atol=1e-9)
+finite = np.isfinite(f)
+worst = np.abs(q[finite] - f[finite]).max()
+assert 0.0025 < worst <= 0.005 + 1e-5, worst
+lexcube.Cube3DWidget(ds.spectrogram)
+print("python-ok", worst)
+"#;
+    for (name, extra) in [("v2", vec![]), ("v3", vec!["--zarr-format", "3"])] {
+        let out = tmp.path().join(format!("{name}.zarr"));
+        let mut args = vec!["das", p(&input), "-o", p(&out), "--quantize", "0.01"];
+        args.extend(base);
+        args.extend(extra);
+        let o = cryocube(&args);
+        assert!(o.status.success(), "{}", text(&o));
+        let out = Command::new(&python)
+            .args(["-c", script, p(&float), p(&out)])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && text(&out).contains("python-ok"),
+            "{name}: {}",
+            text(&out)
+        );
+    }
+}

@@ -167,16 +167,25 @@ pub struct Unpacking {
     packing: Packing,
     fill: Option<f64>,
     neg_inf: Option<f64>,
+    /// 10^d for a step and offset of d decimals (0.05: 100): values are rounded to them, so
+    /// that 45.95 reads as 45.95, not 45.949999999999996.
+    decimals: Option<f64>,
 }
 
 impl Unpacking {
     /// The unpacking of `spec`, if it is CF-packed integers.
     pub fn of(spec: &ArraySpec) -> Option<Unpacking> {
         let num = |k: &str| spec.attrs.get(k).and_then(Value::as_f64);
+        let packing = Packing::of(spec)?;
+        let decimals = (0..=9).map(|d| 10f64.powi(d)).find(|m| {
+            let whole = |x: f64| ((x * m).round() - x * m).abs() < 1e-6;
+            whole(packing.step) && whole(packing.offset)
+        });
         Some(Unpacking {
-            packing: Packing::of(spec)?,
+            packing,
             fill: num("_FillValue"),
             neg_inf: num("cryocube_neg_inf_code"),
+            decimals,
         })
     }
 
@@ -187,7 +196,11 @@ impl Unpacking {
         } else if Some(code) == self.neg_inf {
             f64::NEG_INFINITY
         } else {
-            code * self.packing.step + self.packing.offset
+            let v = code * self.packing.step + self.packing.offset;
+            match self.decimals {
+                Some(m) => (v * m).round() / m,
+                None => v,
+            }
         }
     }
 }
@@ -222,6 +235,24 @@ mod tests {
     }
 
     #[test]
+    fn values_read_as_the_decimals_of_the_step() {
+        let p = Packing {
+            step: 0.05,
+            offset: -100.0,
+        };
+        let spec = ArraySpec::coordinate("v", "x", 1, crate::DType::I16, p.attrs());
+        let u = Unpacking::of(&spec).unwrap();
+        assert_ne!(
+            2919.0 * 0.05 - 100.0,
+            45.95,
+            "the float artefact this avoids"
+        );
+        assert_eq!(u.value(2919.0), 45.95);
+        assert!(u.value(-32768.0).is_nan());
+        assert_eq!(u.value(-32767.0), f64::NEG_INFINITY);
+    }
+
+    #[test]
     fn values_beyond_the_range_overflow_and_the_smallest_step_holds_them() {
         let p = Packing::centred(0.001, 0.0, 10.0);
         let (lo, hi) = p.range();
@@ -230,7 +261,7 @@ mod tests {
         let err = p.encode(&[5.0, -100.0, 90.0], &mut codes).unwrap_err();
         assert_eq!((err.min, err.max, err.pos_inf), (-100.0, 90.0, false));
         let s = Packing::smallest_step(-100.0, 90.0);
-        assert!(s >= 190.0 / 65533.0 && s < 1.1 * 190.0 / 65533.0, "{s}");
+        assert!((190.0 / 65533.0..1.1 * 190.0 / 65533.0).contains(&s), "{s}");
         let fit = Packing::centred(s, -100.0, 90.0);
         fit.encode(&[5.0, -100.0, 90.0], &mut codes).unwrap();
         assert!(p.encode(&[f32::INFINITY], &mut codes).unwrap_err().pos_inf);
