@@ -7,6 +7,7 @@
 #   bash bench/das.sh            # all three
 #   FILES=10 bash bench/das.sh   # a longer record (peak memory must not grow with it)
 #   ONLY=cryocube bash bench/das.sh
+#   ONLY=size bash bench/das.sh  # only the cube sizes (f32, f16, --quantize 0.01/0.05/0.1)
 #
 # Everything goes to target/bench/ (record, cubes, venv); nothing else is touched.
 set -euo pipefail

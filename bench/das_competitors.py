@@ -14,6 +14,10 @@ time. The contenders:
 
 Before the table, the cubes are compared (cryocube --scale cryocube vs seed-loop, cryocube db vs
 scipy) on bins within 60 dB of their window's peak, so a fast wrong answer cannot pass unseen.
+
+A second table (`--only size`, or part of a full run) gives the cube's size as a fraction of
+the raw float32 record for float32, float16 and `--quantize` 0.01, 0.05 and 0.1 dB, with the
+time each takes; each quantised cube is checked to be within half a step of the float32 one.
 """
 
 import argparse
@@ -131,6 +135,63 @@ def compare(a, b, label, tol, span):
     return ok
 
 
+def store_bytes(path):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+def within_half_step(float_cube, quantised, step):
+    """Worst |quantised - float| over every 7th channel (finite cells), -inf and NaN where
+    the float cube has them; must be at most step / 2."""
+    worst = 0.0
+    scale, offset = float(quantised.attrs["scale_factor"]), float(quantised.attrs["add_offset"])
+    neg_inf, fill = int(quantised.attrs["cryocube_neg_inf_code"]), quantised.fill_value
+    for w0 in range(0, float_cube.shape[0], 256):
+        x = np.asarray(float_cube[w0 : w0 + 256, ::7, :], dtype=np.float64)
+        codes = np.asarray(quantised[w0 : w0 + 256, ::7, :])
+        y = codes * scale + offset
+        y[codes == neg_inf] = -np.inf
+        y[codes == fill] = np.nan
+        assert (np.isnan(x) == np.isnan(y)).all() and (np.isneginf(x) == np.isneginf(y)).all()
+        fin = np.isfinite(x)
+        worst = max(worst, float(np.abs(x - y)[fin].max()))
+    ok = worst <= step / 2 + 1e-5
+    print(f"check --quantize {step}: worst difference {worst:.4f} (bound {step / 2}) {'ok' if ok else 'FAILED'}")
+    return ok
+
+
+def sizes(a, files, n, nch, out):
+    """The size table: each variant run afresh, timed, its store measured."""
+    raw = len(files) * n * nch * 4
+    variants = [
+        ("float32 (default)", "f32", []),
+        ("float16 (`--dtype f16`)", "f16", ["--dtype", "f16"]),
+        ("`--quantize 0.01`", "q0.01", ["--quantize", "0.01"]),
+        ("`--quantize 0.05`", "q0.05", ["--quantize", "0.05"]),
+        ("`--quantize 0.1`", "q0.1", ["--quantize", "0.1"]),
+    ]
+    rows, ok = [], True
+    for label, name, extra in variants:
+        wall, peak = run([a.bin, "das", a.raw, "-o", out(f"size-{name}"), "--overwrite", "-q"] + extra)
+        size = store_bytes(out(f"size-{name}"))
+        rows.append((label, wall, size))
+        print(f"  {label}: {wall:.1f} s, {size / 2**20:.0f} MiB = {size / raw:.3f} of the raw record", flush=True)
+    import zarr
+
+    f32 = zarr.open(out("size-f32"), mode="r")["spectrogram"]
+    for _, name, extra in variants[2:]:
+        ok &= within_half_step(f32, zarr.open(out(f"size-{name}"), mode="r")["spectrogram"], float(extra[1]))
+    base = rows[0][1]
+    lines = [
+        f"Cube size against the raw float32 record ({raw / 2**30:.2f} GiB), same record and parameters:",
+        "",
+        "| spectrogram stored as | total [s] | time vs float32 | cube [MiB] | fraction of raw |",
+        "|---|---|---|---|---|",
+    ]
+    for label, wall, size in rows:
+        lines.append(f"| {label} | {wall:.1f} | {wall / base:.2f}x | {size / 2**20:.0f} | {size / raw:.3f} |")
+    return "\n".join(lines), ok
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin")
@@ -159,6 +220,15 @@ def main():
         ("seed-loop (Python)", me + ["--contender", "seed-loop", "--out", out("seed-loop")]),
         ("scipy-vectorised (Python)", me + ["--contender", "scipy", "--out", out("scipy")]),
     ]
+    if a.only == "size":
+        table, ok = sizes(a, files, n, nch, out)
+        print()
+        print(table)
+        with open(os.path.join(a.work, "das-sizes.md"), "w") as f:
+            f.write(table + "\n")
+        if not ok:
+            sys.exit("a quantised cube is off by more than half a step")
+        return
     if a.only:
         contenders = [c for c in contenders if c[0].startswith(a.only)]
     print(f"record: {len(files)} files x {n / FS:.0f} s x {nch} channels at {FS} Hz ({seconds:.0f} s)")
@@ -191,6 +261,10 @@ def main():
             f"{peak / 2**20:.0f} | {wall / base:.1f}x |"
         )
     table = "\n".join(lines)
+    if not a.only:
+        size_table, size_ok = sizes(a, files, n, nch, out)
+        ok &= size_ok
+        table += "\n\n" + size_table
     print()
     print(table)
     with open(os.path.join(a.work, "das-results.md"), "w") as f:

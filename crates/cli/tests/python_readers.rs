@@ -239,3 +239,53 @@ print("python-ok", worst)
         );
     }
 }
+
+/// GDAL 3.6 reads a quantised cube (int16 after blosc's zstd and bit shuffle) and applies the
+/// CF packing it reports itself (`Offset`, `Scale`, `NoData`): its values equal ours.
+#[test]
+fn gdal_reads_a_quantised_spectrogram() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("q.zarr");
+    let o = cryocube(&[
+        "das",
+        p(&das("synthetic")),
+        "-o",
+        p(&out),
+        "--quantize",
+        "0.01",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let reader = CubeReader::open(&out).unwrap();
+    for (w, c, f) in [(7u64, 5u64, 25u64), (300, 31, 60), (890, 0, 1)] {
+        let ours = reader
+            .read_f64("spectrogram", &[w, c, f], &[1, 1, 1])
+            .unwrap()[0];
+        let name = format!("ZARR:\"{}\":/spectrogram:{w}", p(&out));
+        let info = Command::new("gdalinfo").arg(&name).output().unwrap();
+        let info = text(&info);
+        let field = |key: &str| -> f64 {
+            let at = info
+                .find(key)
+                .unwrap_or_else(|| panic!("no {key} in {info}"))
+                + key.len();
+            info[at..]
+                .trim_start()
+                .split(|ch: char| ch == ',' || ch.is_whitespace())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let (offset, scale) = (field("Offset:"), field("Scale:"));
+        assert_eq!(field("NoData Value="), -32768.0);
+        let code = Command::new("gdallocationinfo")
+            .args(["-valonly", &name, &f.to_string(), &c.to_string()])
+            .output()
+            .unwrap();
+        let code: f64 = text(&code).trim().parse().unwrap();
+        assert!(
+            (offset + code * scale - ours).abs() < 1e-9,
+            "({w},{c},{f}): GDAL {offset} + {code} x {scale}, cryocube {ours}"
+        );
+    }
+}

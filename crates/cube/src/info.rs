@@ -174,8 +174,8 @@ pub fn render(cube: &CubeReader, size: bool) -> Result<String, CubeError> {
                 fmt_num(p.offset),
                 fmt_num(p.step),
                 fmt_num(p.step / 2.0),
-                fmt_num(lo),
-                fmt_num(hi)
+                p.show(lo),
+                p.show(hi)
             );
         }
         if let Some(f) = a.attrs.get("valid_fraction").and_then(Value::as_f64) {

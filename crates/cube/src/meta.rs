@@ -123,6 +123,13 @@ pub enum ZarrFormat {
 /// give 72 %, but GDAL 3.6 cannot read that filter, while its Debian build reads blosc.
 const BLOSC_CNAME: &str = "lz4";
 const BLOSC_LEVEL: i64 = 5;
+/// Packed int16 codes (`--quantize`): zstd level 1 after a bit shuffle. Measured with
+/// numcodecs on 0.05 dB spectrogram chunks: 64 % of the raw codes in 4 ms, against 71 % in
+/// 2.4 ms for lz4 after a byte shuffle; zstd's higher levels gain 3 % at 3-10x the time. A code's
+/// high bits barely change between neighbours, which a bit shuffle lays out as long runs.
+/// Debian's blosc (GDAL's) has zstd.
+const PACKED_CNAME: &str = "zstd";
+const PACKED_LEVEL: i64 = 1;
 
 /// One array of a cube: its dimensions, geometry, element type and attributes.
 #[derive(Clone, Debug)]
@@ -192,16 +199,25 @@ impl ArraySpec {
         }
     }
 
+    /// Blosc's compressor, level and shuffle (v2 code: 1 byte, 2 bit) for this array.
+    fn blosc(&self) -> (&'static str, i64, u8) {
+        match self.integer_fill() {
+            Some(_) if self.dtype.size() > 1 => (PACKED_CNAME, PACKED_LEVEL, 2),
+            _ => (BLOSC_CNAME, BLOSC_LEVEL, 1),
+        }
+    }
+
     /// The `.zarray` document (Zarr v2).
     pub fn zarray_v2(&self) -> Value {
+        let (cname, clevel, shuffle) = self.blosc();
         // A 0-d array has an empty shape; v2 readers expect `chunks: []` then too.
         json!({
             "chunks": self.chunks,
             "compressor": {
                 "id": "blosc",
-                "cname": BLOSC_CNAME,
-                "clevel": BLOSC_LEVEL,
-                "shuffle": 1,
+                "cname": cname,
+                "clevel": clevel,
+                "shuffle": shuffle,
                 "blocksize": 0
             },
             "dtype": self.dtype.v2_name(),
@@ -234,10 +250,15 @@ impl ArraySpec {
         } else {
             json!({"name": "bytes"})
         };
+        let (cname, clevel, shuffle) = self.blosc();
         let blosc = json!({"name": "blosc", "configuration": {
-            "cname": BLOSC_CNAME,
-            "clevel": BLOSC_LEVEL,
-            "shuffle": if self.dtype.size() > 1 { "shuffle" } else { "noshuffle" },
+            "cname": cname,
+            "clevel": clevel,
+            "shuffle": match (self.dtype.size(), shuffle) {
+                (1, _) => "noshuffle",
+                (_, 2) => "bitshuffle",
+                _ => "shuffle",
+            },
             "typesize": self.dtype.size(),
             "blocksize": 0
         }});

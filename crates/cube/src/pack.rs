@@ -62,6 +62,23 @@ impl Packing {
         }
     }
 
+    /// How many decimals step and offset have (0.05: 2), if few; values are shown with them.
+    fn decimals(&self) -> Option<usize> {
+        (0..=9).find(|&d| {
+            let m = 10f64.powi(d as i32);
+            let whole = |x: f64| ((x * m).round() - x * m).abs() < 1e-6;
+            whole(self.step) && whole(self.offset)
+        })
+    }
+
+    /// `v` with the packing's decimals.
+    pub fn show(&self, v: f64) -> String {
+        match self.decimals() {
+            Some(d) => format_number(format!("{v:.d$}").parse().unwrap_or(v)),
+            None => format_number(v),
+        }
+    }
+
     /// The lowest and highest value the packing holds.
     pub fn range(&self) -> (f64, f64) {
         (
@@ -117,9 +134,9 @@ impl Packing {
                 "int16 codes {} apart (value = add_offset + code * scale_factor), each at most {} from the value computed; code {FILL_CODE} is NaN (_FillValue), code {NEG_INF_CODE} is -inf (cryocube_neg_inf_code; readers that do not know it show {}); finite values span {} .. {}",
                 format_number(self.step),
                 format_number(self.step / 2.0),
-                format_number(neg_inf_shown),
-                format_number(lo),
-                format_number(hi)
+                self.show(neg_inf_shown),
+                self.show(lo),
+                self.show(hi)
             )),
         );
         a
@@ -128,26 +145,27 @@ impl Packing {
     /// Encodes `values` into `codes` (cleared first). NaN takes the fill code, `-inf` its
     /// code; a finite value outside [`Packing::range`] or a `+inf` is an [`Overflow`].
     pub fn encode(&self, values: &[f32], codes: &mut Vec<i16>) -> Result<(), Overflow> {
-        codes.clear();
-        codes.reserve(values.len());
+        // Rounding as a shifted truncation (`as i32` of a positive number is its floor): one
+        // conversion instruction where `f64::round` is a libm call on baseline x86-64.
+        const SHIFT: f64 = 65536.0;
+        let (lo, hi) = (LOWEST as f64 + SHIFT, HIGHEST as f64 + SHIFT + 1.0);
         let inv = 1.0 / self.step;
         let mut bad = false;
-        for &v in values {
-            let code = if v.is_nan() {
+        codes.clear();
+        codes.extend(values.iter().map(|&v| {
+            let t = (v as f64 - self.offset) * inv + SHIFT + 0.5;
+            // In range: floor(x + 0.5) is a finite code. NaN fails both comparisons.
+            if t >= lo && t < hi {
+                (t as i32 - SHIFT as i32) as i16
+            } else if v.is_nan() {
                 FILL_CODE
             } else if v == f32::NEG_INFINITY {
                 NEG_INF_CODE
             } else {
-                let c = ((v as f64 - self.offset) * inv).round();
-                if !(c >= LOWEST as f64 && c <= HIGHEST as f64) {
-                    bad = true;
-                    0
-                } else {
-                    c as i16
-                }
-            };
-            codes.push(code);
-        }
+                bad = true;
+                0
+            }
+        }));
         if bad {
             let finite = values.iter().filter(|v| v.is_finite());
             return Err(Overflow {
@@ -177,10 +195,7 @@ impl Unpacking {
     pub fn of(spec: &ArraySpec) -> Option<Unpacking> {
         let num = |k: &str| spec.attrs.get(k).and_then(Value::as_f64);
         let packing = Packing::of(spec)?;
-        let decimals = (0..=9).map(|d| 10f64.powi(d)).find(|m| {
-            let whole = |x: f64| ((x * m).round() - x * m).abs() < 1e-6;
-            whole(packing.step) && whole(packing.offset)
-        });
+        let decimals = packing.decimals().map(|d| 10f64.powi(d as i32));
         Some(Unpacking {
             packing,
             fill: num("_FillValue"),
@@ -258,6 +273,11 @@ mod tests {
         let (lo, hi) = p.range();
         assert!(lo < 0.0 && hi > 10.0 && hi - lo < 65.6, "{lo} {hi}");
         let mut codes = Vec::new();
+        // The ends of the range are the lowest and highest finite codes; a step beyond is not.
+        p.encode(&[lo as f32, hi as f32], &mut codes).unwrap();
+        assert_eq!(codes, [NEG_INF_CODE + 1, i16::MAX]);
+        assert!(p.encode(&[(hi + p.step) as f32], &mut codes).is_err());
+        assert!(p.encode(&[(lo - p.step) as f32], &mut codes).is_err());
         let err = p.encode(&[5.0, -100.0, 90.0], &mut codes).unwrap_err();
         assert_eq!((err.min, err.max, err.pos_inf), (-100.0, 90.0, false));
         let s = Packing::smallest_step(-100.0, 90.0);
