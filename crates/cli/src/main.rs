@@ -56,6 +56,7 @@ enum Command {
         cryocube das a.h5 b.h5 -o c.zarr --df 2 --dt 0.05 --fmax 250 --distance 500:2500\n  \
         cryocube das raw/ -o c.zarr --zarr-format 3 --shard --dtype f16\n  \
         cryocube das raw/ -o c.zarr --quantize 0.05           # int16 codes, within 0.025 dB\n  \
+        cryocube das raw/ -o psd.zarr --average 60            # one Welch spectrum per minute\n  \
         cryocube das raw/ -o cube.zarr --append               # add what the cube lacks\n  \
         cryocube das geofon/ -o c.zarr --spacing 4 --first-distance 0  # miniSEED, one file per station\n\n\
         Formats (detected from the content; --format to force): silixa-h5, silixa-tdms, prodml,\n\
@@ -325,6 +326,10 @@ struct DasArgs {
     /// a dead fibre.
     #[arg(long)]
     allow_zero: bool,
+    /// Long-term spectra: one Welch-averaged spectrum per interval of SECONDS (mean power of
+    /// the windows inside it, gap windows left out; their number in the variable `count`).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_positive, conflicts_with = "append")]
+    average: Option<f64>,
     /// Taper: tukey:ALPHA, hann, hamming, blackman, boxcar.
     #[arg(long, default_value = "tukey:0.25", value_parser = |s: &str| Window::parse(s))]
     window: Window,
@@ -772,6 +777,7 @@ fn das_options(a: DasArgs) -> Result<DasOptions> {
     o.max_gap = (!a.allow_gap).then_some(a.max_gap);
     o.record_paths = a.record_paths;
     o.allow_zero = a.allow_zero;
+    o.average = a.average;
     o.distances = cryocube_das::stream::Distances {
         spacing: a.spacing,
         first: a.first_distance,

@@ -198,8 +198,8 @@ pub fn assert_build_fails(dir: &Path, recipe: &Path, expect: &[&str]) {
     );
 }
 
-/// A Python venv (cached in the target dir) with xarray, zarr, lexcube, dask, rioxarray, s3fs
-/// and netCDF4 (a reader of source files that is not GDAL), pinned by
+/// A Python venv (cached in the target dir) with xarray, zarr, lexcube, dask, rioxarray, s3fs,
+/// netCDF4 (a reader of source files that is not GDAL), h5py and scipy, pinned by
 /// `tests/requirements.lock`.
 pub fn venv() -> PathBuf {
     // Tests of one binary run as threads: one of them makes the venv, the others wait.
@@ -219,7 +219,7 @@ pub fn venv() -> PathBuf {
         && Command::new(&python)
             .args([
                 "-c",
-                "import xarray, zarr, lexcube, rioxarray, s3fs, netCDF4, pyproj",
+                "import xarray, zarr, lexcube, rioxarray, s3fs, netCDF4, pyproj, h5py, scipy",
             ])
             .status()
             .is_ok_and(|s| s.success());

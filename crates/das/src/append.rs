@@ -100,6 +100,12 @@ impl Base {
             .array("spectrogram")
             .ok_or_else(|| not_ours(&root.display(), "no `spectrogram` array"))?
             .clone();
+        if spec.attrs.contains_key("average_interval") {
+            return Err(DasError::Input(format!(
+                "{}: cannot append to a cube of averaged spectra (--average) yet; make it again from all the files",
+                root.display()
+            )));
+        }
         let sattr = |key: &str| {
             spec.attrs.get(key).cloned().ok_or_else(|| {
                 not_ours(
@@ -537,6 +543,7 @@ pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
         c0: base.c0,
         c1: base.c1,
         n_windows,
+        average: None,
     };
     let layout = base.layout;
     job::check_resources(opts, &plan, &layout)?;

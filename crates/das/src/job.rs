@@ -153,6 +153,9 @@ pub struct DasOptions {
     /// Keep a record whose every sample is zero (its spectra are `-inf`) instead of refusing
     /// it as a dead fibre.
     pub allow_zero: bool,
+    /// `--average SECONDS`: one Welch-averaged spectrum per interval of this length instead
+    /// of one per window (see [`crate::average`]).
+    pub average: Option<f64>,
 }
 
 /// The default of [`DasOptions::max_gap`]: a day. A month-long campaign has gaps of hours at
@@ -185,6 +188,7 @@ impl DasOptions {
             record_paths: false,
             distances: Distances::default(),
             allow_zero: false,
+            average: None,
         }
     }
 }
@@ -227,8 +231,42 @@ pub struct Plan {
     pub c0: u64,
     /// One past the last channel kept.
     pub c1: u64,
-    /// Windows in the cube.
+    /// Time steps in the cube: windows, or intervals when averaging.
     pub n_windows: u64,
+    /// `--average`: the intervals the windows are averaged over.
+    #[serde(default)]
+    pub average: Option<Averaging>,
+}
+
+/// Welch averaging over consecutive intervals of the record (`--average`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Averaging {
+    /// Samples per interval; interval `k` is samples `k * interval .. (k + 1) * interval`.
+    pub interval: u64,
+    /// Windows wholly inside an interval (window `j` starts at `j * hop` within it): those
+    /// averaged, as `scipy.signal.welch` over the interval's samples takes them.
+    pub windows: u64,
+}
+
+impl Plan {
+    /// The record samples time step `k` of the cube reads (`a .. b`) and the windows in it.
+    pub(crate) fn step_samples(&self, k: u64) -> (u64, u64, u64) {
+        let p = &self.params;
+        match self.average {
+            Some(avg) => {
+                let a = k * avg.interval;
+                (
+                    a,
+                    a + (avg.windows - 1) * p.hop as u64 + p.window_len as u64,
+                    avg.windows,
+                )
+            }
+            None => {
+                let a = k * p.hop as u64;
+                (a, a + p.window_len as u64, 1)
+            }
+        }
+    }
 }
 
 fn param_err(opts: &DasOptions, record: &Record, message: String) -> DasError {
@@ -249,7 +287,16 @@ pub fn plan(opts: &DasOptions) -> Result<Plan, DasError> {
         spectrum_params(opts, record.sampling_rate).map_err(|m| param_err(opts, &record, m))?;
     let (c0, c1) =
         channel_range(opts.channels, &record).map_err(|m| param_err(opts, &record, m))?;
-    let n_windows = params.n_windows(record.n_samples);
+    let mut n_windows = params.n_windows(record.n_samples);
+    let average = match opts.average {
+        Some(seconds) => {
+            let avg =
+                averaging(seconds, &params, &record).map_err(|m| param_err(opts, &record, m))?;
+            n_windows = record.n_samples / avg.interval;
+            Some(avg)
+        }
+        None => None,
+    };
     if n_windows == 0 {
         let fs = record.sampling_rate;
         return Err(param_err(
@@ -275,15 +322,59 @@ pub fn plan(opts: &DasOptions) -> Result<Plan, DasError> {
             ),
         ));
     }
-    let plan = Plan {
+    let mut plan = Plan {
         record,
         params,
         c0,
         c1,
         n_windows,
+        average,
     };
+    if let Some(avg) = average {
+        let rest = plan.record.n_samples - n_windows * avg.interval;
+        if rest > 0 {
+            let fs = plan.record.sampling_rate;
+            plan.record.warnings.push(format!(
+                "the last {} s of the record do not fill an --average interval of {} s and are not in the cube",
+                format_number(rest as f64 / fs),
+                format_number(avg.interval as f64 / fs)
+            ));
+        }
+    }
     check_resources(opts, &plan, &layout_of(opts))?;
     Ok(plan)
+}
+
+/// The intervals of `--average SECONDS` on `record`.
+fn averaging(seconds: f64, p: &SpectrumParams, record: &Record) -> Result<Averaging, String> {
+    let fs = record.sampling_rate;
+    let interval = (seconds * fs).round();
+    if !(seconds > 0.0 && interval.is_finite()) {
+        return Err(format!(
+            "--average {} must be a positive number of seconds",
+            format_number(seconds)
+        ));
+    }
+    let interval = interval as u64;
+    if interval < p.window_len as u64 {
+        return Err(format!(
+            "--average {} s is shorter than one window ({} samples = {} s at {fs} Hz)",
+            format_number(seconds),
+            p.window_len,
+            format_number(p.window_len as f64 / fs)
+        ));
+    }
+    if record.n_samples < interval {
+        return Err(format!(
+            "the record ({} s) is shorter than one --average interval of {} s",
+            format_number(record.n_samples as f64 / fs),
+            format_number(seconds)
+        ));
+    }
+    Ok(Averaging {
+        interval,
+        windows: (interval - p.window_len as u64) / p.hop as u64 + 1,
+    })
 }
 
 /// Refuses, before anything is created, a job whose sizes come out of proportion: a gap
@@ -634,6 +725,12 @@ fn lock(opts: &DasOptions) -> Result<StoreLock, DasError> {
 /// Plans the job, or finds the plan of the same job in the store. `None`: appending and
 /// nothing is new.
 fn obtain(opts: &DasOptions) -> Result<Result<(Job, bool), DasSummary>, DasError> {
+    if opts.append && opts.average.is_some() {
+        return Err(DasError::Input(format!(
+            "{}: --average cannot be combined with --append yet: make the averaged cube from all the files in one run (or with `--plan-only` and tasks)",
+            opts.output.display()
+        )));
+    }
     if opts.append && opts.output.exists()? {
         return match crate::append::prepare(opts)? {
             crate::append::Prepared::Job(job, resumed) => Ok(Ok((*job, resumed))),
@@ -814,15 +911,17 @@ fn finish(job: Job) -> Result<(), DasError> {
 }
 
 /// Input files the blocks `units` read must be there and unchanged since planning.
-fn check_inputs(p: &DasPayload, units: &[u64]) -> Result<(), DasError> {
+pub(crate) fn check_inputs(p: &DasPayload, units: &[u64]) -> Result<(), DasError> {
     let (Some(&first), Some(&last)) = (units.first(), units.last()) else {
         return Ok(());
     };
     let t = p.layout.time_chunk as u64;
-    let hop = p.plan.params.hop as u64;
-    let a = ((first + p.first_block) * t).max(p.base_windows) * hop;
+    let a = p
+        .plan
+        .step_samples(((first + p.first_block) * t).max(p.base_windows))
+        .0;
     let w1 = ((last + p.first_block + 1) * t).min(p.plan.n_windows);
-    let b = (w1 - 1) * hop + p.plan.params.window_len as u64;
+    let b = p.plan.step_samples(w1 - 1).1;
     for seg in p
         .plan
         .record
@@ -886,6 +985,9 @@ fn run_units(
     done: &[u64],
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<u64, DasError> {
+    if job.payload.plan.average.is_some() {
+        return crate::average::run_units(job, units, done, progress);
+    }
     let pl = &job.payload;
     let plan = &pl.plan;
     let layout = &pl.layout;
@@ -1141,10 +1243,15 @@ pub(crate) fn store_plan(
 pub(crate) fn time_values(plan: &Plan) -> Vec<i64> {
     let p = &plan.params;
     let r = &plan.record;
-    let offset = label_offset(p);
+    let offset = if plan.average.is_some() {
+        0.0 // an interval is labelled by its start
+    } else {
+        label_offset(p)
+    };
     (0..plan.n_windows)
         .map(|i| {
-            r.start_us + ((i as f64 * p.hop as f64 + offset) * 1e6 / r.sampling_rate).round() as i64
+            let a = plan.step_samples(i).0 as f64;
+            r.start_us + ((a + offset) * 1e6 / r.sampling_rate).round() as i64
         })
         .collect()
 }
@@ -1180,12 +1287,41 @@ fn declare_arrays(w: &mut CubeWriter, payload: &DasPayload) -> Result<(), DasErr
         spec.shard = Some(vec![t_chunk, width.div_ceil(d_chunk) * d_chunk, nb]);
     }
     w.add_array(spec)?;
+    if plan.average.is_some() {
+        w.add_array(ArraySpec {
+            name: "count".into(),
+            dims: vec!["time".into(), "distance".into()],
+            shape: vec![plan.n_windows, width],
+            chunks: vec![t_chunk, d_chunk],
+            shard: None,
+            dtype: DType::I32,
+            attrs: attrs([
+                (
+                    "long_name",
+                    json!("number of windows averaged (windows touching a gap are left out)"),
+                ),
+                ("units", json!("1")),
+                ("coordinates", json!("channel")),
+            ]),
+        })?;
+    }
     w.add_array(ArraySpec::coordinate(
         "time",
         "time",
         plan.n_windows,
         DType::I64,
-        time_attrs(p.scale.label()),
+        match plan.average {
+            Some(_) => {
+                let mut a = time_attrs("start");
+                a.insert(
+                    "long_name".into(),
+                    json!("time (UTC) of the start of each averaging interval"),
+                );
+                a.insert("time_label".into(), json!("interval start"));
+                a
+            }
+            None => time_attrs(p.scale.label()),
+        },
     ))?;
     w.write_all("time", &time_values(plan))?;
     let distance: Vec<f64> = (plan.c0..plan.c1).map(|c| r.distance_of(c)).collect();
@@ -1251,7 +1387,7 @@ fn spectrogram_attrs(opts: &DasOptions, plan: &Plan) -> Attrs {
             "10 * log10(one-sided PSD), PSD = |rfft(w * (x - mean(x)))|^2 / (fs * sum(w^2)), doubled except DC and Nyquist; periodic window",
         ),
     };
-    attrs([
+    let mut a = attrs([
         ("long_name", json!(long_name)),
         // A logarithm of a power: dimensionless. The power's own unit is `reference_units`.
         ("units", json!("1")),
@@ -1275,7 +1411,24 @@ fn spectrogram_attrs(opts: &DasOptions, plan: &Plan) -> Attrs {
         ("sampling_rate", json!(p.sampling_rate)),
         ("time_label", json!(p.scale.label())),
         ("coordinates", json!("channel")),
-    ])
+    ]);
+    if let Some(avg) = plan.average {
+        let seconds = avg.interval as f64 / p.sampling_rate;
+        a.insert(
+            "cell_methods".into(),
+            json!(format!(
+                "time: mean (interval: {} s comment: Welch: linear power averaged over the windows wholly inside each interval, windows touching a gap left out, logarithm taken after averaging; see count)",
+                format_number(seconds)
+            )),
+        );
+        a.insert("average_interval".into(), json!(seconds));
+        a.insert("average_interval_samples".into(), json!(avg.interval));
+        a.insert("average_windows".into(), json!(avg.windows));
+        a.insert("time_label".into(), json!("interval start"));
+        a.insert("coordinates".into(), json!("channel"));
+        a.insert("ancillary_variables".into(), json!("count"));
+    }
+    a
 }
 
 fn root_attrs(opts: &DasOptions, plan: &Plan, created: &str) -> Attrs {
@@ -1348,6 +1501,14 @@ pub(crate) fn coverage(plan: &Plan) -> (String, String) {
     let r = &plan.record;
     let p = &plan.params;
     let to_us = |samples: f64| (samples * 1e6 / r.sampling_rate).round() as i64;
+    if plan.average.is_some() {
+        // What the intervals cover: from the first one's start to the last one's end.
+        let end = plan.step_samples(plan.n_windows).0;
+        return (
+            format_utc_us(r.start_us),
+            format_utc_us(r.start_us + to_us(end as f64)),
+        );
+    }
     let offset = label_offset(p);
     (
         format_utc_us(r.start_us + to_us(offset)),
@@ -1359,6 +1520,20 @@ pub(crate) fn summary_text(plan: &Plan, n_files: usize) -> String {
     let r = &plan.record;
     let p = &plan.params;
     let f = p.frequencies();
+    if let Some(avg) = plan.average {
+        return format!(
+            "Long-term (Welch) spectra of {} channels from {} DAS file(s): {} intervals of {} s, each the mean power of up to {} windows of {} s every {} s, {} .. {} Hz.",
+            plan.c1 - plan.c0,
+            n_files,
+            plan.n_windows,
+            avg.interval as f64 / r.sampling_rate,
+            avg.windows,
+            p.window_len as f64 / r.sampling_rate,
+            p.hop as f64 / r.sampling_rate,
+            f[0],
+            f[f.len() - 1]
+        );
+    }
     format!(
         "Short-time spectra of {} channels from {} DAS file(s), {} windows of {} s every {} s, {} .. {} Hz.",
         plan.c1 - plan.c0,

@@ -5,6 +5,7 @@
 //! - [`transform`]: short-time Fourier spectra with the two documented scales;
 //! - [`job`]: the `cryocube das` job: stream -> spectra -> cube, chunk by chunk, resumable;
 //! - [`quantize`]: `--quantize`, spectra as int16 codes, and the storing of chunks;
+//! - [`average`]: `--average`, Welch long-term spectra, one per interval;
 //! - [`append`]: `--append`, continuing a finished cube with later files;
 //! - [`demo`]: a synthetic Rhonegletscher-like record for `cryocube demo`.
 //!
@@ -27,6 +28,7 @@
 #![deny(unsafe_code)]
 
 pub mod append;
+pub mod average;
 pub mod demo;
 pub mod error;
 pub mod job;

@@ -227,6 +227,8 @@ pub struct Stft {
     log_factor: f32,
     /// Per-bin ln of the multiplier of |X|^2 (density scaling, one-sided doubling for `db`).
     ln_factor: Vec<f32>,
+    /// The same multipliers, linear (Welch sums powers before the logarithm).
+    factor: Vec<f64>,
 }
 
 /// Per-thread scratch space.
@@ -281,6 +283,7 @@ impl Stft {
             }
         };
         Stft {
+            factor: ln_factor.iter().map(|f| (*f as f64).exp()).collect(),
             taper: w.iter().map(|v| *v as f32).collect(),
             fft,
             twiddles,
@@ -316,57 +319,12 @@ impl Stft {
     ) {
         let p = &self.params;
         let nb = p.n_bins();
-        let even = !self.twiddles.is_empty();
         for w in 0..n_windows {
             let x = &samples[w * p.hop..w * p.hop + p.window_len];
             let dst = &mut out[w * stride..w * stride + nb];
-            // Eight running sums vectorise; a NaN sample (a gap) makes the sum NaN.
-            let mut lanes = [0f32; 8];
-            let mut it = x.chunks_exact(8);
-            for c in &mut it {
-                for (l, v) in lanes.iter_mut().zip(c) {
-                    *l += *v;
-                }
-            }
-            let sum = lanes.iter().sum::<f32>() + it.remainder().iter().sum::<f32>();
-            if sum.is_nan() {
+            if !self.power(x, ws) {
                 dst.fill(f32::NAN);
                 continue;
-            }
-            let mean = match p.scale {
-                Scale::Db => sum / p.window_len as f32,
-                // The seed's numerics remove no mean.
-                Scale::Cryocube => 0.0,
-            };
-            if even {
-                // M complex values are 2M f32 laid out as even sample, odd sample (`Complex`
-                // is `#[repr(C)]` {re, im}; bytemuck checks it): exactly the packing wanted,
-                // and a flat loop that vectorises.
-                let flat: &mut [f32] = bytemuck::cast_slice_mut(&mut ws.buffer);
-                for ((z, v), t) in flat.iter_mut().zip(x).zip(&self.taper) {
-                    *z = (*v - mean) * *t;
-                }
-            } else {
-                for ((z, v), t) in ws.buffer.iter_mut().zip(x).zip(&self.taper) {
-                    *z = Complex::new((*v - mean) * *t, 0.0);
-                }
-            }
-            self.fft
-                .process_with_scratch(&mut ws.buffer, &mut ws.scratch);
-            if even {
-                for (pw, &(tw, i, ic)) in ws.power.iter_mut().zip(&self.twiddles) {
-                    // Untangle bin k of the real signal from the half-length transform Z:
-                    // X[k] = E + W^k O with E = (Z[k] + Z*[M-k]) / 2, O = (Z[k] - Z*[M-k]) / 2i.
-                    let zk = ws.buffer[i];
-                    let zc = ws.buffer[ic].conj();
-                    let e = (zk + zc) * 0.5;
-                    let o = (zk - zc) * Complex::new(0.0, -0.5);
-                    *pw = (e + tw * o).norm_sqr();
-                }
-            } else {
-                for (pw, c) in ws.power.iter_mut().zip(&ws.buffer[p.first_bin..]) {
-                    *pw = c.norm_sqr();
-                }
             }
             for ((d, pw), f) in dst.iter_mut().zip(&ws.power).zip(&self.ln_factor) {
                 *d = self.log_factor * (ln_normal(*pw) + f);
@@ -381,6 +339,99 @@ impl Stft {
                 dst[0] = 0.0;
             }
         }
+    }
+
+    /// Welch: adds the power of each of `n_windows` windows of `samples` (scaled as the
+    /// scale's spectra, linear: a PSD for `db`) to `sum`, and counts them in `count`. A window
+    /// with a NaN sample (touching a gap) is left out.
+    pub fn accumulate(
+        &self,
+        samples: &[f32],
+        n_windows: usize,
+        sum: &mut [f64],
+        count: &mut u32,
+        ws: &mut Workspace,
+    ) {
+        let p = &self.params;
+        for w in 0..n_windows {
+            if self.power(&samples[w * p.hop..w * p.hop + p.window_len], ws) {
+                for ((s, pw), f) in sum.iter_mut().zip(&ws.power).zip(&self.factor) {
+                    *s += *pw as f64 * f;
+                }
+                *count += 1;
+            }
+        }
+    }
+
+    /// The scale's value of the mean power `sum / count` of [`Stft::accumulate`]: the
+    /// logarithm taken after averaging. No window (`count` 0) is NaN.
+    pub fn average(&self, sum: &[f64], count: u32, out: &mut [f32]) {
+        if count == 0 {
+            out.fill(f32::NAN);
+            return;
+        }
+        let log_factor = self.log_factor as f64;
+        for (d, s) in out.iter_mut().zip(sum) {
+            *d = (log_factor * (s / count as f64).ln()) as f32;
+        }
+        if self.params.scale == Scale::Cryocube && self.params.first_bin == 0 {
+            out[0] = 0.0;
+        }
+    }
+
+    /// |X|^2 of the kept bins of window `x` into `ws.power`; false (and nothing computed)
+    /// when the window holds a NaN sample.
+    fn power(&self, x: &[f32], ws: &mut Workspace) -> bool {
+        let p = &self.params;
+        let even = !self.twiddles.is_empty();
+        // Eight running sums vectorise; a NaN sample (a gap) makes the sum NaN.
+        let mut lanes = [0f32; 8];
+        let mut it = x.chunks_exact(8);
+        for c in &mut it {
+            for (l, v) in lanes.iter_mut().zip(c) {
+                *l += *v;
+            }
+        }
+        let sum = lanes.iter().sum::<f32>() + it.remainder().iter().sum::<f32>();
+        if sum.is_nan() {
+            return false;
+        }
+        let mean = match p.scale {
+            Scale::Db => sum / p.window_len as f32,
+            // The seed's numerics remove no mean.
+            Scale::Cryocube => 0.0,
+        };
+        if even {
+            // M complex values are 2M f32 laid out as even sample, odd sample (`Complex`
+            // is `#[repr(C)]` {re, im}; bytemuck checks it): exactly the packing wanted,
+            // and a flat loop that vectorises.
+            let flat: &mut [f32] = bytemuck::cast_slice_mut(&mut ws.buffer);
+            for ((z, v), t) in flat.iter_mut().zip(x).zip(&self.taper) {
+                *z = (*v - mean) * *t;
+            }
+        } else {
+            for ((z, v), t) in ws.buffer.iter_mut().zip(x).zip(&self.taper) {
+                *z = Complex::new((*v - mean) * *t, 0.0);
+            }
+        }
+        self.fft
+            .process_with_scratch(&mut ws.buffer, &mut ws.scratch);
+        if even {
+            for (pw, &(tw, i, ic)) in ws.power.iter_mut().zip(&self.twiddles) {
+                // Untangle bin k of the real signal from the half-length transform Z:
+                // X[k] = E + W^k O with E = (Z[k] + Z*[M-k]) / 2, O = (Z[k] - Z*[M-k]) / 2i.
+                let zk = ws.buffer[i];
+                let zc = ws.buffer[ic].conj();
+                let e = (zk + zc) * 0.5;
+                let o = (zk - zc) * Complex::new(0.0, -0.5);
+                *pw = (e + tw * o).norm_sqr();
+            }
+        } else {
+            for (pw, c) in ws.power.iter_mut().zip(&ws.buffer[p.first_bin..]) {
+                *pw = c.norm_sqr();
+            }
+        }
+        true
     }
 }
 
