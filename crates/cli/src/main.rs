@@ -804,7 +804,11 @@ fn run_das(opts: &DasOptions, quiet: bool) -> Result<()> {
     let started = Instant::now();
     let bar = progress_bar(
         quiet,
-        "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} windows ({per_sec}, eta {eta})",
+        if opts.average.is_some() {
+            "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} intervals ({per_sec}, eta {eta})"
+        } else {
+            "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} windows ({per_sec}, eta {eta})"
+        },
     );
     let summary = job::run(opts, &|done, total| {
         bar.set_length(total);
@@ -825,14 +829,15 @@ fn run_das(opts: &DasOptions, quiet: bool) -> Result<()> {
     } else {
         String::new()
     };
+    let steps = summary.steps();
     let shape = format!(
-        "{} windows x {} channels x {} frequencies",
+        "{} {steps} x {} channels x {} frequencies",
         summary.windows, summary.channels, summary.bins
     );
     let seconds = started.elapsed().as_secs_f64();
     if summary.new_windows < summary.windows {
         log::info!(
-            "appended {} windows from {} file(s) to {} (now {shape}) in {seconds:.1} s{discontinuities}",
+            "appended {} {steps} from {} file(s) to {} (now {shape}) in {seconds:.1} s{discontinuities}",
             summary.new_windows,
             summary.files,
             summary.output.display(),
@@ -1020,8 +1025,9 @@ fn commit(store: &Location, wait: bool) -> Result<()> {
         job::KIND | job::KIND_APPEND => {
             let s = job::commit(stored, store)?;
             log::info!(
-                "{store}: committed: {} windows x {} channels x {} frequencies",
+                "{store}: committed: {} {} x {} channels x {} frequencies",
                 s.windows,
+                s.steps(),
                 s.channels,
                 s.bins
             );

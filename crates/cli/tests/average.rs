@@ -264,12 +264,32 @@ fn intervals_that_cannot_be_are_refused() {
         assert!(text(&o).contains(expect), "{args:?}: {}", text(&o));
         assert!(!out.exists(), "{args:?}: nothing is created");
     }
+    // An append takes the cube's own intervals: stating them is a usage error.
     let o = das_run(&[&s[0]], &out, &["--average", "5", "--append"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    // A cube of averaged spectra is not appended to (yet): said, and left as it is.
-    das_ok(&[&s[0]], &out, &["--average", "5"]);
-    let o = das_run(&[&s[1]], &out, &["--append"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("averaged spectra"), "{}", text(&o));
-    assert!(CubeReader::open(&out).unwrap().is_complete());
+}
+
+/// Appending C to the averaged cube of A+B (8 intervals of 7 s; 4 s of B left over, which
+/// the append re-reads; chunks of 3 intervals, so the append starts inside one) gives the
+/// bytes of one run over A+B+C, counts included.
+#[test]
+fn appending_averaged_spectra_gives_the_cube_of_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = synthetic_files();
+    let args = ["--average", "7", "--chunks", "3,8", "--record-paths"];
+    let whole = tmp.path().join("abc.zarr");
+    das_ok(&[&s[0], &s[1], &s[2]], &whole, &args);
+    let grown = tmp.path().join("ab+c.zarr");
+    das_ok(&[&s[0], &s[1]], &grown, &args);
+    assert_eq!(
+        CubeReader::open(&grown)
+            .unwrap()
+            .array("count")
+            .unwrap()
+            .shape,
+        [8, 32]
+    );
+    let said = das_ok(&[&s[2]], &grown, &["--append", "--record-paths"]);
+    assert!(said.contains("appended 4 intervals"), "{said}");
+    assert_same_store(&whole, &grown);
 }

@@ -58,6 +58,8 @@ pub(crate) struct Base {
     pub channel_spacing: f64,
     pub first_distance: f64,
     pub layout: Layout,
+    /// The cube's `--average` intervals, if its spectra are averaged.
+    pub average: Option<job::Averaging>,
     pub files: Vec<HeldFile>,
     /// Inputs recognised as held files (canonical path -> index in `files`).
     held_inputs: Vec<(PathBuf, usize)>,
@@ -100,12 +102,6 @@ impl Base {
             .array("spectrogram")
             .ok_or_else(|| not_ours(&root.display(), "no `spectrogram` array"))?
             .clone();
-        if spec.attrs.contains_key("average_interval") {
-            return Err(DasError::Input(format!(
-                "{}: cannot append to a cube of averaged spectra (--average) yet; make it again from all the files",
-                root.display()
-            )));
-        }
         let sattr = |key: &str| {
             spec.attrs.get(key).cloned().ok_or_else(|| {
                 not_ours(
@@ -148,8 +144,22 @@ impl Base {
         let first_time = *time
             .first()
             .ok_or_else(|| not_ours(&root.display(), "no time coordinate values"))?;
-        let start_us = first_time - (job::label_offset(&params) * 1e6 / fs).round() as i64;
-        check_time_axis(&time, windows, hop as f64 * 1e6 / fs)
+        let average = match (
+            spec.attrs
+                .get("average_interval_samples")
+                .and_then(Value::as_u64),
+            spec.attrs.get("average_windows").and_then(Value::as_u64),
+        ) {
+            (Some(interval), Some(windows)) => Some(job::Averaging { interval, windows }),
+            _ => None,
+        };
+        // Intervals are labelled by their start; windows as the scale says.
+        let (offset, step) = match average {
+            Some(a) => (0.0, a.interval as f64),
+            None => (job::label_offset(&params), hop as f64),
+        };
+        let start_us = first_time - (offset * 1e6 / fs).round() as i64;
+        check_time_axis(&time, windows, step * 1e6 / fs)
             .map_err(|m| not_ours(&root.display(), &m))?;
         let files = attrs
             .get("input_files")
@@ -199,6 +209,7 @@ impl Base {
             channel_spacing,
             first_distance,
             layout,
+            average,
             files,
             attrs,
             held_inputs: Vec::new(),
@@ -402,6 +413,7 @@ pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
             overlaps: 0,
             resumed_from_block: 0,
             warnings: Vec::new(),
+            averaged: base.average.is_some(),
         }))
     };
     if new_paths.is_empty() {
@@ -411,7 +423,7 @@ pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
     }
 
     // The held files whose samples the next windows need: usually the last one.
-    let needed_from = base.windows * p.hop as u64;
+    let needed_from = base.windows * base.average.map_or(p.hop as u64, |a| a.interval);
     let mut tails: Vec<(PathBuf, usize)> = Vec::new();
     let mut missing = Vec::new();
     for (i, f) in base.files.iter().enumerate().rev() {
@@ -530,7 +542,10 @@ pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
             record.overlaps.insert(0, d);
         }
     }
-    let n_windows = p.n_windows(record.n_samples);
+    let n_windows = match base.average {
+        Some(a) => record.n_samples / a.interval,
+        None => p.n_windows(record.n_samples),
+    };
     if n_windows <= base.windows {
         return nothing(format!(
             "the new file(s) end at {}, too soon after the cube's last window to complete another",
@@ -543,7 +558,7 @@ pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
         c0: base.c0,
         c1: base.c1,
         n_windows,
-        average: None,
+        average: base.average,
     };
     let layout = base.layout;
     job::check_resources(opts, &plan, &layout)?;
@@ -600,13 +615,21 @@ pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
     let spec = writer
         .spec("spectrogram")
         .ok_or_else(|| not_ours(out, "no `spectrogram` array"))?;
-    let shape = vec![n_windows, spec.shape[1], spec.shape[2]];
-    writer.resize("spectrogram", shape)?;
+    let (width, nb) = (spec.shape[1], spec.shape[2]);
+    writer.resize("spectrogram", vec![n_windows, width, nb])?;
     writer.resize("time", vec![n_windows])?;
+    if base.average.is_some() {
+        writer.resize("count", vec![n_windows, width])?;
+    }
     writer.write_all("time", &time_values(&payload.plan))?;
     log::info!(
-        "{}: appending {} window(s) to its {} from {} new file(s){}",
+        "{}: appending {} {} to its {} from {} new file(s){}",
         out.display(),
+        if base.average.is_some() {
+            "interval(s)"
+        } else {
+            "window(s)"
+        },
         n_windows - payload.base_windows,
         payload.base_windows,
         new_paths.len(),
@@ -658,8 +681,23 @@ fn put_aside_partial_chunks(
             }
         }
         writer.put_aside(&aside_key(dc as usize), &rows)?;
+        if base.average.is_some() {
+            let counts = reader.read_f64("count", &[first, lo], &[kept, hi - lo])?;
+            let mut rows = vec![0f32; (kept * d_chunk) as usize];
+            for t in 0..kept {
+                for c in 0..hi - lo {
+                    rows[(t * d_chunk + c) as usize] = counts[(t * (hi - lo) + c) as usize] as f32;
+                }
+            }
+            writer.put_aside(&count_aside_key(dc as usize), &rows)?;
+        }
     }
     Ok(())
+}
+
+/// Key under which an append of averaged spectra keeps a distance chunk's existing counts.
+pub(crate) fn count_aside_key(dc: usize) -> String {
+    format!("count.{dc}")
 }
 
 /// Puts the cube back as it was before a failed append: the rows of the time chunk the
@@ -693,12 +731,30 @@ pub(crate) fn roll_back(
                     layout
                         .encoder()
                         .store(&writer, idx, &chunk, &mut Default::default())?;
+                    if plan.average.is_some() {
+                        let rows = writer
+                            .get_aside(&count_aside_key(dc as usize))?
+                            .ok_or_else(|| {
+                                DasError::Input("the counts put aside are missing".into())
+                            })?;
+                        let mut counts = vec![0i32; (t * d) as usize];
+                        for (c, r) in counts.iter_mut().zip(&rows) {
+                            *c = *r as i32;
+                        }
+                        writer.write_chunk("count", &[b, dc], &counts)?;
+                    }
                 } else {
                     writer.erase_chunk("spectrogram", &idx)?;
+                    if plan.average.is_some() {
+                        writer.erase_chunk("count", &[b, dc])?;
+                    }
                 }
             }
         }
         let time = CubeReader::open(location)?.read_all_i64("time")?;
+        if plan.average.is_some() {
+            writer.resize("count", vec![windows, width])?;
+        }
         writer.resize("spectrogram", vec![windows, width, nb])?;
         writer.resize("time", vec![windows])?;
         writer.write_all("time", &time[..windows as usize])?;

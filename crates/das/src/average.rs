@@ -54,9 +54,14 @@ pub(crate) fn run_units(
     let sub = (layout.time_chunk.max(1) as u64).min(avg.windows) as usize;
     let cap = (sub - 1) * p.hop + p.window_len;
     let mut reader = BlockReader::new(&plan.record, plan.c0, plan.c1);
+    // Unit u computes intervals k0..k1 of block b (those before `base_windows` are already
+    // in the cube: an append).
     let steps = |u: u64| {
         let b = u + pl.first_block;
-        (b * t_chunk, ((b + 1) * t_chunk).min(plan.n_windows))
+        (
+            (b * t_chunk).max(pl.base_windows),
+            ((b + 1) * t_chunk).min(plan.n_windows),
+        )
     };
     let count_of = |us: &[u64]| -> u64 {
         us.iter()
@@ -80,8 +85,35 @@ pub(crate) fn run_units(
     let mut computed = 0;
     for &u in &todo {
         let (k0, k1) = steps(u);
+        let b = u + pl.first_block;
         spectra.iter_mut().for_each(|c| c.fill(f32::NAN));
         count_chunks.iter_mut().for_each(|c| c.fill(0));
+        // The block an append starts in: its rows already in the cube, put aside when the
+        // append began, go back into each chunk.
+        let kept = (k0 - b * t_chunk) as usize;
+        if kept > 0 {
+            for (dc, (chunk, count_chunk)) in spectra.iter_mut().zip(&mut count_chunks).enumerate()
+            {
+                let missing = || {
+                    DasError::Input(format!(
+                        "{}: the last {kept} intervals, kept aside when the append began, are missing; rebuild the cube with --overwrite",
+                        writer.path().display()
+                    ))
+                };
+                let rows = writer
+                    .get_aside(&crate::job::aside_key(dc))?
+                    .filter(|v| v.len() == kept * d_chunk * nb)
+                    .ok_or_else(missing)?;
+                chunk[..rows.len()].copy_from_slice(&rows);
+                let counts = writer
+                    .get_aside(&crate::append::count_aside_key(dc))?
+                    .filter(|v| v.len() == kept * d_chunk)
+                    .ok_or_else(missing)?;
+                for (c, v) in count_chunk.iter_mut().zip(counts) {
+                    *c = v as i32;
+                }
+            }
+        }
         for k in k0..k1 {
             sums.fill(0.0);
             counts.fill(0);
@@ -114,7 +146,7 @@ pub(crate) fn run_units(
                     );
                 j += nw as u64;
             }
-            let row = (k - k0) as usize;
+            let row = (k - b * t_chunk) as usize;
             spectra
                 .par_iter_mut()
                 .zip(count_chunks.par_iter_mut())
@@ -131,7 +163,6 @@ pub(crate) fn run_units(
                     }
                 });
         }
-        let b = u + pl.first_block;
         spectra
             .par_iter()
             .zip(count_chunks.par_iter())

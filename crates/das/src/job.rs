@@ -218,6 +218,19 @@ pub struct DasSummary {
     pub resumed_from_block: u64,
     /// Things the user should know, each naming its file.
     pub warnings: Vec<String>,
+    /// The time steps are `--average` intervals, not windows.
+    pub averaged: bool,
+}
+
+impl DasSummary {
+    /// What a time step of the cube is: `windows` or `intervals`.
+    pub fn steps(&self) -> &'static str {
+        if self.averaged {
+            "intervals"
+        } else {
+            "windows"
+        }
+    }
 }
 
 /// The resolved geometry of a job: what parameters mean for this record.
@@ -322,7 +335,7 @@ pub fn plan(opts: &DasOptions) -> Result<Plan, DasError> {
             ),
         ));
     }
-    let mut plan = Plan {
+    let plan = Plan {
         record,
         params,
         c0,
@@ -331,14 +344,15 @@ pub fn plan(opts: &DasOptions) -> Result<Plan, DasError> {
         average,
     };
     if let Some(avg) = average {
+        // Said, not recorded: an --append with later files averages them.
         let rest = plan.record.n_samples - n_windows * avg.interval;
         if rest > 0 {
             let fs = plan.record.sampling_rate;
-            plan.record.warnings.push(format!(
-                "the last {} s of the record do not fill an --average interval of {} s and are not in the cube",
+            log::warn!(
+                "the last {} s of the record do not fill an --average interval of {} s and are not in the cube (an --append with later files completes it)",
                 format_number(rest as f64 / fs),
                 format_number(avg.interval as f64 / fs)
-            ));
+            );
         }
     }
     check_resources(opts, &plan, &layout_of(opts))?;
@@ -580,6 +594,7 @@ pub(crate) fn fingerprint(plan: &Plan, layout: &Layout) -> Value {
         "dtype": format!("{:?}", layout.dtype),
         "zarr": format!("{:?}", layout.zarr),
         "chunks": [layout.time_chunk, layout.distance_chunk],
+        "average": plan.average.map(|a| a.interval),
         "version": env!("CARGO_PKG_VERSION"),
     })
 }
@@ -678,6 +693,7 @@ impl DasPayload {
             overlaps: self.plan.record.overlaps.len(),
             resumed_from_block: resumed_units,
             warnings: self.plan.record.warnings.clone(),
+            averaged: self.plan.average.is_some(),
         }
     }
 }
@@ -725,12 +741,6 @@ fn lock(opts: &DasOptions) -> Result<StoreLock, DasError> {
 /// Plans the job, or finds the plan of the same job in the store. `None`: appending and
 /// nothing is new.
 fn obtain(opts: &DasOptions) -> Result<Result<(Job, bool), DasSummary>, DasError> {
-    if opts.append && opts.average.is_some() {
-        return Err(DasError::Input(format!(
-            "{}: --average cannot be combined with --append yet: make the averaged cube from all the files in one run (or with `--plan-only` and tasks)",
-            opts.output.display()
-        )));
-    }
     if opts.append && opts.output.exists()? {
         return match crate::append::prepare(opts)? {
             crate::append::Prepared::Job(job, resumed) => Ok(Ok((*job, resumed))),
@@ -1611,8 +1621,17 @@ fn command_line(opts: &DasOptions) -> String {
         ChannelSelection::Indices(a, b) => format!(" --channels {a}:{b}"),
         ChannelSelection::Distance(a, b) => format!(" --distance {a}:{b}"),
     };
+    let dtype = match opts.dtype {
+        OutputType::F32 => String::new(),
+        OutputType::F16 => " --dtype f16".into(),
+        OutputType::Quantized { step } => format!(" --quantize {}", format_number(step)),
+    };
+    let average = opts
+        .average
+        .map(|a| format!(" --average {}", format_number(a)))
+        .unwrap_or_default();
     format!(
-        "--df {} --dt {} --fmin {}{} --window {} --scale {}{}{} -o {}",
+        "--df {} --dt {} --fmin {}{} --window {} --scale {}{}{}{}{} -o {}",
         opts.df,
         opts.dt,
         opts.fmin,
@@ -1622,6 +1641,8 @@ fn command_line(opts: &DasOptions) -> String {
         opts.window.name(),
         opts.scale.name(),
         sel,
+        dtype,
+        average,
         if opts.append { " --append" } else { "" },
         opts.output.display()
     )
