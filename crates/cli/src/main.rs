@@ -57,6 +57,7 @@ enum Command {
         cryocube das raw/ -o c.zarr --zarr-format 3 --shard --dtype f16\n  \
         cryocube das raw/ -o c.zarr --quantize 0.05           # int16 codes, within 0.025 dB\n  \
         cryocube das raw/ -o psd.zarr --average 60            # one Welch spectrum per minute\n  \
+        cryocube das /data/live/ -o live.zarr --follow        # append each file once complete\n  \
         cryocube das raw/ -o cube.zarr --append               # add what the cube lacks\n  \
         cryocube das geofon/ -o c.zarr --spacing 4 --first-distance 0  # miniSEED, one file per station\n\n\
         Formats (detected from the content; --format to force): silixa-h5, silixa-tdms, prodml,\n\
@@ -326,6 +327,17 @@ struct DasArgs {
     /// a dead fibre.
     #[arg(long)]
     allow_zero: bool,
+    /// Keep watching the input folder: each file, once complete (a later file appeared, or
+    /// its size held for --settle seconds), is appended; Ctrl-C stops. Restarting loses
+    /// nothing: the cube records what it holds.
+    #[arg(long, conflicts_with_all = ["overwrite", "plan_only", "pyramid", "append"])]
+    follow: bool,
+    /// With --follow: seconds a file's size must hold before it counts as complete.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_positive, requires = "follow")]
+    settle: f64,
+    /// With --follow: seconds between looks at the folder.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.5, value_parser = parse_positive, requires = "follow")]
+    poll: f64,
     /// Long-term spectra: one Welch-averaged spectrum per interval of SECONDS (mean power of
     /// the windows inside it, gap windows left out; their number in the variable `count`).
     #[arg(long, value_name = "SECONDS", value_parser = parse_positive, conflicts_with = "append")]
@@ -554,9 +566,16 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
         #[cfg(feature = "das")]
         Command::Das(args) => {
             let (pyramid, plan_only) = (args.pyramid, args.plan_only);
+            let follow = args.follow.then_some(cryocube_das::follow::FollowOptions {
+                settle: args.settle,
+                poll: args.poll,
+            });
             let mut opts = das_options(args)?;
             if let Some(m) = matches.subcommand_matches("das") {
                 opts.given = given(m);
+            }
+            if let Some(watch) = follow {
+                return run_follow(&opts, watch);
             }
             if plan_only {
                 let planned = job::plan_only(&opts)?;
@@ -800,6 +819,55 @@ fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
 }
 
 #[cfg(feature = "das")]
+/// `das --follow`: appends complete files until Ctrl-C (a second Ctrl-C stops at once; the
+/// append it cuts short resumes on the next start).
+#[cfg(feature = "das")]
+fn run_follow(opts: &DasOptions, watch: cryocube_das::follow::FollowOptions) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("stopped; the next start resumes the unfinished append");
+            std::process::exit(130);
+        }
+        eprintln!("stopping after the current append (Ctrl-C again to stop at once)");
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    log::info!(
+        "following {} into {} (a file counts once a later one appears or its size holds {} s; Ctrl-C stops)",
+        opts.inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        opts.output.display(),
+        watch.settle
+    );
+    let started = Instant::now();
+    let s = cryocube_das::follow::follow(opts, watch, &stop, &mut |a| {
+        log::info!(
+            "{}: +{} {} from {} file(s), now {} x {} channels x {} frequencies",
+            a.output.display(),
+            a.new_windows,
+            a.steps(),
+            a.files,
+            a.windows,
+            a.channels,
+            a.bins
+        );
+    })?;
+    log::info!(
+        "stopped following after {:.0} s: {} file(s) added in {} append(s), {} time steps",
+        started.elapsed().as_secs_f64(),
+        s.files,
+        s.appends,
+        s.windows
+    );
+    Ok(())
+}
+
 fn run_das(opts: &DasOptions, quiet: bool) -> Result<()> {
     let started = Instant::now();
     let bar = progress_bar(

@@ -625,12 +625,12 @@ pub(crate) fn prepare(opts: &DasOptions) -> Result<Prepared, DasError> {
     log::info!(
         "{}: appending {} {} to its {} from {} new file(s){}",
         out.display(),
+        n_windows - payload.base_windows,
         if base.average.is_some() {
             "interval(s)"
         } else {
             "window(s)"
         },
-        n_windows - payload.base_windows,
         payload.base_windows,
         new_paths.len(),
         if already_in_cube > 0 {

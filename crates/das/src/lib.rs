@@ -6,6 +6,7 @@
 //! - [`job`]: the `cryocube das` job: stream -> spectra -> cube, chunk by chunk, resumable;
 //! - [`quantize`]: `--quantize`, spectra as int16 codes, and the storing of chunks;
 //! - [`average`]: `--average`, Welch long-term spectra, one per interval;
+//! - [`follow`]: `--follow`, appending each file of a watched folder once it is complete;
 //! - [`append`]: `--append`, continuing a finished cube with later files;
 //! - [`demo`]: a synthetic Rhonegletscher-like record for `cryocube demo`.
 //!
@@ -31,6 +32,7 @@ pub mod append;
 pub mod average;
 pub mod demo;
 pub mod error;
+pub mod follow;
 pub mod job;
 pub mod quantize;
 pub mod read;
