@@ -42,6 +42,7 @@ test: test-deps
 
 bench: deps
 	bash bench/das.sh
+	bash bench/follow.sh
 	bash bench/polar.sh
 	bash bench/view.sh
 	bash bench/scale.sh

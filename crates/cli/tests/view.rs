@@ -1656,3 +1656,62 @@ fn allowed_hosts_and_duplicate_host_headers() {
     let head = String::from_utf8_lossy(&out);
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
 }
+
+/// A cube that grows while it is shown (`das --append`, as `--follow` does): `/api/meta`
+/// reports the new length, its values are served exactly, and the page with "follow the
+/// latest time" on moves its time range to the new end, keeping its width.
+#[test]
+fn a_growing_cube_is_followed_to_its_latest_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = common::synthetic_files();
+    let cube = tmp.path().join("live.zarr");
+    let das = |file: &Path, extra: &[&str]| {
+        let mut args = vec!["das", file.to_str().unwrap(), "-o", cube.to_str().unwrap()];
+        args.extend(["--chunks", "64,8", "--record-paths", "-q"]);
+        args.extend(extra);
+        let o = common::cryocube(&args);
+        assert!(o.status.success(), "{}", common::text(&o));
+    };
+    das(&files[0], &[]);
+    let s = Server::start(&cube);
+    let time_len = |m: &Value| m["variables"][0]["shape"][0].as_u64().unwrap();
+    assert_eq!(time_len(&s.json("/api/meta")), 291);
+    let b = Browser::start();
+    // The last 100 windows, following.
+    let hash = json!({"lo": [191, 0, 0], "hi": [291, 32, 101], "follow": true});
+    b.go(&view_url(&s.url, &hash));
+    b.wait_frames(1);
+    assert_eq!(
+        b.js("return window.cryocube.state.hi[0]").as_u64(),
+        Some(291)
+    );
+
+    das(&files[1], &["--append"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while time_len(&s.json("/api/meta")) != 591 {
+        assert!(
+            Instant::now() < deadline,
+            "the server never saw the cube grow"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ours = cryocube_cube::CubeReader::open(&cube)
+        .unwrap()
+        .read_f64("spectrogram", &[500, 3, 25], &[1, 1, 1])
+        .unwrap()[0];
+    assert_eq!(
+        s.json("/api/value?var=spectrogram&i=500&j=3&k=25")["value"].as_f64(),
+        Some(ours)
+    );
+    loop {
+        let range = b.js("return [window.cryocube.state.lo[0], window.cryocube.state.hi[0]]");
+        if range == json!([491, 591]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page did not follow: {range}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

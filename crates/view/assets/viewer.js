@@ -32,7 +32,7 @@ function defaultState(v) {
     // A map faces the camera; a volume is turned to show three faces.
     yaw: v.flat ? 0 : -0.6, pitch: v.flat ? 0 : 0.45, zoom: v.flat ? 1.3 : 1.0, panX: 0, panY: 0,
     proj: "persp", cmap: "viridis", reverse: false,
-    auto: true, vmin: null, vmax: null, log: false, nan: "magenta", paxis: 2, grid: false,
+    auto: true, vmin: null, vmax: null, log: false, nan: "magenta", paxis: 2, grid: false, follow: false,
     ...colourBar(v),
   };
 }
@@ -849,6 +849,7 @@ function buildControls() {
   $("nan").value = state.nan;
   $("proj").value = state.proj;
   $("grid").checked = !!state.grid;
+  showLive();
   if (state.vmin !== null) $("vmin").value = state.vmin;
   if (state.vmax !== null) $("vmax").value = state.vmax;
 }
@@ -868,7 +869,7 @@ function wire() {
     const next = meta.variables.find((v) => v.name === $("var").value);
     // The camera stays, unless the new variable is a map and the old a volume (or back).
     const camera = next.flat === was.flat ? { yaw: state.yaw, pitch: state.pitch } : {};
-    state = { ...defaultState(next), cmap: state.cmap, reverse: state.reverse, proj: state.proj, nan: state.nan, grid: state.grid, ...camera, ...colourBar(next) };
+    state = { ...defaultState(next), cmap: state.cmap, reverse: state.reverse, proj: state.proj, nan: state.nan, grid: state.grid, follow: state.follow, ...camera, ...colourBar(next) };
     buildControls();
     draw();
   });
@@ -880,6 +881,12 @@ function wire() {
   $("nan").addEventListener("change", () => { state.nan = $("nan").value; draw(); });
   $("proj").addEventListener("change", () => { state.proj = $("proj").value; draw(); });
   $("grid").addEventListener("change", () => { state.grid = $("grid").checked; draw(); });
+  $("follow").addEventListener("change", () => {
+    state.follow = $("follow").checked;
+    showLive();
+    writeHash();
+    if (state.follow) followLatest().catch(() => {});
+  });
   for (const id of ["vmin", "vmax"]) $(id).addEventListener("change", () => {
     state.auto = false; $("auto").checked = false;
     state.vmin = parseFloat($("vmin").value); state.vmax = parseFloat($("vmax").value);
@@ -918,6 +925,42 @@ function wire() {
   c.addEventListener("pointerup", (e) => { if (drag && !drag.moved) profile(e); drag = null; });
   c.addEventListener("wheel", (e) => { e.preventDefault(); state.zoom = Math.max(0.3, Math.min(8, state.zoom * Math.exp(-e.deltaY * 0.001))); draw(); }, { passive: false });
   window.addEventListener("resize", () => draw());
+}
+
+// ---------- a growing cube ----------
+// With "follow the latest time" on, the page asks every 2 s whether the cube grew (the server
+// looks at the store at most once a second) and moves the time range to its end, keeping its
+// width. Faces are fetched anew: those at the old end may have changed.
+const FOLLOW_MS = 2000;
+let followTimer = null;
+
+function timeDim() {
+  const v = variable();
+  return v.flat ? -1 : v.dims.indexOf("time");
+}
+
+function showLive() {
+  $("live").hidden = timeDim() < 0;
+  $("follow").checked = !!state.follow && timeDim() >= 0;
+  clearInterval(followTimer);
+  followTimer = $("follow").checked ? setInterval(() => followLatest().catch(() => {}), FOLLOW_MS) : null;
+}
+
+async function followLatest() {
+  const r = await fetch("/api/meta");
+  if (!r.ok) return;
+  const m = await r.json();
+  const d = timeDim();
+  const next = m.variables.find((x) => x.name === state.var);
+  if (d < 0 || !next || next.shape[d] === variable().shape[d]) return;
+  const width = state.hi[d] - state.lo[d];
+  meta = m;
+  state.hi[d] = next.shape[d];
+  state.lo[d] = Math.max(0, next.shape[d] - width);
+  for (const f of faces.values()) if (f.tex) gl.deleteTexture(f.tex);
+  faces.clear();
+  buildControls();
+  await draw();
 }
 
 // For tests and scripts: which faces are drawn, and where a face's point lands on screen.

@@ -335,6 +335,9 @@ pub struct ViewCube {
     chunks: Cache<ChunkKey, Arc<Vec<f32>>>,
     /// Memory for the faces being made and sent at once, bytes.
     work_bytes: usize,
+    /// Where it is and the cache budget it was opened with (to open it again once it grew).
+    location: Location,
+    cache_bytes: usize,
 }
 
 impl ViewCube {
@@ -423,7 +426,29 @@ impl ViewCube {
             work_bytes: (cache_bytes / 4).max(FACE_WORK_BYTES),
             faces: cache(cache_bytes / 8),
             chunks: cache(cache_bytes / 8 * 5),
+            location: location.clone(),
+            cache_bytes,
         })
+    }
+
+    /// The cube opened again if it grew since (`cryocube das --append` or `--follow` wrote
+    /// to it): a variable's shape differs in its published metadata. `None` while it is the
+    /// same, or being written (unpublished): the view keeps what it shows.
+    pub fn grown(&self) -> Result<Option<ViewCube>, ViewError> {
+        let reader = CubeReader::open(&self.location)?;
+        if !reader.is_complete() {
+            return Ok(None);
+        }
+        let same = self.variables.iter().all(|v| {
+            reader
+                .array(&v.name)
+                .is_some_and(|a| as_3d(&a.shape, 1).to_vec() == v.shape)
+        });
+        if same {
+            return Ok(None);
+        }
+        log::info!("{}: the cube grew; showing it anew", self.location);
+        ViewCube::open(&self.location, self.cache_bytes).map(Some)
     }
 
     /// The variables it can show, in the cube's order.

@@ -9,13 +9,14 @@
 //! |---|---|
 //! | `/` | the page |
 //! | `/viewer.js`, `/colormaps.js` | its script (an ES module) and the colormap tables |
-//! | `/api/meta` | title, variables, axes with coordinates and labels (JSON) |
+//! | `/api/meta` | title, variables, axes with coordinates and labels (JSON); a cube that grew since (an append, `das --follow`) is opened again first, looked at once a second at most |
 //! | `/api/face?var=&axis=&index=&max=[&r0=&r1=&c0=&c1=]` | a slice, or a window of its rows `r0..r1` and columns `c0..c1`, 16-bit quantised (`X-Face-*` headers give rows, cols, step and origin in level-0 cells, pyramid level, min, max) |
 //! | `/api/value?var=&i=&j=&k=` | one stored value, exact (JSON) |
 //! | `/api/profile?var=&axis=&i=&j=&k=` | the stored values along an axis (JSON) |
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -50,7 +51,10 @@ pub struct ViewOptions {
 }
 
 struct AppState {
-    cube: ViewCube,
+    /// The cube shown; replaced when it grows (see [`meta`]).
+    cube: RwLock<Arc<ViewCube>>,
+    /// When the store was last looked at for growth.
+    checked: Mutex<Instant>,
     /// `Host` header values this server answers to.
     hosts: Vec<String>,
     /// Memory of the faces being made or sent, in KiB permits ([`ViewCube::work_bytes`] in
@@ -61,6 +65,16 @@ struct AppState {
 }
 
 type Shared = Arc<AppState>;
+
+/// How often `/api/meta` looks at the store for growth, at most.
+const GROWTH_CHECK: Duration = Duration::from_secs(1);
+
+impl AppState {
+    /// The cube as it is shown now.
+    fn cube(&self) -> Arc<ViewCube> {
+        self.cube.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
 
 /// Serves `cube` until the process ends; `ready` gets the bound address (to print the URL).
 pub fn serve_blocking(
@@ -106,7 +120,8 @@ pub fn router(cube: ViewCube, addr: SocketAddr, host: &str, allow_hosts: &[Strin
     hosts.dedup();
     let work = cube.work_bytes();
     let state = Arc::new(AppState {
-        cube,
+        cube: RwLock::new(Arc::new(cube)),
+        checked: Mutex::new(Instant::now()),
         hosts,
         in_flight: Arc::new(Semaphore::new(work >> 10)),
     });
@@ -179,15 +194,35 @@ async fn blocking<T: Send + 'static>(
     state: &Shared,
     f: impl FnOnce(&ViewCube) -> Result<T, ViewError> + Send + 'static,
 ) -> Result<T, Response> {
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || f(&state.cube))
+    let cube = state.cube();
+    tokio::task::spawn_blocking(move || f(&cube))
         .await
         .map_err(|e| error(ViewError::Server(e.to_string())))?
         .map_err(error)
 }
 
+/// The cube's description. A cube that grew since (an append, `das --follow`) is opened
+/// again first, at most once a second, so a page that follows the latest time sees it.
 async fn meta(State(state): State<Shared>) -> Response {
-    Json(state.cube.meta()).into_response()
+    let due = {
+        let mut checked = state.checked.lock().unwrap_or_else(|e| e.into_inner());
+        let due = checked.elapsed() >= GROWTH_CHECK;
+        if due {
+            *checked = Instant::now();
+        }
+        due
+    };
+    if due {
+        match blocking(&state, |c| c.grown()).await {
+            Ok(Some(grown)) => {
+                *state.cube.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(grown);
+            }
+            Ok(None) => {}
+            // A store being rewritten can fail to open for a moment: keep showing the cube.
+            Err(_) => log::debug!("looking for growth failed; the view stays"),
+        }
+    }
+    Json(state.cube().meta()).into_response()
 }
 
 #[derive(Deserialize)]
@@ -234,10 +269,10 @@ async fn face(State(state): State<Shared>, Query(q): Query<FaceQuery>) -> Respon
             return error(e);
         }
     };
-    let budget = state.cube.work_bytes() >> 10;
+    let budget = state.cube().work_bytes() >> 10;
     let permits = |bytes: usize| bytes.div_ceil(1024).clamp(1, budget);
     let need = match state
-        .cube
+        .cube()
         .face_bytes(&q.var, q.axis, q.index, max, window.clone())
     {
         Ok(n) => n,
