@@ -11,22 +11,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assert_same_store, cryocube, das, p, synthetic_files, text, venv};
+use common::{assert_same_store, cryocube, das, das_ok, das_run, p, synthetic_files, text, venv};
 use cryocube_cube::CubeReader;
-
-fn das_run(inputs: &[&Path], out: &Path, args: &[&str]) -> std::process::Output {
-    let mut a = vec!["das"];
-    a.extend(inputs.iter().map(|i| p(i)));
-    a.extend(["-o", p(out)]);
-    a.extend(args);
-    cryocube(&a)
-}
-
-fn das_ok(inputs: &[&Path], out: &Path, args: &[&str]) -> String {
-    let o = das_run(inputs, out, args);
-    assert!(o.status.success(), "{args:?}: {}", text(&o));
-    text(&o)
-}
 
 /// The reference: reads the files with h5py (`dataset`, time x channel), NaN for the files
 /// listed as missing (a gap of their length), and compares each interval of the cube with

@@ -51,6 +51,22 @@ pub fn cryocube_with(args: &[&str], env: &[(String, String)]) -> Output {
         .expect("run cryocube")
 }
 
+/// `cryocube das INPUTS -o OUT ARGS...`: its output, success or not.
+pub fn das_run(inputs: &[&Path], out: &Path, args: &[&str]) -> Output {
+    let mut a = vec!["das"];
+    a.extend(inputs.iter().map(|i| p(i)));
+    a.extend(["-o", p(out)]);
+    a.extend(args);
+    cryocube(&a)
+}
+
+/// [`das_run`] that must succeed; what it said.
+pub fn das_ok(inputs: &[&Path], out: &Path, args: &[&str]) -> String {
+    let o = das_run(inputs, out, args);
+    assert!(o.status.success(), "{args:?}: {}", text(&o));
+    text(&o)
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "{}{}",

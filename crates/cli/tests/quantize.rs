@@ -9,23 +9,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{cryocube, das, p, synthetic_files, text};
+use common::{cryocube, das, das_ok, das_run, p, synthetic_files, text};
 use cryocube_cube::CubeReader;
-
-/// `cryocube das INPUTS -o OUT ARGS...`: its output, success or not.
-fn das_run(inputs: &[&Path], out: &Path, args: &[&str]) -> std::process::Output {
-    let mut a = vec!["das"];
-    a.extend(inputs.iter().map(|i| p(i)));
-    a.extend(["-o", p(out)]);
-    a.extend(args);
-    cryocube(&a)
-}
-
-fn das_ok(inputs: &[&Path], out: &Path, args: &[&str]) -> String {
-    let o = das_run(inputs, out, args);
-    assert!(o.status.success(), "{args:?}: {}", text(&o));
-    text(&o)
-}
 
 /// Every cell of `quantised` is within `step / 2` of `float` (NaN and -inf exactly where the
 /// float cube has them); returns how many cells were finite, NaN and -inf.

@@ -15,7 +15,6 @@
 //! sums, plus the unit's output chunks, whatever the interval length.
 
 use rayon::prelude::*;
-use serde_json::json;
 
 use crate::job::Job;
 use crate::quantize::Buffer;
@@ -172,10 +171,7 @@ pub(crate) fn run_units(
                 writer.write_chunk("count", &[b, dc as u64], count_chunk)?;
                 Ok::<(), DasError>(())
             })?;
-        job.stored.mark_done(
-            u,
-            &json!({"signal": reader.stats().signal(), "stats": reader.stats()}),
-        )?;
+        job.mark_done(u, reader.stats())?;
         computed += k1 - k0;
         progressed += k1 - k0;
         progress(progressed, total);

@@ -710,6 +710,15 @@ pub(crate) struct Job {
     pub writer: CubeWriter,
 }
 
+impl Job {
+    /// Records unit `u` as done, with what its samples were like: the commit tells a dead
+    /// fibre (all zero) and a record of NaN from them.
+    pub(crate) fn mark_done(&self, u: u64, stats: SampleStats) -> Result<(), DasError> {
+        let record = json!({"signal": stats.signal(), "stats": stats});
+        Ok(self.stored.mark_done(u, &record)?)
+    }
+}
+
 /// What [`plan_only`] reports.
 #[derive(Clone, Debug)]
 pub struct Planned {
@@ -1117,10 +1126,7 @@ fn run_units(
         done_chunks?;
         loaded?;
         std::mem::swap(&mut cur, &mut next);
-        job.stored.mark_done(
-            u,
-            &json!({"signal": reader.stats().signal(), "stats": reader.stats()}),
-        )?;
+        job.mark_done(u, reader.stats())?;
         computed += w1 - w0;
         progressed += w1 - w0;
         progress(progressed, total);
