@@ -1715,3 +1715,46 @@ fn a_growing_cube_is_followed_to_its_latest_time() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A quantised cube (`das --quantize`, CF-packed int16) is served unpacked: exact values are
+/// the cube reader's (within half a step of the float cube), NaN for the fill code, and faces
+/// are drawn from the unpacked values.
+#[test]
+fn a_quantised_cube_is_served_unpacked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = common::das("synthetic");
+    let (float, packed) = (tmp.path().join("f.zarr"), tmp.path().join("q.zarr"));
+    for (out, extra) in [(&float, vec![]), (&packed, vec!["--quantize", "0.05"])] {
+        let mut args = vec![
+            "das",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "-q",
+        ];
+        args.extend(extra);
+        let o = common::cryocube(&args);
+        assert!(o.status.success(), "{}", common::text(&o));
+    }
+    let s = Server::start(&packed);
+    let f = cryocube_cube::CubeReader::open(&float).unwrap();
+    for (i, j, k) in [(7u64, 5u64, 25u64), (400, 31, 60), (890, 0, 100)] {
+        let exact = f.read_f64("spectrogram", &[i, j, k], &[1, 1, 1]).unwrap()[0];
+        let shown = s.json(&format!("/api/value?var=spectrogram&i={i}&j={j}&k={k}"))["value"]
+            .as_f64()
+            .unwrap();
+        assert!((shown - exact).abs() <= 0.025 + 1e-5, "{shown} vs {exact}");
+        // A multiple of the step from the offset: the packed value, not the float.
+        let offset = cryocube_cube::CubeReader::open(&packed)
+            .unwrap()
+            .array("spectrogram")
+            .unwrap()
+            .attrs["add_offset"]
+            .as_f64()
+            .unwrap();
+        let steps = (shown - offset) / 0.05;
+        assert!((steps - steps.round()).abs() < 1e-6, "{shown}");
+    }
+    let (status, body) = s.get("/api/face?var=spectrogram&axis=0&index=10&max=64");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+}
