@@ -818,7 +818,6 @@ fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
     bar
 }
 
-#[cfg(feature = "das")]
 /// `das --follow`: appends complete files until Ctrl-C (a second Ctrl-C stops at once; the
 /// append it cuts short resumes on the next start).
 #[cfg(feature = "das")]
@@ -868,6 +867,7 @@ fn run_follow(opts: &DasOptions, watch: cryocube_das::follow::FollowOptions) -> 
     Ok(())
 }
 
+#[cfg(feature = "das")]
 fn run_das(opts: &DasOptions, quiet: bool) -> Result<()> {
     let started = Instant::now();
     let bar = progress_bar(
