@@ -190,7 +190,7 @@ enum Command {
     },
     /// Explore a cube in the browser: its 3-D variables as an interactive box, 2-D ones as maps.
     #[command(after_help = "Examples:\n  \
-        cryocube view cryocube-demo/cube.zarr --open\n  \
+        cryocube view cryocube-demo/demo.zarr --open\n  \
         cryocube view s3://bucket/polar.zarr --port 8800\n\n\
         Serves one page and the cube's data, read-only, on 127.0.0.1 unless --host says\n\
         otherwise; prints the URL. To share on a LAN: --host 0.0.0.0 --allow-host NAME,\n\

@@ -972,6 +972,9 @@ fn demo_cube_opens_with_the_default_view() {
     ]);
     assert!(o.status.success(), "{}", common::text(&o));
     assert!(again.join(".pyramid/pyramid.json").is_file());
+    // `view --help` names the cube the demo writes.
+    let help = common::text(&common::cryocube(&["view", "--help"]));
+    assert!(help.contains("cryocube-demo/demo.zarr"), "{help}");
     let s = Server::start(&out.join("demo.zarr"));
     let b = Browser::start();
     b.go(&format!("{}/", s.url));
@@ -1699,10 +1702,13 @@ fn a_growing_cube_is_followed_to_its_latest_time() {
         .unwrap()
         .read_f64("spectrogram", &[500, 3, 25], &[1, 1, 1])
         .unwrap()[0];
-    assert_eq!(
-        s.json("/api/value?var=spectrogram&i=500&j=3&k=25")["value"].as_f64(),
-        Some(ours)
-    );
+    let v = s.json("/api/value?var=spectrogram&i=500&j=3&k=25");
+    assert_eq!(v["value"].as_f64(), Some(ours));
+    // Shown to float32 precision: the shortest text of the stored float32, not 17 digits.
+    assert_eq!(v["text"], format!("{}", ours as f32));
+    assert!(v["text"].as_str().unwrap().len() <= 12, "{v}");
+    // No icon, and no 404 for it.
+    assert_eq!(s.get("/favicon.ico").0, 204);
     loop {
         let range = b.js("return [window.cryocube.state.lo[0], window.cryocube.state.hi[0]]");
         if range == json!([491, 591]) {

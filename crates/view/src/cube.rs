@@ -755,6 +755,15 @@ impl ViewCube {
             .read_f64(name, stored(rank, &index), stored(rank, &[1, 1, 1]))?[0])
     }
 
+    /// `v`, a value of `name`, as its stored precision says: the shortest text that reads
+    /// back as the same float32 for float32 (and float16) arrays, not float64's 17 digits.
+    pub fn value_text(&self, name: &str, v: f64) -> String {
+        match self.reader.array(name).map(|a| a.dtype) {
+            Some(cryocube_cube::DType::F32 | cryocube_cube::DType::F16) => format!("{}", v as f32),
+            _ => format!("{v}"),
+        }
+    }
+
     /// The stored values along `axis` through `index`.
     pub fn profile(&self, name: &str, axis: usize, index: [u64; 3]) -> Result<Vec<f64>, ViewError> {
         let v = self.variable(name)?;

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `/` | the page |
 //! | `/viewer.js`, `/colormaps.js` | its script (an ES module) and the colormap tables |
+//! | `/favicon.ico` | 204 No Content (the page has no icon) |
 //! | `/api/meta` | title, variables, axes with coordinates and labels (JSON); a cube that grew since (an append, `das --follow`) is opened again first, looked at once a second at most |
 //! | `/api/face?var=&axis=&index=&max=[&r0=&r1=&c0=&c1=]` | a slice, or a window of its rows `r0..r1` and columns `c0..c1`, 16-bit quantised (`X-Face-*` headers give rows, cols, step and origin in level-0 cells, pyramid level, min, max) |
 //! | `/api/value?var=&i=&j=&k=` | one stored value, exact (JSON) |
@@ -129,6 +130,8 @@ pub fn router(cube: ViewCube, addr: SocketAddr, host: &str, allow_hosts: &[Strin
         .route("/", get(page))
         .route("/viewer.js", get(|| script(SCRIPT)))
         .route("/colormaps.js", get(|| script(COLORMAPS)))
+        // Browsers ask for an icon; the page declares none: no content, not a 404 in the log.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/api/meta", get(meta))
         .route("/api/face", get(face))
         .route("/api/value", get(value))
@@ -351,9 +354,14 @@ fn finite_or_null(v: f64) -> serde_json::Value {
 
 async fn value(State(state): State<Shared>, Query(q): Query<PointQuery>) -> Response {
     let idx = [q.i, q.j, q.k];
-    match blocking(&state, move |c| c.value(&q.var, idx)).await {
-        Ok(v) => Json(json!({"index": idx, "value": finite_or_null(v), "text": format!("{v}")}))
-            .into_response(),
+    let reply = blocking(&state, move |c| {
+        let v = c.value(&q.var, idx)?;
+        Ok((v, c.value_text(&q.var, v)))
+    });
+    match reply.await {
+        Ok((v, text)) => {
+            Json(json!({"index": idx, "value": finite_or_null(v), "text": text})).into_response()
+        }
         Err(r) => r,
     }
 }
