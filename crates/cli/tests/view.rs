@@ -1528,12 +1528,17 @@ ds.to_zarr(sys.argv[1], zarr_format=2, consolidated=True, mode="w")
     let row20 = face_point(&b, 0, 1, 20.5 / 40.0, 0.3).unwrap();
     let col30 = face_point(&b, 0, 1, 0.375, 30.5 / 60.0).unwrap();
     let neither = face_point(&b, 0, 1, 0.375, 0.3).unwrap();
-    // (The automatic range of a constant draws it at the colormap's start; a straight line of
-    // 1 px may fall half on each of two pixels.)
+    // (The automatic range of a constant, [v - 0.5, v + 0.5], draws it in the colormap's
+    // middle: mid-gray here, which the lines lighten by about 56; a straight line of 1 px may
+    // fall half on each of two pixels.)
     let base = *pixel(&img, neither.0, neither.1).iter().min().unwrap();
     assert!(brightest(&img, neither) <= base + 3, "between the lines");
-    assert!(brightest(&img, row20) >= base + 60, "row 20");
-    assert!(brightest(&img, col30) >= base + 60, "column 30");
+    assert!(
+        brightest(&img, row20) >= base + 40,
+        "row 20: {} on {base}",
+        brightest(&img, row20)
+    );
+    assert!(brightest(&img, col30) >= base + 40, "column 30");
 }
 
 /// Peak resident memory of a process, bytes (`VmHWM`).
@@ -1763,4 +1768,67 @@ fn a_quantised_cube_is_served_unpacked() {
     }
     let (status, body) = s.get("/api/face?var=spectrogram&axis=0&index=10&max=64");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+}
+
+/// Sensible defaults (issue #17): a mask whose only value is 1 gets the range [0.5, 1.5], so
+/// it is drawn in the colormap's middle, not its darkest end; on values that are all negative
+/// (dB) the logarithmic option is off and disabled, with the reason beside it, even when a
+/// link asks for it; no debug text is left on the picture once it is drawn.
+#[test]
+fn masks_and_negative_values_get_sensible_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("defaults.zarr");
+    let script = r#"
+import sys, numpy as np, xarray as xr
+t = np.datetime64("2021-03-04T05:00") + np.arange(4) * np.timedelta64(1, "D")
+neg = -10.0 - np.arange(4 * 6 * 5, dtype="float32").reshape(4, 6, 5)
+ds = xr.Dataset(
+    {"neg": (("time", "y", "x"), neg, {"units": "dB"}),
+     "ones": (("y", "x"), np.ones((6, 5), "float32"), {"units": "1"})},
+    coords={"time": t, "y": np.arange(6) * 1000.0, "x": np.arange(5) * 1000.0},
+)
+ds.to_zarr(sys.argv[1], zarr_format=2, consolidated=True, mode="w")
+"#;
+    let o = Command::new(common::venv())
+        .args(["-c", script, out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
+    let s = Server::start(&out);
+    let b = Browser::start();
+    b.go(&view_url(&s.url, &json!({"var": "neg", "log": true})));
+    b.wait_frames(1);
+    let state = b.js("return window.cryocube.state");
+    assert_eq!(state["log"], false, "{state}");
+    assert_eq!(b.js("return document.getElementById('log').disabled"), true);
+    assert!(b
+        .js("return document.getElementById('logwhy').textContent")
+        .as_str()
+        .unwrap()
+        .contains("positive"));
+    assert_eq!(
+        b.js("return document.getElementById('status').textContent"),
+        ""
+    );
+    // Another hash on the same page does not reload it: reload, then wait for the new view.
+    b.go(&view_url(&s.url, &json!({"var": "ones"})));
+    b.js("location.reload()");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let state = loop {
+        let st = b.js("return window.cryocube ? window.cryocube.state : null");
+        if st["var"] == "ones" {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "the mask view never drew: {st}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        (state["vmin"].as_f64(), state["vmax"].as_f64()),
+        (Some(0.5), Some(1.5)),
+        "{state}"
+    );
+    assert_eq!(
+        b.js("return document.getElementById('log').disabled"),
+        false
+    );
 }

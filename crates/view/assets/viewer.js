@@ -314,7 +314,7 @@ function robustRange(list) {
       if (q !== NAN_CODE) vals.push(face.min + (q / 65534) * span);
     }
   }
-  if (!vals.length) return [0, 1];
+  if (!vals.length) return [0, 1, true];
   vals.sort((x, y) => x - y);
   const at = (p) => vals[Math.min(vals.length - 1, Math.floor(p * (vals.length - 1)))];
   let lo = at(0.02), hi = at(0.98);
@@ -322,8 +322,18 @@ function robustRange(list) {
     const pos = vals.filter((x) => x > 0);
     if (pos.length) { lo = pos[Math.floor(0.02 * (pos.length - 1))]; hi = pos[Math.floor(0.98 * (pos.length - 1))]; }
   }
-  if (!(hi > lo)) { hi = lo + (Math.abs(lo) || 1) * 1e-6; }
-  return [lo, hi];
+  // One value (a mask of ones): a range of width 1 around it, so the value gets the middle
+  // colour of the map, never its darkest end on a dark background.
+  if (!(hi > lo)) { lo -= 0.5; hi = lo + 1; }
+  return [lo, hi, vals[vals.length - 1] > 0];
+}
+
+// A logarithmic scale needs positive values: without any, the option is off and says why
+// (dB values are logarithms already).
+function checkLog(positive) {
+  $("log").disabled = !positive;
+  $("logwhy").textContent = positive ? "" : " (needs positive values)";
+  if (!positive) { state.log = false; $("log").checked = false; }
 }
 
 let drawToken = 0;
@@ -342,10 +352,12 @@ async function draw() {
   if (token !== drawToken) return; // a newer view superseded this one
   const tFetched = performance.now();
   if (state.auto) {
-    [state.vmin, state.vmax] = robustRange(loaded);
+    const [lo, hi, positive] = robustRange(loaded);
+    [state.vmin, state.vmax] = [lo, hi];
     $("vmin").value = +state.vmin.toPrecision(6);
     $("vmax").value = +state.vmax.toPrecision(6);
-  }
+    checkLog(positive);
+  } else checkLog(state.vmax > 0 && state.vmin > 0);
   render(loaded);
   const tDrawn = performance.now();
   drawLabels(viewMatrices().mvp);
@@ -354,7 +366,8 @@ async function draw() {
   window.cryocube = { frames, at: performance.now(), lastFrameMs: ms, state: JSON.parse(JSON.stringify(state)), faces: list.length, levels: loaded.map(({ face }) => face.level),
     parts: { fetch: tFetched - t0, gl: tDrawn - tFetched, labels: performance.now() - tDrawn } };
   document.body.dataset.frames = String(frames);
-  $("status").textContent = `${variable().name}: ${list.length} face${list.length === 1 ? "" : "s"}, ${ms.toFixed(0)} ms`;
+  // Timings are for scripts (window.cryocube), not the picture.
+  $("status").textContent = "";
   writeHash();
 }
 
