@@ -139,6 +139,18 @@ fn follow_refuses_what_it_cannot_watch() {
         let o = cryocube(&["das", p(tmp.path()), "-o", p(&out), "--follow", extra]);
         assert_eq!(o.status.code(), Some(2), "{extra}: {}", text(&o));
     }
+    let o = cryocube(&[
+        "das",
+        p(tmp.path()),
+        "-o",
+        p(&out),
+        "--follow",
+        "--poll",
+        "1e300",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("--poll 1e300"), "{}", text(&o));
+    assert!(!text(&o).contains("panicked"), "{}", text(&o));
     let o = cryocube(&["das", p(tmp.path()), "-o", p(&out), "--settle", "3"]);
     assert_eq!(
         o.status.code(),

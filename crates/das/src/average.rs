@@ -35,11 +35,7 @@ pub(crate) fn run_units(
     let avg = plan.average.expect("an averaging plan");
     let layout = &pl.layout;
     let writer = &job.writer;
-    let todo: Vec<u64> = units
-        .iter()
-        .copied()
-        .filter(|u| done.binary_search(u).is_err())
-        .collect();
+    let todo = crate::job::to_do(units, done);
     crate::job::check_inputs(pl, &todo)?;
     let p = &plan.params;
     let t_chunk = layout.time_chunk.max(1) as u64;

@@ -76,6 +76,22 @@ pub fn follow(
             )));
         }
     }
+    // A settle or poll time beyond what a clock can add (1e300 s) is an error, not a panic.
+    let seconds = |what: &str, v: f64| {
+        Duration::try_from_secs_f64(v)
+            .ok()
+            .filter(|d| Instant::now().checked_add(*d).is_some())
+            .ok_or_else(|| {
+                DasError::Input(format!(
+                    "{what} {} s is not a usable time",
+                    cryocube_cube::cf::format_number(v)
+                ))
+            })
+    };
+    let (settle, poll) = (
+        seconds("--settle", watch.settle)?,
+        seconds("--poll", watch.poll)?,
+    );
     let mut sizes: HashMap<PathBuf, (u64, Instant)> = HashMap::new();
     // Files the cube held or was given, by name and size: an append is started only when a
     // complete file is not among them.
@@ -93,7 +109,6 @@ pub fn follow(
                 *entry = (size, now);
             }
         }
-        let settle = Duration::from_secs_f64(watch.settle);
         let complete: Vec<PathBuf> = files
             .iter()
             .enumerate()
@@ -119,7 +134,7 @@ pub fn follow(
             handled = complete.iter().map(|f| key(f)).collect();
             first = false;
         }
-        let until = Instant::now() + Duration::from_secs_f64(watch.poll);
+        let until = Instant::now() + poll;
         while Instant::now() < until && !stop.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
         }

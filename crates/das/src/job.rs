@@ -1011,11 +1011,7 @@ fn run_units(
     let plan = &pl.plan;
     let layout = &pl.layout;
     let writer = &job.writer;
-    let todo: Vec<u64> = units
-        .iter()
-        .copied()
-        .filter(|u| done.binary_search(u).is_err())
-        .collect();
+    let todo = to_do(units, done);
     check_inputs(pl, &todo)?;
     let p = &plan.params;
     let t_chunk = layout.time_chunk.max(1);
@@ -1132,6 +1128,15 @@ fn run_units(
         progress(progressed, total);
     }
     Ok(computed)
+}
+
+/// The units among `units` not in `done` (sorted), in their order.
+pub(crate) fn to_do(units: &[u64], done: &[u64]) -> Vec<u64> {
+    units
+        .iter()
+        .copied()
+        .filter(|u| done.binary_search(u).is_err())
+        .collect()
 }
 
 /// Key under which an append keeps a distance chunk's existing windows.
