@@ -6,9 +6,10 @@
 
 SHELL := /bin/bash
 APT_PACKAGES := build-essential libhdf5-dev libnetcdf-dev libgdal-dev pkg-config python3-venv gdal-bin
-# Only the tests need these: the viewer's page is tested in a real headless Chromium, and
-# `cryocube slurm` against a one-node Slurm cluster the tests start.
-TEST_APT_PACKAGES := chromium chromium-driver slurmctld slurmd slurm-client munge
+# Only the tests need these: the viewer's page is tested in a real headless Chromium (its
+# WebM exports read back by ffprobe/ffmpeg), and `cryocube slurm` against a one-node Slurm
+# cluster the tests start.
+TEST_APT_PACKAGES := chromium chromium-driver slurmctld slurmd slurm-client munge ffmpeg
 # Evaluated when used, i.e. after `deps` may have installed Rust under ~/.cargo.
 CARGO ?= $(shell command -v cargo || echo $(HOME)/.cargo/bin/cargo)
 

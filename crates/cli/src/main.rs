@@ -191,7 +191,8 @@ enum Command {
     /// Explore a cube in the browser: its 3-D variables as an interactive box, 2-D ones as maps.
     #[command(after_help = "Examples:\n  \
         cryocube view cryocube-demo/demo.zarr --open\n  \
-        cryocube view s3://bucket/polar.zarr --port 8800\n\n\
+        cryocube view s3://bucket/polar.zarr --port 8800\n  \
+        cryocube view polar.zarr --overlay Coastline_Antarctica_v02.shp --overlay lakes.zip\n\n\
         Serves one page and the cube's data, read-only, on 127.0.0.1 unless --host says\n\
         otherwise; prints the URL. To share on a LAN: --host 0.0.0.0 --allow-host NAME,\n\
         where NAME is what others type in the address bar (this machine's name or address). The view (variable, sub-cube, colours, camera) is kept in\n\
@@ -217,6 +218,14 @@ enum Command {
         /// machine's LAN name or address with --host 0.0.0.0.
         #[arg(long = "allow-host", value_name = "NAME")]
         allow_hosts: Vec<String>,
+        /// A vector file drawn over the cube's maps (repeatable): shapefile, zipped
+        /// shapefile, GeoJSON, GeoPackage; any CRS, reprojected onto the cube's.
+        #[arg(long = "overlay", value_name = "FILE")]
+        overlays: Vec<PathBuf>,
+        /// Where a recipe cube's sources are (as for `build`): its vector sources found there
+        /// are offered as overlays too.
+        #[arg(long, default_value = "cryocube-sources")]
+        sources: PathBuf,
     },
     /// Run one task of the job planned in a store (`--plan-only`): its share of the units.
     #[command(after_help = "Examples:\n  \
@@ -711,7 +720,21 @@ fn dispatch(command: Command, matches: &ArgMatches, quiet: bool) -> Result<()> {
             open,
             cache_mb,
             allow_hosts,
-        } => view(&store, host, port, open, cache_mb as usize, allow_hosts),
+            overlays,
+            sources,
+        } => view(
+            &store,
+            cryocube_view::ViewOptions {
+                host,
+                port,
+                allow_hosts,
+                overlays: Vec::new(),
+            },
+            open,
+            cache_mb as usize,
+            &overlays,
+            &sources,
+        ),
         #[cfg(feature = "das")]
         Command::Demo {
             output,
@@ -1336,22 +1359,22 @@ fn build_pyramid(store: &Location, wait: bool, quiet: bool) -> Result<()> {
 #[cfg(feature = "view")]
 fn view(
     store: &Location,
-    host: String,
-    port: u16,
+    mut opts: cryocube_view::ViewOptions,
     open: bool,
     cache_mb: usize,
-    allow_hosts: Vec<String>,
+    overlay_files: &[PathBuf],
+    sources: &Path,
 ) -> Result<()> {
-    if !is_loopback(&host) {
+    let host = &opts.host;
+    if !is_loopback(host) {
         log::warn!("serving on {host}: anyone who can reach this address can read the cube");
     }
     let cube = cryocube_view::ViewCube::open(store, cache_mb << 20)
         .with_context(|| format!("cannot view {store}"))?;
-    let opts = cryocube_view::ViewOptions {
-        host,
-        port,
-        allow_hosts,
-    };
+    let mut files = overlay_files.to_vec();
+    files.extend(recipe_vector_sources(&cube, sources));
+    files.dedup();
+    opts.overlays = read_overlays(&cube, store, &files)?;
     cryocube_view::serve_blocking(cube, &opts, |addr| {
         let url = format!("http://{addr}/");
         // stdout, so that scripts (and tests) can read the URL.
@@ -1365,6 +1388,116 @@ fn view(
         }
     })?;
     Ok(())
+}
+
+/// The `--overlay` files as lines in the cube's CRS (read and reprojected by cryocube-geo).
+#[cfg(all(feature = "view", feature = "geo"))]
+fn read_overlays(
+    cube: &cryocube_view::ViewCube,
+    store: &Location,
+    files: &[PathBuf],
+) -> Result<Vec<cryocube_view::Overlay>> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some((wkt, cell)) = cube.map_crs() else {
+        bail!("{store}: --overlay needs a cube with a map (a variable with a grid_mapping that states its CRS as crs_wkt or spatial_ref)");
+    };
+    files
+        .iter()
+        .map(|f| {
+            // A quarter of a cell: finer than any screen shows the cube.
+            let o = cryocube_geo::overlay::read_outlines(f, &wkt, cell / 4.0)
+                .with_context(|| format!("cannot read the overlay {}", f.display()))?;
+            log::info!(
+                "overlay {}: {} lines, {} of {} vertices kept",
+                o.name,
+                o.paths.len(),
+                o.paths.iter().map(Vec::len).sum::<usize>(),
+                o.vertices_read
+            );
+            Ok(cryocube_view::Overlay {
+                name: o.name,
+                paths: o
+                    .paths
+                    .into_iter()
+                    .map(|p| p.into_iter().flatten().collect())
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// Vector files whose extensions OGR reads as outlines.
+#[cfg(feature = "view")]
+const VECTOR_EXTENSIONS: [&str; 5] = ["shp", "geojson", "gpkg", "kml", "fgb"];
+
+/// The vector sources a recipe cube was built from (its variables' `input_files`: `NAME
+/// (SIZE bytes, sha256 ...)` or `MEMBER (SIZE bytes) in ARCHIVE (...)`), where they are in
+/// `sources` (the folder `build` fetched them to); none when it is not there.
+#[cfg(feature = "view")]
+fn recipe_vector_sources(cube: &cryocube_view::ViewCube, sources: &Path) -> Vec<PathBuf> {
+    let names = cube.input_files();
+    let vector: Vec<&str> = names
+        .iter()
+        .filter_map(|entry| entry.split(" (").next())
+        .filter(|name| {
+            Path::new(name)
+                .extension()
+                .is_some_and(|e| VECTOR_EXTENSIONS.iter().any(|v| e.eq_ignore_ascii_case(v)))
+        })
+        .collect();
+    if vector.is_empty() {
+        return Vec::new();
+    }
+    if !sources.is_dir() {
+        log::info!(
+            "the cube was built from vector sources ({}); --sources {} is no folder, so none is offered as an overlay",
+            vector.join(", "),
+            sources.display()
+        );
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    for name in vector {
+        match find_file(sources, name, 4) {
+            Some(p) => {
+                log::info!("overlay from the recipe's source: {}", p.display());
+                found.push(p);
+            }
+            None => log::info!("{name}: not found under {}", sources.display()),
+        }
+    }
+    found
+}
+
+/// The first file called `name` under `dir`, at most `depth` folders down, in name order.
+#[cfg(feature = "view")]
+fn find_file(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    if let Some(e) = entries.iter().find(|e| e.file_name() == name) {
+        return Some(e.path());
+    }
+    if depth == 0 {
+        return None;
+    }
+    entries
+        .iter()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .find_map(|e| find_file(&e.path(), name, depth - 1))
+}
+
+#[cfg(all(feature = "view", not(feature = "geo")))]
+fn read_overlays(
+    _: &cryocube_view::ViewCube,
+    _: &Location,
+    files: &[PathBuf],
+) -> Result<Vec<cryocube_view::Overlay>> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    bail!("--overlay needs cryocube built with the `geo` feature (GDAL reads the vector files)")
 }
 
 #[cfg(feature = "view")]

@@ -644,6 +644,28 @@ fn page_draws_the_known_cube_in_chromium() {
         .as_str()
         .unwrap()
         .contains("power along frequency"));
+    // The panel is on screen (this window is smaller than 1280 x 720), and its CSV holds the
+    // coordinate with its unit and the stored values of the selected range (NaN empty).
+    let r = b.js("const e = document.getElementById('profilebox'); const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom, e.hidden, innerWidth, innerHeight]");
+    assert_eq!(r[4], false, "{r}");
+    let f = |i: usize| r[i].as_f64().unwrap();
+    assert!(
+        f(0) >= 0.0 && f(1) >= 0.0 && f(2) <= f(5) && f(3) <= f(6),
+        "{r}"
+    );
+    let csv = b.js("return window.cryocubeDebug.profileCsv()");
+    let lines: Vec<&str> = csv.as_str().unwrap().lines().collect();
+    assert_eq!(lines[0], "frequency [Hz],power [dB]");
+    assert_eq!(lines.len(), NF + 1);
+    for (f, line) in lines[1..].iter().enumerate() {
+        let want = known(at[0], at[1], f);
+        let cell = if want.is_nan() {
+            String::new()
+        } else {
+            format!("{}", f64::from(want))
+        };
+        assert_eq!(*line, format!("{},{cell}", f as f64 * 0.5), "frequency {f}");
+    }
 
     // Moving the time slider of the visible time face so that it shows index 10 redraws it
     // with value 10/19 (it showed the first or the last time step before).
@@ -1520,14 +1542,14 @@ ds.to_zarr(sys.argv[1], zarr_format=2, consolidated=True, mode="w")
     let lit = brightest(&png, (parallel.0 - cx, parallel.1 - cy));
     assert!(lit >= 150, "PNG export, parallel: {lit}");
 
-    // A variable without a projection: lines at its labelled cells (rows 0, 10, 20, 29, 39
-    // of 40; columns 0, 15, 30, 44, 59 of 60), kept on while switching.
+    // A variable without a projection: lines at round indices (rows 0, 5, .., 35 of 40;
+    // columns 0, 10, .., 50 of 60), kept on while switching.
     b.js("const s = document.getElementById('var'); s.value = 'plain'; s.dispatchEvent(new Event('change'))");
     b.wait_frames(3);
     let img = b.screenshot();
     let row20 = face_point(&b, 0, 1, 20.5 / 40.0, 0.3).unwrap();
     let col30 = face_point(&b, 0, 1, 0.375, 30.5 / 60.0).unwrap();
-    let neither = face_point(&b, 0, 1, 0.375, 0.3).unwrap();
+    let neither = face_point(&b, 0, 1, 17.5 / 40.0, 0.3).unwrap();
     // (The automatic range of a constant, [v - 0.5, v + 0.5], draws it in the colormap's
     // middle: mid-gray here, which the lines lighten by about 56; a straight line of 1 px may
     // fall half on each of two pixels.)
@@ -1827,8 +1849,659 @@ ds.to_zarr(sys.argv[1], zarr_format=2, consolidated=True, mode="w")
         (Some(0.5), Some(1.5)),
         "{state}"
     );
+    // A mask is a class, not a quantity: no logarithm of it.
+    assert_eq!(b.js("return document.getElementById('log').disabled"), true);
+    let legend = b.js("return window.cryocubeDebug.legend()");
+    assert_eq!(legend["categories"][0]["value"], 1.0, "{legend}");
+}
+
+/// The 256 colours of a colormap as the page's table states them (`colormaps.js`).
+fn colormap(name: &str) -> Vec<[u8; 3]> {
+    let js = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../view/assets/colormaps.js"),
+    )
+    .unwrap();
+    let start = js.find(&format!("\"{name}\": \"")).unwrap() + name.len() + 5;
+    let hex = &js[start..start + 256 * 6];
+    (0..256)
+        .map(|i| {
+            let c =
+                |k: usize| u8::from_str_radix(&hex[i * 6 + k * 2..i * 6 + k * 2 + 2], 16).unwrap();
+            [c(0), c(1), c(2)]
+        })
+        .collect()
+}
+
+/// The colour at t (0..1) of a colormap, linear between its 256 entries (as WebGL's linear
+/// filtering of the table samples it).
+fn colour_at(map: &[[u8; 3]], t: f64) -> [u8; 3] {
+    let x = t.clamp(0.0, 1.0) * 255.0;
+    let (i, f) = (x.floor() as usize, x - x.floor());
+    let j = (i + 1).min(255);
+    [0, 1, 2].map(|c| (map[i][c] as f64 * (1.0 - f) + map[j][c] as f64 * f).round() as u8)
+}
+
+/// Draws the view `change` (a JSON object merged into the page's state) and waits for it.
+fn set_view(b: &Browser, change: Value) {
+    b.js(&format!("return window.cryocubeDebug.setView({change})"));
+}
+
+/// The colour bar (issue #17): in the PNG export, beside the box, the bar's pixels at each
+/// tick are the colormap's colour at the tick's value (computed here from the table), the
+/// ticks are round values, the title is the long name with the display unit, NaN has its
+/// swatch; tick labels at round UTC times carry the date once; no label overlaps another or
+/// the legend from six angles; an axis seen end-on has no labels.
+#[test]
+fn colour_bar_ticks_and_labels_in_chromium() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cube = tmp.path().join("known.zarr");
+    write_cube(&cube);
+    let s = Server::start(&cube);
+    let b = Browser::start();
+    let view = json!({
+        "var": "power", "yaw": -0.6, "pitch": 0.45, "proj": "ortho", "cmap": "viridis",
+        "auto": false, "vmin": 0.0, "vmax": 1.0, "nan": "magenta",
+    });
+    b.go(&view_url(&s.url, &view));
+    b.wait_frames(1);
+    let legend = b.js("return window.cryocubeDebug.legend()");
+    assert_eq!(legend["title"], "known test values [dB]", "{legend}");
+    let ticks: Vec<(f64, f64)> = legend["ticks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["value"].as_f64().unwrap(), t["y"].as_f64().unwrap()))
+        .collect();
+    assert!(ticks.len() >= 3, "{legend}");
+    for (v, _) in &ticks {
+        // 1-2-5 steps over 0..1: multiples of 0.1 or 0.2 or 0.5.
+        assert!(((v * 10.0).round() - v * 10.0).abs() < 1e-9, "tick {v}");
+    }
+    assert!(ticks.iter().any(|(v, _)| *v == 0.0) && ticks.iter().any(|(v, _)| *v == 1.0));
+    let viridis = colormap("viridis");
+    let png = b.exported_png();
+    let bar = &legend["bar"];
+    let x = (bar["x0"].as_f64().unwrap() + bar["x1"].as_f64().unwrap()) / 2.0;
+    for (v, y) in &ticks {
+        // The row just inside the bar at the ends.
+        let y = y.clamp(
+            bar["y0"].as_f64().unwrap() + 0.5,
+            bar["y1"].as_f64().unwrap() - 1.0,
+        );
+        let got = pixel(&png, x, y.floor());
+        let want = colour_at(&viridis, *v);
+        assert!(
+            close(got, want, 3),
+            "tick {v} at y {y}: {got:?}, viridis {want:?}"
+        );
+    }
+    let nan = &legend["nan"];
     assert_eq!(
-        b.js("return document.getElementById('log').disabled"),
-        false
+        pixel(&png, nan["x"].as_f64().unwrap(), nan["y"].as_f64().unwrap()),
+        [255, 0, 255]
+    );
+
+    // Time labels at round times: the date on the first only (one day), then the clock.
+    let labels = b.js("return window.cryocubeDebug.labels()");
+    let texts: Vec<&str> = labels
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    let times: Vec<&&str> = texts.iter().filter(|t| t.contains("00:00:0")).collect();
+    assert!(times.len() >= 2, "{texts:?}");
+    assert!(times[0].starts_with("2020-07-22 "), "{texts:?}");
+    assert!(times[1..].iter().all(|t| !t.contains("2020")), "{texts:?}");
+    assert!(texts.contains(&"time (UTC)"), "{texts:?}");
+    assert!(texts.contains(&"frequency (Hz)"), "{texts:?}");
+    // Distance 0..116 m: round metres.
+    for t in texts.iter().filter(|t| t.parse::<f64>().is_ok()) {
+        let v: f64 = t.parse().unwrap();
+        assert_eq!(v % 5.0, 0.0, "{texts:?}");
+    }
+
+    // No two texts overlap, nor the legend, whichever way the box is turned.
+    let legend_box: Vec<f64> = serde_json::from_value(legend["box"].clone()).unwrap();
+    for (yaw, pitch) in [
+        (-0.6, 0.45),
+        (0.3, 0.2),
+        (2.0, -0.5),
+        (-2.6, 1.0),
+        (0.0, 1.5),
+        (1.57, 0.0),
+    ] {
+        set_view(&b, json!({"yaw": yaw, "pitch": pitch}));
+        let boxes: Vec<(String, Vec<f64>)> = b
+            .js("return window.cryocubeDebug.labels()")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["text"].as_str().unwrap().to_string(),
+                    serde_json::from_value(l["box"].clone()).unwrap(),
+                )
+            })
+            .collect();
+        assert!(boxes.len() >= 4, "({yaw}, {pitch}): {boxes:?}");
+        let hit = |a: &[f64], b: &[f64]| a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+        for (i, (ta, a)) in boxes.iter().enumerate() {
+            assert!(!hit(a, &legend_box), "({yaw}, {pitch}): {ta} on the legend");
+            for (tb, bb) in &boxes[..i] {
+                assert!(
+                    !hit(a, bb),
+                    "({yaw}, {pitch}): {ta:?} {a:?} overlaps {tb:?} {bb:?}"
+                );
+            }
+        }
+    }
+    // The preset "distance × frequency" looks straight at that face: time is seen end-on
+    // and has no label.
+    let frames = b.js("return window.cryocube.frames").as_u64().unwrap();
+    b.js("[...document.querySelectorAll('#presets button')].find((e) => e.textContent === 'distance × frequency').click()");
+    b.wait_frames(frames + 1);
+    let state = b.js("return window.cryocube.state");
+    assert_eq!(
+        (state["yaw"].as_f64(), state["pitch"].as_f64()),
+        (Some(0.0), Some(0.0)),
+        "{state}"
+    );
+    let texts = b.js("return window.cryocubeDebug.labels().map((l) => l.text)");
+    assert!(
+        !texts.as_array().unwrap().iter().any(|t| t == "time (UTC)"),
+        "{texts}"
+    );
+
+    // Typed UTC times select the nearest cells (time steps are 0.1 s from 00:00:00).
+    for (id, text) in [
+        ("from0", "2020-07-22T00:00:01Z"),
+        ("to0", "2020-07-22 00:00:01.52"),
+    ] {
+        let frames = b.js("return window.cryocube.frames").as_u64().unwrap();
+        b.js(&format!(
+            "const e = document.getElementById('{id}'); e.value = '{text}'; e.dispatchEvent(new Event('change'))"
+        ));
+        b.wait_frames(frames + 1);
+    }
+    let state = b.js("return window.cryocube.state");
+    assert_eq!(
+        (state["lo"][0].clone(), state["hi"][0].clone()),
+        (json!(10), json!(16)),
+        "{state}"
+    );
+    // A typed number on the distance axis (4 m steps): 10 m is nearest cell 2 (8 m) or 3
+    // (12 m); 10.1 m is cell 3.
+    let frames = b.js("return window.cryocube.frames").as_u64().unwrap();
+    b.js("const e = document.getElementById('from1'); e.value = '10.1'; e.dispatchEvent(new Event('change'))");
+    b.wait_frames(frames + 1);
+    assert_eq!(b.js("return window.cryocube.state.lo[1]"), 3);
+    // Text that is no time is marked, and changes nothing.
+    b.js("const e = document.getElementById('from0'); e.value = 'yesterday'; e.dispatchEvent(new Event('change'))");
+    assert_eq!(
+        b.js("return document.getElementById('from0').classList.contains('bad')"),
+        true
+    );
+    assert_eq!(b.js("return window.cryocube.state.lo[0]"), 10);
+}
+
+/// A polar map cube of three layers on EPSG:3031 (50 km cells over the continent): a bed
+/// ramp, a mask of ones over a few cells (NaN elsewhere), and int8 classes 0..3.
+fn write_polar_layers(out: &Path) {
+    let script = r#"
+import sys, numpy as np, xarray as xr, rioxarray
+n, step = 120, 50000.0
+x = -2_975_000.0 + step * np.arange(n)
+y = 2_975_000.0 - step * np.arange(n)
+bed = (np.arange(n)[:, None] * 10.0 + np.arange(n)[None, :]).astype("float32")
+mask = np.full((n, n), np.nan, "float32")
+mask[40:44, 70:75] = 1.0
+classes = ((np.arange(n)[:, None] // 30 + np.arange(n)[None, :] * 0) % 4).astype("int8")
+dims = ("y", "x")
+ds = xr.Dataset(
+    {"bed": (dims, bed, {"units": "m", "long_name": "bed elevation"}),
+     "mask": (dims, mask, {"units": "1", "long_name": "lake mask"}),
+     "classes": (dims, classes, {"long_name": "classes"})},
+    coords={"y": y, "x": x},
+).rio.write_crs("EPSG:3031")
+ds.to_zarr(sys.argv[1], zarr_format=2, consolidated=True, mode="w")
+"#;
+    let o = Command::new(common::venv())
+        .args(["-c", script, out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
+}
+
+/// Latitude/longitude of EPSG:3031 points, by PROJ (gdaltransform).
+fn latlon_of_3031(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut child = Command::new("gdaltransform")
+        .args(["-s_srs", "EPSG:3031", "-t_srs", "EPSG:4326", "-output_xy"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gdaltransform (Debian gdal-bin, installed by `make test`)");
+    let input: String = points.iter().map(|(x, y)| format!("{x} {y}\n")).collect();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Vec<f64> = l.split_whitespace().map(|x| x.parse().unwrap()).collect();
+            (v[1], v[0]) // EPSG:4326 with -output_xy: lon lat
+        })
+        .collect()
+}
+
+/// Overlays, hover and layer defaults on a polar map (issue #17): the MEaSUREs coastline and
+/// a GeoJSON line in latitude/longitude are reprojected onto the cube (the coastline's extent
+/// equals ogrinfo's), a vertex of the line is drawn at the pixel its EPSG:3031 coordinates
+/// (PROJ) give through the cell grid computed here, in the PNG export too, and not once the
+/// overlay is switched off; hover gives latitude/longitude equal to PROJ's and clears when
+/// the variable changes, which keeps the region; a mask of ones over NaN is drawn in its
+/// legend's colour, apart from the background; int8 classes get swatches of their cells'
+/// colours.
+#[test]
+fn overlays_hover_and_layer_defaults_on_a_polar_map() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cube = tmp.path().join("polar.zarr");
+    write_polar_layers(&cube);
+    let vector = common::shared().join("data/polar/vector/measures_boundaries_v2");
+    let coast = vector.join("Coastline_Antarctica_v02.shp");
+    // A line of three vertices given in latitude/longitude (EPSG:4326, GeoJSON's CRS).
+    let points = [(-75.0, -100.0), (-72.0, -60.0), (-80.0, 40.0)];
+    let line = tmp.path().join("route.geojson");
+    let coords: Vec<Value> = points.iter().map(|(lat, lon)| json!([lon, lat])).collect();
+    std::fs::write(
+        &line,
+        json!({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
+            "geometry": {"type": "LineString", "coordinates": coords}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let s = Server::start_with(
+        &cube,
+        &[
+            "--overlay",
+            coast.to_str().unwrap(),
+            "--overlay",
+            line.to_str().unwrap(),
+        ],
+    );
+    let ov = s.json("/api/overlays");
+    let list = ov["overlays"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{}", list.len());
+    assert_eq!(list[0]["name"], "Coastline_Antarctica_v02");
+    assert_eq!(list[1]["name"], "route");
+    // The coastline's extent equals ogrinfo's within a quarter cell (thinning keeps vertices
+    // a quarter cell apart).
+    let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
+    for path in list[0]["paths"].as_array().unwrap() {
+        for (k, v) in path.as_array().unwrap().iter().enumerate() {
+            let v = v.as_f64().unwrap();
+            lo[k % 2] = lo[k % 2].min(v);
+            hi[k % 2] = hi[k % 2].max(v);
+        }
+    }
+    let o = Command::new("ogrinfo")
+        .args(["-so", "-al", coast.to_str().unwrap()])
+        .output()
+        .expect("ogrinfo (gdal-bin)");
+    let info = String::from_utf8_lossy(&o.stdout).to_string();
+    let ext: Vec<f64> = info
+        .lines()
+        .find(|l| l.starts_with("Extent:"))
+        .unwrap_or_else(|| panic!("{info}"))
+        .replace(['(', ')', ','], " ")
+        .replace(" - ", " ")
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    // "Extent: (x0, y0) - (x1, y1)"
+    let want = [ext[0], ext[1], ext[2], ext[3]];
+    let got = [lo[0], lo[1], hi[0], hi[1]];
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            (g - w).abs() <= 12_500.0,
+            "coastline extent {got:?}, ogrinfo {want:?}"
+        );
+    }
+
+    let b = Browser::start();
+    let view = json!({"var": "bed", "proj": "ortho", "cmap": "gray", "auto": false, "vmin": 1e6, "vmax": 2e6});
+    b.go(&view_url(&s.url, &view));
+    b.wait_frames(1);
+    // Each vertex of the line through PROJ and the cell-centre grid (row 0 at y 2 975 000).
+    let at = |x: f64, y: f64| {
+        let tb = ((2_975_000.0 - y) / 50_000.0 + 0.5) / 120.0;
+        let tc = ((x + 2_975_000.0) / 50_000.0 + 0.5) / 120.0;
+        face_point(&b, 0, 1, tb, tc).unwrap()
+    };
+    let orange = |p: [u8; 3]| p[0] >= 180 && p[2] <= 90 && p[1] >= 100;
+    let near = |img: &Image, (x, y): (f64, f64), r: i32| {
+        (-r..=r).any(|dy| (-r..=r).any(|dx| orange(pixel(img, x + dx as f64, y + dy as f64))))
+    };
+    let (cx, cy) = canvas_origin(&b);
+    let png = b.exported_png();
+    let shot = b.screenshot();
+    std::fs::write(
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("view-polar.png"),
+        &shot.3,
+    )
+    .unwrap();
+    let xy = epsg3031(&points);
+    // The middle vertex (a bend of the line: the line passes through it).
+    let (vx, vy) = at(xy[1].0, xy[1].1);
+    assert!(
+        near(&shot, (vx, vy), 2),
+        "vertex at ({vx}, {vy}): {:?}",
+        pixel(&shot, vx, vy)
+    );
+    assert!(
+        near(&png, (vx - cx, vy - cy), 2),
+        "PNG export: vertex not drawn"
+    );
+    // Away from the line: the data's black (below vmin).
+    let (ax, ay) = at(xy[1].0 + 400_000.0, xy[1].1 + 400_000.0);
+    assert!(!near(&shot, (ax, ay), 2), "{:?}", pixel(&shot, ax, ay));
+    // Switched off: gone.
+    let frames = b.js("return window.cryocube.frames").as_u64().unwrap();
+    b.js("document.querySelector('#overlaylist input[data-n=\"1\"]').click()");
+    b.wait_frames(frames + 1);
+    assert!(!near(&b.screenshot(), (vx, vy), 2), "the overlay is off");
+
+    // Hover: latitude/longitude of the cell centre, as PROJ has them.
+    let (hx, hy) = at(-1_025_000.0, 525_000.0);
+    b.move_to(hx, hy);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let hover = loop {
+        let h = b.js("return window.cryocubeHover || null");
+        if !h.is_null() {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "no hover readout");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(hover["index"], json!([0, 49, 39]), "{hover}");
+    let (lat, lon) = latlon_of_3031(&[(-1_025_000.0, 525_000.0)])[0];
+    let (glat, glon) = (
+        hover["latlon"][0].as_f64().unwrap(),
+        hover["latlon"][1].as_f64().unwrap(),
+    );
+    assert!(
+        (glat - lat).abs() < 1e-6 && (glon - lon).abs() < 1e-6,
+        "page ({glat}, {glon}), PROJ ({lat}, {lon})"
+    );
+    let text = b.js("return document.getElementById('hover').textContent");
+    assert!(text.as_str().unwrap().contains("bed = 529 m"), "{text}");
+    assert!(text.as_str().unwrap().contains("°S"), "{text}");
+
+    // A region, then another variable of the same grid: the hover clears, the region stays.
+    set_view(&b, json!({"lo": [0, 20, 50], "hi": [1, 80, 100]}));
+    let frames = b.js("return window.cryocube.frames").as_u64().unwrap();
+    b.js("const s = document.getElementById('var'); s.value = 'mask'; s.dispatchEvent(new Event('change'))");
+    b.wait_frames(frames + 1);
+    assert_eq!(
+        b.js("return document.getElementById('hover').textContent"),
+        ""
+    );
+    assert!(b.js("return window.cryocubeHover").is_null());
+    let state = b.js("return window.cryocube.state");
+    assert_eq!(
+        (state["lo"].clone(), state["hi"].clone()),
+        (json!([0, 20, 50]), json!([1, 80, 100])),
+        "{state}"
+    );
+    // The mask: one class, drawn in its swatch's colour; NaN as the background (sparse).
+    let legend = b.js("return window.cryocubeDebug.legend()");
+    let cats = legend["categories"].as_array().unwrap();
+    assert_eq!(cats.len(), 1, "{legend}");
+    let swatch: [u8; 3] = serde_json::from_value(cats[0]["rgb"].clone()).unwrap();
+    let img = b.screenshot();
+    let cell = |row: f64, col: f64| {
+        face_point(
+            &b,
+            0,
+            1,
+            (row + 0.5 - 20.0) / 60.0,
+            (col + 0.5 - 50.0) / 50.0,
+        )
+        .unwrap()
+    };
+    let (mx, my) = cell(41.0, 72.0);
+    let inside = pixel(&img, mx, my);
+    assert!(
+        close(inside, swatch, 3),
+        "mask cell {inside:?}, legend {swatch:?}"
+    );
+    let background = [22u8, 24, 28];
+    assert!(
+        !close(inside, background, 40),
+        "{inside:?} is near the background"
+    );
+    let (nx, ny) = cell(30.0, 60.0);
+    assert!(
+        close(pixel(&img, nx, ny), background, 1),
+        "NaN: {:?}",
+        pixel(&img, nx, ny)
+    );
+
+    // Classes 0..3 (int8, a band per 30 rows): one swatch each, in their cells' colour.
+    let frames = b.js("return window.cryocube.frames").as_u64().unwrap();
+    b.js("const s = document.getElementById('var'); s.value = 'classes'; s.dispatchEvent(new Event('change'))");
+    b.wait_frames(frames + 1);
+    set_view(&b, json!({"lo": [0, 0, 0], "hi": [1, 120, 120]}));
+    let legend = b.js("return window.cryocubeDebug.legend()");
+    let cats = legend["categories"].as_array().unwrap();
+    let values: Vec<f64> = cats.iter().map(|c| c["value"].as_f64().unwrap()).collect();
+    assert_eq!(values, [0.0, 1.0, 2.0, 3.0], "{legend}");
+    let img = b.screenshot();
+    for c in cats {
+        let k = c["value"].as_f64().unwrap();
+        // At the western edge: no coastline there.
+        let (x, y) = face_point(&b, 0, 1, (k * 30.0 + 15.5) / 120.0, 0.03).unwrap();
+        let want: [u8; 3] = serde_json::from_value(c["rgb"].clone()).unwrap();
+        assert!(
+            close(pixel(&img, x, y), want, 3),
+            "class {k}: {:?} vs {want:?}",
+            pixel(&img, x, y)
+        );
+    }
+}
+
+/// Animation export (issue #17): the page records the time steps asked for as a WebM that
+/// ffprobe reads as VP8 with exactly that many frames; ffmpeg's first frame carries the
+/// colour bar (its colours at the ticks, within VP8's loss) and the time label.
+#[test]
+fn webm_export_has_the_frames_asked_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cube = tmp.path().join("known.zarr");
+    write_cube(&cube);
+    let s = Server::start(&cube);
+    let b = Browser::start();
+    let view = json!({"var": "power", "proj": "ortho", "cmap": "viridis", "auto": false, "vmin": 0.0, "vmax": 1.0});
+    b.go(&view_url(&s.url, &view));
+    b.wait_frames(1);
+    let b64 = b.js("return window.cryocubeDebug.webm({dim: 0, from: 2, to: 13, fps: 6})");
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.as_str().expect("a WebM"))
+        .unwrap();
+    let file = tmp.path().join("anim.webm");
+    std::fs::write(&file, &bytes).unwrap();
+    let o = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,nb_read_frames,width,height",
+            "-of",
+            "json",
+        ])
+        .arg(&file)
+        .output()
+        .expect("ffprobe (Debian ffmpeg, installed by `make test`)");
+    assert!(o.status.success(), "{}", common::text(&o));
+    let probe: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let stream = &probe["streams"][0];
+    assert_eq!(stream["codec_name"], "vp8", "{probe}");
+    assert_eq!(stream["nb_read_frames"], "12", "{probe}");
+    // The view is back where it was.
+    let state = b.js("return window.cryocube.state");
+    assert_eq!(state["lo"][0], 0, "{state}");
+
+    let first = tmp.path().join("first.png");
+    let o = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&file)
+        .args(["-frames:v", "1"])
+        .arg(&first)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
+    let png = std::fs::read(&first).unwrap();
+    let img = decode_png(&base64::engine::general_purpose::STANDARD.encode(&png));
+    let legend = b.js("return window.cryocubeDebug.legend()");
+    let bar = &legend["bar"];
+    let x = (bar["x0"].as_f64().unwrap() + bar["x1"].as_f64().unwrap()) / 2.0;
+    let viridis = colormap("viridis");
+    for t in legend["ticks"].as_array().unwrap() {
+        let (v, y) = (t["value"].as_f64().unwrap(), t["y"].as_f64().unwrap());
+        let y = y.clamp(
+            bar["y0"].as_f64().unwrap() + 2.0,
+            bar["y1"].as_f64().unwrap() - 3.0,
+        );
+        let got = pixel(&img, x, y.floor());
+        assert!(close(got, colour_at(&viridis, v), 24), "tick {v}: {got:?}");
+    }
+    // The time label of the first frame (time step 2) in white in the top left corner.
+    let white = (12..200)
+        .flat_map(|x| (8..28).map(move |y| (x, y)))
+        // Whiter than any axis label (#cfd8e3) after VP8's loss.
+        .filter(|&(x, y)| pixel(&img, x as f64, y as f64).iter().all(|&c| c > 243))
+        .count();
+    assert!(white >= 20, "no label text: {white} white pixels");
+}
+
+/// A polar cube built from a recipe offers its own vector sources as overlays (issue #17):
+/// the zipped DML lakes shapefile and the lakes shapefile, found in the `--sources` folder the
+/// build fetched them to; the zipped one's outlines are those of the shapefile inside it
+/// (ring count as ogrinfo gives the features of single polygons). A shapefile without .prj
+/// is a clear error naming the file.
+#[test]
+fn a_recipe_cube_offers_its_vector_sources_as_overlays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let polar = common::shared().join("data/polar");
+    let file = |rel: &str| format!("file://{}", polar.join(rel).display());
+    let recipe = tmp.path().join("cube.geojson");
+    std::fs::write(
+        &recipe,
+        json!({
+            "type": "Feature", "geometry": null,
+            "properties": {
+                "spatial_ref": "EPSG:3031", "spatial_bbox": [-3.0e6, -3.0e6, 3.0e6, 3.0e6], "spatial_res": [50000, 50000],
+                "variables": [{"name": "dml_lake_area", "dims": ["y", "x"]}, {"name": "lakes", "dims": ["y", "x"]}],
+                "sources": [
+                    {"name": "DML lakes", "download_url": file("vector/subglacial_lakes/DML_Lakes_Combined.zip"),
+                     "compressed": true, "compression_format": "zip", "source_format": "shp",
+                     "processing": {"rasterize": {"attribute": "Area", "all_touched": true}, "outputs": [{"name": "dml_lake_area"}]}},
+                    {"name": "Lakes", "variable_names": ["lakes"], "download_url": file("vector/subglacial_lakes/SiegfriedFricker2018_outlines.shp"),
+                     "processing": {"rasterize": {"all_touched": true}}}
+                ]
+            }
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = tmp.path().join("lakes.zarr");
+    let sources = tmp.path().join("sources");
+    let o = Command::new(env!("CARGO_BIN_EXE_cryocube"))
+        .args([
+            "build",
+            recipe.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--sources",
+            sources.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
+    let s = Server::start_with(&out, &["--sources", sources.to_str().unwrap()]);
+    let ov = s.json("/api/overlays");
+    let names: Vec<&str> = ov["overlays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.contains(&"SiegfriedFricker2018_outlines"),
+        "{names:?}"
+    );
+    // The SF2018 outlines: 131 lakes, one ring each (ogrinfo counts the features).
+    let sf = ov["overlays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "SiegfriedFricker2018_outlines")
+        .unwrap();
+    let o = Command::new("ogrinfo")
+        .args(["-so", "-al"])
+        .arg(polar.join("vector/subglacial_lakes/SiegfriedFricker2018_outlines.shp"))
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&o.stdout).to_string();
+    let count: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Feature Count: "))
+        .unwrap_or_else(|| panic!("{info}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        sf["paths"].as_array().unwrap().len() >= count,
+        "{} rings, {count} features",
+        sf["paths"].as_array().unwrap().len()
+    );
+    drop(s);
+
+    // Elsewhere (no such folder): no overlay, no failure.
+    let s = Server::start_with(
+        &out,
+        &["--sources", tmp.path().join("nowhere").to_str().unwrap()],
+    );
+    assert_eq!(s.json("/api/overlays")["overlays"], json!([]));
+    drop(s);
+
+    // A shapefile without .prj: refused, naming the file.
+    let no_prj = polar.join("vector/thwaites_grounding_zone_no_prj/GL_VARIABILITY.shp");
+    let o = Command::new(env!("CARGO_BIN_EXE_cryocube"))
+        .args([
+            "view",
+            out.to_str().unwrap(),
+            "--port",
+            "0",
+            "--overlay",
+            no_prj.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", common::text(&o));
+    let err = common::text(&o);
+    assert!(
+        err.contains("GL_VARIABILITY.shp") && err.contains("no CRS"),
+        "{err}"
     );
 }

@@ -13,7 +13,8 @@
 //! - [`warp`]: a raster source onto a window of the target grid with GDAL's warper (average,
 //!   mode, overviews, sources too large for memory);
 //! - [`rasterize`]: vector features onto a window of the target grid (GDAL);
-//! - [`build`]: recipe -> one CF cube (static and time-stacked variables), chunk by chunk.
+//! - [`build`]: recipe -> one CF cube (static and time-stacked variables), chunk by chunk;
+//! - [`overlay`]: vector files as outlines in a cube's CRS, for the viewer.
 //!
 //! # Example
 //!
@@ -40,6 +41,7 @@
 pub mod build;
 pub mod fetch;
 pub mod grid;
+pub mod overlay;
 pub mod rasterize;
 pub mod read;
 pub mod recipe;

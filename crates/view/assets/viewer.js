@@ -7,6 +7,9 @@
 // state lives in the URL hash, so a link reopens the same view.
 
 import { COLORMAPS } from "/colormaps.js";
+import { niceTicks, timeTicks, formatTick, indexOf } from "/ticks.js";
+import { LEGEND_WIDTH, drawLegend } from "/legend.js";
+import { recordWebm } from "/webm.js";
 
 const $ = (id) => document.getElementById(id);
 const NAN_CODE = 65535;
@@ -18,6 +21,7 @@ let meta = null;
 let gl = null;
 let prog = null;
 let lutTex = null;
+let lutRgba = new Uint8Array(256 * 4);
 const faces = new Map(); // "var|axis|index|max" -> {tex, rows, cols, step, min, max, sample}
 const pending = new Map();
 let state = null;
@@ -32,7 +36,7 @@ function defaultState(v) {
     // A map faces the camera; a volume is turned to show three faces.
     yaw: v.flat ? 0 : -0.6, pitch: v.flat ? 0 : 0.45, zoom: v.flat ? 1.3 : 1.0, panX: 0, panY: 0,
     proj: "persp", cmap: "viridis", reverse: false,
-    auto: true, vmin: null, vmax: null, log: false, nan: "magenta", paxis: 2, grid: false, follow: false,
+    auto: true, vmin: null, vmax: null, log: false, sym: false, nan: "auto", paxis: 2, grid: false, follow: false,
     ...colourBar(v),
   };
 }
@@ -136,6 +140,7 @@ function setLut() {
     for (let c = 0; c < 3; c++) rgba[i * 4 + c] = parseInt(hex.substr(j * 6 + c * 2, 2), 16);
     rgba[i * 4 + 3] = 255;
   }
+  lutRgba = rgba;
   gl.bindTexture(gl.TEXTURE_2D, lutTex);
   gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
   gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, 256, 1, 0, gl.RGBA, gl.UNSIGNED_BYTE, rgba);
@@ -190,7 +195,9 @@ function viewMatrices() {
     const f = 1 / Math.tan((35 * Math.PI) / 360), n = 0.05, fa = 50;
     proj = new Float32Array([f / aspect, 0, 0, 0, 0, f, 0, 0, 0, 0, (fa + n) / (n - fa), -1, 0, 0, (2 * fa * n) / (n - fa), 0]);
   }
-  return { mvp: mat4Mul(proj, view), view, proj, dist };
+  // The box is centred in the part of the stage the legend leaves free: a shift in clip space.
+  const shift = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, -LEGEND_WIDTH / Math.max(1, c.clientWidth), 0, 0, 1]);
+  return { mvp: mat4Mul(shift, mat4Mul(proj, view)), view, proj, dist };
 }
 
 // The eye in world space: view = T(pan, -dist) Rx Ry, so eye = Ry^T Rx^T (-panX, -panY, dist);
@@ -289,10 +296,19 @@ async function loadFace(f) {
     faces.set(key, face);
     pending.delete(key);
     // Bounded memory in the page too: keep the faces of the last few views only.
+    // A face of the picture on screen is never evicted: PNG export and the next frame draw
+    // it again, and a deleted texture there is a WebGL error (quick slider steps did that).
     if (faces.size > 48) {
-      const [oldest] = faces.keys();
-      if (faces.get(oldest).tex) gl.deleteTexture(faces.get(oldest).tex);
-      faces.delete(oldest);
+      const inUse = new Set(lastLoaded.map((x) => x.face));
+      const oldest = [...faces.keys()].find((k) => !inUse.has(faces.get(k)));
+      if (oldest !== undefined) {
+        const old = faces.get(oldest);
+        // A draw still waiting for its other faces may hold it: without a texture, it is
+        // uploaded again there rather than bound deleted.
+        if (old.tex) gl.deleteTexture(old.tex);
+        old.tex = null;
+        faces.delete(oldest);
+      }
     }
     return face;
   })();
@@ -300,21 +316,25 @@ async function loadFace(f) {
   return p;
 }
 
-// Values of the visible parts of the faces, for the automatic range.
-function robustRange(list) {
+// What the visible parts of the faces hold (a regular sample of about 80 x 80 cells per
+// face): the automatic range, whether any value is positive, the share of cells with a
+// value, and the classes when every value is a whole number and there are at most ten.
+function sampleFaces(list) {
   const vals = [];
+  let cells = 0;
   for (const { f, face } of list) {
     const span = face.max - face.min;
     const r0 = Math.floor((state.lo[f.b] - face.originR) / face.stepR), r1 = Math.ceil((state.hi[f.b] - face.originR) / face.stepR);
     const c0 = Math.floor((state.lo[f.c] - face.originC) / face.stepC), c1 = Math.ceil((state.hi[f.c] - face.originC) / face.stepC);
-    // A regular grid of about 80 x 80 cells per face is plenty for percentiles.
     const rs = Math.max(1, Math.floor((r1 - r0) / 80)), cs = Math.max(1, Math.floor((c1 - c0) / 80));
-    for (let r = r0; r < Math.min(r1, face.rows); r += rs) for (let c = c0; c < Math.min(c1, face.cols); c += cs) {
+    for (let r = Math.max(0, r0); r < Math.min(r1, face.rows); r += rs) for (let c = Math.max(0, c0); c < Math.min(c1, face.cols); c += cs) {
       const q = face.data[r * face.cols + c];
+      cells++;
       if (q !== NAN_CODE) vals.push(face.min + (q / 65534) * span);
     }
   }
-  if (!vals.length) return [0, 1, true];
+  const out = { lo: 0, hi: 1, positive: false, valid: cells ? vals.length / cells : 0, classes: null };
+  if (!vals.length) return out;
   vals.sort((x, y) => x - y);
   const at = (p) => vals[Math.min(vals.length - 1, Math.floor(p * (vals.length - 1)))];
   let lo = at(0.02), hi = at(0.98);
@@ -325,20 +345,48 @@ function robustRange(list) {
   // One value (a mask of ones): a range of width 1 around it, so the value gets the middle
   // colour of the map, never its darkest end on a dark background.
   if (!(hi > lo)) { lo -= 0.5; hi = lo + 1; }
-  return [lo, hi, vals[vals.length - 1] > 0];
+  // Codes are 1/65534 of a face's span apart: a whole number comes back within that.
+  const whole = vals.every((x) => Math.abs(x - Math.round(x)) < 1e-4 * Math.max(1, Math.abs(x)));
+  if (whole) {
+    const distinct = [...new Set(vals.map(Math.round))];
+    if (distinct.length <= 10) out.classes = distinct;
+  }
+  Object.assign(out, { lo, hi, positive: vals[vals.length - 1] > 0 });
+  return out;
 }
+
+// The classes a variable is drawn with: its CF flags, else the whole numbers seen (at most
+// ten) of an integer array or of any array holding only whole numbers.
+function categories(v, sample) {
+  if (v.flags && v.flags.length) return v.flags.map(([value, label]) => ({ value, label: `${formatTick(value, 1)} ${label}` }));
+  if (!sample.classes) return null;
+  return sample.classes.map((value) => ({ value, label: formatTick(value, 1) }));
+}
+
+// The NaN colour in use: "auto" is the background for sparse layers (under 5 % valid: a lake
+// mask over a continent), where magenta would cover the screen, else magenta.
+function nanColour() {
+  if (state.nan !== "auto") return state.nan;
+  return sparse ? "background" : "magenta";
+}
+let sparse = false;
+let nanInView = false;
+let firstValid = 1;
+let legendCats = null;
+let legendGeometry = null;
 
 // A logarithmic scale needs positive values: without any, the option is off and says why
 // (dB values are logarithms already).
 function checkLog(positive) {
   $("log").disabled = !positive;
-  $("logwhy").textContent = positive ? "" : " (needs positive values)";
+  $("logwhy").textContent = positive ? "" : legendCats ? " (classes)" : state.sym ? " (symmetric about 0)" : " (needs positive values)";
   if (!positive) { state.log = false; $("log").checked = false; }
 }
 
 let drawToken = 0;
 async function draw() {
   const token = ++drawToken;
+  clearHover();
   resize();
   const list = visibleFaces();
   const t0 = performance.now();
@@ -351,16 +399,29 @@ async function draw() {
   }
   if (token !== drawToken) return; // a newer view superseded this one
   const tFetched = performance.now();
+  const sample = sampleFaces(loaded);
+  const v = variable();
+  sparse = v.valid_fraction != null ? v.valid_fraction < 0.05 : sample.valid < 0.05;
+  if (frames === 0) firstValid = sample.valid;
+  legendCats = categories(v, sample);
+  nanInView = sample.valid < 1;
   if (state.auto) {
-    const [lo, hi, positive] = robustRange(loaded);
+    let { lo, hi } = sample;
+    if (legendCats) {
+      // Each class its own colour, none at the map's ends: half a step beyond the extremes.
+      const cv = legendCats.map((c) => c.value);
+      [lo, hi] = [Math.min(...cv) - 0.5, Math.max(...cv) + 0.5];
+    }
+    if (state.sym) { const m = Math.max(Math.abs(lo), Math.abs(hi)); [lo, hi] = [-m, m]; }
     [state.vmin, state.vmax] = [lo, hi];
     $("vmin").value = +state.vmin.toPrecision(6);
     $("vmax").value = +state.vmax.toPrecision(6);
-    checkLog(positive);
-  } else checkLog(state.vmax > 0 && state.vmin > 0);
+    checkLog(sample.positive && !legendCats && !state.sym);
+  } else checkLog(state.vmax > 0 && state.vmin > 0 && !legendCats);
   render(loaded);
   const tDrawn = performance.now();
   drawLabels(viewMatrices().mvp);
+  drawProfile();
   frames++;
   const ms = performance.now() - t0;
   window.cryocube = { frames, at: performance.now(), lastFrameMs: ms, state: JSON.parse(JSON.stringify(state)), faces: list.length, levels: loaded.map(({ face }) => face.level),
@@ -401,7 +462,7 @@ function render(loaded) {
   gl.uniform1f(u("u_vmin"), state.vmin);
   gl.uniform1f(u("u_vmax"), state.vmax);
   gl.uniform1i(u("u_log"), state.log ? 1 : 0);
-  gl.uniform4fv(u("u_nan"), NAN_RGBA[state.nan] || NAN_RGBA.magenta);
+  gl.uniform4fv(u("u_nan"), NAN_RGBA[nanColour()]);
   gl.activeTexture(gl.TEXTURE1);
   gl.bindTexture(gl.TEXTURE_2D, lutTex);
   gl.uniform1i(u("u_lut"), 1);
@@ -450,17 +511,113 @@ function project(mvp, w) {
   return [((x / ww + 1) / 2) * c.clientWidth, ((1 - y / ww) / 2) * c.clientHeight];
 }
 
-// The cells labelled along dimension d (at most five, spread over the selected range), and
-// where each sits in 0..1 along the sub-cube.
-function ticks(d) {
-  const n = state.hi[d] - state.lo[d];
-  const k = Math.min(4, n);
-  const out = [];
-  for (let j = 0; j <= k; j++) {
-    const i = Math.min(state.hi[d] - 1, state.lo[d] + Math.round((k ? j / k : 0) * (n - 1)));
-    out.push({ i, t: k ? (i - state.lo[d] + 0.5) / n : 0.5 });
+// Metres shown as km: projected x/y of a map, or any axis in metres longer than 20 km.
+function kmAxis(a) {
+  if (a.units !== "m" || a.values.length < 2) return false;
+  const span = Math.abs(a.values[a.values.length - 1] - a.values[0]);
+  return ((a.name === "x" || a.name === "y") && span >= 2000) || span >= 20000;
+}
+
+// An axis's title: its name and the unit its tick labels are in.
+function axisTitle(a) {
+  if (a.seconds) return `${a.name} (UTC)`;
+  if (kmAxis(a)) return `${a.name} (km)`;
+  return a.units && a.units !== "index" && !a.labels ? `${a.name} (${a.units})` : a.name;
+}
+
+// Ticks along dimension d at round coordinate values (1-2-5 steps; round UTC times; km for
+// long metre axes), at most about `most` intervals over the selected range, each with where
+// it sits in 0..1 along the sub-cube (cell centres hold the coordinate values).
+function ticks(d, most = 5) {
+  const a = axisOf(d);
+  const lo = state.lo[d], hi = state.hi[d], n = hi - lo;
+  const at = (idx) => (idx - lo + 0.5) / n;
+  const inside = (t) => t >= -1e-9 && t <= 1 + 1e-9;
+  if (n === 1 || (!a.seconds && a.labels)) {
+    // One cell (or labels without numbers): its own label in the middle.
+    return n === 1 ? [{ t: 0.5, label: coordLabel(d, lo), i: lo }] : [];
   }
-  return out;
+  if (a.seconds) {
+    const s = a.seconds;
+    return timeTicks(s[lo], s[hi - 1], most)
+      .map((k) => ({ t: at(indexOf(s, k.value)), label: k.label }))
+      .filter((k) => inside(k.t));
+  }
+  const k = kmAxis(a) ? 1000 : 1;
+  const vals = a.values;
+  const { step, values } = niceTicks(vals[lo] / k, vals[hi - 1] / k, most);
+  return values
+    .map((x) => ({ t: at(indexOf(vals, x * k)), label: formatTick(x, step) }))
+    .filter((x) => inside(x.t));
+}
+
+// ---------- overlays ----------
+// Outlines from vector files (`view --overlay`, or a recipe cube's own vector sources), in
+// the cube's projected x/y: drawn over the y/x faces of a map, on the label canvas so that
+// exports carry them. Each can be switched off (state.hide holds the names off).
+let overlays = [];
+const OVERLAY_COLOURS = ["#ffffff", "#ffb000", "#00e0ff", "#ff4df0", "#7cff4d", "#ff6060"];
+
+async function loadOverlays() {
+  const r = await fetch("/api/overlays");
+  if (!r.ok) return;
+  overlays = (await r.json()).overlays.map((o, n) => ({ ...o, colour: OVERLAY_COLOURS[n % OVERLAY_COLOURS.length] }));
+  $("overlays").hidden = !overlays.length;
+  $("overlaylist").innerHTML = overlays.map((o, n) => `<label><input type="checkbox" data-n="${n}" checked><span class="key" style="background:${o.colour}"></span>${o.name} <small>(${o.paths.length} lines)</small></label>`).join("");
+  $("overlaylist").querySelectorAll("input").forEach((el) => {
+    el.checked = !(state.hide || []).includes(overlays[+el.dataset.n].name);
+    el.addEventListener("change", () => {
+      const name = overlays[+el.dataset.n].name;
+      state.hide = (state.hide || []).filter((x) => x !== name).concat(el.checked ? [] : [name]);
+      draw();
+    });
+  });
+}
+
+// A map's y/x faces: the variable's last two dimensions are its projected y and x.
+function mapFaces() {
+  return variable().map ? visibleFaces().filter((f) => f.a === 0) : [];
+}
+
+function drawOverlays(ctx, mvp) {
+  const shown = overlays.filter((o) => !(state.hide || []).includes(o.name));
+  if (!shown.length) return;
+  const faces = mapFaces();
+  for (const f of faces) {
+    ctx.save();
+    ctx.beginPath();
+    [[0, 0], [1, 0], [1, 1], [0, 1]].forEach(([b, c], n) => {
+      const q = project(mvp, facePoint(f, b, c));
+      if (n) ctx.lineTo(q[0], q[1]); else ctx.moveTo(q[0], q[1]);
+    });
+    ctx.closePath();
+    ctx.clip();
+    ctx.lineWidth = 1.5;
+    for (const o of shown) {
+      ctx.strokeStyle = o.colour;
+      ctx.beginPath();
+      for (const path of o.paths) for (let k = 0; k < path.length; k += 2) {
+        const [tb, tc] = faceFraction(path[k], path[k + 1]);
+        const q = project(mvp, facePoint(f, tb, tc));
+        if (k) ctx.lineTo(q[0], q[1]); else ctx.moveTo(q[0], q[1]);
+      }
+      ctx.stroke();
+    }
+    ctx.restore();
+  }
+  // The key, above the legend's bottom: each overlay's colour and name.
+  ctx.save();
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.textAlign = "left";
+  const W = $("labels").clientWidth, H = $("labels").clientHeight;
+  shown.forEach((o, n) => {
+    const y = H - 14 - 16 * (shown.length - 1 - n);
+    ctx.fillStyle = o.colour;
+    ctx.fillRect(W - LEGEND_WIDTH + 10, y - 4, 16, 3);
+    ctx.fillStyle = "#cfd8e3";
+    ctx.fillText(o.name.length > 14 ? o.name.slice(0, 13) + "…" : o.name, W - LEGEND_WIDTH + 32, y);
+  });
+  ctx.restore();
 }
 
 // ---------- grid lines ----------
@@ -606,7 +763,7 @@ function drawGrid(ctx, mvp) {
     if (v.projection && f.a === 0) labels.push(...drawGraticule(ctx, mvp, f, v.projection));
     else for (const d of [f.b, f.c]) {
       if (!shownDims().includes(d)) continue;
-      for (const { t } of ticks(d)) {
+      for (const { t } of ticks(d, 6)) {
         const at = (u) => project(mvp, d === f.b ? facePoint(f, t, u) : facePoint(f, u, t));
         const a = at(0), b = at(1);
         ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
@@ -632,18 +789,67 @@ function drawGrid(ctx, mvp) {
   ctx.restore();
 }
 
-// Tick labels along one silhouette edge per dimension.
+const overlaps = (a, b) => a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+
+// The box's outline (the hull of its corners on screen, 1.5 px outside the faces), so that
+// a box whose faces are NaN drawn as background still shows where it is.
+function drawOutline(ctx, mvp) {
+  const pts = [];
+  for (let i = 0; i < 8; i++) pts.push(project(mvp, world([0, 1, 2].map((d) => (i >> d) & 1))));
+  pts.sort((p, q) => p[0] - q[0] || p[1] - q[1]);
+  const cross = (o, a, b) => (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+  const half = (list) => {
+    const h = [];
+    for (const p of list) {
+      while (h.length >= 2 && cross(h[h.length - 2], h[h.length - 1], p) <= 0) h.pop();
+      h.push(p);
+    }
+    h.pop();
+    return h;
+  };
+  const hull = [...half(pts), ...half(pts.slice().reverse())];
+  if (hull.length < 3) return;
+  const cx = hull.reduce((s, p) => s + p[0], 0) / hull.length, cy = hull.reduce((s, p) => s + p[1], 0) / hull.length;
+  ctx.save();
+  ctx.strokeStyle = "rgba(207, 216, 227, 0.55)";
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  hull.forEach(([x, y], n) => {
+    const l = Math.hypot(x - cx, y - cy) || 1;
+    const q = [x + ((x - cx) / l) * 1.5, y + ((y - cy) / l) * 1.5];
+    if (n) ctx.lineTo(q[0], q[1]); else ctx.moveTo(q[0], q[1]);
+  });
+  ctx.closePath();
+  ctx.stroke();
+  ctx.restore();
+}
+
+// Tick labels along one silhouette edge per dimension, at round values, thinned until none
+// overlaps another, a title or the legend; an axis seen end-on (its edge shorter than a
+// label) is not labelled. Every text's box is kept in window.cryocubeLabels for tests.
 function drawLabels(mvp) {
   const lc = $("labels");
   const ctx = lc.getContext("2d");
   const dpr = window.devicePixelRatio || 1;
   lc.width = lc.clientWidth * dpr; lc.height = lc.clientHeight * dpr;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, lc.clientWidth, lc.clientHeight);
+  const W = lc.clientWidth, H = lc.clientHeight;
+  ctx.clearRect(0, 0, W, H);
   if (state.grid) drawGrid(ctx, mvp);
+  drawOverlays(ctx, mvp);
+  drawOutline(ctx, mvp);
+  const v = variable();
+  legendGeometry = drawLegend(ctx, W, H, {
+    lut: lutRgba, vmin: state.vmin, vmax: state.vmax, log: state.log,
+    title: v.long_name || v.name, units: v.display_units,
+    // The NaN swatch when there is NaN in view.
+    nanRgb: NAN_RGBA[nanColour()].slice(0, 3).map((x) => Math.round(x * 255)), nanShown: nanInView,
+    categories: legendCats && state.auto ? legendCats : null,
+  });
+  const taken = [legendGeometry.box];
+  const drawn = [];
   ctx.font = "11px system-ui, sans-serif";
   ctx.fillStyle = "#cfd8e3"; ctx.strokeStyle = "#cfd8e3";
-  const v = variable();
   const centre = project(mvp, [0, 0, 0]);
   for (const d of shownDims()) {
     const [e1, e2] = [0, 1, 2].filter((x) => x !== d);
@@ -655,41 +861,70 @@ function drawLabels(mvp) {
       if (!best || dist > best.dist) best = { at, dist, m };
     }
     const a = best.at(0), b = best.at(1);
+    if (Math.hypot(a[0] - b[0], a[1] - b[1]) < 24) continue; // seen end-on
     const out = [best.m[0] - centre[0], best.m[1] - centre[1]];
     const len = Math.hypot(...out) || 1;
     const off = [(out[0] / len) * 14, (out[1] / len) * 14];
-    ctx.textAlign = out[0] < 0 ? "right" : "left";
-    let widest = 0;
-    for (const { i, t } of ticks(d)) {
+    const right = out[0] < 0;
+    ctx.textAlign = right ? "right" : "left";
+    const place = (list) => list.map(({ t, label }) => {
       const p = best.at(t);
-      ctx.beginPath(); ctx.moveTo(p[0], p[1]); ctx.lineTo(p[0] + off[0] * 0.4, p[1] + off[1] * 0.4); ctx.stroke();
-      ctx.fillText(coordLabel(d, i), p[0] + off[0], p[1] + off[1] + 4);
-      widest = Math.max(widest, ctx.measureText(coordLabel(d, i)).width);
+      const x = p[0] + off[0], y = p[1] + off[1] + 4, w = ctx.measureText(label).width;
+      return { p, label, x, y, box: right ? [x - w - 1, y - 10, x + 1, y + 3] : [x - 1, y - 10, x + w + 1, y + 3] };
+    });
+    // Fewer ticks until the labels fit; at the last, the ones that still collide go.
+    let labels = [];
+    for (const most of [6, 5, 4, 3, 2, 1]) {
+      labels = place(ticks(d, most));
+      const clash = labels.some((l, i) => taken.some((t) => overlaps(l.box, t)) || labels.some((m, j) => j < i && overlaps(l.box, m.box)));
+      if (!clash) break;
     }
-    const ax = axisOf(d);
-    const title = ax.units && ax.units !== "index" && !ax.labels ? `${ax.name} (${ax.units})` : ax.name;
+    let widest = 0;
+    for (const l of labels) {
+      if (taken.some((t) => overlaps(l.box, t))) continue;
+      ctx.beginPath(); ctx.moveTo(l.p[0], l.p[1]); ctx.lineTo(l.p[0] + off[0] * 0.4, l.p[1] + off[1] * 0.4); ctx.stroke();
+      ctx.fillText(l.label, l.x, l.y);
+      taken.push(l.box);
+      drawn.push({ text: l.label, box: l.box });
+      widest = Math.max(widest, l.box[2] - l.box[0]);
+    }
+    const title = axisTitle(axisOf(d));
     ctx.font = "bold 12px system-ui, sans-serif";
-    const W = lc.clientWidth, H = lc.clientHeight;
+    const tw = ctx.measureText(title).width;
     const mid = [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2];
-    if (Math.abs(out[0]) / len > 0.9) {
-      // An upright edge with its labels beside it: the title upright beyond the labels.
-      const x = Math.max(12, Math.min(W - 12, mid[0] + Math.sign(out[0]) * (14 + widest + 10)));
-      ctx.save();
-      ctx.translate(x, mid[1]);
+    const upright = Math.abs(out[0]) / len > 0.9;
+    // Moved outwards, step by step, until it is clear of every label.
+    let box = null, pos = null;
+    for (let k = 0; k < 12; k++) {
+      if (upright) {
+        const x = Math.max(8, Math.min(W - LEGEND_WIDTH - 8, mid[0] + Math.sign(out[0]) * (14 + widest + 10 + 8 * k)));
+        pos = [x, mid[1]];
+        box = [x - 8, mid[1] - tw / 2, x + 6, mid[1] + tw / 2];
+      } else {
+        let tx = mid[0] + off[0] * (2.6 + 0.6 * k);
+        const ty = Math.max(14, Math.min(H - 6, mid[1] + off[1] * (2.6 + 0.6 * k)));
+        tx = right ? Math.max(tw + 4, Math.min(W - LEGEND_WIDTH, tx)) : Math.max(4, Math.min(W - LEGEND_WIDTH - tw, tx));
+        pos = [tx, ty];
+        box = right ? [tx - tw, ty - 11, tx, ty + 3] : [tx, ty - 11, tx + tw, ty + 3];
+      }
+      if (!taken.some((t) => overlaps(box, t))) break;
+    }
+    ctx.save();
+    if (upright) {
+      ctx.translate(pos[0], pos[1]);
       ctx.rotate(-Math.PI / 2);
       ctx.textAlign = "center";
       ctx.fillText(title, 0, 4);
-      ctx.restore();
     } else {
-      // Kept inside the canvas, whatever the zoom.
-      const tw = ctx.measureText(title).width;
-      let tx = mid[0] + off[0] * 2.6;
-      const ty = Math.max(14, Math.min(H - 6, mid[1] + off[1] * 2.6));
-      tx = ctx.textAlign === "right" ? Math.max(tw + 4, Math.min(W - 4, tx)) : Math.max(4, Math.min(W - tw - 4, tx));
-      ctx.fillText(title, tx, ty);
+      ctx.textAlign = right ? "right" : "left";
+      ctx.fillText(title, pos[0], pos[1]);
     }
+    ctx.restore();
+    taken.push(box);
+    drawn.push({ text: title, box });
     ctx.font = "11px system-ui, sans-serif";
   }
+  window.cryocubeLabels = drawn;
 }
 
 function resize() {
@@ -769,67 +1004,158 @@ function invert(m) {
 }
 
 // ---------- hover, profile ----------
+// Latitude/longitude of projected (x, y) on a polar stereographic grid (the inverse of
+// polarXY): shown beside the map coordinates on hover.
+function polarLatLon(p, x, y) {
+  const s = p.pole < 0 ? -1 : 1;
+  const dx = x - p.false_easting, dy = y - p.false_northing;
+  const lat = polarLatOfRho(p, Math.hypot(dx, dy));
+  const lon = ((p.lon0 + (Math.atan2(dx, -s * dy) * 180) / Math.PI + 540) % 360) - 180;
+  return [lat, lon];
+}
+
+const withUnit = (text, unit) => (unit ? `${text} ${unit}` : text);
+
+// The hover box: the stored value (float32 text for float32 arrays) with its display unit,
+// the cell's coordinates and indices, and latitude/longitude on polar maps. Anything that
+// changes the picture clears it (see draw), so it never describes another view.
 let hoverToken = 0;
+function clearHover() {
+  hoverToken++;
+  $("hover").textContent = "";
+  window.cryocubeHover = null;
+}
 async function hover(ev) {
   const idx = pick(ev);
   const token = ++hoverToken;
-  if (!idx) { $("hover").textContent = ""; return; }
-  const r = await fetch(`/api/value?var=${encodeURIComponent(state.var)}&i=${idx[0]}&j=${idx[1]}&k=${idx[2]}`);
-  if (token !== hoverToken || !r.ok) return;
+  if (!idx) { $("hover").textContent = ""; window.cryocubeHover = null; return; }
+  const name = state.var;
+  const r = await fetch(`/api/value?var=${encodeURIComponent(name)}&i=${idx[0]}&j=${idx[1]}&k=${idx[2]}`);
+  if (token !== hoverToken || !r.ok || name !== state.var) return;
   const j = await r.json();
   const v = variable();
-  const lines = [`${v.name} = ${j.value === null ? "NaN" : j.text}${v.units ? " " + v.units : ""}`];
+  const lines = [`${v.name} = ${j.value === null ? "NaN" : withUnit(j.text, v.display_units)}`];
   for (const d of shownDims()) lines.push(`${v.dims[d]} = ${coordLabel(d, idx[d])}  [${idx[d]}]`);
+  let latlon = null;
+  if (v.projection) {
+    latlon = polarLatLon(v.projection, axisOf(2).values[idx[2]], axisOf(1).values[idx[1]]);
+    const [la, lo] = latlon;
+    lines.push(`lat ${Math.abs(la).toFixed(4)}°${la < 0 ? "S" : "N"}, lon ${Math.abs(lo).toFixed(4)}°${lo < 0 ? "W" : "E"}`);
+  }
   $("hover").textContent = lines.join("\n");
-  window.cryocubeHover = { index: idx, value: j.value, text: j.text };
+  window.cryocubeHover = { var: name, index: idx, value: j.value, text: j.text, lines, latlon };
 }
 
 async function profile(ev) {
   const idx = pick(ev);
   if (!idx) return;
   const axis = state.paxis;
-  const r = await fetch(`/api/profile?var=${encodeURIComponent(state.var)}&axis=${axis}&i=${idx[0]}&j=${idx[1]}&k=${idx[2]}`);
-  if (!r.ok) return;
+  const name = state.var;
+  const r = await fetch(`/api/profile?var=${encodeURIComponent(name)}&axis=${axis}&i=${idx[0]}&j=${idx[1]}&k=${idx[2]}`);
+  if (!r.ok || name !== state.var) return;
   const j = await r.json();
-  drawProfile(axis, idx, j.values);
+  lastProfile = { axis, idx, values: j.values, var: name };
+  drawProfile();
 }
 
-function drawProfile(axis, idx, values) {
+let lastProfile = null;
+
+// The profile panel over the stage (so it is seen at any window size): the values over the
+// selected range of the axis, ticks and units on both axes, the clicked cell marked, lone
+// values as dots.
+function drawProfile() {
+  const box = $("profilebox");
+  if (!lastProfile || lastProfile.var !== state.var) { box.hidden = true; return; }
+  box.hidden = false;
+  const { axis, idx } = lastProfile;
+  const lo = state.lo[axis], hi = state.hi[axis], n = hi - lo;
+  const values = lastProfile.values.slice(lo, hi);
   const c = $("profile");
   const dpr = window.devicePixelRatio || 1;
   c.width = c.clientWidth * dpr; c.height = c.clientHeight * dpr;
   const ctx = c.getContext("2d");
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  const W = c.clientWidth, H = c.clientHeight, L = 44, B = 18;
+  const W = c.clientWidth, H = c.clientHeight, L = 56, R = 10, T = 10, B = 34;
   ctx.clearRect(0, 0, W, H);
-  const finite = values.filter((x) => x !== null);
-  if (!finite.length) { ctx.fillStyle = "#aaa"; ctx.fillText("all NaN", 10, 20); return; }
-  const lo = Math.min(...finite), hi = Math.max(...finite);
-  const span = hi - lo || 1;
-  ctx.strokeStyle = "#6cf"; ctx.beginPath();
-  let pen = false;
-  values.forEach((x, i) => {
-    if (x === null) { pen = false; return; }
-    const px = L + (i / Math.max(1, values.length - 1)) * (W - L - 6), py = 6 + (1 - (x - lo) / span) * (H - B - 12);
-    if (pen) ctx.lineTo(px, py); else ctx.moveTo(px, py);
-    pen = true;
-  });
-  ctx.stroke();
-  ctx.fillStyle = "#cfd8e3"; ctx.font = "10px system-ui, sans-serif";
-  ctx.fillText(+hi.toPrecision(4), 2, 12); ctx.fillText(+lo.toPrecision(4), 2, H - B);
-  ctx.fillText(coordLabel(axis, 0), L, H - 4);
-  ctx.textAlign = "right"; ctx.fillText(coordLabel(axis, values.length - 1), W - 4, H - 4); ctx.textAlign = "left";
+  ctx.font = "10px system-ui, sans-serif";
+  ctx.fillStyle = "#cfd8e3"; ctx.strokeStyle = "#556";
   const v = variable();
+  const finite = values.filter((x) => x !== null);
+  const xOf = (i) => L + ((i - lo + 0.5) / n) * (W - L - R);
+  // The x axis: the coordinate's ticks over the selected range.
+  ctx.textAlign = "center";
+  for (const t of ticks(axis, Math.max(2, Math.floor((W - L - R) / 90)))) {
+    const x = L + t.t * (W - L - R);
+    ctx.beginPath(); ctx.moveTo(x, H - B); ctx.lineTo(x, H - B + 4); ctx.stroke();
+    ctx.fillText(t.label, x, H - B + 14);
+  }
+  ctx.fillText(axisTitle(axisOf(axis)), L + (W - L - R) / 2, H - 4);
+  ctx.strokeRect(L, T, W - L - R, H - T - B);
+  if (!finite.length) {
+    ctx.fillText("all NaN in the selected range", L + (W - L - R) / 2, T + 30);
+  } else {
+    let ylo = Math.min(...finite), yhi = Math.max(...finite);
+    if (!(yhi > ylo)) { ylo -= 0.5; yhi += 0.5; }
+    const yOf = (x) => T + (1 - (x - ylo) / (yhi - ylo)) * (H - T - B);
+    const yt = niceTicks(ylo, yhi, 4);
+    ctx.textAlign = "right";
+    for (const y of yt.values) {
+      const py = yOf(y);
+      ctx.beginPath(); ctx.moveTo(L - 4, py); ctx.lineTo(L, py); ctx.stroke();
+      ctx.fillText(formatTick(y, yt.step), L - 6, py + 3);
+    }
+    ctx.save();
+    ctx.translate(10, T + (H - T - B) / 2);
+    ctx.rotate(-Math.PI / 2);
+    ctx.textAlign = "center";
+    ctx.fillText(withUnit(v.name, v.display_units ? `[${v.display_units}]` : ""), 0, 0);
+    ctx.restore();
+    ctx.strokeStyle = "#6cf"; ctx.fillStyle = "#6cf";
+    ctx.beginPath();
+    values.forEach((x, k) => {
+      if (x === null) return;
+      const px = xOf(lo + k), py = yOf(x);
+      const prev = k > 0 && values[k - 1] !== null, next = k + 1 < values.length && values[k + 1] !== null;
+      if (prev) ctx.lineTo(px, py); else ctx.moveTo(px, py);
+      // A value with no neighbour to join is a dot.
+      if (!prev && !next) ctx.fillRect(px - 2, py - 2, 4, 4);
+    });
+    ctx.stroke();
+    // The clicked cell.
+    if (idx[axis] >= lo && idx[axis] < hi) {
+      const px = xOf(idx[axis]);
+      ctx.strokeStyle = "#f96";
+      ctx.beginPath(); ctx.moveTo(px, T); ctx.lineTo(px, H - B); ctx.stroke();
+      const x = lastProfile.values[idx[axis]];
+      if (x !== null) { ctx.fillStyle = "#f96"; ctx.beginPath(); ctx.arc(px, yOf(x), 3.5, 0, 2 * Math.PI); ctx.fill(); }
+    }
+  }
   const at = shownDims().filter((d) => d !== axis).map((d) => `${v.dims[d]} ${coordLabel(d, idx[d])}`).join(", ");
   $("pinfo").textContent = `${v.name} along ${v.dims[axis]} at ${at}`;
-  window.cryocubeProfile = { axis, index: idx, values };
+  window.cryocubeProfile = { axis, index: idx, values: lastProfile.values, shown: [lo, hi] };
+}
+
+// The profile's selected range as CSV: coordinate (UTC for time), value (empty for NaN).
+function profileCsv() {
+  const { axis, values } = lastProfile;
+  const a = axisOf(axis), v = variable();
+  const rows = [`${a.name}${a.labels ? "" : a.units && a.units !== "index" ? ` [${a.units}]` : ""},${v.name}${v.display_units ? ` [${v.display_units}]` : ""}`];
+  for (let i = state.lo[axis]; i < state.hi[axis]; i++) rows.push(`${a.labels ? a.labels[i] : a.values[i]},${values[i] === null ? "" : values[i]}`);
+  return rows.join("\n") + "\n";
+}
+
+function download(name, href) {
+  const a = document.createElement("a");
+  a.download = name;
+  a.href = href;
+  a.click();
 }
 
 // ---------- controls ----------
 function buildControls() {
   const v = variable();
   $("title").textContent = meta.title;
-  $("varinfo").textContent = `${v.long_name || ""} ${v.units ? "[" + v.units + "]" : ""} — ${shownDims().map((d) => `${v.dims[d]} ${v.shape[d]}`).join(" × ")}${v.flat ? " (a map)" : ""}`;
+  $("varinfo").textContent = `${v.long_name || ""} ${v.display_units ? "[" + v.display_units + "]" : ""} — ${shownDims().map((d) => `${v.dims[d]} ${v.shape[d]}`).join(" × ")}${v.flat ? " (a map)" : ""}`;
   const dims = $("dims");
   dims.querySelectorAll(".dim").forEach((e) => e.remove());
   $("paxis").innerHTML = shownDims().map((d) => `<option value="${d}">${v.dims[d]}</option>`).join("");
@@ -840,10 +1166,12 @@ function buildControls() {
     const box = document.createElement("div");
     box.className = "dim";
     const n = v.shape[d];
-    box.innerHTML = `<label>${name}</label>
-      <input type="range" min="0" max="${n - 1}" step="1" value="${state.lo[d]}" data-d="${d}" data-end="lo" id="lo${d}">
-      <input type="range" min="1" max="${n}" step="1" value="${state.hi[d]}" data-d="${d}" data-end="hi" id="hi${d}">
-      <div class="vals" id="vals${d}"></div>`;
+    const a = axisOf(d);
+    const unit = a.seconds ? "UTC" : a.units;
+    box.innerHTML = `<label class="dname">${name} <span class="count" id="count${d}"></span></label>
+      <label class="end">from <input type="range" min="0" max="${n - 1}" step="1" value="${state.lo[d]}" data-d="${d}" data-end="lo" id="lo${d}"></label>
+      <label class="end">to <input type="range" min="1" max="${n}" step="1" value="${state.hi[d]}" data-d="${d}" data-end="hi" id="hi${d}"></label>
+      <label class="typed${a.seconds ? " time" : ""}"><input type="text" id="from${d}" data-d="${d}" data-end="lo" title="first cell: a coordinate value (${unit})"> … <input type="text" id="to${d}" data-d="${d}" data-end="hi" title="last cell: a coordinate value (${unit})"> <span class="unit">${unit}</span></label>`;
     dims.appendChild(box);
   });
   dims.querySelectorAll("input[type=range]").forEach((el) => el.addEventListener("input", () => {
@@ -854,6 +1182,23 @@ function buildControls() {
     showRanges();
     draw();
   }));
+  // A typed coordinate (a UTC time on a time axis) goes to the nearest cell.
+  dims.querySelectorAll("input[type=text]").forEach((el) => el.addEventListener("change", () => {
+    const d = +el.dataset.d;
+    const i = typedIndex(d, el.value);
+    if (i === null) { el.classList.add("bad"); return; }
+    el.classList.remove("bad");
+    if (el.dataset.end === "lo") state.lo[d] = Math.min(i, state.hi[d] - 1);
+    else state.hi[d] = Math.max(i + 1, state.lo[d] + 1);
+    $(`lo${d}`).value = state.lo[d]; $(`hi${d}`).value = state.hi[d];
+    showRanges();
+    draw();
+  }));
+  $("presets").innerHTML = presets().map((p, n) => `<button data-n="${n}">${p.name}</button>`).join(" ");
+  $("presets").querySelectorAll("button").forEach((b) => b.addEventListener("click", () => {
+    Object.assign(state, presets()[+b.dataset.n].view, { panX: 0, panY: 0 });
+    draw();
+  }));
   showRanges();
   $("cmap").value = state.cmap;
   $("reverse").checked = state.reverse;
@@ -862,6 +1207,8 @@ function buildControls() {
   $("nan").value = state.nan;
   $("proj").value = state.proj;
   $("grid").checked = !!state.grid;
+  $("sym").checked = !!state.sym;
+  animationControls();
   showLive();
   if (state.vmin !== null) $("vmin").value = state.vmin;
   if (state.vmax !== null) $("vmax").value = state.vmax;
@@ -870,8 +1217,41 @@ function buildControls() {
 function showRanges() {
   const v = variable();
   for (const d of shownDims()) {
-    $(`vals${d}`).textContent = `${coordLabel(d, state.lo[d])} …\n${coordLabel(d, state.hi[d] - 1)} (${state.hi[d] - state.lo[d] === v.shape[d] ? v.shape[d] : `${state.hi[d] - state.lo[d]} of ${v.shape[d]}`})`;
+    const a = axisOf(d);
+    const text = (i) => (a.labels ? a.labels[i] : String(a.values[i]));
+    $(`from${d}`).value = text(state.lo[d]);
+    $(`to${d}`).value = text(state.hi[d] - 1);
+    $(`count${d}`).textContent = state.hi[d] - state.lo[d] === v.shape[d] ? `(${v.shape[d]})` : `(${state.hi[d] - state.lo[d]} of ${v.shape[d]})`;
   }
+}
+
+// The cell nearest a typed coordinate of dimension d (a UTC time on a time axis; no zone
+// means UTC), or null when the text is no value.
+function typedIndex(d, text) {
+  const a = axisOf(d);
+  let x;
+  if (a.seconds) {
+    // "2020-07-22 00:00:01" as ISO 8601's "2020-07-22T00:00:01".
+    const t = text.trim().replace(/^(\d{4}-\d\d-\d\d) +/, "$1T");
+    const ms = Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(t) || !t.includes(":") ? t : t + "Z");
+    if (!isFinite(ms)) return null;
+    x = ms / 1000;
+  } else x = parseFloat(text);
+  if (!isFinite(x)) return null;
+  const vals = a.seconds || a.values;
+  return Math.max(0, Math.min(vals.length - 1, Math.round(indexOf(vals, x))));
+}
+
+// Looking straight at each pair of shown dimensions: the seismologist's time x distance
+// waterfall among them. yaw/pitch turn the camera's axis onto the third dimension.
+function presets() {
+  const v = variable();
+  if (v.flat) return [{ name: "map", view: { yaw: 0, pitch: 0 } }];
+  const facing = [{ yaw: 0, pitch: 0 }, { yaw: 0, pitch: Math.PI / 2 }, { yaw: -Math.PI / 2, pitch: 0 }];
+  return [0, 1, 2].map((normal) => {
+    const [b, c] = [0, 1, 2].filter((d) => d !== normal);
+    return { name: `${v.dims[b]} × ${v.dims[c]}`, view: facing[normal] };
+  });
 }
 
 function wire() {
@@ -881,8 +1261,12 @@ function wire() {
     const was = variable();
     const next = meta.variables.find((v) => v.name === $("var").value);
     // The camera stays, unless the new variable is a map and the old a volume (or back).
-    const camera = next.flat === was.flat ? { yaw: state.yaw, pitch: state.pitch } : {};
-    state = { ...defaultState(next), cmap: state.cmap, reverse: state.reverse, proj: state.proj, nan: state.nan, grid: state.grid, follow: state.follow, ...camera, ...colourBar(next) };
+    const camera = next.flat === was.flat ? { yaw: state.yaw, pitch: state.pitch, zoom: state.zoom, panX: state.panX, panY: state.panY } : {};
+    // The same dimensions and lengths: the selected region stays.
+    const same = JSON.stringify(next.dims) === JSON.stringify(was.dims) && JSON.stringify(next.shape) === JSON.stringify(was.shape);
+    const region = same ? { lo: state.lo.slice(), hi: state.hi.slice(), paxis: state.paxis } : {};
+    state = { ...defaultState(next), cmap: state.cmap, reverse: state.reverse, proj: state.proj, nan: state.nan, grid: state.grid, follow: state.follow, hide: state.hide, ...camera, ...region, ...colourBar(next) };
+    clearHover();
     buildControls();
     draw();
   });
@@ -890,6 +1274,25 @@ function wire() {
   $("cmap").addEventListener("change", () => { state.cmap = $("cmap").value; setLut(); draw(); });
   $("reverse").addEventListener("change", () => { state.reverse = $("reverse").checked; setLut(); draw(); });
   $("auto").addEventListener("change", () => { state.auto = $("auto").checked; draw(); });
+  $("sym").addEventListener("change", () => {
+    state.sym = $("sym").checked;
+    if (state.sym && !state.auto) { const m = Math.max(Math.abs(state.vmin), Math.abs(state.vmax)); [state.vmin, state.vmax] = [-m, m]; $("vmin").value = -m; $("vmax").value = m; }
+    draw();
+  });
+  $("csv").addEventListener("click", () => {
+    if (lastProfile) download(`${state.var}-profile.csv`, "data:text/csv;charset=utf-8," + encodeURIComponent(profileCsv()));
+  });
+  $("pclose").addEventListener("click", () => { lastProfile = null; drawProfile(); });
+  $("adim").addEventListener("change", () => { state.adim = +$("adim").value; animationControls(); });
+  $("record").addEventListener("click", async () => {
+    if (recording) return;
+    const opts = { dim: +$("adim").value, from: +$("afrom").value, to: +$("ato").value, fps: Math.max(1, Math.min(60, +$("afps").value || 5)) };
+    try {
+      const bytes = await animate(opts);
+      download(`${state.var}-${variable().dims[opts.dim]}.webm`, URL.createObjectURL(new Blob([bytes], { type: "video/webm" })));
+      $("astatus").textContent = `${opts.to - opts.from + 1} frames`;
+    } catch (e) { $("astatus").textContent = `failed: ${e.message || e}`; }
+  });
   $("log").addEventListener("change", () => { state.log = $("log").checked; draw(); });
   $("nan").addEventListener("change", () => { state.nan = $("nan").value; draw(); });
   $("proj").addEventListener("change", () => { state.proj = $("proj").value; draw(); });
@@ -905,14 +1308,9 @@ function wire() {
     state.vmin = parseFloat($("vmin").value); state.vmax = parseFloat($("vmax").value);
     draw();
   });
-  $("paxis").addEventListener("change", () => { state.paxis = +$("paxis").value; writeHash(); });
+  $("paxis").addEventListener("change", () => { state.paxis = +$("paxis").value; lastProfile = null; drawProfile(); writeHash(); });
   $("reset").addEventListener("click", () => { const d = defaultState(variable()); Object.assign(state, { yaw: d.yaw, pitch: d.pitch, zoom: d.zoom, panX: 0, panY: 0 }); draw(); });
-  $("png").addEventListener("click", () => {
-    const a = document.createElement("a");
-    a.download = `${state.var}.png`;
-    a.href = pngDataUrl();
-    a.click();
-  });
+  $("png").addEventListener("click", () => download(`${state.var}.png`, pngDataUrl()));
   const c = $("gl");
   let drag = null;
   // Left drag rotates; right drag or shift+drag pans (moves the box across the screen).
@@ -929,8 +1327,10 @@ function wire() {
         state.panX = (state.panX || 0) + dx * k;
         state.panY = (state.panY || 0) - dy * k;
       } else {
-        state.yaw += dx * 0.01;
-        state.pitch = Math.max(-1.5, Math.min(1.5, state.pitch + dy * 0.01));
+        // Damped: half a radian per 100 px, less when zoomed in.
+        const k = 0.005 / Math.sqrt(Math.max(1, state.zoom));
+        state.yaw += dx * k;
+        state.pitch = Math.max(-Math.PI / 2, Math.min(Math.PI / 2, state.pitch + dy * k));
       }
       draw();
     } else hover(e);
@@ -939,6 +1339,63 @@ function wire() {
   c.addEventListener("wheel", (e) => { e.preventDefault(); state.zoom = Math.max(0.3, Math.min(8, state.zoom * Math.exp(-e.deltaY * 0.001))); draw(); }, { passive: false });
   window.addEventListener("resize", () => draw());
 }
+
+// ---------- animation ----------
+// A WebM of the view stepped along one dimension: frame k shows the selected range moved to
+// start at cell from + k (its width kept, cut at the end), drawn with its labels, legend and
+// overlays, and the coordinate of the front cell written in the corner.
+function animationControls() {
+  const v = variable();
+  const dims = shownDims();
+  const prefer = dims.includes(v.dims.indexOf("time")) ? v.dims.indexOf("time") : dims[0];
+  const d = dims.includes(state.adim) ? state.adim : prefer;
+  $("adim").innerHTML = dims.map((x) => `<option value="${x}">${v.dims[x]}</option>`).join("");
+  $("adim").value = String(d);
+  $("afrom").max = $("ato").max = String(v.shape[d] - 1);
+  $("afrom").value = "0";
+  $("ato").value = String(Math.min(v.shape[d] - 1, 59));
+}
+
+async function animate({ dim, from, to, fps }) {
+  const v = variable();
+  const n = v.shape[dim];
+  from = Math.max(0, Math.min(n - 1, from | 0));
+  to = Math.max(from, Math.min(n - 1, to | 0));
+  const keep = { lo: state.lo.slice(), hi: state.hi.slice() };
+  const width = state.hi[dim] - state.lo[dim];
+  const glc = $("gl");
+  // Even sides: VP8 encoders are happiest with them.
+  const out = document.createElement("canvas");
+  out.width = glc.width & ~1; out.height = glc.height & ~1;
+  const ctx = out.getContext("2d");
+  recording = true;
+  try {
+    return await recordWebm(to - from + 1, fps, out.width, out.height, async (k) => {
+      const i = from + k;
+      state.lo[dim] = i;
+      state.hi[dim] = Math.min(n, i + width);
+      await draw();
+      render(lastLoaded);
+      ctx.drawImage(glc, 0, 0);
+      ctx.drawImage($("labels"), 0, 0, glc.width, glc.height);
+      const dpr = window.devicePixelRatio || 1;
+      ctx.save();
+      ctx.scale(dpr, dpr);
+      ctx.font = "bold 15px system-ui, sans-serif";
+      ctx.fillStyle = "#fff";
+      ctx.textAlign = "left";
+      ctx.fillText(`${v.dims[dim]} ${coordLabel(dim, i)}`, 12, 24);
+      ctx.restore();
+      return out;
+    }, (k) => { $("astatus").textContent = `${k} / ${to - from + 1}`; });
+  } finally {
+    recording = false;
+    state.lo = keep.lo; state.hi = keep.hi;
+    buildControls();
+    draw();
+  }
+}
+let recording = false;
 
 // ---------- a growing cube ----------
 // With "follow the latest time" on, the page asks every 2 s whether the cube grew (the server
@@ -976,9 +1433,56 @@ async function followLatest() {
   await draw();
 }
 
+// The opening view of a volume turns to the faces with data: of the eight ways to see three
+// faces, the one whose faces hold the most values (a lake mask with data at its last epoch
+// only is seen from that side). Faces are asked for at the size already on screen.
+async function openOnData() {
+  if (variable().flat) return;
+  const start = { yaw: state.yaw, pitch: state.pitch };
+  const all = await Promise.all(faceList().map(async (f) => ({ f, face: await loadFace(f) })));
+  const valid = (f) => {
+    const x = all.find((y) => y.f.a === f.a && y.f.side === f.side).face;
+    let n = 0;
+    for (const q of x.data) if (q !== NAN_CODE) n++;
+    return n / x.data.length;
+  };
+  let best = null;
+  for (const yaw of [start.yaw, start.yaw + Math.PI / 2, start.yaw + Math.PI, start.yaw - Math.PI / 2]) for (const pitch of [start.pitch, -start.pitch]) {
+    Object.assign(state, { yaw, pitch });
+    const score = visibleFaces().reduce((s, f) => s + valid(f), 0);
+    if (!best || score > best.score + 1e-9) best = { yaw, pitch, score };
+  }
+  Object.assign(state, { yaw: best.yaw, pitch: best.pitch });
+  if (best.yaw !== start.yaw || best.pitch !== start.pitch) await draw();
+}
+
 // For tests and scripts: which faces are drawn, and where a face's point lands on screen.
 window.cryocubeDebug = {
   png: () => pngDataUrl(),
+  // The legend's parts as last drawn (bar box, ticks with their rows, NaN and class swatches).
+  legend: () => legendGeometry,
+  // The profile's selected range as the CSV the panel's button saves.
+  profileCsv: () => (lastProfile ? profileCsv() : null),
+  // Every axis label and title as last drawn: its text and box (CSS px in the stage).
+  labels: () => window.cryocubeLabels,
+  // Changes the view (e.g. the camera: {yaw, pitch}) and draws it.
+  async setView(change) { Object.assign(state, change); await draw(); return frames; },
+  // A WebM of the animation as base64 (tests read it back with ffprobe).
+  async webm(opts) {
+    const bytes = await animate(opts);
+    let bin = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(bin);
+  },
+  // Where projected map coordinates (x, y) land on screen (CSS px, page), on the visible y/x face.
+  mapPointOnScreen(x, y) {
+    const f = visibleFaces().find((g) => g.a === 0);
+    if (!f) return null;
+    const [tb, tc] = faceFraction(x, y);
+    const r = $("gl").getBoundingClientRect();
+    const [px, py] = project(viewMatrices().mvp, facePoint(f, tb, tc));
+    return [r.left + px, r.top + py];
+  },
   // Projected x/y of a latitude/longitude in the shown variable's grid mapping (null: none).
   polarXY: (lat, lon) => (variable().projection ? polarXY(variable().projection, lat, lon) : null),
   visible: () => visibleFaces().map((f) => [f.a, f.side]),
@@ -1012,7 +1516,9 @@ async function main() {
     setLut();
     wire();
     buildControls();
+    await loadOverlays().catch(() => {});
     await draw();
+    if (!own && firstValid < 0.9) await openOnData();
   } catch (e) {
     $("status").textContent = `error: ${e.message || e}`;
     throw e;

@@ -36,6 +36,10 @@ pub struct Axis {
     pub labels: Option<Vec<String>>,
     /// The coordinate's units (empty when it has none).
     pub units: String,
+    /// A time axis as UTC seconds since 1970 (microseconds kept): the page places ticks at
+    /// round times with them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<Vec<f64>>,
 }
 
 /// A variable the viewer can show: three dimensions, or two shown as a box one cell deep.
@@ -51,8 +55,24 @@ pub struct Variable {
     pub units: String,
     /// Its `long_name` attribute (empty when it has none).
     pub long_name: String,
+    /// The unit a reader of the figure needs: `dB` for spectra on the db scale, `ln power`
+    /// on the cryocube scale (both are stored as the dimensionless `1`), else `units`, and
+    /// empty for a dimensionless `1`.
+    pub display_units: String,
+    /// The array's type is an integer (classes, masks, counts): the page may draw it with a
+    /// legend of its values instead of a continuous bar.
+    pub integer: bool,
+    /// CF `flag_values` with their `flag_meanings` (a mask or classification).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<(f64, String)>,
+    /// The share of cells with a value, when the cube states it (`valid_fraction`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_fraction: Option<f64>,
     /// A 2-D variable.
     pub flat: bool,
+    /// Its last two dimensions are the projected y and x of a grid mapping: overlays (in
+    /// the cube's CRS) are drawn over its y/x faces.
+    pub map: bool,
     /// The map projection of its last two dimensions (y, x), when the page can draw
     /// latitude/longitude lines over them.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,21 +143,7 @@ impl PolarStereographic {
         let name = var.attrs.get("grid_mapping")?.as_str()?;
         let name = name.split([':', ' ']).next()?;
         let a = &reader.array(name)?.attrs;
-        if a.get("grid_mapping_name")?.as_str()? != "polar_stereographic" {
-            return None;
-        }
-        let [.., ydim, xdim] = var.dims.as_slice() else {
-            return None;
-        };
-        let is = |dim: &str, short: &str, standard: &str| {
-            dim == short
-                || reader
-                    .array(dim)
-                    .and_then(|c| c.attrs.get("standard_name"))
-                    .and_then(Value::as_str)
-                    == Some(standard)
-        };
-        if !is(ydim, "y", "projection_y_coordinate") || !is(xdim, "x", "projection_x_coordinate") {
+        if a.get("grid_mapping_name")?.as_str()? != "polar_stereographic" || !is_map(reader, var) {
             return None;
         }
         // Numbers may be stored as one-element lists (netCDF attributes read by xarray).
@@ -176,6 +182,67 @@ impl PolarStereographic {
             inverse_flattening,
         })
     }
+}
+
+/// The unit to print beside a variable's values: see [`Variable::display_units`].
+fn display_units(attrs: &cryocube_cube::Attrs) -> String {
+    let text = |k: &str| attrs.get(k).and_then(Value::as_str).unwrap_or("");
+    match (text("scale"), text("units")) {
+        ("db", "1") => "dB".into(),
+        ("cryocube", "1") => "ln power".into(),
+        (_, "1") => String::new(),
+        (_, units) => units.into(),
+    }
+}
+
+/// CF `flag_values` paired with the words of `flag_meanings` (numbered when they are fewer).
+fn flags(attrs: &cryocube_cube::Attrs) -> Vec<(f64, String)> {
+    let values: Vec<f64> = match attrs.get("flag_values") {
+        Some(Value::Array(v)) => v.iter().filter_map(Value::as_f64).collect(),
+        Some(v) => v.as_f64().into_iter().collect(),
+        None => return Vec::new(),
+    };
+    let meanings: Vec<&str> = attrs
+        .get("flag_meanings")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let m = meanings
+                .get(i)
+                .map_or_else(|| format!("{v}"), |m| m.replace('_', " "));
+            (v, m)
+        })
+        .collect()
+}
+
+/// Whether `var` has a grid mapping and its last two dimensions are the projected y and x
+/// (by name or CF standard name): a map that overlays in its CRS can be drawn on.
+fn is_map(reader: &CubeReader, var: &ArraySpec) -> bool {
+    let has_mapping = var
+        .attrs
+        .get("grid_mapping")
+        .and_then(Value::as_str)
+        .and_then(|n| n.split([':', ' ']).next())
+        .is_some_and(|n| reader.array(n).is_some());
+    let [.., ydim, xdim] = var.dims.as_slice() else {
+        return false;
+    };
+    let is = |dim: &str, short: &str, standard: &str| {
+        dim == short
+            || reader
+                .array(dim)
+                .and_then(|c| c.attrs.get("standard_name"))
+                .and_then(Value::as_str)
+                == Some(standard)
+    };
+    has_mapping
+        && is(ydim, "y", "projection_y_coordinate")
+        && is(xdim, "x", "projection_x_coordinate")
 }
 
 /// The name of the dimension a 2-D variable is given to be shown as a box.
@@ -368,7 +435,12 @@ impl ViewCube {
                     shape: as_3d(&a.shape, 1).to_vec(),
                     units: text(a.attrs.get("units")),
                     long_name: text(a.attrs.get("long_name")),
+                    display_units: display_units(&a.attrs),
+                    integer: !a.dtype.is_float() && !a.attrs.contains_key("scale_factor"),
+                    flags: flags(&a.attrs),
+                    valid_fraction: a.attrs.get("valid_fraction").and_then(Value::as_f64),
                     flat,
+                    map: is_map(&reader, &a),
                     projection: PolarStereographic::of(&reader, &a),
                     colour_bar: ColourBar::of(&a.attrs),
                 }
@@ -400,6 +472,7 @@ impl ViewCube {
                         values: vec![0.0],
                         labels: None,
                         units: "index".into(),
+                        seconds: None,
                     }
                 } else {
                     axis(&reader, dim, size)?
@@ -449,6 +522,49 @@ impl ViewCube {
         }
         log::info!("{}: the cube grew; showing it anew", self.location);
         ViewCube::open(&self.location, self.cache_bytes).map(Some)
+    }
+
+    /// The CRS of the cube's maps (the WKT of the first grid mapping that states one) and
+    /// the cell size along x, for reprojecting overlays onto them; `None` without a map.
+    pub fn map_crs(&self) -> Option<(String, f64)> {
+        self.variables.iter().find_map(|v| {
+            let spec = self.reader.array(&v.name)?;
+            let name = spec.attrs.get("grid_mapping")?.as_str()?;
+            let name = name.split([':', ' ']).next()?;
+            let gm = &self.reader.array(name)?.attrs;
+            let wkt = ["crs_wkt", "spatial_ref"]
+                .iter()
+                .find_map(|k| gm.get(*k).and_then(Value::as_str))?;
+            let x = &self
+                .axes
+                .iter()
+                .find(|a| Some(&a.name) == v.dims.last())?
+                .values;
+            let cell = match x.as_slice() {
+                [a, b, ..] => (b - a).abs(),
+                _ => 0.0,
+            };
+            Some((wkt.to_string(), cell))
+        })
+    }
+
+    /// The `input_files` entries of its variables (what a recipe cube was built from).
+    pub fn input_files(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for v in &self.variables {
+            let list = self
+                .reader
+                .array(&v.name)
+                .and_then(|a| a.attrs.get("input_files").cloned());
+            if let Some(Value::Array(items)) = list {
+                for s in items.iter().filter_map(Value::as_str) {
+                    if !out.iter().any(|o| o == s) {
+                        out.push(s.to_string());
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The variables it can show, in the cube's order.
@@ -804,6 +920,7 @@ fn axis(reader: &CubeReader, dim: &str, size: u64) -> Result<Axis, ViewError> {
             values: (0..size).map(|i| i as f64).collect(),
             labels: None,
             units: "index".into(),
+            seconds: None,
         });
     };
     let units = coord
@@ -813,6 +930,7 @@ fn axis(reader: &CubeReader, dim: &str, size: u64) -> Result<Axis, ViewError> {
         .unwrap_or("")
         .to_string();
     let values = reader.read_all_f64(dim)?;
+    let mut seconds = None;
     let labels = if units.contains(" since ") {
         // int64 microseconds do not survive f64 beyond 2^53 µs (year 2255): read them exactly.
         let us = match coord.dtype {
@@ -823,6 +941,9 @@ fn axis(reader: &CubeReader, dim: &str, size: u64) -> Result<Axis, ViewError> {
             }
             _ => decode_time(&values, &units),
         };
+        seconds = us
+            .as_ref()
+            .map(|us| us.iter().map(|&u| u as f64 / 1e6).collect());
         us.map(|us| us.into_iter().map(format_utc_us).collect())
     } else {
         None
@@ -833,6 +954,7 @@ fn axis(reader: &CubeReader, dim: &str, size: u64) -> Result<Axis, ViewError> {
         values,
         labels,
         units,
+        seconds,
     })
 }
 

@@ -22,6 +22,7 @@
 //!     host: "127.0.0.1".into(),
 //!     port: 8765,
 //!     allow_hosts: Vec::new(),
+//!     overlays: Vec::new(),
 //! };
 //! serve_blocking(cube, &opts, |addr| println!("http://{addr}/"))?;
 //! # Ok::<(), cryocube_view::ViewError>(())
@@ -33,7 +34,7 @@ pub mod cube;
 pub mod server;
 
 pub use cube::ViewCube;
-pub use server::{serve_blocking, ViewOptions};
+pub use server::{serve_blocking, Overlay, ViewOptions};
 
 /// Why the viewer cannot open a cube or answer a request.
 #[derive(Debug, thiserror::Error)]

@@ -8,11 +8,12 @@
 //! | route | answer |
 //! |---|---|
 //! | `/` | the page |
-//! | `/viewer.js`, `/colormaps.js` | its script (an ES module) and the colormap tables |
+//! | `/viewer.js`, `/colormaps.js`, `/ticks.js`, `/legend.js`, `/webm.js` | its script (ES modules): the page, the colormap tables, axis ticks, the colour bar, the WebM writer |
 //! | `/favicon.ico` | 204 No Content (the page has no icon) |
 //! | `/api/meta` | title, variables, axes with coordinates and labels (JSON); a cube that grew since (an append, `das --follow`) is opened again first, looked at once a second at most |
 //! | `/api/face?var=&axis=&index=&max=[&r0=&r1=&c0=&c1=]` | a slice, or a window of its rows `r0..r1` and columns `c0..c1`, 16-bit quantised (`X-Face-*` headers give rows, cols, step and origin in level-0 cells, pyramid level, min, max) |
 //! | `/api/value?var=&i=&j=&k=` | one stored value, exact (JSON) |
+//! | `/api/overlays` | the outlines to draw over maps, in the cube's x/y (JSON) |
 //! | `/api/profile?var=&axis=&i=&j=&k=` | the stored values along an axis (JSON) |
 
 use std::net::SocketAddr;
@@ -36,8 +37,14 @@ use crate::cube::{Face, ViewCube, MAX_FACE_SIDE};
 use crate::ViewError;
 
 const PAGE: &str = include_str!("../assets/index.html");
-const SCRIPT: &str = include_str!("../assets/viewer.js");
-const COLORMAPS: &str = include_str!("../assets/colormaps.js");
+/// The page's ES modules, by the path the page loads them from.
+const SCRIPTS: [(&str, &str); 5] = [
+    ("/viewer.js", include_str!("../assets/viewer.js")),
+    ("/colormaps.js", include_str!("../assets/colormaps.js")),
+    ("/ticks.js", include_str!("../assets/ticks.js")),
+    ("/legend.js", include_str!("../assets/legend.js")),
+    ("/webm.js", include_str!("../assets/webm.js")),
+];
 
 /// Where to listen.
 #[derive(Clone, Debug)]
@@ -49,6 +56,18 @@ pub struct ViewOptions {
     /// Further names (or addresses) this server answers to in the `Host` header, e.g. the
     /// machine's name on the LAN when it listens on 0.0.0.0.
     pub allow_hosts: Vec<String>,
+    /// Outlines drawn over the cube's maps (already in the cube's CRS).
+    pub overlays: Vec<Overlay>,
+}
+
+/// Lines in the cube's projected x/y (a coastline, lake outlines) the page draws over the
+/// y/x faces: read from vector files by the caller (`cryocube-geo` reprojects them).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Overlay {
+    /// Its name in the page's list and key.
+    pub name: String,
+    /// Each line as x0, y0, x1, y1, ... (flat: half the JSON of pairs).
+    pub paths: Vec<Vec<f64>>,
 }
 
 struct AppState {
@@ -58,6 +77,8 @@ struct AppState {
     checked: Mutex<Instant>,
     /// `Host` header values this server answers to.
     hosts: Vec<String>,
+    /// `/api/overlays`, made once.
+    overlays: Bytes,
     /// Memory of the faces being made or sent, in KiB permits ([`ViewCube::work_bytes`] in
     /// all): a request takes what making its face needs ([`ViewCube::face_bytes`]), keeps the
     /// face's size of it until the face is sent. Requests beyond it wait, so their number
@@ -95,7 +116,7 @@ pub fn serve_blocking(
         let addr = listener
             .local_addr()
             .map_err(|e| ViewError::Server(e.to_string()))?;
-        let app = router(cube, addr, &opts.host, &opts.allow_hosts);
+        let app = router(cube, addr, opts);
         ready(addr);
         axum::serve(listener, app)
             .await
@@ -104,7 +125,8 @@ pub fn serve_blocking(
 }
 
 /// The application: routes, the Host check and compression.
-pub fn router(cube: ViewCube, addr: SocketAddr, host: &str, allow_hosts: &[String]) -> Router {
+pub fn router(cube: ViewCube, addr: SocketAddr, opts: &ViewOptions) -> Router {
+    let (host, allow_hosts) = (&opts.host, &opts.allow_hosts);
     let port = addr.port();
     let mut hosts = vec![
         format!("127.0.0.1:{port}"),
@@ -124,15 +146,18 @@ pub fn router(cube: ViewCube, addr: SocketAddr, host: &str, allow_hosts: &[Strin
         cube: RwLock::new(Arc::new(cube)),
         checked: Mutex::new(Instant::now()),
         hosts,
+        overlays: Bytes::from(json!({ "overlays": opts.overlays }).to_string()),
         in_flight: Arc::new(Semaphore::new(work >> 10)),
     });
-    Router::new()
-        .route("/", get(page))
-        .route("/viewer.js", get(|| script(SCRIPT)))
-        .route("/colormaps.js", get(|| script(COLORMAPS)))
+    let mut routes = Router::new().route("/", get(page));
+    for (path, text) in SCRIPTS {
+        routes = routes.route(path, get(move || script(text)));
+    }
+    routes
         // Browsers ask for an icon; the page declares none: no content, not a 404 in the log.
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/api/meta", get(meta))
+        .route("/api/overlays", get(overlays))
         .route("/api/face", get(face))
         .route("/api/value", get(value))
         .route("/api/profile", get(profile))
@@ -226,6 +251,14 @@ async fn meta(State(state): State<Shared>) -> Response {
         }
     }
     Json(state.cube().meta()).into_response()
+}
+
+async fn overlays(State(state): State<Shared>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.overlays.clone(),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
