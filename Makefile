@@ -36,7 +36,7 @@ CARGO_DENY := $(or $(CRYOCUBE_TOOLS),$(HOME)/.cache/cryocube-tools)/cargo-deny/b
 test: test-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO_DENY) check --hide-inclusion-graph licenses bans sources
-	$(CARGO) clippy --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	@for f in das geo view s3; do echo "cargo check -p cryocube --no-default-features --features $$f"; \
 	  $(CARGO) check -q -p cryocube --no-default-features --features $$f --locked || exit 1; done
 	$(CARGO) test --workspace --locked

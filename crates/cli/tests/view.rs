@@ -2505,3 +2505,75 @@ fn a_recipe_cube_offers_its_vector_sources_as_overlays() {
         "{err}"
     );
 }
+
+/// A lake mask on time x y x with data in its first epoch only (issue #17): the page opens
+/// turned to that epoch's face (the default view shows the last), draws NaN as the
+/// background (under 5 % valid) with the box's outline around it, and the mask in its
+/// legend's colour.
+#[test]
+fn a_sparse_volume_opens_on_its_faces_with_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("lakes.zarr");
+    let script = r#"
+import sys, numpy as np, xarray as xr
+t = np.datetime64("2013-01-01") + np.arange(3) * np.timedelta64(365, "D")
+m = np.full((3, 40, 50), np.nan, "float32")
+m[0, 10:16, 20:28] = 1.0
+ds = xr.Dataset({"lakes": (("time", "y", "x"), m, {"units": "1"})},
+                coords={"time": t, "y": 1000.0 * np.arange(40), "x": 1000.0 * np.arange(50)})
+ds.to_zarr(sys.argv[1], zarr_format=2, consolidated=True, mode="w")
+"#;
+    let o = Command::new(common::venv())
+        .args(["-c", script, out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
+    let s = Server::start(&out);
+    let b = Browser::start();
+    b.go(&format!("{}/", s.url));
+    // The first frame shows the default side; the page then turns (a second frame).
+    b.wait_frames(2);
+    let visible: Vec<(usize, usize)> =
+        serde_json::from_value(b.js("return window.cryocubeDebug.visible()")).unwrap();
+    assert!(
+        visible.contains(&(0, 0)),
+        "the first epoch's face is not in view: {visible:?}"
+    );
+    let legend = b.js("return window.cryocubeDebug.legend()");
+    let swatch: [u8; 3] = serde_json::from_value(legend["categories"][0]["rgb"].clone()).unwrap();
+    let img = b.screenshot();
+    // A mask cell of the first epoch, and a NaN cell of the same face.
+    let (x, y) = face_point(&b, 0, 0, 12.5 / 40.0, 23.5 / 50.0).unwrap();
+    assert!(
+        close(pixel(&img, x, y), swatch, 3),
+        "{:?} vs {swatch:?}",
+        pixel(&img, x, y)
+    );
+    let (x, y) = face_point(&b, 0, 0, 30.5 / 40.0, 40.5 / 50.0).unwrap();
+    assert!(
+        close(pixel(&img, x, y), [22, 24, 28], 1),
+        "NaN: {:?}",
+        pixel(&img, x, y)
+    );
+    // The outline: light pixels just left of the box's leftmost corner (on its silhouette;
+    // the faces there are NaN, drawn as the background).
+    let corners: Vec<(f64, f64)> = [0, 1]
+        .iter()
+        .flat_map(|&side| {
+            [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)].map(|(tb, tc)| (side, tb, tc))
+        })
+        .map(|(side, tb, tc)| face_point(&b, 0, side, tb, tc).unwrap())
+        .collect();
+    let (cx, cy) = corners
+        .iter()
+        .copied()
+        .fold((f64::MAX, 0.0), |a, c| if c.0 < a.0 { c } else { a });
+    let lit = (-3..=0)
+        .flat_map(|d| (-2..=2).map(move |e| (d, e)))
+        .any(|(dx, dy)| {
+            pixel(&img, cx - 1.0 + dx as f64, cy + dy as f64)
+                .iter()
+                .all(|&c| c > 80)
+        });
+    assert!(lit, "no outline left of ({cx}, {cy})");
+}

@@ -79,7 +79,12 @@ pub struct PatchReport {
 /// Reads a patch file (YAML, of which JSON is a subset).
 pub fn load_patch(path: &Path) -> Result<Value, CubeError> {
     let text = std::fs::read_to_string(path).map_err(|e| CubeError::io(path, e))?;
-    let patch = yaml_serde::from_str::<Value>(&text).map_err(|e| CubeError::Invalid {
+    parse_patch(&text, path)
+}
+
+/// A patch from its text (YAML or JSON); `path` names it in messages.
+pub fn parse_patch(text: &str, path: &Path) -> Result<Value, CubeError> {
+    let patch = yaml_serde::from_str::<Value>(text).map_err(|e| CubeError::Invalid {
         path: path.to_path_buf(),
         message: format!("not a YAML or JSON patch: {e}"),
     })?;

@@ -487,53 +487,15 @@ fn human_duration(seconds: f64) -> String {
 
 /// Window, hop and bins of `opts` at sampling rate `fs`.
 pub(crate) fn spectrum_params(opts: &DasOptions, fs: f64) -> Result<SpectrumParams, String> {
-    if !(opts.df > 0.0 && opts.df.is_finite() && opts.dt > 0.0 && opts.dt.is_finite()) {
-        return Err(format!(
-            "--df {} and --dt {} must be positive",
-            format_number(opts.df),
-            format_number(opts.dt)
-        ));
-    }
-    let window_len = SpectrumParams::window_for(fs, opts.df);
-    let hop = SpectrumParams::hop_for(fs, opts.dt);
-    if window_len < 2 || hop < 1 {
-        return Err(format!(
-            "--df {} Hz and --dt {} s give a window of {window_len} and a hop of {hop} samples at {fs} Hz",
-            format_number(opts.df),
-            format_number(opts.dt)
-        ));
-    }
-    if !opts.fmin.is_finite() || opts.fmax.is_some_and(|f| !f.is_finite()) {
-        return Err(format!(
-            "--fmin {} and --fmax {} must be finite",
-            opts.fmin,
-            opts.fmax.map_or("nyquist".into(), |f| f.to_string())
-        ));
-    }
-    let nyquist = fs / 2.0;
-    let fmax = opts.fmax.unwrap_or(nyquist);
-    if fmax > nyquist * (1.0 + 1e-9) {
-        return Err(format!(
-            "--fmax {fmax} Hz is above the Nyquist frequency {nyquist} Hz (sampling rate {fs} Hz)"
-        ));
-    }
-    let (first_bin, last_bin) = SpectrumParams::bins_for(fs, window_len, opts.fmin, fmax);
-    if opts.fmin < 0.0 || first_bin > last_bin {
-        return Err(format!(
-            "--fmin {} .. --fmax {fmax} Hz selects no frequency bin (bin width {} Hz)",
-            opts.fmin,
-            fs / window_len as f64
-        ));
-    }
-    Ok(SpectrumParams {
-        sampling_rate: fs,
-        window_len,
-        hop,
-        first_bin,
-        last_bin,
-        scale: opts.scale,
-        window: opts.window,
-    })
+    SpectrumParams::checked(
+        fs,
+        opts.df,
+        opts.dt,
+        opts.fmin,
+        opts.fmax,
+        opts.scale,
+        opts.window,
+    )
 }
 
 /// The channels `c0 .. c1` a selection means for `record`.

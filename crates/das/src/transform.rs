@@ -178,6 +178,70 @@ pub struct SpectrumParams {
 }
 
 impl SpectrumParams {
+    /// The parameters of `cryocube das --df --dt --fmin --fmax` at sampling rate `fs`
+    /// (`fmax` `None`: Nyquist), or why they make no spectrum (the message names the options).
+    pub fn checked(
+        fs: f64,
+        df: f64,
+        dt: f64,
+        fmin: f64,
+        fmax: Option<f64>,
+        scale: Scale,
+        window: Window,
+    ) -> Result<SpectrumParams, String> {
+        let num = cryocube_cube::cf::format_number;
+        if !(df > 0.0 && df.is_finite() && dt > 0.0 && dt.is_finite()) {
+            return Err(format!(
+                "--df {} and --dt {} must be positive",
+                num(df),
+                num(dt)
+            ));
+        }
+        if !(fs > 0.0 && fs.is_finite()) {
+            return Err(format!("the sampling rate {fs} Hz must be positive"));
+        }
+        let window_len = SpectrumParams::window_for(fs, df);
+        let hop = SpectrumParams::hop_for(fs, dt);
+        if window_len < 2 || hop < 1 {
+            return Err(format!(
+                "--df {} Hz and --dt {} s give a window of {window_len} and a hop of {hop} samples at {fs} Hz",
+                num(df),
+                num(dt)
+            ));
+        }
+        if !fmin.is_finite() || fmax.is_some_and(|f| !f.is_finite()) {
+            return Err(format!(
+                "--fmin {} and --fmax {} must be finite",
+                fmin,
+                fmax.map_or("nyquist".into(), |f| f.to_string())
+            ));
+        }
+        let nyquist = fs / 2.0;
+        let fmax = fmax.unwrap_or(nyquist);
+        if fmax > nyquist * (1.0 + 1e-9) {
+            return Err(format!(
+                "--fmax {fmax} Hz is above the Nyquist frequency {nyquist} Hz (sampling rate {fs} Hz)"
+            ));
+        }
+        let (first_bin, last_bin) = SpectrumParams::bins_for(fs, window_len, fmin, fmax);
+        if fmin < 0.0 || first_bin > last_bin {
+            return Err(format!(
+                "--fmin {} .. --fmax {fmax} Hz selects no frequency bin (bin width {} Hz)",
+                fmin,
+                fs / window_len as f64
+            ));
+        }
+        Ok(SpectrumParams {
+            sampling_rate: fs,
+            window_len,
+            hop,
+            first_bin,
+            last_bin,
+            scale,
+            window,
+        })
+    }
+
     /// Frequencies kept.
     pub fn n_bins(&self) -> usize {
         self.last_bin - self.first_bin + 1
@@ -211,6 +275,41 @@ impl SpectrumParams {
             (n - self.window_len as u64) / self.hop as u64 + 1
         }
     }
+}
+
+/// Spectra of an in-memory record of `n_channels` channels of `n_samples` samples each
+/// (`channel(c)` gives channel `c`'s, borrowed when they lie contiguous): values laid out
+/// (window, channel, bin), row-major, as a cube's chunks are; with the numbers of windows and
+/// bins. Channels are transformed in parallel.
+pub fn spectrogram<'a>(
+    params: &SpectrumParams,
+    n_channels: usize,
+    n_samples: usize,
+    channel: impl Fn(usize) -> std::borrow::Cow<'a, [f32]> + Sync,
+) -> (Vec<f32>, usize, usize) {
+    use rayon::prelude::*;
+    let stft = Stft::new(params.clone());
+    let nb = params.n_bins();
+    let nw = params.n_windows(n_samples as u64) as usize;
+    let per_channel: Vec<Vec<f32>> = (0..n_channels)
+        .into_par_iter()
+        .map_init(
+            || stft.workspace(),
+            |ws, c| {
+                let mut out = vec![0f32; nw * nb];
+                stft.channel(&channel(c), nw, &mut out, nb, ws);
+                out
+            },
+        )
+        .collect();
+    let mut out = vec![0f32; nw * n_channels * nb];
+    for (c, spectra) in per_channel.iter().enumerate() {
+        for w in 0..nw {
+            let at = (w * n_channels + c) * nb;
+            out[at..at + nb].copy_from_slice(&spectra[w * nb..(w + 1) * nb]);
+        }
+    }
+    (out, nw, nb)
 }
 
 /// A planned transform; cheap to share between threads, each of which keeps a [`Workspace`].

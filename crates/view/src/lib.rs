@@ -34,7 +34,7 @@ pub mod cube;
 pub mod server;
 
 pub use cube::ViewCube;
-pub use server::{serve_blocking, Overlay, ViewOptions};
+pub use server::{serve_blocking, serve_in_background, Background, Overlay, ViewOptions};
 
 /// Why the viewer cannot open a cube or answer a request.
 #[derive(Debug, thiserror::Error)]

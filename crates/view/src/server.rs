@@ -104,6 +104,16 @@ pub fn serve_blocking(
     opts: &ViewOptions,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ViewError> {
+    serve_until(cube, opts, ready, std::future::pending())
+}
+
+/// Serves `cube` until `stop` completes (then lets requests in flight finish).
+pub fn serve_until(
+    cube: ViewCube,
+    opts: &ViewOptions,
+    ready: impl FnOnce(SocketAddr),
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ViewError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -119,9 +129,76 @@ pub fn serve_blocking(
         let app = router(cube, addr, opts);
         ready(addr);
         axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
             .await
             .map_err(|e| ViewError::Server(e.to_string()))
     })
+}
+
+/// A server running on its own thread (for a notebook, or any program that goes on).
+pub struct Background {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ViewError>>>,
+}
+
+impl Background {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops it and waits until its port is closed.
+    pub fn stop(&mut self) -> Result<(), ViewError> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(ViewError::Server("the server thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Starts serving `cube` on a thread of its own; returns once it listens.
+pub fn serve_in_background(cube: ViewCube, opts: &ViewOptions) -> Result<Background, ViewError> {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let opts = opts.clone();
+    let thread = std::thread::Builder::new()
+        .name("cryocube-view".into())
+        .spawn(move || {
+            let ready = ready_tx.clone();
+            let result = serve_until(cube, &opts, move |a| drop(ready.send(Ok(a))), async {
+                let _ = stop_rx.await;
+            });
+            if let Err(e) = &result {
+                let _ = ready_tx.send(Err(e.to_string()));
+            }
+            result
+        })
+        .map_err(|e| ViewError::Server(e.to_string()))?;
+    match ready_rx.recv() {
+        Ok(Ok(addr)) => Ok(Background {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }),
+        Ok(Err(message)) => {
+            let _ = thread.join();
+            Err(ViewError::Server(message))
+        }
+        Err(_) => Err(ViewError::Server(
+            "the server thread ended before listening".into(),
+        )),
+    }
 }
 
 /// The application: routes, the Host check and compression.

@@ -1,0 +1,255 @@
+//! `cryocube._native`: the Rust side of `import cryocube`.
+//!
+//! The commands (`das`, `build`, `pyramid`) run through the command line's own parser and
+//! dispatcher (`cryocube::run`), so every option, default, check and message is the
+//! command's; the Python layer (`cryocube/__init__.py`) only turns keywords into arguments.
+//! What a command line cannot return (a cube's description as data, spectra as an array, a
+//! server that keeps running) has a function here. All work runs with the interpreter
+//! released; progress and log records reach Python by re-attaching briefly.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use numpy::{IntoPyArray, PyArray3, PyReadonlyArray2};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+
+use cryocube::{Failure, FailureKind, Feedback};
+
+create_exception!(
+    _native,
+    CryocubeError,
+    PyException,
+    "A cryocube command failed; the message is the command line's."
+);
+create_exception!(
+    _native,
+    InputError,
+    CryocubeError,
+    "The inputs or options are wrong: a file, a recipe, an argument."
+);
+create_exception!(
+    _native,
+    StoreError,
+    CryocubeError,
+    "The cube (a folder or s3:// store) could not be read or written."
+);
+
+fn to_py(f: Failure) -> PyErr {
+    match f.kind {
+        FailureKind::Usage | FailureKind::Input => InputError::new_err(f.message),
+        FailureKind::Store => StoreError::new_err(f.message),
+        FailureKind::Other => CryocubeError::new_err(f.message),
+    }
+}
+
+/// Runs `cryocube ARGS...` in this process; `progress(done, total)` is called while it works
+/// (at most five times a second, and at the end).
+#[pyfunction]
+#[pyo3(signature = (args, progress=None))]
+fn run(py: Python<'_>, args: Vec<String>, progress: Option<Py<PyAny>>) -> PyResult<()> {
+    let last = Mutex::new(None::<Instant>);
+    let report = |done: u64, total: u64| {
+        let Some(cb) = &progress else { return };
+        let mut at = last.lock().unwrap_or_else(|e| e.into_inner());
+        let due = at.is_none_or(|t| t.elapsed() >= Duration::from_millis(200)) || done >= total;
+        if due {
+            *at = Some(Instant::now());
+            Python::attach(|py| {
+                if let Err(e) = cb.call1(py, (done, total)) {
+                    // A failing callback must not stop the work: say so once in the log.
+                    log::warn!("the progress callback failed: {e}");
+                }
+            });
+        }
+    };
+    let feedback = Feedback {
+        quiet: true,
+        progress: Some(&report),
+    };
+    py.detach(|| cryocube::run(args, &feedback)).map_err(to_py)
+}
+
+/// A cube's description as JSON: its attributes, dimensions and variables (with their
+/// attributes, shapes, chunks and types), whether it is complete, and `cryocube info`'s text.
+#[pyfunction]
+fn info_json(py: Python<'_>, store: String) -> PyResult<String> {
+    py.detach(|| cryocube::info_json(&store)).map_err(to_py)
+}
+
+/// Applies a patch (the YAML/JSON text of a patch file) to a cube; returns the changes (as
+/// `cryocube patch --dry-run` prints them) and the warnings.
+#[pyfunction]
+#[pyo3(signature = (store, patch, name, dry_run=false, force=false))]
+fn patch(
+    py: Python<'_>,
+    store: String,
+    patch: String,
+    name: String,
+    dry_run: bool,
+    force: bool,
+) -> PyResult<(Vec<String>, Vec<String>)> {
+    py.detach(|| cryocube::patch_text(&store, &patch, &name, dry_run, force))
+        .map_err(to_py)
+}
+
+/// Spectra of an in-memory record `samples[time, channel]` sampled at `fs` Hz: an array
+/// (window, channel, frequency) of float32, the numbers `cryocube das` writes. Channels that
+/// are contiguous in memory (a Fortran-ordered array, or the transpose of a C-ordered
+/// [channel, time] one) are read in place.
+#[pyfunction]
+#[pyo3(signature = (samples, fs, df, dt, fmin, fmax, scale, window))]
+#[allow(clippy::too_many_arguments)]
+fn stft<'py>(
+    py: Python<'py>,
+    samples: PyReadonlyArray2<'py, f32>,
+    fs: f64,
+    df: f64,
+    dt: f64,
+    fmin: f64,
+    fmax: Option<f64>,
+    scale: &str,
+    window: &str,
+) -> PyResult<Bound<'py, PyArray3<f32>>> {
+    let view = samples.as_array();
+    let (n_samples, n_channels) = view.dim();
+    use cryocube_das::transform::{Scale, SpectrumParams, Window};
+    let scale = Scale::parse(scale)
+        .ok_or_else(|| InputError::new_err(format!("scale {scale:?}: db or cryocube")))?;
+    let window = Window::parse(window).map_err(InputError::new_err)?;
+    let params = SpectrumParams::checked(fs, df, dt, fmin, fmax, scale, window)
+        .map_err(InputError::new_err)?;
+    let (spectra, n_windows, n_bins) = py.detach(|| {
+        cryocube_das::transform::spectrogram(&params, n_channels, n_samples, |c| {
+            let column = view.column(c);
+            match column.to_slice() {
+                Some(s) => std::borrow::Cow::Borrowed(s),
+                None => std::borrow::Cow::Owned(column.to_vec()),
+            }
+        })
+    });
+    let array = numpy::ndarray::Array3::from_shape_vec((n_windows, n_channels, n_bins), spectra)
+        .map_err(|e| CryocubeError::new_err(e.to_string()))?;
+    Ok(array.into_pyarray(py))
+}
+
+/// `cryocube view STORE` serving from a thread of this process until `stop()`.
+#[pyclass(module = "cryocube._native")]
+struct Server {
+    inner: Option<cryocube_view::Background>,
+    url: String,
+}
+
+#[pymethods]
+impl Server {
+    #[new]
+    #[pyo3(signature = (store, host="127.0.0.1".to_string(), port=0, cache_mb=256, overlays=Vec::new(), sources=None))]
+    fn new(
+        py: Python<'_>,
+        store: String,
+        host: String,
+        port: u16,
+        cache_mb: usize,
+        overlays: Vec<PathBuf>,
+        sources: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let started = py
+            .detach(|| {
+                cryocube::start_view(
+                    &store,
+                    cryocube_view::ViewOptions {
+                        host,
+                        port,
+                        allow_hosts: Vec::new(),
+                        overlays: Vec::new(),
+                    },
+                    cache_mb,
+                    &overlays,
+                    sources.as_deref(),
+                )
+            })
+            .map_err(to_py)?;
+        let url = format!("http://{}/", started.addr());
+        Ok(Server {
+            inner: Some(started),
+            url,
+        })
+    }
+
+    /// The page's address.
+    #[getter]
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Whether it still serves.
+    #[getter]
+    fn running(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// Stops serving and closes the port (requests in flight finish first).
+    fn stop(&mut self, py: Python<'_>) -> PyResult<()> {
+        match self.inner.take() {
+            Some(mut s) => py
+                .detach(move || s.stop())
+                .map_err(|e| CryocubeError::new_err(e.to_string())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Log records of the Rust side, passed to Python's `logging` (logger `cryocube`).
+struct ToPythonLogging;
+
+impl log::Log for ToPythonLogging {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Info
+            && (m.target().starts_with("cryocube") || m.level() <= log::Level::Warn)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let level = match record.level() {
+            log::Level::Error => 40,
+            log::Level::Warn => 30,
+            log::Level::Info => 20,
+            _ => 10,
+        };
+        let message = record.args().to_string();
+        Python::attach(|py| {
+            let sent = py
+                .import("logging")
+                .and_then(|l| l.call_method1("getLogger", ("cryocube",)))
+                .and_then(|l| l.call_method1("log", (level, message)));
+            if sent.is_err() {
+                // Interpreter shutting down: nowhere to log to.
+            }
+        });
+    }
+
+    fn flush(&self) {}
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // Another extension may have set a logger first: then ours stays out.
+    if log::set_boxed_logger(Box::new(ToPythonLogging)).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
+    cryocube::prepare_threads();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("CryocubeError", m.py().get_type::<CryocubeError>())?;
+    m.add("InputError", m.py().get_type::<InputError>())?;
+    m.add("StoreError", m.py().get_type::<StoreError>())?;
+    m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_function(wrap_pyfunction!(info_json, m)?)?;
+    m.add_function(wrap_pyfunction!(patch, m)?)?;
+    m.add_function(wrap_pyfunction!(stft, m)?)?;
+    m.add_class::<Server>()?;
+    Ok(())
+}
