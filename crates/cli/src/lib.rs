@@ -9,7 +9,6 @@
 
 #![forbid(unsafe_code)]
 
-#[cfg(any(feature = "geo", feature = "view"))]
 use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -1023,6 +1022,7 @@ impl Progress<'_> {
         }
     }
 
+    #[cfg(feature = "geo")]
     fn set_message(&self, m: String) {
         self.bar.set_message(m);
     }

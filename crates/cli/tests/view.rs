@@ -433,6 +433,27 @@ impl Browser {
         );
     }
 
+    /// Runs `script` (a change the page draws) and waits for the frame it causes.
+    fn act(&self, script: &str) {
+        let frames = self.js("return window.cryocube.frames").as_u64().unwrap();
+        self.js(script);
+        self.wait_frames(frames + 1);
+    }
+
+    /// Moves the mouse to (x, y) and waits for the hover readout of the cell there.
+    fn hover_at(&self, x: f64, y: f64) -> Value {
+        self.move_to(x, y);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let h = self.js("return window.cryocubeHover || null");
+            if !h.is_null() {
+                return h;
+            }
+            assert!(Instant::now() < deadline, "no hover readout");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn move_to(&self, x: f64, y: f64) {
         self.cmd(
             "POST",
@@ -572,11 +593,9 @@ fn page_draws_the_known_cube_in_chromium() {
     assert_eq!(pixel(&img, x, y), [255, 0, 255], "NaN colour at ({x}, {y})");
     // ... or, chosen for sparse layers, the background.
     let nan_colour = |colour: &str| {
-        let frames = b.js("return window.cryocube.frames").as_u64().unwrap();
-        b.js(&format!(
+        b.act(&format!(
             "const e = document.getElementById('nan'); e.value = '{colour}'; e.dispatchEvent(new Event('change'));"
         ));
-        b.wait_frames(frames + 1);
     };
     nan_colour("background");
     let shot = b.screenshot();
@@ -589,16 +608,7 @@ fn page_draws_the_known_cube_in_chromium() {
 
     // Hover shows the stored value of the cell under the mouse.
     let (x, y) = face_point(&b, axis, side, 12.5 / NT as f64, 5.5 / NF as f64).unwrap();
-    b.move_to(x, y);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let hover = loop {
-        let h = b.js("return window.cryocubeHover || null");
-        if !h.is_null() {
-            break h;
-        }
-        assert!(Instant::now() < deadline, "no hover readout");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let hover = b.hover_at(x, y);
     let idx: Vec<usize> = serde_json::from_value(hover["index"].clone()).unwrap();
     assert_eq!(idx[0], 12, "{hover}");
     assert_eq!(idx[2], 5, "{hover}");
@@ -899,16 +909,7 @@ fn a_2d_map_is_shown_flat_in_chromium() {
     assert_eq!(pixel(&img, x, y), [255, 0, 255], "NaN colour at ({x}, {y})");
     // Hover: the stored value and its y and x (no line for the added dimension).
     let (x, y) = face_point(&b, 0, 1, 33.5 / MY as f64, 44.5 / MX as f64).unwrap();
-    b.move_to(x, y);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let hover = loop {
-        let h = b.js("return window.cryocubeHover || null");
-        if !h.is_null() {
-            break h;
-        }
-        assert!(Instant::now() < deadline, "no hover readout");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let hover = b.hover_at(x, y);
     // (A cell is about 2 pixels here and the pointer lands on whole pixels: the cell picked is
     // the one under the pointer, within a cell of the one aimed at.)
     let idx: Vec<usize> = serde_json::from_value(hover["index"].clone()).unwrap();
@@ -1027,6 +1028,19 @@ fn demo_cube_opens_with_the_default_view() {
         !colours.contains(&[255, 0, 255]),
         "the demo cube has no NaN, yet the NaN colour shows"
     );
+    // Quick slider steps through more faces than the page keeps (48), then a PNG export:
+    // no texture is used after it was deleted (WebGL's INVALID_OPERATION, issue #17).
+    assert_eq!(b.js("return window.cryocubeDebug.glError()"), 0);
+    // (The visible time face is the range's end: each step is a new face, while the other
+    // two faces, still over half the time axis, are the ones drawn first.)
+    b.js("const e = document.getElementById('hi0'); for (let i = 1; i <= 80; i++) { e.value = 1191 - 5 * i; e.dispatchEvent(new Event('input')); }");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while b.js("return window.cryocube.state.hi[0]") != 791 {
+        assert!(Instant::now() < deadline, "the last step was never drawn");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    b.exported_png();
+    assert_eq!(b.js("return window.cryocubeDebug.glError()"), 0);
 }
 
 /// A deterministic, irregular test value with NaN holes.
@@ -1998,9 +2012,7 @@ fn colour_bar_ticks_and_labels_in_chromium() {
     }
     // The preset "distance × frequency" looks straight at that face: time is seen end-on
     // and has no label.
-    let frames = b.js("return window.cryocube.frames").as_u64().unwrap();
-    b.js("[...document.querySelectorAll('#presets button')].find((e) => e.textContent === 'distance × frequency').click()");
-    b.wait_frames(frames + 1);
+    b.act("[...document.querySelectorAll('#presets button')].find((e) => e.textContent === 'distance × frequency').click()");
     let state = b.js("return window.cryocube.state");
     assert_eq!(
         (state["yaw"].as_f64(), state["pitch"].as_f64()),
@@ -2018,11 +2030,9 @@ fn colour_bar_ticks_and_labels_in_chromium() {
         ("from0", "2020-07-22T00:00:01Z"),
         ("to0", "2020-07-22 00:00:01.52"),
     ] {
-        let frames = b.js("return window.cryocube.frames").as_u64().unwrap();
-        b.js(&format!(
+        b.act(&format!(
             "const e = document.getElementById('{id}'); e.value = '{text}'; e.dispatchEvent(new Event('change'))"
         ));
-        b.wait_frames(frames + 1);
     }
     let state = b.js("return window.cryocube.state");
     assert_eq!(
@@ -2032,9 +2042,7 @@ fn colour_bar_ticks_and_labels_in_chromium() {
     );
     // A typed number on the distance axis (4 m steps): 10 m is nearest cell 2 (8 m) or 3
     // (12 m); 10.1 m is cell 3.
-    let frames = b.js("return window.cryocube.frames").as_u64().unwrap();
-    b.js("const e = document.getElementById('from1'); e.value = '10.1'; e.dispatchEvent(new Event('change'))");
-    b.wait_frames(frames + 1);
+    b.act("const e = document.getElementById('from1'); e.value = '10.1'; e.dispatchEvent(new Event('change'))");
     assert_eq!(b.js("return window.cryocube.state.lo[1]"), 3);
     // Text that is no time is marked, and changes nothing.
     b.js("const e = document.getElementById('from0'); e.value = 'yesterday'; e.dispatchEvent(new Event('change'))");
@@ -2212,23 +2220,12 @@ fn overlays_hover_and_layer_defaults_on_a_polar_map() {
     let (ax, ay) = at(xy[1].0 + 400_000.0, xy[1].1 + 400_000.0);
     assert!(!near(&shot, (ax, ay), 2), "{:?}", pixel(&shot, ax, ay));
     // Switched off: gone.
-    let frames = b.js("return window.cryocube.frames").as_u64().unwrap();
-    b.js("document.querySelector('#overlaylist input[data-n=\"1\"]').click()");
-    b.wait_frames(frames + 1);
+    b.act("document.querySelector('#overlaylist input[data-n=\"1\"]').click()");
     assert!(!near(&b.screenshot(), (vx, vy), 2), "the overlay is off");
 
     // Hover: latitude/longitude of the cell centre, as PROJ has them.
     let (hx, hy) = at(-1_025_000.0, 525_000.0);
-    b.move_to(hx, hy);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let hover = loop {
-        let h = b.js("return window.cryocubeHover || null");
-        if !h.is_null() {
-            break h;
-        }
-        assert!(Instant::now() < deadline, "no hover readout");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let hover = b.hover_at(hx, hy);
     assert_eq!(hover["index"], json!([0, 49, 39]), "{hover}");
     let (lat, lon) = latlon_of_3031(&[(-1_025_000.0, 525_000.0)])[0];
     let (glat, glon) = (
@@ -2245,9 +2242,7 @@ fn overlays_hover_and_layer_defaults_on_a_polar_map() {
 
     // A region, then another variable of the same grid: the hover clears, the region stays.
     set_view(&b, json!({"lo": [0, 20, 50], "hi": [1, 80, 100]}));
-    let frames = b.js("return window.cryocube.frames").as_u64().unwrap();
-    b.js("const s = document.getElementById('var'); s.value = 'mask'; s.dispatchEvent(new Event('change'))");
-    b.wait_frames(frames + 1);
+    b.act("const s = document.getElementById('var'); s.value = 'mask'; s.dispatchEvent(new Event('change'))");
     assert_eq!(
         b.js("return document.getElementById('hover').textContent"),
         ""
@@ -2294,9 +2289,7 @@ fn overlays_hover_and_layer_defaults_on_a_polar_map() {
     );
 
     // Classes 0..3 (int8, a band per 30 rows): one swatch each, in their cells' colour.
-    let frames = b.js("return window.cryocube.frames").as_u64().unwrap();
-    b.js("const s = document.getElementById('var'); s.value = 'classes'; s.dispatchEvent(new Event('change'))");
-    b.wait_frames(frames + 1);
+    b.act("const s = document.getElementById('var'); s.value = 'classes'; s.dispatchEvent(new Event('change'))");
     set_view(&b, json!({"lo": [0, 0, 0], "hi": [1, 120, 120]}));
     let legend = b.js("return window.cryocubeDebug.legend()");
     let cats = legend["categories"].as_array().unwrap();

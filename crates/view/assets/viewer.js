@@ -579,19 +579,24 @@ function mapFaces() {
   return variable().map ? visibleFaces().filter((f) => f.a === 0) : [];
 }
 
+// Drawing limited to face f on screen: lines end at its edges.
+function clipToFace(ctx, mvp, f) {
+  ctx.beginPath();
+  [[0, 0], [1, 0], [1, 1], [0, 1]].forEach(([b, c], n) => {
+    const q = project(mvp, facePoint(f, b, c));
+    if (n) ctx.lineTo(q[0], q[1]); else ctx.moveTo(q[0], q[1]);
+  });
+  ctx.closePath();
+  ctx.clip();
+}
+
 function drawOverlays(ctx, mvp) {
   const shown = overlays.filter((o) => !(state.hide || []).includes(o.name));
   if (!shown.length) return;
   const faces = mapFaces();
   for (const f of faces) {
     ctx.save();
-    ctx.beginPath();
-    [[0, 0], [1, 0], [1, 1], [0, 1]].forEach(([b, c], n) => {
-      const q = project(mvp, facePoint(f, b, c));
-      if (n) ctx.lineTo(q[0], q[1]); else ctx.moveTo(q[0], q[1]);
-    });
-    ctx.closePath();
-    ctx.clip();
+    clipToFace(ctx, mvp, f);
     ctx.lineWidth = 1.5;
     for (const o of shown) {
       ctx.strokeStyle = o.colour;
@@ -752,14 +757,7 @@ function drawGrid(ctx, mvp) {
   ctx.strokeStyle = "rgba(255, 255, 255, 0.7)";
   for (const f of visibleFaces()) {
     ctx.save();
-    // Lines end at the face's edges.
-    ctx.beginPath();
-    [[0, 0], [1, 0], [1, 1], [0, 1]].forEach(([b, c], n) => {
-      const q = project(mvp, facePoint(f, b, c));
-      if (n) ctx.lineTo(q[0], q[1]); else ctx.moveTo(q[0], q[1]);
-    });
-    ctx.closePath();
-    ctx.clip();
+    clipToFace(ctx, mvp, f);
     if (v.projection && f.a === 0) labels.push(...drawGraticule(ctx, mvp, f, v.projection));
     else for (const d of [f.b, f.c]) {
       if (!shownDims().includes(d)) continue;
@@ -1459,6 +1457,8 @@ async function openOnData() {
 // For tests and scripts: which faces are drawn, and where a face's point lands on screen.
 window.cryocubeDebug = {
   png: () => pngDataUrl(),
+  // WebGL's error flag (0: none since the last call), e.g. a texture bound after deletion.
+  glError: () => gl.getError(),
   // The legend's parts as last drawn (bar box, ticks with their rows, NaN and class swatches).
   legend: () => legendGeometry,
   // The profile's selected range as the CSV the panel's button saves.
