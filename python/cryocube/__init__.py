@@ -39,6 +39,7 @@ __all__ = [
     "das",
     "info",
     "open_cube",
+    "open_das",
     "patch",
     "pyramid",
     "stft",
@@ -363,6 +364,48 @@ def open_cube(store: PathLike, **kwargs: Any) -> "xarray.Dataset":  # noqa: F821
     if options is not None:
         kwargs.setdefault("storage_options", options)
     return xr.open_zarr(path, **kwargs)
+
+
+def open_das(
+    paths: PathLike | Iterable[PathLike],
+    *,
+    chunks: Any = None,
+    format: str | None = None,
+    spacing: float | None = None,
+    first_distance: float | None = None,
+) -> "xarray.Dataset":  # noqa: F821
+    """A raw DAS record as one lazy Dataset, read through cryocube's readers.
+
+    The same as ``xarray.open_dataset(paths, engine="cryocube", chunks=chunks)``.
+
+    Parameters
+    ----------
+    paths : path or list of paths
+        Files, folders or glob patterns in any format ``cryocube das`` reads.
+    chunks : optional
+        As for ``xarray.open_dataset`` (e.g. ``{"time": 60000}``): a dask array of reads.
+    format : str, optional
+        The input format, instead of detecting it.
+    spacing, first_distance : float, optional
+        Channel spacing and first distance (m) for formats without them.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``data(time, distance)`` float32 samples (NaN in gaps) with the file's ``units``; the
+        UTC ``time``; ``distance`` and ``channel``; ``sampling_rate``, ``format``,
+        ``input_files``, ``gaps``/``overlaps`` (JSON) and the header facts (``das_*``) as
+        attributes. Opening reads the headers only; indexing reads only what it selects.
+    """
+    import xarray as xr
+
+    if chunks is None:
+        from .backend import open_record
+
+        return open_record(paths, format=format, spacing=spacing, first_distance=first_distance)
+    return xr.open_dataset(
+        paths, engine="cryocube", chunks=chunks, format=format, spacing=spacing, first_distance=first_distance
+    )
 
 
 def stft(

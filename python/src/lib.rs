@@ -8,10 +8,11 @@
 //! released; progress and log records reach Python by re-attaching briefly.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use numpy::{IntoPyArray, PyArray3, PyReadonlyArray2};
+use numpy::{IntoPyArray, PyArray2, PyArray3, PyReadonlyArray2};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -135,6 +136,167 @@ fn stft<'py>(
     Ok(array.into_pyarray(py))
 }
 
+/// A raw DAS record: the files `cryocube das` would read, laid out on one sample axis by
+/// their headers alone (read in parallel), with gaps as NaN and overlaps skipped; samples are
+/// read only when asked for, through the same readers.
+#[pyclass(module = "cryocube._native", frozen)]
+struct Record {
+    record: cryocube_das::stream::Record,
+    samples_read: AtomicU64,
+}
+
+#[pymethods]
+impl Record {
+    #[new]
+    #[pyo3(signature = (inputs, format=None, spacing=None, first_distance=None))]
+    fn new(
+        py: Python<'_>,
+        inputs: Vec<PathBuf>,
+        format: Option<String>,
+        spacing: Option<f64>,
+        first_distance: Option<f64>,
+    ) -> PyResult<Self> {
+        use cryocube_das::read::Format;
+        let format = match format {
+            Some(f) => Some(Format::parse(&f).ok_or_else(|| {
+                let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
+                InputError::new_err(format!(
+                    "unknown format {f:?} (one of {})",
+                    names.join(", ")
+                ))
+            })?),
+            None => None,
+        };
+        let distances = cryocube_das::stream::Distances {
+            spacing,
+            first: first_distance,
+        };
+        let record = py
+            .detach(|| cryocube_das::stream::Record::scan(&inputs, format, distances))
+            .map_err(|e| InputError::new_err(e.to_string()))?;
+        Ok(Record {
+            record,
+            samples_read: AtomicU64::new(0),
+        })
+    }
+
+    /// Samples per channel on the record's axis (gaps included).
+    #[getter]
+    fn n_samples(&self) -> u64 {
+        self.record.n_samples
+    }
+
+    /// Channels.
+    #[getter]
+    fn n_channels(&self) -> u64 {
+        self.record.n_channels
+    }
+
+    /// Samples per second.
+    #[getter]
+    fn sampling_rate(&self) -> f64 {
+        self.record.sampling_rate
+    }
+
+    /// UTC microseconds of sample 0.
+    #[getter]
+    fn start_us(&self) -> i64 {
+        self.record.start_us
+    }
+
+    /// The samples' units as the (first) file states them.
+    #[getter]
+    fn units(&self) -> String {
+        self.record.files[0].units.clone()
+    }
+
+    /// The distance coordinate's units: `m`, or `1` (channel index) when no file states them.
+    #[getter]
+    fn distance_units(&self) -> String {
+        self.record.distance_units.clone()
+    }
+
+    /// Each channel's distance.
+    fn distances(&self) -> Vec<f64> {
+        (0..self.record.n_channels)
+            .map(|c| self.record.distance_of(c))
+            .collect()
+    }
+
+    /// The files in time order, and each one's format name.
+    fn files(&self) -> Vec<(String, String)> {
+        self.record
+            .files
+            .iter()
+            .map(|h| (h.path.display().to_string(), h.format.name().to_string()))
+            .collect()
+    }
+
+    /// Header facts of the first file (gauge length, instrument, ...) as (name, value).
+    fn facts(&self) -> Vec<(String, String)> {
+        self.record.files[0].facts.clone()
+    }
+
+    /// Gaps and overlaps as the cube's `gaps` / `overlaps` attributes say them (JSON), and the
+    /// warnings.
+    fn discontinuities(&self) -> (String, String, Vec<String>) {
+        use cryocube_das::stream::Record as R;
+        let r = &self.record;
+        (
+            R::discontinuities_json(&r.gaps, r.start_us, r.sampling_rate).to_string(),
+            R::discontinuities_json(&r.overlaps, r.start_us, r.sampling_rate).to_string(),
+            r.warnings.clone(),
+        )
+    }
+
+    /// Samples `t0 .. t1` of channels `c0 .. c1` as float32 (time, channel); NaN in gaps.
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        t0: u64,
+        t1: u64,
+        c0: u64,
+        c1: u64,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let r = &self.record;
+        if t0 > t1 || t1 > r.n_samples || c0 > c1 || c1 > r.n_channels {
+            return Err(InputError::new_err(format!(
+                "samples {t0}..{t1} of channels {c0}..{c1}: the record has {} samples of {} channels",
+                r.n_samples, r.n_channels
+            )));
+        }
+        let (nt, nc) = ((t1 - t0) as usize, (c1 - c0) as usize);
+        let values = py
+            .detach(|| -> Result<Vec<f32>, cryocube_das::DasError> {
+                let mut out = vec![0f32; nt * nc];
+                if nt == 0 || nc == 0 {
+                    return Ok(out);
+                }
+                let mut reader = cryocube_das::stream::BlockReader::new(r, c0, c1);
+                let mut block = cryocube_das::stream::Block::new(nc, nt);
+                reader.load(&mut block, &cryocube_das::stream::Block::new(nc, 0), t0, t1)?;
+                for c in 0..nc {
+                    for (t, v) in block.channel(c).iter().enumerate() {
+                        out[t * nc + c] = *v;
+                    }
+                }
+                self.samples_read
+                    .fetch_add(reader.samples_read(), Ordering::Relaxed);
+                Ok(out)
+            })
+            .map_err(|e| InputError::new_err(e.to_string()))?;
+        let array = numpy::ndarray::Array2::from_shape_vec((nt, nc), values)
+            .map_err(|e| CryocubeError::new_err(e.to_string()))?;
+        Ok(array.into_pyarray(py))
+    }
+
+    /// Bytes of samples read from the files so far (4 per sample, as float32).
+    #[getter]
+    fn bytes_read(&self) -> u64 {
+        4 * self.samples_read.load(Ordering::Relaxed)
+    }
+}
+
 /// `cryocube view STORE` serving from a thread of this process until `stop()`.
 #[pyclass(module = "cryocube._native")]
 struct Server {
@@ -251,5 +413,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(patch, m)?)?;
     m.add_function(wrap_pyfunction!(stft, m)?)?;
     m.add_class::<Server>()?;
+    m.add_class::<Record>()?;
     Ok(())
 }

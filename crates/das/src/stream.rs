@@ -511,6 +511,8 @@ pub struct BlockReader<'r> {
     open: Option<(usize, Box<dyn DasReader>)>,
     scratch: Vec<f32>,
     stats: SampleStats,
+    /// Samples read from files so far (what was copied from a previous block not counted).
+    samples_read: u64,
 }
 
 /// What the samples read so far were like: enough to tell a dead fibre (all zero), a record
@@ -564,7 +566,14 @@ impl<'r> BlockReader<'r> {
             open: None,
             scratch: Vec::new(),
             stats: SampleStats::default(),
+            samples_read: 0,
         }
+    }
+
+    /// Samples read from the files so far (channels x times), for showing that a read takes
+    /// only the hyperslab it needs.
+    pub fn samples_read(&self) -> u64 {
+        self.samples_read
     }
 
     /// What the samples read so far were like (a record of zeros, e.g. a dead fibre or an
@@ -636,6 +645,7 @@ impl<'r> BlockReader<'r> {
                     &mut self.scratch,
                 )?;
                 self.stats.add(&self.scratch);
+                self.samples_read += self.scratch.len() as u64;
                 let base = (g - dst.start) as usize;
                 for c0 in (0..self.width).step_by(TILE) {
                     let c1 = (c0 + TILE).min(self.width);

@@ -1,0 +1,96 @@
+"""Raw records as lazy xarray Datasets (`open_das`, engine="cryocube") against h5py reading
+the same files by hand: values, times and distances equal; gaps as NaN; reads counted."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import xarray as xr
+
+import cryocube
+
+SHARED = Path(os.environ["CRYOCUBE_SHARED"])
+DAS = SHARED / "data" / "das"
+SYNTHETIC = DAS / "synthetic"
+FILES = sorted(SYNTHETIC.glob("*.h5"))
+
+
+def acoustic(path: Path) -> np.ndarray:
+    with h5py.File(path) as f:
+        return f["Acoustic"][...]
+
+
+def bytes_read(ds: xr.Dataset) -> int:
+    return ds.data.encoding["cryocube_record"].bytes_read
+
+
+def test_a_folder_is_one_record_equal_to_its_files() -> None:
+    ds = cryocube.open_das(SYNTHETIC)
+    assert bytes_read(ds) == 0, "opening reads headers only"
+    by_hand = np.concatenate([acoustic(p) for p in FILES], axis=0)
+    assert ds.data.shape == by_hand.shape == (90000, 32)
+    assert ds.data.dtype == np.float32
+    # Across the first file boundary, and a strided pick.
+    np.testing.assert_array_equal(ds.data[29_990:30_010].values, by_hand[29_990:30_010])
+    np.testing.assert_array_equal(ds.data[::997, 3::7].values, by_hand[::997, 3::7])
+    np.testing.assert_array_equal(ds.data[-5:, -1].values, by_hand[-5:, -1])
+    # Times: 1 kHz from 2020-07-22T00:00:00 UTC (the manifest's t0); 4 m channels from 0 m.
+    assert ds.time.values[0] == np.datetime64("2020-07-22T00:00:00", "ns")
+    assert ds.time.values[30_000] == np.datetime64("2020-07-22T00:00:30", "ns")
+    assert ds.time.values[-1] == np.datetime64("2020-07-22T00:01:29.999", "ns")
+    np.testing.assert_array_equal(ds.distance.values, 4.0 * np.arange(32))
+    np.testing.assert_array_equal(ds.channel.values, np.arange(32))
+    assert ds.distance.attrs["units"] == "m"
+    assert ds.attrs["sampling_rate"] == 1000.0
+    assert json.loads(ds.attrs["gaps"]) == []
+    assert ds.attrs["input_files"] == [p.name for p in FILES]
+    # The engine gives the same Dataset.
+    ds2 = xr.open_dataset(SYNTHETIC, engine="cryocube")
+    xr.testing.assert_identical(ds.isel(time=slice(0, 2000)).load(), ds2.isel(time=slice(0, 2000)).load())
+
+
+def test_one_channel_reads_only_its_hyperslab() -> None:
+    ds = cryocube.open_das(FILES)
+    trace = ds.data.isel(distance=5, time=slice(0, 10_000)).values
+    np.testing.assert_array_equal(trace, acoustic(FILES[0])[:10_000, 5])
+    assert bytes_read(ds) == 10_000 * 4
+    ds.data.sel(distance=20.0).isel(time=slice(40_000, 41_000)).values
+    assert bytes_read(ds) == 11_000 * 4
+
+
+def test_a_gap_is_nan_and_listed() -> None:
+    ds = cryocube.open_das([FILES[0], FILES[2]])
+    assert ds.data.shape == (90000, 32)
+    gaps = json.loads(ds.attrs["gaps"])
+    assert len(gaps) == 1, gaps
+    middle = ds.data[30_000:60_000, :4].values
+    assert np.isnan(middle).all()
+    np.testing.assert_array_equal(ds.data[60_000:60_100].values, acoustic(FILES[2])[:100])
+    assert ds.time.values[60_000] == np.datetime64("2020-07-22T00:01:00", "ns")
+
+
+def test_prodml_with_dask_chunks() -> None:
+    with h5py.File(DAS / "prodml_2.0.h5") as f:
+        raw = f["Acquisition/Raw[0]/RawData"][...]
+    ds = cryocube.open_das(DAS / "prodml_2.0.h5", chunks={"time": 500})
+    assert ds.data.chunks is not None
+    assert ds.data.shape == raw.shape
+    np.testing.assert_array_equal(ds.data.values, raw.astype(np.float32))
+    assert float(ds.data.astype(np.float64).sum().compute()) == float(raw.astype(np.float64).sum())
+    # 200 Hz; distances from the header (StartLocusIndex -260 at 1.0209519863 m).
+    assert ds.attrs["sampling_rate"] == 200.0
+    assert ds.distance.values[0] == pytest.approx(-260 * 1.0209519863, abs=1e-6)
+
+
+def test_bad_input_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(cryocube.InputError, match="nowhere"):
+        cryocube.open_das(tmp_path / "nowhere.h5")
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not a DAS file at all")
+    with pytest.raises(cryocube.InputError, match="junk.h5"):
+        cryocube.open_das(junk)
