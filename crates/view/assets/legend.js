@@ -24,6 +24,24 @@ export function rangeFraction(v, lo, hi, log) {
 
 const css = (rgb) => `rgb(${rgb[0]}, ${rgb[1]}, ${rgb[2]})`;
 
+// The bar's pixels, one row at a time, each the colour of the value at its centre (top: the
+// range's end). Made once per colormap and size: a slider step redraws the legend, and
+// hundreds of fills per frame cost milliseconds in a software canvas.
+let barCache = { lut: null, w: 0, h: 0, image: null };
+function barImage(lut, w, h) {
+  if (barCache.lut === lut && barCache.w === w && barCache.h === h) return barCache.image;
+  const image = document.createElement("canvas");
+  image.width = w; image.height = h;
+  const pixels = new ImageData(w, h);
+  for (let y = 0; y < h; y++) {
+    const rgb = lutColour(lut, 1 - (y + 0.5) / h);
+    for (let x = 0; x < w; x++) pixels.data.set([rgb[0], rgb[1], rgb[2], 255], (y * w + x) * 4);
+  }
+  image.getContext("2d").putImageData(pixels, 0, 0);
+  barCache = { lut, w, h, image };
+  return image;
+}
+
 // Draws the legend into ctx (CSS px; the stage is W x H) and returns where its parts are:
 // the bar's box, each tick's value and row, the NaN swatch, the class swatches.
 // o: { lut, vmin, vmax, log, title, units, nanRgb, nanShown, categories: [{value, label}] | null,
@@ -59,12 +77,8 @@ export function drawLegend(ctx, W, H, o) {
     return out;
   }
   const y0 = 36, y1 = Math.max(y0 + 60, H - 80);
-  // The bar, one row of pixels at a time, each the colour of the value at its centre.
-  for (let y = y0; y < y1; y++) {
-    const t = 1 - (y + 0.5 - y0) / (y1 - y0);
-    ctx.fillStyle = css(lutColour(o.lut, t));
-    ctx.fillRect(x0, y, bw, 1);
-  }
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(barImage(o.lut, bw, y1 - y0), x0, y0);
   ctx.strokeStyle = "rgba(207, 216, 227, 0.6)";
   ctx.strokeRect(x0 - 0.5, y0 - 0.5, bw + 1, y1 - y0 + 1);
   ctx.strokeStyle = o.text || "#cfd8e3";
