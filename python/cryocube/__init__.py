@@ -352,6 +352,8 @@ def open_cube(store: PathLike, **kwargs: Any) -> "xarray.Dataset":  # noqa: F821
     Returns
     -------
     xarray.Dataset
+        Lazy (dask) arrays; CF-packed variables unpacked, with the ``-inf`` of zero power
+        kept as ``-inf`` in quantised cubes.
     """
     import xarray as xr
 
@@ -363,7 +365,19 @@ def open_cube(store: PathLike, **kwargs: Any) -> "xarray.Dataset":  # noqa: F821
     options = _storage_options(path)
     if options is not None:
         kwargs.setdefault("storage_options", options)
-    return xr.open_zarr(path, **kwargs)
+    ds = xr.open_zarr(path, **kwargs)
+    # Quantised cubes (`das --quantize`): xarray unpacks the int16 codes, but the code that
+    # stands for -inf (zero power) would come out as a finite number: make it -inf again,
+    # lazily, from the raw codes.
+    packed = [v for v in ds.data_vars if "cryocube_neg_inf_code" in ds[v].attrs]
+    if packed:
+        import numpy as np
+
+        raw = xr.open_zarr(path, **{**kwargs, "mask_and_scale": False})
+        for v in packed:
+            code = ds[v].attrs["cryocube_neg_inf_code"]
+            ds[v] = ds[v].where(raw[v] != code, -np.inf)
+    return ds
 
 
 def open_das(

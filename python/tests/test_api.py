@@ -218,3 +218,16 @@ def test_lexcube_widget_constructs(tmp_path: Path) -> None:
     cube = cryocube.das(SYNTHETIC, tmp_path / "lx.zarr", progress=False)
     w = lexcube.Cube3DWidget(cryocube.open_cube(cube).spectrogram)
     assert w is not None
+
+
+def test_open_cube_keeps_minus_inf_of_quantised_cubes(tmp_path: Path) -> None:
+    # DASVader: its last 4 channels are all zero, -inf on the db scale.
+    vader = DAS / "more" / "das_vader_1.jld2"
+    opts = dict(df=100, dt=0.01, fmax="nyquist", progress=False)
+    f = cryocube.open_cube(cryocube.das(vader, tmp_path / "f.zarr", **opts)).spectrogram.values
+    q = cryocube.open_cube(cryocube.das(vader, tmp_path / "q.zarr", quantize=0.01, **opts)).spectrogram.values
+    assert np.isneginf(f).sum() > 0
+    np.testing.assert_array_equal(np.isneginf(q), np.isneginf(f))
+    np.testing.assert_array_equal(np.isnan(q), np.isnan(f))
+    finite = np.isfinite(f)
+    assert np.max(np.abs(q[finite] - f[finite])) <= 0.005 + 1e-4
