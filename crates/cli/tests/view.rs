@@ -1318,11 +1318,7 @@ ds.to_zarr(out, zarr_format=fmt, consolidated=True, mode="w")
 "#;
     for fmt in ["2", "3"] {
         let out = tmp.path().join(format!("xr{fmt}.zarr"));
-        let o = Command::new(common::venv())
-            .args(["-c", script, out.to_str().unwrap(), fmt])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", common::text(&o));
+        python(script, &[out.to_str().unwrap(), fmt]);
         let s = Server::start(&out);
         let meta = s.json("/api/meta");
         let names: Vec<&str> = meta["variables"]
@@ -1460,11 +1456,7 @@ plain = xr.DataArray(np.full((40, 60), 0.25, np.float32), dims=("row", "col"))
 ds = xr.Dataset({"height": h, "plain": plain}).rio.write_crs("EPSG:3031")
 ds.to_zarr(sys.argv[1], zarr_format=2, consolidated=True, mode="w")
 "#;
-    let o = Command::new(common::venv())
-        .args(["-c", script, cube.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", common::text(&o));
+    python(script, &[cube.to_str().unwrap()]);
     let s = Server::start(&cube);
     let meta = s.json("/api/meta");
     let var = |name: &str| {
@@ -1825,11 +1817,7 @@ ds = xr.Dataset(
 )
 ds.to_zarr(sys.argv[1], zarr_format=2, consolidated=True, mode="w")
 "#;
-    let o = Command::new(common::venv())
-        .args(["-c", script, out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", common::text(&o));
+    python(script, &[out.to_str().unwrap()]);
     let s = Server::start(&out);
     let b = Browser::start();
     b.go(&view_url(&s.url, &json!({"var": "neg", "log": true})));
@@ -1867,6 +1855,17 @@ ds.to_zarr(sys.argv[1], zarr_format=2, consolidated=True, mode="w")
     assert_eq!(b.js("return document.getElementById('log').disabled"), true);
     let legend = b.js("return window.cryocubeDebug.legend()");
     assert_eq!(legend["categories"][0]["value"], 1.0, "{legend}");
+}
+
+/// Runs a Python `script` in the test venv (xarray, rioxarray, ...) with `args`; it must
+/// succeed.
+fn python(script: &str, args: &[&str]) {
+    let o = Command::new(common::venv())
+        .args(["-c", script])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
 }
 
 /// The 256 colours of a colormap as the page's table states them (`colormaps.js`).
@@ -2074,11 +2073,7 @@ ds = xr.Dataset(
 ).rio.write_crs("EPSG:3031")
 ds.to_zarr(sys.argv[1], zarr_format=2, consolidated=True, mode="w")
 "#;
-    let o = Command::new(common::venv())
-        .args(["-c", script, out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", common::text(&o));
+    python(script, &[out.to_str().unwrap()]);
 }
 
 /// Latitude/longitude of EPSG:3031 points, by PROJ (gdaltransform).
@@ -2516,11 +2511,7 @@ ds = xr.Dataset({"lakes": (("time", "y", "x"), m, {"units": "1"})},
                 coords={"time": t, "y": 1000.0 * np.arange(40), "x": 1000.0 * np.arange(50)})
 ds.to_zarr(sys.argv[1], zarr_format=2, consolidated=True, mode="w")
 "#;
-    let o = Command::new(common::venv())
-        .args(["-c", script, out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", common::text(&o));
+    python(script, &[out.to_str().unwrap()]);
     let s = Server::start(&out);
     let b = Browser::start();
     b.go(&format!("{}/", s.url));
