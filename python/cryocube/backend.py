@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 from xarray.backends import BackendArray, BackendEntrypoint
 from xarray.core import indexing
+from xarray.indexes import CoordinateTransform, CoordinateTransformIndex
 
 from . import _native
 
@@ -59,6 +60,71 @@ class _Samples(BackendArray):
         return self.record.read(t0, t1, c0, c1)[tuple(picks)]
 
 
+class _SampleTimes(CoordinateTransform):
+    """The time of record sample ``offset + i * step``: start + that / fs (ns, rounded), made
+    only for the samples looked at: a month at 1 kHz is billions of samples, whose times would
+    not fit in memory."""
+
+    def __init__(self, start_ns: int, fs: float, n: int, offset: int = 0, step: int = 1) -> None:
+        super().__init__(["time"], {"time": n}, dtype=np.dtype("datetime64[ns]"))
+        self.start_ns, self.fs, self.offset, self.step = int(start_ns), float(fs), int(offset), int(step)
+
+    def forward(self, dim_positions: dict[str, Any]) -> dict[str, Any]:
+        i = self.offset + np.asarray(dim_positions["time"], dtype=np.float64) * self.step
+        ns = np.int64(self.start_ns) + np.round(i * (1e9 / self.fs)).astype(np.int64)
+        return {"time": ns.astype("datetime64[ns]")}
+
+    def reverse(self, coord_labels: dict[str, Any]) -> dict[str, Any]:
+        ns = np.asarray(coord_labels["time"]).astype("datetime64[ns]").astype(np.int64)
+        return {"time": ((ns - self.start_ns) * (self.fs / 1e9) - self.offset) / self.step}
+
+    def equals(self, other: Any, exclude: Any = None) -> bool:
+        key = (self.start_ns, self.fs, self.offset, self.step, self.dim_size)
+        return isinstance(other, _SampleTimes) and key == (
+            other.start_ns, other.fs, other.offset, other.step, other.dim_size,
+        )
+
+
+class _TimeIndex(CoordinateTransformIndex):
+    """The record's time index: selection by UTC times (exact, nearest, or a slice of them)
+    and slicing by position stay lazy."""
+
+    def _positions(self, label: Any) -> np.ndarray:
+        t = np.asarray(label)
+        if t.dtype.kind in "OUS":
+            t = t.astype("datetime64[ns]")
+        return np.asarray(self.transform.reverse({"time": t})["time"], dtype=np.float64)
+
+    def sel(self, labels: dict[Any, Any], method: Any = None, tolerance: Any = None) -> indexing.IndexSelResult:
+        label = labels["time"]
+        n = self.transform.dim_size["time"]
+        if isinstance(label, slice):
+            a = 0 if label.start is None else int(np.ceil(self._positions(label.start) - 1e-6))
+            b = n if label.stop is None else int(np.floor(self._positions(label.stop) + 1e-6)) + 1
+            a, b = min(max(a, 0), n), min(max(b, 0), n)
+            return indexing.IndexSelResult({"time": slice(a, max(a, b))})
+        p = self._positions(label)
+        i = np.round(p).astype(np.int64)
+        if method != "nearest" and np.any(np.abs(p - i) > 1e-6):
+            raise KeyError(f"{label!r} is no sample time (method='nearest' takes the closest)")
+        i = np.clip(i, 0, n - 1) if method == "nearest" else i
+        if np.any((i < 0) | (i >= n)):
+            raise KeyError(f"{label!r} is outside the record")
+        if isinstance(label, (xr.DataArray, xr.Variable)):
+            return indexing.IndexSelResult({"time": xr.Variable(label.dims, i)})
+        return indexing.IndexSelResult({"time": int(i) if np.ndim(i) == 0 else i})
+
+    def isel(self, indexers: dict[Any, Any]) -> Any:
+        k = indexers["time"]
+        t = self.transform
+        if isinstance(k, slice):
+            a, b, step = k.indices(t.dim_size["time"])
+            if step > 0:
+                n = len(range(a, b, step))
+                return _TimeIndex(_SampleTimes(t.start_ns, t.fs, n, t.offset + a * t.step, t.step * step))
+        return None
+
+
 def _inputs(paths: PathLike | Iterable[PathLike]) -> list[str]:
     if isinstance(paths, (str, os.PathLike)):
         return [os.fspath(paths)]
@@ -75,10 +141,7 @@ def open_record(
     """The record at ``paths`` as a lazy Dataset (see :func:`cryocube.open_das`)."""
     rec = _native.Record(_inputs(paths), format, spacing, first_distance)
     n, fs = rec.n_samples, rec.sampling_rate
-    # Sample i is at start + i / fs: in nanoseconds, rounded, as the cube's times are in µs.
-    time = np.datetime64(rec.start_us, "us").astype("datetime64[ns]") + np.round(
-        np.arange(n, dtype=np.float64) * (1e9 / fs)
-    ).astype("timedelta64[ns]")
+    times = xr.Coordinates.from_xindex(_TimeIndex(_SampleTimes(rec.start_us * 1000, fs, n)))
     gaps, overlaps, warnings = rec.discontinuities()
     files = rec.files()
     attrs: dict[str, Any] = {
@@ -101,11 +164,10 @@ def open_record(
     )
     distance_units = rec.distance_units
     coords = {
-        "time": ("time", time),
         "distance": ("distance", np.asarray(rec.distances()), {"units": distance_units, "long_name": "distance along the fibre"}),
         "channel": ("distance", np.arange(rec.n_channels, dtype=np.int64), {"long_name": "channel index in the files"}),
     }
-    return xr.Dataset({"data": data}, coords=coords, attrs=attrs)
+    return xr.Dataset({"data": data}, coords=times, attrs=attrs).assign_coords(coords)
 
 
 class CryocubeBackendEntrypoint(BackendEntrypoint):

@@ -43,6 +43,20 @@ def test_a_folder_is_one_record_equal_to_its_files() -> None:
     assert ds.time.values[0] == np.datetime64("2020-07-22T00:00:00", "ns")
     assert ds.time.values[30_000] == np.datetime64("2020-07-22T00:00:30", "ns")
     assert ds.time.values[-1] == np.datetime64("2020-07-22T00:01:29.999", "ns")
+    # The time index is computed for what is looked at (a month at 1 kHz would not fit), and
+    # selects by UTC time like a pandas one.
+    full = ds.time.values
+    np.testing.assert_array_equal(
+        full, np.datetime64("2020-07-22T00:00:00", "ns") + np.arange(90000) * np.timedelta64(1, "ms")
+    )
+    part = ds.sel(time=slice("2020-07-22T00:00:10", "2020-07-22T00:00:20"))
+    assert part.sizes["time"] == 10_001
+    np.testing.assert_array_equal(part.data.values, by_hand[10_000:20_001])
+    np.testing.assert_array_equal(ds.isel(time=slice(100, 50_000, 7)).time.values, full[100:50_000:7])
+    near = ds.sel(time=np.datetime64("2020-07-22T00:00:10.0004"), method="nearest")
+    assert near.time.values == np.datetime64("2020-07-22T00:00:10", "ns")
+    with pytest.raises(KeyError):
+        ds.sel(time="2020-07-22T00:00:10.0004")
     np.testing.assert_array_equal(ds.distance.values, 4.0 * np.arange(32))
     np.testing.assert_array_equal(ds.channel.values, np.arange(32))
     assert ds.distance.attrs["units"] == "m"
