@@ -47,3 +47,4 @@ bench: deps
 	bash bench/polar.sh
 	bash bench/view.sh
 	bash bench/scale.sh
+	bash bench/python.sh
