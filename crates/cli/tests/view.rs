@@ -2076,6 +2076,31 @@ ds.to_zarr(sys.argv[1], zarr_format=2, consolidated=True, mode="w")
     python(script, &[out.to_str().unwrap()]);
 }
 
+/// The first vertex of a polygon layer's first feature, as `ogrinfo` prints it.
+fn first_vertex(shp: &Path) -> (f64, f64) {
+    let o = Command::new("ogrinfo")
+        .args(["-al", "-q", "-fid", "0"])
+        .arg(shp)
+        .output()
+        .expect("ogrinfo (gdal-bin)");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let at = text
+        .find("((")
+        .unwrap_or_else(|| panic!("no polygon in {}", &text[..text.len().min(500)]));
+    let mut it = text[at..]
+        .trim_start_matches('(')
+        .split([' ', ','])
+        .filter(|s| !s.is_empty());
+    let mut next = || {
+        it.next()
+            .unwrap()
+            .trim_end_matches(')')
+            .parse::<f64>()
+            .unwrap()
+    };
+    (next(), next())
+}
+
 /// Latitude/longitude of EPSG:3031 points, by PROJ (gdaltransform).
 fn latlon_of_3031(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
     let mut child = Command::new("gdaltransform")
@@ -2117,6 +2142,7 @@ fn overlays_hover_and_layer_defaults_on_a_polar_map() {
     write_polar_layers(&cube);
     let vector = common::shared().join("data/polar/vector/measures_boundaries_v2");
     let coast = vector.join("Coastline_Antarctica_v02.shp");
+    let grounding = vector.join("GroundingLine_Antarctica_v02.shp");
     // A line of three vertices given in latitude/longitude (EPSG:4326, GeoJSON's CRS).
     let points = [(-75.0, -100.0), (-72.0, -60.0), (-80.0, 40.0)];
     let line = tmp.path().join("route.geojson");
@@ -2135,13 +2161,16 @@ fn overlays_hover_and_layer_defaults_on_a_polar_map() {
             coast.to_str().unwrap(),
             "--overlay",
             line.to_str().unwrap(),
+            "--overlay",
+            grounding.to_str().unwrap(),
         ],
     );
     let ov = s.json("/api/overlays");
     let list = ov["overlays"].as_array().unwrap();
-    assert_eq!(list.len(), 2, "{}", list.len());
+    assert_eq!(list.len(), 3, "{}", list.len());
     assert_eq!(list[0]["name"], "Coastline_Antarctica_v02");
     assert_eq!(list[1]["name"], "route");
+    assert_eq!(list[2]["name"], "GroundingLine_Antarctica_v02");
     // The coastline's extent equals ogrinfo's within a quarter cell (thinning keeps vertices
     // a quarter cell apart).
     let (mut lo, mut hi) = ([f64::MAX; 2], [f64::MIN; 2]);
@@ -2217,6 +2246,33 @@ fn overlays_hover_and_layer_defaults_on_a_polar_map() {
     // Switched off: gone.
     b.act("document.querySelector('#overlaylist input[data-n=\"1\"]').click()");
     assert!(!near(&b.screenshot(), (vx, vy), 2), "the overlay is off");
+    // The first vertex of the coastline (white) and of the grounding line (cyan), each alone,
+    // at the pixel of their coordinates as ogrinfo prints them.
+    let white = |p: [u8; 3]| p.iter().all(|&c| c >= 200);
+    let cyan = |p: [u8; 3]| p[0] <= 90 && p[1] >= 150 && p[2] >= 180;
+    let lit = |img: &Image, (x, y): (f64, f64), is: &dyn Fn([u8; 3]) -> bool| {
+        (-2..=2).any(|dy| (-2..=2).any(|dx| is(pixel(img, x + dx as f64, y + dy as f64))))
+    };
+    b.act("document.querySelector('#overlaylist input[data-n=\"2\"]').click()");
+    let (x, y) = first_vertex(&coast);
+    let at_coast = at(x, y);
+    assert!(
+        lit(&b.screenshot(), at_coast, &white),
+        "coastline vertex ({x}, {y}) not drawn"
+    );
+    b.act("document.querySelector('#overlaylist input[data-n=\"0\"]').click()");
+    b.act("document.querySelector('#overlaylist input[data-n=\"2\"]').click()");
+    let (x, y) = first_vertex(&grounding);
+    let img = b.screenshot();
+    assert!(
+        lit(&img, at(x, y), &cyan),
+        "grounding line vertex ({x}, {y}) not drawn"
+    );
+    assert!(
+        !lit(&img, at_coast, &white) || at_coast == at(x, y),
+        "the coastline is off"
+    );
+    b.act("document.querySelector('#overlaylist input[data-n=\"0\"]').click()");
 
     // Hover: latitude/longitude of the cell centre, as PROJ has them.
     let (hx, hy) = at(-1_025_000.0, 525_000.0);
