@@ -1,7 +1,8 @@
 """Writes N small DAS files in the Silixa iDAS HDF5 layout (`/Acoustic`, string attributes),
 30 s at 1 kHz, a few channels each, one after the other, with one gap and one overlap among
 them: the input of the planning benchmark (`bench/scale.sh`). Samples are real (a tone plus
-noise), so the files are what an interrogator writes, only narrow."""
+noise), so the files are what an interrogator writes, only narrow; the attributes are those
+of an iDAS export that DASCore's reader checks for too (bench/python.sh compares with it)."""
 import argparse
 import datetime as dt
 import os
@@ -41,6 +42,15 @@ for i in range(a.files):
             "ISO8601 Timestamp": local.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+02:00",
             "GPSTimeStamp": start.strftime("%d/%m/%Y %H:%M:%S.%f")[:-3] + " (UTC)",
             "Acoustic Output": "Differential",
+            # The rest of an iDAS export's attributes, which DASCore's reader requires.
+            "CPUTimeStamp": start.strftime("%d/%m/%Y %H:%M:%S.%f")[:-3] + " (UTC)",
+            "GaugeLength": "10",
+            "Fibre Length per Metre": "1.000000",
+            "Tags": "",
+            "PulseWidth[ns]": "20",
+            "MeasureLength[m]": "0",
+            "StartPosition[m]": "0",
+            "SystemInfomation.Devices1.SerialNum": "SYNTHETIC",
         }.items():
             d.attrs[k] = v
 print(a.files, "files in", a.out)

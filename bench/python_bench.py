@@ -31,8 +31,9 @@ CHANNEL = {
     ),
     "dascore": (
         "import dascore as dc, numpy as np\nsp = dc.spool(FOLDER).update()\nt0 = sp.get_contents()['time_min'].min()\nT0 = time.perf_counter()\n"
-        "p = sp.select(distance=(4.0, 4.0), time=(t0, t0 + np.timedelta64(600, 's') - np.timedelta64(1, 'ms'))).chunk(time=None)[0]\n"
-        "x = np.asarray(p.data).ravel()\nn = int(np.isfinite(x).sum())\nCHECK = float(np.nansum(x, dtype=np.float64))"
+        "p = sp.select(time=(t0, t0 + np.timedelta64(600, 's') - np.timedelta64(1, 'ms'))).chunk(time=None)[0]\n"
+        "d = p.coords.get_array('distance')[1]\nx = np.asarray(p.select(distance=(d, d)).data).ravel()\n"
+        "n = int(np.isfinite(x).sum())\nCHECK = float(np.nansum(x, dtype=np.float64))"
     ),
 }
 
