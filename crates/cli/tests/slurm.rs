@@ -1,7 +1,7 @@
 //! A real scheduler: a one-node Slurm cluster (slurmctld + slurmd + munge, started here) runs
 //! `cryocube slurm` jobs — an array of 4 tasks and the dependent commit — writing to a real S3
 //! server (Garage, started here). The DAS cubes (the three synthetic Rhone-like files, and a
-//! longer synthetic record with one array task cancelled midway and resubmitted) and the
+//! longer synthetic record with one array task cancelled and resubmitted) and the
 //! polar stand-in build at 1 km equal the one-process cubes byte for byte, and xarray opens
 //! them.
 
@@ -127,7 +127,7 @@ fn slurm_arrays_write_the_cube_of_one_process_to_s3() {
     assert_same_stores(&LocalStore::new(&local), &on_s3);
     xarray_equal(&g, "s3://test/slurm/das.zarr", &local, "spectrogram");
 
-    // 2. A longer record; task 2 is cancelled while it runs (or before it starts), so the
+    // 2. A longer record; task 2 is cancelled before it starts, so the
     // commit never runs; task 2 alone is submitted again, then the commit.
     let long = tmp.path().join("long");
     let o = cryocube(&[
@@ -155,38 +155,20 @@ fn slurm_arrays_write_the_cube_of_one_process_to_s3() {
     ]
     .map(String::from)
     .to_vec();
-    let (array, commit) = submit(&env, &logs, &job);
-    let task2 = format!("{array}_2");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while slurm.state(&task2) == "PENDING" && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let o = slurm.run("scancel", &[&task2]);
-    assert!(o.status.success(), "{}", text(&o));
-    slurm.wait_gone(&[&array]);
-    // The commit waits for a dependency that can no longer be met.
-    let state = slurm.state(&commit);
-    assert_eq!(
-        state, "PENDING",
-        "the commit must not run after a cancelled task"
-    );
-    let on_s3 = g.store("slurm/long.zarr");
-    assert!(!cryocube_cube::store::Store::exists(&on_s3, ".zmetadata").unwrap());
-    let o = cryocube_with(&["commit", "s3://test/slurm/long.zarr"], &env);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("owned by task(s) 2 of 4"), "{}", text(&o));
-    slurm.run("scancel", &[&commit]);
-    // The array script again (the plan is there already: planning again changes nothing),
-    // for task 2 only, then the commit after it.
+    // The scripts `cryocube slurm` would submit (it plans the job here), submitted by hand
+    // with the array held, so task 2 is cancelled before it starts on every machine: a
+    // cancel aimed at a running task races with its end (it was lost on a fast CI run).
     let mut dry: Vec<String> = ["slurm", "--tasks", "4", "--dry-run", "--"]
         .map(String::from)
         .to_vec();
     dry.extend(job.iter().cloned());
-    let o = cryocube_with(&dry.iter().map(String::as_str).collect::<Vec<_>>(), &env);
-    assert!(o.status.success(), "{}", text(&o));
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(out.contains("already planned"), "{out}");
-    let script = |name: &str| -> String {
+    let dry_run = || -> String {
+        let o = cryocube_with(&dry.iter().map(String::as_str).collect::<Vec<_>>(), &env);
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let out = dry_run();
+    let script = |out: &str, name: &str| -> String {
         let start = out.find(name).unwrap();
         let body = &out[start..];
         let body = &body[body.find("#!/bin/bash").unwrap()..];
@@ -215,9 +197,36 @@ fn slurm_arrays_write_the_cube_of_one_process_to_s3() {
         assert!(o.status.success());
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
-    let again = sbatch(&script("array job"), &["--array=2"]);
+    let array = sbatch(&script(&out, "array job"), &["--hold"]);
     let commit = sbatch(
-        &script("then the commit"),
+        &script(&out, "then the commit"),
+        &[&format!("--dependency=afterok:{array}")],
+    );
+    let task2 = format!("{array}_2");
+    let o = slurm.run("scancel", &[&task2]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = slurm.run("scontrol", &["release", &array]);
+    assert!(o.status.success(), "{}", text(&o));
+    slurm.wait_gone(&[&array]);
+    // The commit waits for a dependency that can no longer be met.
+    let state = slurm.state(&commit);
+    assert_eq!(
+        state, "PENDING",
+        "the commit must not run after a cancelled task"
+    );
+    let on_s3 = g.store("slurm/long.zarr");
+    assert!(!cryocube_cube::store::Store::exists(&on_s3, ".zmetadata").unwrap());
+    let o = cryocube_with(&["commit", "s3://test/slurm/long.zarr"], &env);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("owned by task(s) 2 of 4"), "{}", text(&o));
+    slurm.run("scancel", &[&commit]);
+    // The array script again (the plan is there already: planning again changes nothing),
+    // for task 2 only, then the commit after it.
+    let out = dry_run();
+    assert!(out.contains("already planned"), "{out}");
+    let again = sbatch(&script(&out, "array job"), &["--array=2"]);
+    let commit = sbatch(
+        &script(&out, "then the commit"),
         &[&format!("--dependency=afterok:{again}")],
     );
     slurm.wait_gone(&[&again, &commit]);
