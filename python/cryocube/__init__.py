@@ -406,8 +406,10 @@ def open_das(
     Returns
     -------
     xarray.Dataset
-        ``data(time, distance)`` float32 samples (NaN in gaps) with the file's ``units``; the
-        UTC ``time``; ``distance`` and ``channel``; ``sampling_rate``, ``format``,
+        ``data(time, distance)`` samples with the file's ``units`` and its own dtype
+        (``stored_dtype``: int16, uint16, int8, uint8 or float32 as stored; float32 for
+        other types and for integers when the record has a gap, which is NaN); the UTC
+        ``time``; ``distance`` and ``channel``; ``sampling_rate``, ``format``,
         ``input_files``, ``gaps``/``overlaps`` (JSON) and the header facts (``das_*``) as
         attributes. Opening reads the headers only; indexing reads only what it selects.
     """

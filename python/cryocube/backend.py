@@ -2,8 +2,9 @@
 of ``xarray.open_dataset``.
 
 Any record ``cryocube das`` reads (a file, a folder, a glob pattern, or a list of them, in any
-of its formats) is one Dataset: ``data(time, distance)`` of float32 samples with the UTC
-``time`` coordinate, ``distance`` and ``channel``, the header facts as attributes. The files
+of its formats) is one Dataset: ``data(time, distance)`` of samples in the files' own type
+(see :func:`_dtype`) with the UTC ``time`` coordinate, ``distance`` and ``channel``, the
+header facts as attributes. The files
 follow the command's stream rules: ordered by their start times, gaps filled with NaN,
 overlaps trimmed, the gaps and overlaps listed in the attributes. Opening reads the headers
 only (in parallel, in Rust); indexing reads only the hyperslab it needs, through cryocube's
@@ -27,13 +28,27 @@ from . import _native
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+# The stored types float32 holds exactly: cryocube's readers give float32, and values of
+# these types come back unchanged when cast to them.
+_EXACT_IN_FLOAT32 = ("int8", "uint8", "int16", "uint16", "float32")
+
+
+def _dtype(stored: str | None, has_gaps: bool) -> np.dtype:
+    """The type ``data`` has: the files' own when float32 holds it exactly, and when a gap
+    (NaN) does not need a float; float32 otherwise (float64 and 32-bit integer samples are
+    rounded to float32, as ``cryocube das`` reads them; ``stored_dtype`` says so)."""
+    if stored in _EXACT_IN_FLOAT32 and not (has_gaps and np.dtype(stored).kind in "iu"):
+        return np.dtype(stored)
+    return np.dtype("float32")
+
+
 class _Samples(BackendArray):
     """The record's samples (time, channel), read on indexing."""
 
-    def __init__(self, record: Any) -> None:
+    def __init__(self, record: Any, dtype: np.dtype) -> None:
         self.record = record
         self.shape = (record.n_samples, record.n_channels)
-        self.dtype = np.dtype("float32")
+        self.dtype = dtype
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
         return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self._read)
@@ -57,7 +72,7 @@ class _Samples(BackendArray):
             stop = idx[-1] - lo + (1 if idx.step > 0 else -1)
             picks.append(slice(idx[0] - lo, None if stop < 0 else stop, idx.step))
         (t0, t1), (c0, c1) = ranges
-        return self.record.read(t0, t1, c0, c1)[tuple(picks)]
+        return self.record.read(t0, t1, c0, c1)[tuple(picks)].astype(self.dtype, copy=False)
 
 
 class _SampleTimes(CoordinateTransform):
@@ -155,10 +170,14 @@ def open_record(
         attrs["warnings"] = list(warnings)
     for name, value in rec.facts():
         attrs[f"das_{name}"] = value
+    stored = rec.sample_type
+    data_attrs = {"units": rec.units, "long_name": "DAS samples"}
+    if stored is not None:
+        data_attrs["stored_dtype"] = stored
     data = xr.Variable(
         ("time", "distance"),
-        indexing.LazilyIndexedArray(_Samples(rec)),
-        attrs={"units": rec.units, "long_name": "DAS samples"},
+        indexing.LazilyIndexedArray(_Samples(rec, _dtype(stored, gaps != "[]"))),
+        attrs=data_attrs,
         # The reader, for counting what indexing reads (``.bytes_read``).
         encoding={"cryocube_record": rec},
     )

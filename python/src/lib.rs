@@ -210,6 +210,18 @@ impl Record {
         self.record.files[0].units.clone()
     }
 
+    /// The type every file stores its samples as (numpy's name), or None when the files
+    /// differ or one does not say (see `Header::sample_type`).
+    #[getter]
+    fn sample_type(&self) -> Option<String> {
+        let first = self.record.files[0].sample_type.clone()?;
+        self.record
+            .files
+            .iter()
+            .all(|h| h.sample_type.as_deref() == Some(first.as_str()))
+            .then_some(first)
+    }
+
     /// The distance coordinate's units: `m`, or `1` (channel index) when no file states them.
     #[getter]
     fn distance_units(&self) -> String {
@@ -273,13 +285,7 @@ impl Record {
                     return Ok(out);
                 }
                 let mut reader = cryocube_das::stream::BlockReader::new(r, c0, c1);
-                let mut block = cryocube_das::stream::Block::new(nc, nt);
-                reader.load(&mut block, &cryocube_das::stream::Block::new(nc, 0), t0, t1)?;
-                for c in 0..nc {
-                    for (t, v) in block.channel(c).iter().enumerate() {
-                        out[t * nc + c] = *v;
-                    }
-                }
+                reader.read_rows(t0, t1, &mut out)?;
                 self.samples_read
                     .fetch_add(reader.samples_read(), Ordering::Relaxed);
                 Ok(out)

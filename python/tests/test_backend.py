@@ -34,7 +34,9 @@ def test_a_folder_is_one_record_equal_to_its_files() -> None:
     assert bytes_read(ds) == 0, "opening reads headers only"
     by_hand = np.concatenate([acoustic(p) for p in FILES], axis=0)
     assert ds.data.shape == by_hand.shape == (90000, 32)
-    assert ds.data.dtype == np.float32
+    # The files' own type (h5py's reading of them is float32 too).
+    assert ds.data.dtype == by_hand.dtype == np.float32
+    assert ds.data.attrs["stored_dtype"] == "float32"
     # Across the first file boundary, and a strided pick.
     np.testing.assert_array_equal(ds.data[29_990:30_010].values, by_hand[29_990:30_010])
     np.testing.assert_array_equal(ds.data[::997, 3::7].values, by_hand[::997, 3::7])
@@ -88,13 +90,58 @@ def test_a_gap_is_nan_and_listed() -> None:
     assert ds.time.values[60_000] == np.datetime64("2020-07-22T00:01:00", "ns")
 
 
+def shifted_copy(src: Path, dst: Path, seconds: float) -> None:
+    """A copy of a Silixa file whose clock starts `seconds` later."""
+    import datetime as dt
+
+    dst.write_bytes(src.read_bytes())
+    with h5py.File(dst, "r+") as f:
+        a = f["Acoustic"].attrs
+        gps = dt.datetime.strptime(a["GPSTimeStamp"].split(" (")[0], "%d/%m/%Y %H:%M:%S.%f")
+        gps += dt.timedelta(seconds=seconds)
+        a["GPSTimeStamp"] = gps.strftime("%d/%m/%Y %H:%M:%S.%f")[:-3] + " (UTC)"
+        iso = dt.datetime.fromisoformat(a["ISO8601 Timestamp"]) + dt.timedelta(seconds=seconds)
+        a["ISO8601 Timestamp"] = iso.isoformat(timespec="milliseconds")
+
+
+def test_int16_samples_keep_their_type_unless_a_gap_needs_nan(tmp_path: Path) -> None:
+    src = DAS / "silixa_h5_1.hdf5"  # 100 x 3840 int16 at 500 Hz: 0.2 s
+    raw = acoustic(src)
+    assert raw.dtype == np.int16
+    one = cryocube.open_das(src)
+    assert one.data.dtype == np.int16
+    np.testing.assert_array_equal(one.data[:, ::97].values, raw[:, ::97])
+    # Two files 0.2 s apart: one record, still int16.
+    a, b = tmp_path / "a.hdf5", tmp_path / "b.hdf5"
+    shifted_copy(src, a, 0.0)
+    shifted_copy(src, b, 0.2)
+    ds = cryocube.open_das([a, b])
+    assert json.loads(ds.attrs["gaps"]) == []
+    assert ds.data.dtype == np.int16
+    np.testing.assert_array_equal(ds.data[95:105, 7].values, np.concatenate([raw[95:, 7], raw[:5, 7]]))
+    # 1 s apart: 0.8 s of NaN between them, so float32 (which holds every int16 exactly).
+    b.unlink()
+    shifted_copy(src, b, 1.0)
+    ds = cryocube.open_das([a, b])
+    assert len(json.loads(ds.attrs["gaps"])) == 1
+    assert ds.data.dtype == np.float32
+    assert ds.data.attrs["stored_dtype"] == "int16"
+    assert ds.data.shape == (600, 3840)
+    assert np.isnan(ds.data[100:500, 7].values).all()
+    np.testing.assert_array_equal(ds.data[500:, 7].values, raw[:, 7].astype(np.float32))
+
+
 def test_prodml_with_dask_chunks() -> None:
     with h5py.File(DAS / "prodml_2.0.h5") as f:
         raw = f["Acquisition/Raw[0]/RawData"][...]
     ds = cryocube.open_das(DAS / "prodml_2.0.h5", chunks={"time": 500})
     assert ds.data.chunks is not None
     assert ds.data.shape == raw.shape
-    np.testing.assert_array_equal(ds.data.values, raw.astype(np.float32))
+    # int16 counts come back as int16, unchanged (the manifest says int16 too).
+    assert raw.dtype == np.int16
+    assert ds.data.dtype == np.int16
+    assert ds.data.attrs["stored_dtype"] == "int16"
+    np.testing.assert_array_equal(ds.data.values, raw)
     assert float(ds.data.astype(np.float64).sum().compute()) == float(raw.astype(np.float64).sum())
     # 200 Hz; distances from the header (StartLocusIndex -260 at 1.0209519863 m).
     assert ds.attrs["sampling_rate"] == 200.0

@@ -615,6 +615,41 @@ impl<'r> BlockReader<'r> {
     }
 
     fn read_fresh(&mut self, dst: &mut Block, a: u64, b: u64) -> Result<(), DasError> {
+        let width = self.width;
+        self.read_pieces(a, b, |g, rows| {
+            let base = (g - dst.start) as usize;
+            for c0 in (0..width).step_by(TILE) {
+                let c1 = (c0 + TILE).min(width);
+                for (r, row) in rows.chunks_exact(width).enumerate() {
+                    for (c, v) in row[c0..c1].iter().enumerate() {
+                        dst.data[(c0 + c) * dst.cap + base + r] = *v;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Samples `a .. b` of the reader's channels in the files' own layout: row-major (time,
+    /// channel), `(b - a) x width` values into `out`, NaN where no file covers a sample. For
+    /// callers that hand the samples on as they are (Python's lazy arrays): no channel-major
+    /// block in between.
+    pub fn read_rows(&mut self, a: u64, b: u64, out: &mut [f32]) -> Result<(), DasError> {
+        let width = self.width;
+        out[..(b - a) as usize * width].fill(f32::NAN);
+        self.read_pieces(a, b, |g, rows| {
+            let at = (g - a) as usize * width;
+            out[at..at + rows.len()].copy_from_slice(rows);
+        })
+    }
+
+    /// Reads samples `a .. b` file by file, in pieces of bounded size, and hands each piece
+    /// (row-major, its first row's record index) to `place`.
+    fn read_pieces(
+        &mut self,
+        a: u64,
+        b: u64,
+        mut place: impl FnMut(u64, &[f32]),
+    ) -> Result<(), DasError> {
         let record = self.record;
         for seg in record
             .segments
@@ -646,15 +681,7 @@ impl<'r> BlockReader<'r> {
                 )?;
                 self.stats.add(&self.scratch);
                 self.samples_read += self.scratch.len() as u64;
-                let base = (g - dst.start) as usize;
-                for c0 in (0..self.width).step_by(TILE) {
-                    let c1 = (c0 + TILE).min(self.width);
-                    for (r, row) in self.scratch.chunks_exact(self.width).enumerate() {
-                        for (c, v) in row[c0..c1].iter().enumerate() {
-                            dst.data[(c0 + c) * dst.cap + base + r] = *v;
-                        }
-                    }
-                }
+                place(g, &self.scratch);
                 g += rows as u64;
             }
         }

@@ -302,12 +302,16 @@ pub fn spectrogram<'a>(
             },
         )
         .collect();
+    // Window by window in parallel: each window's row of the output is written by one thread.
     let mut out = vec![0f32; nw * n_channels * nb];
-    for (c, spectra) in per_channel.iter().enumerate() {
-        for w in 0..nw {
-            let at = (w * n_channels + c) * nb;
-            out[at..at + nb].copy_from_slice(&spectra[w * nb..(w + 1) * nb]);
-        }
+    if nb > 0 && n_channels > 0 {
+        out.par_chunks_mut(n_channels * nb)
+            .enumerate()
+            .for_each(|(w, row)| {
+                for (dst, spectra) in row.chunks_exact_mut(nb).zip(&per_channel) {
+                    dst.copy_from_slice(&spectra[w * nb..(w + 1) * nb]);
+                }
+            });
     }
     (out, nw, nb)
 }

@@ -146,6 +146,7 @@ pub(super) fn open(path: &Path, file: File, part: usize) -> Result<Matrix, DasEr
         distance_stated: true,
         facts,
         distances: None,
+        sample_type: None,
     };
     Matrix::new(&f, ds, channel_major, 1.0, header)
 }

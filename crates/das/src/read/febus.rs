@@ -64,7 +64,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Febus, DasError> {
         .group(&format!("{source_path}/Zone1"))
         .map_err(|e| f.hdf5(format_args!("{source_path}/Zone1"), e))?;
     let dataset = f.dataset(&file, &data_path)?;
-    super::h5::check_sample_type(&f, &dataset)?;
+    let stored = super::h5::check_sample_type(&f, &dataset)?;
     let name = data_path.rsplit('/').next().unwrap_or_default().to_string();
     let shape = dataset.shape();
     if shape.len() != 3 {
@@ -171,6 +171,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Febus, DasError> {
         distance_stated: true,
         facts: vec![],
         distances: None,
+        sample_type: Some(stored),
     };
     Ok(Febus {
         path: path.into(),

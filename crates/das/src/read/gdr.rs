@@ -110,6 +110,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         distance_stated: true,
         facts,
         distances: None,
+        sample_type: None,
     };
     Matrix::new(&f, ds, channel_major, 1.0, header)
 }

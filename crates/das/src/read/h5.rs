@@ -236,16 +236,16 @@ impl Fields<'_> {
 
 /// Refuses a sample dataset whose elements are not real numbers (complex samples, stored as
 /// a compound of real and imaginary parts; strings), when the file is opened: before
-/// anything is planned or written.
-pub(crate) fn check_sample_type(fields: &Fields, dataset: &Dataset) -> Result<(), DasError> {
+/// anything is planned or written. Returns the element type's numpy name.
+pub(crate) fn check_sample_type(fields: &Fields, dataset: &Dataset) -> Result<String, DasError> {
     let td = dataset
         .dtype()
         .and_then(|t| t.to_descriptor())
         .map_err(|e| fields.hdf5("sample dataset of an unreadable type", e))?;
     match td {
-        TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) | TypeDescriptor::Float(_) => {
-            Ok(())
-        }
+        TypeDescriptor::Integer(size) => Ok(format!("int{}", 8 * size as usize)),
+        TypeDescriptor::Unsigned(size) => Ok(format!("uint{}", 8 * size as usize)),
+        TypeDescriptor::Float(size) => Ok(format!("float{}", 8 * size as usize)),
         TypeDescriptor::Compound(c) => {
             let names: Vec<&str> = c.fields.iter().map(|f| f.name.as_str()).collect();
             Err(fields.err(format!(
@@ -286,8 +286,11 @@ impl Matrix {
                 shape.len()
             )));
         }
-        check_sample_type(fields, &dataset)?;
-        let header = header.check()?;
+        let stored = check_sample_type(fields, &dataset)?;
+        let mut header = header.check()?;
+        if scale == 1.0 {
+            header.sample_type = Some(stored);
+        }
         Ok(Matrix {
             path: fields.path.into(),
             dataset,

@@ -144,6 +144,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         distance_stated: true,
         facts: vec![],
         distances: None,
+        sample_type: None,
     };
     Matrix::new(&f, data, true, 1.0, header)
 }

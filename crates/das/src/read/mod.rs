@@ -177,6 +177,12 @@ pub struct Header {
     /// `channel_spacing` is then their mean step and `first_distance` the first.
     #[serde(default)]
     pub distances: Option<Vec<f64>>,
+    /// The element type the samples are stored as, as numpy names it (`int16`, `float32`,
+    /// ...), when the values read are the stored ones (no vendor scale factor applied);
+    /// `None` when the values are computed or the type is not known. Samples are read as f32
+    /// whatever it is; this lets a reader of raw records give them back in their own type.
+    #[serde(default)]
+    pub sample_type: Option<String>,
 }
 
 fn stated() -> bool {

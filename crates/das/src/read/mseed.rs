@@ -557,6 +557,7 @@ impl Mseed {
             distance_stated: false,
             facts: vec![("seed_ids".into(), ids.join(","))],
             distances: None,
+            sample_type: None,
         }
         .check()?;
         Ok(Mseed {

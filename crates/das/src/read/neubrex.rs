@@ -76,6 +76,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         distance_stated: true,
         facts: vec![],
         distances: None,
+        sample_type: None,
     };
     Matrix::new(&f, ds, false, 1.0, header)
 }

@@ -59,6 +59,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
             })
             .unwrap_or_default(),
         distances: None,
+        sample_type: None,
     };
     Matrix::new(&f, ds, false, scale as f32, header)
 }

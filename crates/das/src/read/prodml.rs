@@ -107,6 +107,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
             ],
         ),
         distances: None,
+        sample_type: None,
     };
     Matrix::new(&f, ds, channel_major, 1.0, header)
 }

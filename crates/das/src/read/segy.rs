@@ -252,6 +252,7 @@ impl Segy {
             distance_stated: false,
             facts: vec![],
             distances: None,
+            sample_type: None,
         }
         .check()?;
         Ok(Segy {

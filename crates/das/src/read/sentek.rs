@@ -171,6 +171,7 @@ impl Sentek {
             distance_stated: true,
             facts,
             distances: (!uniform).then_some(distances),
+            sample_type: None,
         }
         .check()?;
         Ok(Sentek {

@@ -61,6 +61,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         distance_stated: true,
         facts: f.facts(loc, &[("gauge_length", "GaugeLength", "m")]),
         distances: None,
+        sample_type: None,
     };
     Matrix::new(&f, ds, false, 1.0, header)
 }

@@ -118,6 +118,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
         distance_stated,
         facts: vec![],
         distances: None,
+        sample_type: None,
     };
     Matrix::new(&f, ds, channel_major, 1.0, header)
 }

@@ -322,6 +322,7 @@ impl Sintela {
             distance_stated: true,
             facts,
             distances: None,
+            sample_type: None,
         }
         .check()?;
         Ok(Sintela {

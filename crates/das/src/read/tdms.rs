@@ -72,6 +72,16 @@ impl SampleType {
         }
     }
 
+    /// numpy's name of the type.
+    fn name(self) -> &'static str {
+        match self {
+            SampleType::I16 => "int16",
+            SampleType::I32 => "int32",
+            SampleType::F32 => "float32",
+            SampleType::F64 => "float64",
+        }
+    }
+
     fn decode(self, b: &[u8]) -> f32 {
         match self {
             SampleType::I16 => i16::from_le_bytes([b[0], b[1]]) as f32,
@@ -463,6 +473,7 @@ impl Tdms {
             distance_stated: true,
             facts: vec![],
             distances: None,
+            sample_type: Some(sample.name().to_string()),
         };
         Ok(Tdms {
             file,

@@ -69,6 +69,7 @@ pub(super) fn open(path: &Path, file: File) -> Result<Matrix, DasError> {
             ],
         ),
         distances: None,
+        sample_type: None,
     };
     Matrix::new(&f, ds, false, 1.0, header)
 }

@@ -242,6 +242,7 @@ pub(super) fn open(path: &Path, file: File, part: usize) -> Result<Matrix, DasEr
         distance_stated: true,
         facts: vec![],
         distances: None,
+        sample_type: None,
     };
     Ok(Matrix::new(&f, ds, channel_major, 1.0, header)?.starting_at_row(first_row))
 }
