@@ -659,6 +659,11 @@ impl PolarStereographic {
     /// Longitude in degrees (-180..180) of a point `(x, y)` from the pole.
     fn longitude_at(&self, x: f64, y: f64) -> f64 {
         let dlon = if self.south { x.atan2(y) } else { x.atan2(-y) };
+        self.wrap_longitude(dlon)
+    }
+
+    /// `lon0` plus an angle from the central meridian (radians), in -180..180 degrees.
+    fn wrap_longitude(&self, dlon: f64) -> f64 {
         let mut lon = self.lon0 + dlon.to_degrees();
         if lon >= 180.0 {
             lon -= 360.0;
@@ -710,6 +715,8 @@ pub struct LatitudeTable {
     projection: PolarStereographic,
     /// (latitude in degrees, its derivative in degrees per step) at k * STEP.
     knots: Vec<(f64, f64)>,
+    /// The longitude's arctangent, tabulated the same way.
+    atan: ArctanTable,
 }
 
 impl LatitudeTable {
@@ -736,7 +743,11 @@ impl LatitudeTable {
                 (lat, d * Self::STEP)
             })
             .collect();
-        LatitudeTable { projection, knots }
+        LatitudeTable {
+            projection,
+            knots,
+            atan: ArctanTable::new(),
+        }
     }
 
     /// As [`PolarStereographic::inverse`].
@@ -757,7 +768,68 @@ impl LatitudeTable {
         } else {
             p.latitude_at(rho)
         };
-        (p.longitude_at(x, y), lat)
+        let dlon = if p.south {
+            self.atan.atan2(x, y)
+        } else {
+            self.atan.atan2(x, -y)
+        };
+        (p.wrap_longitude(dlon), lat)
+    }
+}
+
+/// atan2 from a table of the arctangent on 0..1 (every 1/1024, with its derivative, cubic
+/// Hermite between knots) and the octant's symmetries: within 1e-13 rad of libm's, at a
+/// third of its cost. A lon/lat source far from the pole is resampled with a longitude per
+/// target cell, and libm's atan2 was the largest part of that.
+#[derive(Clone, Debug)]
+struct ArctanTable {
+    /// (atan(t), its derivative times the step) at t = k / N.
+    knots: Vec<(f64, f64)>,
+}
+
+impl ArctanTable {
+    const N: usize = 1024;
+
+    fn new() -> ArctanTable {
+        let h = 1.0 / Self::N as f64;
+        let knots = (0..=Self::N + 1)
+            .map(|k| {
+                let t = k as f64 * h;
+                (t.atan(), h / (1.0 + t * t))
+            })
+            .collect();
+        ArctanTable { knots }
+    }
+
+    /// The angle of the point (b, a), as `a.atan2(b)`.
+    #[inline]
+    fn atan2(&self, a: f64, b: f64) -> f64 {
+        let (aa, ab) = (a.abs(), b.abs());
+        let (lo, hi) = if aa <= ab { (aa, ab) } else { (ab, aa) };
+        if !(hi > 0.0 && hi.is_finite()) {
+            // Zeros, infinities and NaN: libm's conventions.
+            return a.atan2(b);
+        }
+        let s = lo / hi * Self::N as f64;
+        let k = (s as usize).min(Self::N);
+        let f = s - k as f64;
+        let ((y0, d0), (y1, d1)) = (self.knots[k], self.knots[k + 1]);
+        let (f2, f3) = (f * f, f * f * f);
+        let mut theta = (2.0 * f3 - 3.0 * f2 + 1.0) * y0
+            + (f3 - 2.0 * f2 + f) * d0
+            + (-2.0 * f3 + 3.0 * f2) * y1
+            + (f3 - f2) * d1;
+        if aa > ab {
+            theta = std::f64::consts::FRAC_PI_2 - theta;
+        }
+        if b < 0.0 {
+            theta = std::f64::consts::PI - theta;
+        }
+        if a < 0.0 {
+            -theta
+        } else {
+            theta
+        }
     }
 }
 
@@ -815,10 +887,44 @@ mod tests {
                 let (x, y) = (r * a.sin(), r * a.cos());
                 let (lon, lat) = table.inverse(x, y);
                 let (elon, elat) = p.inverse(x, y);
-                assert_eq!(lon, elon);
-                worst = worst.max((lat - elat).abs());
+                let dlon = ((lon - elon + 540.0) % 360.0 - 180.0).abs();
+                worst = worst.max((lat - elat).abs()).max(dlon);
             }
             assert!(worst < 1e-11, "EPSG:{code}: {worst}");
+        }
+    }
+
+    #[test]
+    fn the_arctangent_table_is_libms() {
+        let t = ArctanTable::new();
+        let mut worst = 0f64;
+        // Every octant, its edges (axes, diagonals), far and near the origin.
+        for k in 0..100_000 {
+            let angle = k as f64 * 0.000_062_831_9 * 1.000_37 - 3.2;
+            let r = 10f64.powf((k % 13) as f64 - 3.0);
+            let (a, b) = (r * angle.sin(), r * angle.cos());
+            worst = worst.max((t.atan2(a, b) - a.atan2(b)).abs());
+        }
+        for (a, b) in [
+            (1.0, 0.0),
+            (-1.0, 0.0),
+            (0.0, 1.0),
+            (0.0, -1.0),
+            (2.0, 2.0),
+            (-3.0, -3.0),
+            (5.0, -5.0),
+        ] {
+            worst = worst.max((t.atan2(a, b) - f64::atan2(a, b)).abs());
+        }
+        assert!(worst < 1e-13, "{worst}");
+        for (a, b) in [
+            (0.0, 0.0),
+            (-0.0, -0.0),
+            (f64::NAN, 1.0),
+            (f64::INFINITY, 1.0),
+        ] {
+            let (got, want) = (t.atan2(a, b), f64::atan2(a, b));
+            assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()));
         }
     }
 
