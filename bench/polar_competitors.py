@@ -106,9 +106,9 @@ def main():
             ok &= same
             nx = round((-649500.0 + 2602500.0) / float(res))
             ny = round((495000.0 + 1626000.0) / float(res))
-            print(f"{res} m: cryocube {w1:.1f} s {p1 / 2**20:.0f} MiB; seed's way {w2:.1f} s {p2 / 2**20:.0f} MiB; "
+            print(f"{res} m: cryocube {w1:.2f} s {p1 / 2**20:.0f} MiB; seed's way {w2:.1f} s {p2 / 2**20:.0f} MiB; "
                   f"agreement gravity {g:.1e} bed {b:.1e}", flush=True)
-            lines.append(f"| {res} m | {nx} x {ny} | {w1:.1f} | {p1 / 2**20:.0f} | {w2:.1f} | {p2 / 2**20:.0f} | "
+            lines.append(f"| {res} m | {nx} x {ny} | {w1:.2f} | {p1 / 2**20:.0f} | {w2:.1f} | {p2 / 2**20:.0f} | "
                          f"{w2 / w1:.1f}x | {p2 / p1:.1f}x | {max(g, b):.0e} relative |")
     table = "\n".join(lines)
     print()
