@@ -10,6 +10,7 @@
 import argparse
 import json
 import os
+import statistics
 import sys
 
 import numpy as np
@@ -60,6 +61,7 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--res", default="1000 250")
     ap.add_argument("--only", default="")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each way per resolution")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     sources = os.path.join(a.work, "sources")
@@ -72,7 +74,7 @@ def main():
         size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
         z = json.load(open(os.path.join(out, ".zmetadata")))["metadata"]
         layers = sum(1 for k, v in z.items() if k.endswith("/.zattrs") and "valid_fraction" in v)
-        met = wall <= 300 and peak <= 2 * 2**30
+        met = wall <= 90 and peak <= 2**30
         ok &= met
         print(f"full size: {wall:.0f} s, peak RSS {peak / 2**20:.0f} MiB, {size / 2**30:.1f} GiB on disk", flush=True)
         lines += [
@@ -80,7 +82,7 @@ def main():
             "",
             "| tool | wall [s] | peak RSS [MiB] | on disk [GiB] | target |",
             "|---|---|---|---|---|",
-            f"| cryocube build | {wall:.0f} | {peak / 2**20:.0f} | {size / 2**30:.1f} | <= 300 s, <= 2048 MiB: {'met' if met else 'MISSED'} |",
+            f"| cryocube build | {wall:.0f} | {peak / 2**20:.0f} | {size / 2**30:.1f} | <= 90 s, <= 1024 MiB: {'met' if met else 'MISSED'} |",
             "",
         ]
         del layers
@@ -91,25 +93,36 @@ def main():
         lines += [
             "Side by side (the seed's bbox, seven layers: gravity, BEDMAP1, EMAG2, four masks):",
             "",
+            f"Times: the median of {a.repeat} runs of each, run alternately (all runs in brackets); RSS: the largest peak.",
+            "",
             "| resolution | cells | cryocube [s] | cryocube RSS [MiB] | seed's way [s] | seed's way RSS [MiB] | time ratio | memory ratio | gravity / bed agree to |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for res in a.res.split():
             ours = os.path.join(a.work, f"cryocube-{res}.zarr")
             theirs = os.path.join(a.work, f"seed-way-{res}.zarr")
-            w1, p1 = run([a.bin, "build", recipe, "-o", ours, "--sources", sources, "--res", res, "--overwrite", "-q"])
-            w2, p2 = run([sys.executable, os.path.join(os.path.dirname(__file__), "polar_seed_way.py"),
-                          "--data", a.data, "--res", res, "--out", theirs])
+            # Each way a.repeat times, alternately, and the medians compared: on this shared
+            # machine one run of either can be 1.5x another.
+            ours_runs, theirs_runs = [], []
+            for _ in range(a.repeat):
+                ours_runs.append(run([a.bin, "build", recipe, "-o", ours, "--sources", sources, "--res", res,
+                                      "--overwrite", "-q"]))
+                theirs_runs.append(run([sys.executable, os.path.join(os.path.dirname(__file__), "polar_seed_way.py"),
+                                        "--data", a.data, "--res", res, "--out", theirs]))
+            w1, p1 = statistics.median(w for w, _ in ours_runs), max(p for _, p in ours_runs)
+            w2, p2 = statistics.median(w for w, _ in theirs_runs), max(p for _, p in theirs_runs)
+            spread1 = ", ".join(f"{w:.2f}" for w, _ in ours_runs)
+            spread2 = ", ".join(f"{w:.1f}" for w, _ in theirs_runs)
             g, ng = agreement(ours, theirs, "gravity_anomaly")
             b, nb = agreement(ours, theirs, "bed_elevation_bedmap1")
             same = g < 1e-3 and b < 1e-3 and ng > 0 and nb > 0
             ok &= same
             nx = round((-649500.0 + 2602500.0) / float(res))
             ny = round((495000.0 + 1626000.0) / float(res))
-            print(f"{res} m: cryocube {w1:.2f} s {p1 / 2**20:.0f} MiB; seed's way {w2:.1f} s {p2 / 2**20:.0f} MiB; "
-                  f"agreement gravity {g:.1e} bed {b:.1e}", flush=True)
-            lines.append(f"| {res} m | {nx} x {ny} | {w1:.2f} | {p1 / 2**20:.0f} | {w2:.1f} | {p2 / 2**20:.0f} | "
-                         f"{w2 / w1:.1f}x | {p2 / p1:.1f}x | {max(g, b):.0e} relative |")
+            print(f"{res} m: cryocube {w1:.2f} s ({spread1}) {p1 / 2**20:.0f} MiB; seed's way {w2:.1f} s ({spread2}) "
+                  f"{p2 / 2**20:.0f} MiB; {w2 / w1:.1f}x; agreement gravity {g:.1e} bed {b:.1e}", flush=True)
+            lines.append(f"| {res} m | {nx} x {ny} | {w1:.2f} ({spread1}) | {p1 / 2**20:.0f} | {w2:.1f} ({spread2}) | "
+                         f"{p2 / 2**20:.0f} | {w2 / w1:.1f}x | {p2 / p1:.1f}x | {max(g, b):.0e} relative |")
     table = "\n".join(lines)
     print()
     print(table)
