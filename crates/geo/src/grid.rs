@@ -154,6 +154,15 @@ impl TargetGrid {
         self.y_max - (j as f64 + 0.5) * self.res_y
     }
 
+    /// Centre (x, y) of column `c`, row `j`, which may lie off the grid (as [`Self::x`] and
+    /// [`Self::y`] on it).
+    pub fn centre(&self, c: i64, j: i64) -> (f64, f64) {
+        (
+            self.x_min + (c as f64 + 0.5) * self.res_x,
+            self.y_max - (j as f64 + 0.5) * self.res_y,
+        )
+    }
+
     /// Upper-left corner (cell edges) of the window starting at column `col`, row `row`.
     pub fn window_origin(&self, col: usize, row: usize) -> (f64, f64) {
         (

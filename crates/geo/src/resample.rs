@@ -185,19 +185,13 @@ impl Resampler {
         if let (CoordMap::PolarToLonLat(table), Resampling::Bilinear) = (&self.map, self.resampling)
         {
             // Cell centres off the grid too: the lattice's nodes extend beyond its edges.
-            let at = |c: i64, j: i64| {
-                (
-                    grid.x_min + (c as f64 + 0.5) * grid.res_x,
-                    grid.y_max - (j as f64 + 0.5) * grid.res_y,
-                )
-            };
             let pixel = |c: i64, j: i64| {
-                let (x, y) = at(c, j);
+                let (x, y) = grid.centre(c, j);
                 let (lon, lat) = table.inverse(x, y);
                 ((lon - west) / r.dx, (north - lat) / r.dy)
             };
             let bound = |c: i64, j: i64| {
-                let (x, y) = at(c, j);
+                let (x, y) = grid.centre(c, j);
                 polar_error_bound(table, grid, r, x, y)
             };
             let lattice = Lattice::new(cols, first, block.len() / w, &pixel, &bound);
@@ -538,23 +532,32 @@ fn bilinear_at(r: &Raster, u: &Axis, v: &Axis) -> f32 {
         return f32::NAN;
     }
     if u.inner() && v.inner() {
-        let at = v.lo as usize * r.nx + u.lo as usize;
-        let (a, b) = (r.values[at] as f64, r.values[at + 1] as f64);
-        let (c, d) = (r.values[at + r.nx] as f64, r.values[at + r.nx + 1] as f64);
-        let (ax, ay) = (u.frac, v.frac);
-        // The same sum as the general case, in the same order, when all four have data.
-        let value =
-            (1.0 - ax) * (1.0 - ay) * a + ax * (1.0 - ay) * b + (1.0 - ax) * ay * c + ax * ay * d;
-        if !value.is_nan() {
-            let weight = (1.0 - ax) * (1.0 - ay) + ax * (1.0 - ay) + (1.0 - ax) * ay + ax * ay;
-            return if weight == 1.0 {
-                value as f32
-            } else {
-                (value / weight) as f32
-            };
+        if let Some(value) = four_inside(r, u.lo as usize, v.lo as usize, u.frac, v.frac) {
+            return value;
         }
     }
     weighted(r, u.lo, v.lo, u.frac, v.frac)
+}
+
+/// The four pixel centres from (`i`, `j`) to (`i + 1`, `j + 1`), all inside the raster,
+/// weighed by `ax`, `ay`: the same sum as [`weighted`], in the same order, when all four have
+/// data (then the pixel the point is in, one of them, has too); `None` when one has none.
+#[inline(always)]
+fn four_inside(r: &Raster, i: usize, j: usize, ax: f64, ay: f64) -> Option<f32> {
+    let at = j * r.nx + i;
+    let (a, b) = (r.values[at] as f64, r.values[at + 1] as f64);
+    let (c, d) = (r.values[at + r.nx] as f64, r.values[at + r.nx + 1] as f64);
+    let value =
+        (1.0 - ax) * (1.0 - ay) * a + ax * (1.0 - ay) * b + (1.0 - ax) * ay * c + ax * ay * d;
+    if value.is_nan() {
+        return None;
+    }
+    let weight = (1.0 - ax) * (1.0 - ay) + ax * (1.0 - ay) + (1.0 - ax) * ay + ax * ay;
+    Some(if weight == 1.0 {
+        value as f32
+    } else {
+        (value / weight) as f32
+    })
 }
 
 /// [`bilinear_at`] at pixel coordinates (u, v): for a point whose four pixel centres are
@@ -566,20 +569,8 @@ fn bilinear_point(r: &Raster, u: f64, v: f64) -> f32 {
     // Non-negative, so truncation is the floor; NaN fails every comparison.
     if fu >= 0.0 && fv >= 0.0 && fu < (r.nx - 1) as f64 && fv < (r.ny - 1) as f64 {
         let (iu, iv) = (fu as usize, fv as usize);
-        let (ax, ay) = (fu - iu as f64, fv - iv as f64);
-        let at = iv * r.nx + iu;
-        let (a, b) = (r.values[at] as f64, r.values[at + 1] as f64);
-        let (c, d) = (r.values[at + r.nx] as f64, r.values[at + r.nx + 1] as f64);
-        let value =
-            (1.0 - ax) * (1.0 - ay) * a + ax * (1.0 - ay) * b + (1.0 - ax) * ay * c + ax * ay * d;
-        // All four have data, so the pixel the point is in has too.
-        if !value.is_nan() {
-            let weight = (1.0 - ax) * (1.0 - ay) + ax * (1.0 - ay) + (1.0 - ax) * ay + ax * ay;
-            return if weight == 1.0 {
-                value as f32
-            } else {
-                (value / weight) as f32
-            };
+        if let Some(value) = four_inside(r, iu, iv, fu - iu as f64, fv - iv as f64) {
+            return value;
         }
     }
     bilinear_at(r, &Axis::new(u, r.nx), &Axis::new(v, r.ny))
@@ -1083,21 +1074,15 @@ mod tests {
             ([-1000000.0, -1000000.0, 1000000.0, 1000000.0], 1000.5),
         ] {
             let grid = TargetGrid::new("EPSG:3031", bbox, res, res).unwrap();
-            let at = |c: i64, j: i64| {
-                (
-                    grid.x_min + (c as f64 + 0.5) * grid.res_x,
-                    grid.y_max - (j as f64 + 0.5) * grid.res_y,
-                )
-            };
             let pixel = |c: i64, j: i64| {
-                let (x, y) = at(c, j);
+                let (x, y) = grid.centre(c, j);
                 let (lon, lat) = table.inverse(x, y);
                 (lon + 181.5, 90.5 - lat)
             };
             // 1° pixels.
             let source = raster(vec![0.0; 4], 2);
             let bound = |c: i64, j: i64| {
-                let (x, y) = at(c, j);
+                let (x, y) = grid.centre(c, j);
                 polar_error_bound(&table, &grid, &source, x, y)
             };
             let (mut good, mut exact, mut worst) = (0, 0, 0f64);
