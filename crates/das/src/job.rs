@@ -1023,7 +1023,7 @@ fn run_units(
     let mut next = Block::new(width, cap);
     if let Some(&u) = todo.first() {
         let (_, _, a, e) = range(block_of(u));
-        reader.load(&mut cur, &empty, a, e)?;
+        reader.load_alone(&mut cur, &empty, a, e)?;
     }
     let chunk_len = t_chunk * d_chunk * nb;
     let row_len = d_chunk * nb;

@@ -79,3 +79,50 @@ fn a_repeated_file_is_an_overlap_that_is_skipped() {
     assert_eq!(r.n_samples, 90_000, "the duplicate adds nothing");
     assert!(!r.warnings.is_empty(), "the skipped duplicate is reported");
 }
+
+#[test]
+fn a_block_laid_in_on_a_second_thread_is_the_plain_one() {
+    use cryocube_das::stream::{Block, BlockReader};
+    // Files 0 and 2: a block from 20 s to 70 s holds the end of one file, the 30 s gap and
+    // the start of the other, in several pieces.
+    let r = Record::scan(&[synthetic(0), synthetic(2)], None, Default::default()).unwrap();
+    let (c0, c1) = (3, r.n_channels - 2);
+    let width = (c1 - c0) as usize;
+    let (a, b) = (20_000u64, 70_000u64);
+    let empty = Block::new(width, 0);
+    let mut plain = Block::new(width, (b - a) as usize);
+    let mut alone = Block::new(width, (b - a) as usize);
+    BlockReader::new(&r, c0, c1)
+        .load(&mut plain, &empty, a, b)
+        .unwrap();
+    BlockReader::new(&r, c0, c1)
+        .load_alone(&mut alone, &empty, a, b)
+        .unwrap();
+    // The same samples, read the other way: row-major straight from the files.
+    let mut rows = vec![0f32; (b - a) as usize * width];
+    BlockReader::new(&r, c0, c1)
+        .read_rows(a, b, &mut rows)
+        .unwrap();
+    let (mut finite, mut gap) = (0, 0);
+    for c in 0..width {
+        let (p, q) = (plain.channel(c), alone.channel(c));
+        assert_eq!(p.len(), (b - a) as usize);
+        for (k, (x, y)) in p.iter().zip(q).enumerate() {
+            let want = rows[k * width + c];
+            assert!(
+                x.to_bits() == y.to_bits()
+                    && (x.to_bits() == want.to_bits() || x.is_nan() && want.is_nan()),
+                "channel {c}, sample {k}: {x} / {y} / {want}"
+            );
+            if x.is_nan() {
+                // Only the gap (record samples 30 000 .. 60 000) is NaN.
+                assert!((10_000..40_000).contains(&k), "NaN at {k}");
+                gap += 1;
+            } else {
+                finite += 1;
+            }
+        }
+    }
+    assert_eq!(gap, 30_000 * width);
+    assert_eq!(finite, 20_000 * width);
+}
