@@ -983,7 +983,6 @@ fn run_units(
     let base_windows = pl.base_windows;
     let stft = Stft::new(p.clone());
     let encoder = layout.encoder();
-    let cap = (t_chunk - 1) * p.hop + p.window_len;
     let mut reader = BlockReader::new(&plan.record, plan.c0, plan.c1);
     let n_dchunks = width.div_ceil(d_chunk);
     // Block b computes windows w0..w1 (those before `base_windows` are already in the cube),
@@ -1016,66 +1015,103 @@ fn run_units(
             .sum::<u64>();
     progress(progressed, total);
     let empty = Block::new(width, 0);
-    // Two blocks: while the pool transforms `cur`, one task reads the next block into `next`
-    // (HDF5 reads are serial), so reading hides behind the FFTs. A block that follows the
-    // one before takes the samples they share from it; any other is read afresh.
+    // A block is read and transformed in steps of a few windows, and two step buffers
+    // alternate: while the pool transforms `cur`, one task reads the next step into `next`
+    // (HDF5 reads are serial), so reading hides behind the FFTs. Steps make the one read
+    // nothing can hide, a task's first, a fraction of a block: a task of one block otherwise
+    // waited for a whole block's read before its first FFT. A step that follows the one
+    // before takes the samples they share from it. A block's chunks fill step by step and are
+    // stored with its last step.
+    let step = t_chunk.div_ceil(STEPS_PER_BLOCK).max(t_chunk.min(MIN_STEP));
+    let steps: Vec<Step> = todo
+        .iter()
+        .flat_map(|&u| {
+            let b = block_of(u);
+            let (w0, w1, _, _) = range(b);
+            (w0..w1).step_by(step).map(move |wa| Step {
+                u,
+                b,
+                wa,
+                wb: (wa + step as u64).min(w1),
+                first: wa == w0,
+                last: wa + step as u64 >= w1,
+            })
+        })
+        .collect();
+    let span = |s: &Step| {
+        (
+            s.wa * p.hop as u64,
+            (s.wb - 1) * p.hop as u64 + p.window_len as u64,
+        )
+    };
+    let cap = (step - 1) * p.hop + p.window_len;
     let mut cur = Block::new(width, cap);
     let mut next = Block::new(width, cap);
-    if let Some(&u) = todo.first() {
-        let (_, _, a, e) = range(block_of(u));
+    if let Some(s) = steps.first() {
+        let (a, e) = span(s);
         reader.load_alone(&mut cur, &empty, a, e)?;
     }
     let chunk_len = t_chunk * d_chunk * nb;
     let row_len = d_chunk * nb;
+    // One block of spectra: what `check_resources` allows for.
+    let mut chunks: Vec<Vec<f32>> = if steps.is_empty() {
+        Vec::new()
+    } else {
+        (0..n_dchunks).map(|_| vec![f32::NAN; chunk_len]).collect()
+    };
     let mut computed = 0u64;
-    for (k, &u) in todo.iter().enumerate() {
-        let b = block_of(u);
-        let (w0, w1, _, _) = range(b);
-        let nw = (w1 - w0) as usize;
-        // Rows of this block's chunks that the cube already holds (the block an append
-        // starts in): put aside before the append began, restored into each chunk.
-        let kept = (w0 - b * t_chunk as u64) as usize;
+    for (k, s) in steps.iter().enumerate() {
+        let b = s.b;
+        // The chunk row of the step's first window; rows before a block's first step that
+        // the cube already holds (the block an append starts in) were put aside before the
+        // append began and are restored into each chunk.
+        let row0 = (s.wa - b * t_chunk as u64) as usize;
+        let nw = (s.wb - s.wa) as usize;
         let block = &cur;
         let (done_chunks, loaded) = rayon::join(
             || {
-                (0..n_dchunks).into_par_iter().try_for_each_init(
-                    || (stft.workspace(), vec![0f32; chunk_len], Buffer::default()),
-                    |(ws, chunk, buffer), dc| -> Result<(), DasError> {
+                chunks.par_iter_mut().enumerate().try_for_each_init(
+                    || (stft.workspace(), Buffer::default()),
+                    |(ws, buffer), (dc, chunk)| -> Result<(), DasError> {
                         let lo = dc * d_chunk;
                         let hi = (lo + d_chunk).min(width);
-                        // Full chunk shape even at the edges: zarrs ignores the part past the
-                        // array; what no channel or window fills stays NaN.
-                        chunk.fill(f32::NAN);
-                        if kept > 0 {
-                            let old = writer
-                                .get_aside(&aside_key(dc))?
-                                .filter(|v| v.len() == kept * row_len)
-                                .ok_or_else(|| {
-                                    DasError::Input(format!(
-                                        "{}: the values of the last {kept} windows, kept aside when the append began, are missing; rebuild the cube with --overwrite",
-                                        writer.path().display()
-                                    ))
-                                })?;
-                            chunk[..kept * row_len].copy_from_slice(&old);
+                        if s.first {
+                            // Full chunk shape even at the edges: zarrs ignores the part past
+                            // the array; what no channel or window fills stays NaN.
+                            chunk.fill(f32::NAN);
+                            if row0 > 0 {
+                                let old = writer
+                                    .get_aside(&aside_key(dc))?
+                                    .filter(|v| v.len() == row0 * row_len)
+                                    .ok_or_else(|| {
+                                        DasError::Input(format!(
+                                            "{}: the values of the last {row0} windows, kept aside when the append began, are missing; rebuild the cube with --overwrite",
+                                            writer.path().display()
+                                        ))
+                                    })?;
+                                chunk[..row0 * row_len].copy_from_slice(&old);
+                            }
                         }
                         for c in lo..hi {
                             stft.channel(
                                 block.channel(c),
                                 nw,
-                                &mut chunk[kept * row_len + (c - lo) * nb..],
+                                &mut chunk[row0 * row_len + (c - lo) * nb..],
                                 row_len,
                                 ws,
                             );
                         }
-                        encoder.store(writer, [b, dc as u64, 0], chunk, buffer)
+                        if s.last {
+                            encoder.store(writer, [b, dc as u64, 0], chunk, buffer)?;
+                        }
+                        Ok(())
                     },
                 )
             },
             || -> Result<(), DasError> {
-                if let Some(&nu) = todo.get(k + 1) {
-                    let nb_ = block_of(nu);
-                    let (_, _, a, e) = range(nb_);
-                    let prev = if nb_ == b + 1 { block } else { &empty };
+                if let Some(n) = steps.get(k + 1) {
+                    let (a, e) = span(n);
+                    let prev = if n.b <= b + 1 { block } else { &empty };
                     reader.load(&mut next, prev, a, e)?;
                 }
                 Ok(())
@@ -1084,12 +1120,31 @@ fn run_units(
         done_chunks?;
         loaded?;
         std::mem::swap(&mut cur, &mut next);
-        job.mark_done(u, reader.stats())?;
-        computed += w1 - w0;
-        progressed += w1 - w0;
+        if s.last {
+            job.mark_done(s.u, reader.stats())?;
+        }
+        computed += nw as u64;
+        progressed += nw as u64;
         progress(progressed, total);
     }
     Ok(computed)
+}
+
+/// Steps a block is read and transformed in (see `run_units`).
+const STEPS_PER_BLOCK: usize = 4;
+/// Windows a step has at least (unless the block has fewer): smaller steps would spend more
+/// on handing work to the pool than they hide.
+const MIN_STEP: usize = 16;
+
+/// Windows `wa .. wb` of block `b` (unit `u`); its first and last step are where the block's
+/// chunks are begun and stored.
+struct Step {
+    u: u64,
+    b: u64,
+    wa: u64,
+    wb: u64,
+    first: bool,
+    last: bool,
 }
 
 /// The units among `units` not in `done` (sorted), in their order.

@@ -136,13 +136,56 @@ impl Prepared {
     }
 }
 
-/// An in-memory GDAL file, unlinked when dropped.
+/// An in-memory GDAL file, unlinked when dropped; with the bytes it was made of, when Rust
+/// made them (they outlive the file: the unlink runs before the fields drop).
 #[derive(Debug)]
-struct MemFile(String);
+struct MemFile {
+    path: String,
+    _bytes: Vec<u8>,
+}
+
+impl MemFile {
+    /// The in-memory file GDAL made at `path` (its bytes are GDAL's).
+    fn named(path: String) -> MemFile {
+        MemFile {
+            path,
+            _bytes: Vec::new(),
+        }
+    }
+
+    /// An in-memory file at `path` over `bytes`. GDAL gets a view, not the bytes: it would free
+    /// them with C's `free`, and Rust's allocator is not C's (`gdal::vsi::create_mem_file`
+    /// hands them over, which broke once the program got its own allocator).
+    fn over(path: String, mut bytes: Vec<u8>, origin: &Path) -> Result<MemFile, GeoError> {
+        let c = CString::new(path.as_str()).map_err(|_| err(origin, format!("{path:?}")))?;
+        // SAFETY: `bytes` lives in the MemFile until after the file is unlinked (Drop), and a
+        // Vec's buffer does not move when the Vec does; GDAL does not take ownership (FALSE).
+        let handle = unsafe {
+            gdal_sys::VSIFileFromMemBuffer(c.as_ptr(), bytes.as_mut_ptr(), bytes.len() as u64, 0)
+        };
+        if handle.is_null() {
+            return Err(err(
+                origin,
+                format!(
+                    "GDAL cannot make the in-memory file {path}: {}",
+                    last_gdal_error()
+                ),
+            ));
+        }
+        // SAFETY: a handle GDAL just returned, closed once.
+        unsafe {
+            gdal_sys::VSIFCloseL(handle);
+        }
+        Ok(MemFile {
+            path,
+            _bytes: bytes,
+        })
+    }
+}
 
 impl Drop for MemFile {
     fn drop(&mut self) {
-        if let Ok(c) = CString::new(self.0.as_str()) {
+        if let Ok(c) = CString::new(self.path.as_str()) {
             // SAFETY: unlinks an in-memory file this process created; the path is a C string.
             unsafe {
                 gdal_sys::VSIUnlink(c.as_ptr());
@@ -377,7 +420,7 @@ pub fn prepare(
         },
         steps,
         warnings,
-        _copy: Some(MemFile(path)),
+        _copy: Some(MemFile::named(path)),
     })
 }
 
@@ -425,12 +468,11 @@ fn prepare_outlines(
         coords[1]
     ));
     let path = format!("{mem}-outlines.geojson");
-    gdal::vsi::create_mem_file(
-        &path,
+    let _copy = MemFile::over(
+        path.clone(),
         super::outlines::geojson(&outlines, epsg).into_bytes(),
-    )
-    .map_err(|e| gdal_err(file, "in-memory outlines", e))?;
-    let _copy = MemFile(path.clone());
+        file,
+    )?;
     let ds = Dataset::open(&path).map_err(|e| gdal_err(file, "in-memory outlines", e))?;
     let spec = ReadSpec {
         crs: None,
@@ -706,7 +748,7 @@ fn prepare_vector(
         gdal_sys::GDALClose(out);
         kept
     };
-    let copy = MemFile(path.clone());
+    let copy = MemFile::named(path.clone());
     if let Some(w) = &spec.where_ {
         steps.push(format!("where {w}: {kept} of {features} features kept"));
         if kept == 0 {
