@@ -1046,19 +1046,17 @@ fn run_units(
     };
     let cap = (step - 1) * p.hop + p.window_len;
     let mut cur = Block::new(width, cap);
-    let mut next = Block::new(width, cap);
+    // Made by the first read into it, behind the first transforms: a task starts sooner.
+    let mut next = Block::new(width, 0);
     if let Some(s) = steps.first() {
         let (a, e) = span(s);
         reader.load_alone(&mut cur, &empty, a, e)?;
     }
     let chunk_len = t_chunk * d_chunk * nb;
     let row_len = d_chunk * nb;
-    // One block of spectra: what `check_resources` allows for.
-    let mut chunks: Vec<Vec<f32>> = if steps.is_empty() {
-        Vec::new()
-    } else {
-        (0..n_dchunks).map(|_| vec![f32::NAN; chunk_len]).collect()
-    };
+    // One block of spectra (what `check_resources` allows for), each chunk made by the step
+    // that begins it, in parallel.
+    let mut chunks: Vec<Vec<f32>> = vec![Vec::new(); n_dchunks];
     let mut computed = 0u64;
     for (k, s) in steps.iter().enumerate() {
         let b = s.b;
@@ -1078,7 +1076,8 @@ fn run_units(
                         if s.first {
                             // Full chunk shape even at the edges: zarrs ignores the part past
                             // the array; what no channel or window fills stays NaN.
-                            chunk.fill(f32::NAN);
+                            chunk.clear();
+                            chunk.resize(chunk_len, f32::NAN);
                             if row0 > 0 {
                                 let old = writer
                                     .get_aside(&aside_key(dc))?
@@ -1112,6 +1111,9 @@ fn run_units(
                 if let Some(n) = steps.get(k + 1) {
                     let (a, e) = span(n);
                     let prev = if n.b <= b + 1 { block } else { &empty };
+                    if next.capacity() < cap {
+                        next = Block::new(width, cap);
+                    }
                     reader.load(&mut next, prev, a, e)?;
                 }
                 Ok(())

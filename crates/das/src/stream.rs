@@ -495,6 +495,11 @@ impl Block {
         &self.data[c * self.cap..c * self.cap + self.len]
     }
 
+    /// Samples per channel it can hold.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
     /// First record sample held.
     pub fn start(&self) -> u64 {
         self.start
