@@ -210,8 +210,7 @@ impl Resampler {
                         // weights' offset found once.
                         let p = lattice.node_columns(&columns, c);
                         for (o, w) in out.iter_mut().zip(&lattice.weights[c % l..]) {
-                            let u = w[0] * p[0].0 + w[1] * p[1].0 + w[2] * p[2].0 + w[3] * p[3].0;
-                            let v = w[0] * p[0].1 + w[1] * p[1].1 + w[2] * p[2].1 + w[3] * p[3].1;
+                            let (u, v) = cubic(w, p);
                             *o = bilinear_point(r, u, v);
                         }
                     } else {
@@ -392,11 +391,7 @@ impl Lattice {
         let top = (j.div_euclid(l) - 1 - self.b0) as usize;
         for (a, out) in columns.iter_mut().enumerate() {
             let n = |k: usize| self.nodes[(top + k) * self.na + a];
-            let (p0, p1, p2, p3) = (n(0), n(1), n(2), n(3));
-            *out = (
-                w[0] * p0.0 + w[1] * p1.0 + w[2] * p2.0 + w[3] * p3.0,
-                w[0] * p0.1 + w[1] * p1.1 + w[2] * p2.1 + w[3] * p3.1,
-            );
+            *out = cubic(w, &[n(0), n(1), n(2), n(3)]);
         }
     }
 
@@ -416,11 +411,10 @@ impl Lattice {
         let l = Self::STEP as i64;
         let w = &self.weights[c.rem_euclid(l) as usize];
         let left = (c.div_euclid(l) - 1 - self.a0) as usize;
-        let p = &columns[left..left + 4];
-        (
-            w[0] * p[0].0 + w[1] * p[1].0 + w[2] * p[2].0 + w[3] * p[3].0,
-            w[0] * p[0].1 + w[1] * p[1].1 + w[2] * p[2].1 + w[3] * p[3].1,
-        )
+        let p = columns[left..left + 4]
+            .try_into()
+            .expect("four node columns");
+        cubic(w, p)
     }
 
     /// Whether the cells of row `j` in the lattice cell holding column `c` are interpolated.
@@ -449,6 +443,17 @@ impl Lattice {
         self.columns_at(j as i64, &mut columns);
         Some(self.along(&columns, c as i64))
     }
+}
+
+/// The cubic Lagrange interpolation of four positions with weights `w`: the one sum, in one
+/// order, that every lattice path uses (the row kernel is tested bit for bit against the
+/// cell-by-cell one).
+#[inline]
+fn cubic(w: &[f64; 4], p: &[(f64, f64); 4]) -> (f64, f64) {
+    (
+        w[0] * p[0].0 + w[1] * p[1].0 + w[2] * p[2].0 + w[3] * p[3].0,
+        w[0] * p[0].1 + w[1] * p[1].1 + w[2] * p[2].1 + w[3] * p[3].1,
+    )
 }
 
 /// An upper bound, in source pixels, of the error of [`Lattice`]'s interpolation of a lon/lat
