@@ -6,8 +6,8 @@
 //! sample: files that start within 1.5 samples of where the previous one ended are
 //! contiguous; a later start is a gap (filled with NaN, so windows that touch it are NaN and
 //! the time axis stays regular); an earlier start is an overlap (the repeated samples are
-//! skipped). [`BlockReader`] then fills [`Block`]s with consecutive, overlapping sample ranges,
-//! reading each file once and holding two blocks in memory (one read while the other is
+//! skipped). [`BlockReader`] then fills [`Block`]s with consecutive, overlapping sample ranges
+//! of a selection of channels, two blocks in memory (one read while the other is
 //! transformed).
 
 use std::path::{Path, PathBuf};
@@ -495,6 +495,14 @@ impl Block {
         &self.data[c * self.cap..c * self.cap + self.len]
     }
 
+    /// Holds `width` channels from now on (at most what it was made for): a job that steps
+    /// across distance reuses one block for steps of different widths.
+    pub fn set_width(&mut self, width: usize) {
+        assert!(width * self.cap <= self.data.len(), "a block cannot grow");
+        self.width = width;
+        self.len = 0;
+    }
+
     /// Samples per channel it can hold.
     pub fn capacity(&self) -> usize {
         self.cap
@@ -506,14 +514,15 @@ impl Block {
     }
 }
 
-/// Fills [`Block`]s with consecutive, overlapping sample ranges, reading each file once: the
+/// Fills [`Block`]s with consecutive, overlapping sample ranges of the selected channels: the
 /// part of a new range that the previous block already holds is copied, not re-read. Two
 /// blocks let the next one be read while the current one is transformed.
 pub struct BlockReader<'r> {
     record: &'r Record,
     c0: u64,
     width: usize,
-    open: Option<(usize, Box<dyn DasReader>)>,
+    /// The files open, the most recently used last.
+    open: Vec<(usize, Box<dyn DasReader>)>,
     scratch: Vec<f32>,
     stats: SampleStats,
     /// Samples read from files so far (what was copied from a previous block not counted).
@@ -571,6 +580,8 @@ fn lay_in(rows: &[f32], width: usize, base: usize, cap: usize, data: &mut [f32])
 /// stays well under glibc's largest mmap threshold (32 MiB): the HDF5 binding allocates a fresh
 /// array per read, and larger ones would be mapped and page-faulted anew every time.
 const PIECE_BYTES: usize = 8 << 20;
+/// Files a reader keeps open: the two a block usually spans, read again by each of its steps.
+const OPEN_FILES: usize = 2;
 /// Channels transposed together: keeps the writes of the transpose within a few pages.
 const TILE: usize = 32;
 
@@ -581,11 +592,19 @@ impl<'r> BlockReader<'r> {
             record,
             c0,
             width: (c1 - c0) as usize,
-            open: None,
+            open: Vec::new(),
             scratch: Vec::new(),
             stats: SampleStats::default(),
             samples_read: 0,
         }
+    }
+
+    /// Reads channels `c0 .. c1` of the record from now on (blocks loaded must be that wide).
+    /// The files stay open: a job stepping across distance reads each block's files once per
+    /// step.
+    pub fn select(&mut self, c0: u64, c1: u64) {
+        self.c0 = c0;
+        self.width = (c1 - c0) as usize;
     }
 
     /// Samples read from the files so far (channels x times), for showing that a read takes
@@ -729,14 +748,22 @@ impl<'r> BlockReader<'r> {
             .iter()
             .filter(|s| s.start < b && s.start + s.len > a)
         {
-            if self.open.as_ref().map(|(i, _)| *i) != Some(seg.file) {
-                // Dropping the previous reader closes its file: one file open at a time.
-                self.open = None;
-                let h = &record.files[seg.file];
-                let reader = read::open_part(&h.path, Some(h.format), h.part)?;
-                self.open = Some((seg.file, reader));
+            match self.open.iter().position(|(i, _)| *i == seg.file) {
+                Some(k) => {
+                    let o = self.open.remove(k);
+                    self.open.push(o);
+                }
+                None => {
+                    // A block spans at most a few files; dropping a reader closes its file.
+                    if self.open.len() == OPEN_FILES {
+                        self.open.remove(0);
+                    }
+                    let h = &record.files[seg.file];
+                    let reader = read::open_part(&h.path, Some(h.format), h.part)?;
+                    self.open.push((seg.file, reader));
+                }
             }
-            let (_, reader) = self.open.as_mut().expect("opened above");
+            let (_, reader) = self.open.last_mut().expect("opened above");
             let lo = a.max(seg.start);
             let hi = b.min(seg.start + seg.len);
             let mut g = lo;
