@@ -9,6 +9,7 @@
 #
 #   bash bench/scale.sh
 #   MANY=2000 bash bench/scale.sh       # fewer files for step 2
+#   REPEAT=9 bash bench/scale.sh        # more rounds of step 1 (5 by default)
 #
 # Everything goes to target/bench/; nothing else is touched.
 set -euo pipefail
@@ -29,4 +30,4 @@ if [ ! -f "$MANYDIR/.complete" ]; then
   touch "$MANYDIR/.complete"
 fi
 
-exec "$VENV/bin/python" bench/scale.py --bin "$BIN" --raw "$REC/raw" --many "$MANYDIR/raw" --work "$WORK"
+exec "$VENV/bin/python" bench/scale.py --bin "$BIN" --raw "$REC/raw" --many "$MANYDIR/raw" --work "$WORK" --repeat "${REPEAT:-5}"

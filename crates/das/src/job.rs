@@ -1021,8 +1021,20 @@ fn run_units(
     // the FFTs. A step's chunks are complete when it ends and are stored by it, so a task
     // holds a step of spectra, not a block: its memory is new pages, and on a virtual
     // machine first touching them costs as much as a block's FFTs. Steps also make the one
-    // read nothing can hide, a task's first, a fraction of a block.
-    let group = n_dchunks.div_ceil(STEPS_PER_BLOCK).max(1);
+    // read nothing can hide, a task's first, a fraction of a block. Files whose compressed
+    // chunks span channels are decoded whole by every read: their blocks go in one step.
+    let whole_rows = match todo.first() {
+        Some(&u) => {
+            let (_, _, a, e) = range(block_of(u));
+            reader.reads_whole_rows(a, e)?
+        }
+        None => false,
+    };
+    let group = if whole_rows {
+        n_dchunks.max(1)
+    } else {
+        n_dchunks.div_ceil(STEPS_PER_BLOCK).max(1)
+    };
     let steps: Vec<Step> = todo
         .iter()
         .flat_map(|&u| {

@@ -720,6 +720,20 @@ impl<'r> BlockReader<'r> {
         })
     }
 
+    /// Whether the first file that samples `a .. b` come from reads whole rows at a time
+    /// ([`DasReader::reads_whole_rows`]); false where no file covers them.
+    pub fn reads_whole_rows(&mut self, a: u64, b: u64) -> Result<bool, DasError> {
+        match self
+            .record
+            .segments
+            .iter()
+            .find(|s| s.start < b && s.start + s.len > a)
+        {
+            Some(seg) => Ok(open_file(&mut self.open, self.record, seg.file)?.reads_whole_rows()),
+            None => Ok(false),
+        }
+    }
+
     /// Samples `a .. b` of the reader's channels in the files' own layout: row-major (time,
     /// channel), `(b - a) x width` values into `out`, NaN where no file covers a sample. For
     /// callers that hand the samples on as they are (Python's lazy arrays): no channel-major
@@ -748,22 +762,7 @@ impl<'r> BlockReader<'r> {
             .iter()
             .filter(|s| s.start < b && s.start + s.len > a)
         {
-            match self.open.iter().position(|(i, _)| *i == seg.file) {
-                Some(k) => {
-                    let o = self.open.remove(k);
-                    self.open.push(o);
-                }
-                None => {
-                    // A block spans at most a few files; dropping a reader closes its file.
-                    if self.open.len() == OPEN_FILES {
-                        self.open.remove(0);
-                    }
-                    let h = &record.files[seg.file];
-                    let reader = read::open_part(&h.path, Some(h.format), h.part)?;
-                    self.open.push((seg.file, reader));
-                }
-            }
-            let (_, reader) = self.open.last_mut().expect("opened above");
+            let reader = open_file(&mut self.open, record, seg.file)?;
             let lo = a.max(seg.start);
             let hi = b.min(seg.start + seg.len);
             let mut g = lo;
@@ -787,4 +786,28 @@ impl<'r> BlockReader<'r> {
         }
         Ok(())
     }
+}
+
+/// The reader of `record`'s file `i` among `open` (the most recently used last), opened if
+/// need be.
+fn open_file<'o>(
+    open: &'o mut Vec<(usize, Box<dyn DasReader>)>,
+    record: &Record,
+    i: usize,
+) -> Result<&'o mut Box<dyn DasReader>, DasError> {
+    match open.iter().position(|(f, _)| *f == i) {
+        Some(k) => {
+            let o = open.remove(k);
+            open.push(o);
+        }
+        None => {
+            // A block spans at most a few files; dropping a reader closes its file.
+            if open.len() == OPEN_FILES {
+                open.remove(0);
+            }
+            let h = &record.files[i];
+            open.push((i, read::open_part(&h.path, Some(h.format), h.part)?));
+        }
+    }
+    Ok(&mut open.last_mut().expect("opened above").1)
 }

@@ -126,3 +126,84 @@ fn a_block_laid_in_on_a_second_thread_is_the_plain_one() {
     assert_eq!(gap, 30_000 * width);
     assert_eq!(finite, 20_000 * width);
 }
+
+/// A copy of a Silixa-layout file with its samples in deflated chunks of 1000 samples x all
+/// channels: reading some channels of a chunk decodes all of it.
+fn deflated_copy(src: &std::path::Path, dst: &std::path::Path) {
+    use hdf5::types::VarLenUnicode;
+    let from = hdf5::File::open(src).unwrap();
+    let ds = from.dataset("Acoustic").unwrap();
+    let data = ds.read_2d::<f32>().unwrap();
+    let to = hdf5::File::create(dst).unwrap();
+    let copy = to
+        .new_dataset_builder()
+        .chunk((1000, data.ncols()))
+        .deflate(1)
+        .with_data(&data)
+        .create("Acoustic")
+        .unwrap();
+    for name in ds.attr_names().unwrap() {
+        let v: VarLenUnicode = ds.attr(&name).unwrap().read_scalar().unwrap();
+        copy.new_attr::<VarLenUnicode>()
+            .create(name.as_str())
+            .unwrap()
+            .write_scalar(&v)
+            .unwrap();
+    }
+}
+
+#[test]
+fn compressed_files_are_read_a_block_at_once_and_give_the_same_spectra() {
+    use cryocube_das::demo::SyntheticRecord;
+    use cryocube_das::stream::BlockReader;
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = SyntheticRecord {
+        files: 2,
+        channels: 96,
+        ..Default::default()
+    }
+    .write(&tmp.path().join("plain"))
+    .unwrap();
+    std::fs::create_dir_all(tmp.path().join("deflated")).unwrap();
+    let deflated: Vec<_> = plain
+        .iter()
+        .map(|p| {
+            let d = tmp.path().join("deflated").join(p.file_name().unwrap());
+            deflated_copy(p, &d);
+            d
+        })
+        .collect();
+    // The job asks the reader which way to step through a block: across distance for
+    // contiguous samples, the whole block at once for compressed chunks.
+    let whole = |files: &[std::path::PathBuf]| {
+        let r = Record::scan(files, None, Default::default()).unwrap();
+        BlockReader::new(&r, 0, r.n_channels)
+            .reads_whole_rows(0, 1000)
+            .unwrap()
+    };
+    assert!(
+        !whole(&plain),
+        "contiguous samples are read a few channels at a time"
+    );
+    assert!(whole(&deflated), "deflated chunks are read whole");
+    // Both ways give the same spectra: 6 distance chunks of 16 channels, 6 steps a block
+    // for the plain files, one for the deflated ones.
+    let cube = |files: Vec<std::path::PathBuf>, name: &str| {
+        let out = tmp.path().join(name);
+        let mut opts = DasOptions::new(files, out.clone());
+        opts.distance_chunk = 16;
+        opts.time_chunk = 128;
+        run(&opts, &|_, _| {}).unwrap();
+        CubeReader::open(&out)
+            .unwrap()
+            .read_all_f64("spectrogram")
+            .unwrap()
+    };
+    let (a, b) = (cube(plain, "plain.zarr"), cube(deflated, "deflated.zarr"));
+    assert_eq!(a.len(), 591 * 96 * 101);
+    assert!(a.iter().any(|v| v.is_finite()));
+    assert!(
+        a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+        "the spectra differ"
+    );
+}
