@@ -1005,7 +1005,7 @@ fn run_units(
             w1 - w0
         })
         .sum();
-    let progressed = total
+    let mut progressed = total
         - todo
             .iter()
             .map(|&u| {
@@ -1014,86 +1014,66 @@ fn run_units(
             })
             .sum::<u64>();
     progress(progressed, total);
-    let empty = Block::new(0, 0);
-    // A block is read and transformed in steps of a few distance chunks each (all of the
-    // block's windows), and two step buffers alternate: while the pool transforms `cur`, one
-    // task reads the next step into `next` (HDF5 reads are serial), so reading hides behind
-    // the FFTs. A step's chunks are complete when it ends and are stored by it, so a task
-    // holds a step of spectra, not a block: its memory is new pages, and on a virtual
-    // machine first touching them costs as much as a block's FFTs. Steps also make the one
-    // read nothing can hide, a task's first, a fraction of a block. Files whose compressed
-    // chunks span channels are decoded whole by every read: their blocks go in one step.
-    let whole_rows = match todo.first() {
-        Some(&u) => {
-            let (_, _, a, e) = range(block_of(u));
-            reader.reads_whole_rows(a, e)?
-        }
-        None => false,
-    };
-    let group = if whole_rows {
-        n_dchunks.max(1)
-    } else {
-        n_dchunks.div_ceil(STEPS_PER_BLOCK).max(1)
-    };
+    let empty = Block::new(width, 0);
+    // A block is read and transformed in steps of a few windows, and two step buffers
+    // alternate: while the pool transforms `cur`, one task reads the next step into `next`
+    // (HDF5 reads are serial), so reading hides behind the FFTs. Steps make the one read
+    // nothing can hide, a task's first, a fraction of a block: a task of one block otherwise
+    // waited for a whole block's read before its first FFT. A step that follows the one
+    // before takes the samples they share from it. A block's chunks fill step by step and are
+    // stored with its last step.
+    let step = t_chunk.div_ceil(STEPS_PER_BLOCK).max(t_chunk.min(MIN_STEP));
     let steps: Vec<Step> = todo
         .iter()
         .flat_map(|&u| {
-            (0..n_dchunks).step_by(group).map(move |dc0| Step {
+            let b = block_of(u);
+            let (w0, w1, _, _) = range(b);
+            (w0..w1).step_by(step).map(move |wa| Step {
                 u,
-                b: block_of(u),
-                dc0,
-                dc1: (dc0 + group).min(n_dchunks),
-                last: dc0 + group >= n_dchunks,
+                b,
+                wa,
+                wb: (wa + step as u64).min(w1),
+                first: wa == w0,
+                last: wa + step as u64 >= w1,
             })
         })
         .collect();
-    let channels = |s: &Step| (s.dc0 * d_chunk, (s.dc1 * d_chunk).min(width));
-    let block_samples = (t_chunk - 1) * p.hop + p.window_len;
-    let step_width = (group * d_chunk).min(width);
-    let mut cur = Block::new(step_width, block_samples);
-    // Made by the first read into it, behind the first transforms: a task starts sooner.
-    let mut next = Block::new(0, 0);
-    let load = |reader: &mut BlockReader, dst: &mut Block, s: &Step, alone: bool| {
-        let (lo, hi) = channels(s);
-        let (_, _, a, e) = range(s.b);
-        reader.select(plan.c0 + lo as u64, plan.c0 + hi as u64);
-        dst.set_width(hi - lo);
-        if alone {
-            reader.load_alone(dst, &empty, a, e)
-        } else {
-            reader.load(dst, &empty, a, e)
-        }
+    let span = |s: &Step| {
+        (
+            s.wa * p.hop as u64,
+            (s.wb - 1) * p.hop as u64 + p.window_len as u64,
+        )
     };
+    let cap = (step - 1) * p.hop + p.window_len;
+    let mut cur = Block::new(width, cap);
+    // Made by the first read into it, behind the first transforms: a task starts sooner.
+    let mut next = Block::new(width, 0);
     if let Some(s) = steps.first() {
-        load(&mut reader, &mut cur, s, true)?;
+        let (a, e) = span(s);
+        reader.load_alone(&mut cur, &empty, a, e)?;
     }
     let chunk_len = t_chunk * d_chunk * nb;
     let row_len = d_chunk * nb;
-    // One step of spectra, each chunk made by the first step that uses it, in parallel.
-    let mut chunks: Vec<Vec<f32>> = vec![Vec::new(); group];
+    // One block of spectra (what `check_resources` allows for), each chunk made by the step
+    // that begins it, in parallel.
+    let mut chunks: Vec<Vec<f32>> = vec![Vec::new(); n_dchunks];
     let mut computed = 0u64;
-    // Progress in windows x distance chunks, reported in windows.
-    let mut progressed = progressed * n_dchunks as u64;
     for (k, s) in steps.iter().enumerate() {
         let b = s.b;
-        let (w0, w1, _, _) = range(b);
-        // Rows before the block's first window that the cube already holds (the block an
-        // append starts in) were put aside before the append began and are restored.
-        let row0 = (w0 - b * t_chunk as u64) as usize;
-        let nw = (w1 - w0) as usize;
-        let (lo, _) = channels(s);
+        // The chunk row of the step's first window; rows before a block's first step that
+        // the cube already holds (the block an append starts in) were put aside before the
+        // append began and are restored into each chunk.
+        let row0 = (s.wa - b * t_chunk as u64) as usize;
+        let nw = (s.wb - s.wa) as usize;
         let block = &cur;
         let (done_chunks, loaded) = rayon::join(
             || {
-                chunks[..s.dc1 - s.dc0]
-                    .par_iter_mut()
-                    .enumerate()
-                    .try_for_each_init(
-                        || (stft.workspace(), Buffer::default()),
-                        |(ws, buffer), (i, chunk)| -> Result<(), DasError> {
-                            let dc = s.dc0 + i;
-                            let c_lo = dc * d_chunk;
-                            let c_hi = (c_lo + d_chunk).min(width);
+                chunks.par_iter_mut().enumerate().try_for_each_init(
+                    || (stft.workspace(), Buffer::default()),
+                    |(ws, buffer), (dc, chunk)| -> Result<(), DasError> {
+                        let lo = dc * d_chunk;
+                        let hi = (lo + d_chunk).min(width);
+                        if s.first {
                             // Full chunk shape even at the edges: zarrs ignores the part past
                             // the array; what no channel or window fills stays NaN.
                             chunk.clear();
@@ -1110,25 +1090,31 @@ fn run_units(
                                     })?;
                                 chunk[..row0 * row_len].copy_from_slice(&old);
                             }
-                            for c in c_lo..c_hi {
-                                stft.channel(
-                                    block.channel(c - lo),
-                                    nw,
-                                    &mut chunk[row0 * row_len + (c - c_lo) * nb..],
-                                    row_len,
-                                    ws,
-                                );
-                            }
-                            encoder.store(writer, [b, dc as u64, 0], chunk, buffer)
-                        },
-                    )
+                        }
+                        for c in lo..hi {
+                            stft.channel(
+                                block.channel(c),
+                                nw,
+                                &mut chunk[row0 * row_len + (c - lo) * nb..],
+                                row_len,
+                                ws,
+                            );
+                        }
+                        if s.last {
+                            encoder.store(writer, [b, dc as u64, 0], chunk, buffer)?;
+                        }
+                        Ok(())
+                    },
+                )
             },
             || -> Result<(), DasError> {
                 if let Some(n) = steps.get(k + 1) {
-                    if next.capacity() < block_samples {
-                        next = Block::new(step_width, block_samples);
+                    let (a, e) = span(n);
+                    let prev = if n.b <= b + 1 { block } else { &empty };
+                    if next.capacity() < cap {
+                        next = Block::new(width, cap);
                     }
-                    load(&mut reader, &mut next, n, false)?;
+                    reader.load(&mut next, prev, a, e)?;
                 }
                 Ok(())
             },
@@ -1138,25 +1124,28 @@ fn run_units(
         std::mem::swap(&mut cur, &mut next);
         if s.last {
             job.mark_done(s.u, reader.stats())?;
-            computed += nw as u64;
         }
-        progressed += (nw * (s.dc1 - s.dc0)) as u64;
-        progress(progressed / n_dchunks as u64, total);
+        computed += nw as u64;
+        progressed += nw as u64;
+        progress(progressed, total);
     }
     Ok(computed)
 }
 
-/// Steps a block is read and transformed in (see `run_units`): a Rhone-size block's 36
-/// distance chunks go 6 to a step, an even share for two cores.
-const STEPS_PER_BLOCK: usize = 6;
+/// Steps a block is read and transformed in (see `run_units`).
+const STEPS_PER_BLOCK: usize = 4;
+/// Windows a step has at least (unless the block has fewer): smaller steps would spend more
+/// on handing work to the pool than they hide.
+const MIN_STEP: usize = 16;
 
-/// Distance chunks `dc0 .. dc1` of block `b` (unit `u`), all of its windows; the block is
-/// finished with its last step.
+/// Windows `wa .. wb` of block `b` (unit `u`); its first and last step are where the block's
+/// chunks are begun and stored.
 struct Step {
     u: u64,
     b: u64,
-    dc0: usize,
-    dc1: usize,
+    wa: u64,
+    wb: u64,
+    first: bool,
     last: bool,
 }
 

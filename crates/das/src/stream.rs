@@ -6,8 +6,8 @@
 //! sample: files that start within 1.5 samples of where the previous one ended are
 //! contiguous; a later start is a gap (filled with NaN, so windows that touch it are NaN and
 //! the time axis stays regular); an earlier start is an overlap (the repeated samples are
-//! skipped). [`BlockReader`] then fills [`Block`]s with consecutive, overlapping sample ranges
-//! of a selection of channels, two blocks in memory (one read while the other is
+//! skipped). [`BlockReader`] then fills [`Block`]s with consecutive, overlapping sample ranges,
+//! reading each file once and holding two blocks in memory (one read while the other is
 //! transformed).
 
 use std::path::{Path, PathBuf};
@@ -495,14 +495,6 @@ impl Block {
         &self.data[c * self.cap..c * self.cap + self.len]
     }
 
-    /// Holds `width` channels from now on (at most what it was made for): a job that steps
-    /// across distance reuses one block for steps of different widths.
-    pub fn set_width(&mut self, width: usize) {
-        assert!(width * self.cap <= self.data.len(), "a block cannot grow");
-        self.width = width;
-        self.len = 0;
-    }
-
     /// Samples per channel it can hold.
     pub fn capacity(&self) -> usize {
         self.cap
@@ -514,15 +506,14 @@ impl Block {
     }
 }
 
-/// Fills [`Block`]s with consecutive, overlapping sample ranges of the selected channels: the
+/// Fills [`Block`]s with consecutive, overlapping sample ranges, reading each file once: the
 /// part of a new range that the previous block already holds is copied, not re-read. Two
 /// blocks let the next one be read while the current one is transformed.
 pub struct BlockReader<'r> {
     record: &'r Record,
     c0: u64,
     width: usize,
-    /// The files open, the most recently used last.
-    open: Vec<(usize, Box<dyn DasReader>)>,
+    open: Option<(usize, Box<dyn DasReader>)>,
     scratch: Vec<f32>,
     stats: SampleStats,
     /// Samples read from files so far (what was copied from a previous block not counted).
@@ -580,8 +571,6 @@ fn lay_in(rows: &[f32], width: usize, base: usize, cap: usize, data: &mut [f32])
 /// stays well under glibc's largest mmap threshold (32 MiB): the HDF5 binding allocates a fresh
 /// array per read, and larger ones would be mapped and page-faulted anew every time.
 const PIECE_BYTES: usize = 8 << 20;
-/// Files a reader keeps open: the two a block usually spans, read again by each of its steps.
-const OPEN_FILES: usize = 2;
 /// Channels transposed together: keeps the writes of the transpose within a few pages.
 const TILE: usize = 32;
 
@@ -592,19 +581,11 @@ impl<'r> BlockReader<'r> {
             record,
             c0,
             width: (c1 - c0) as usize,
-            open: Vec::new(),
+            open: None,
             scratch: Vec::new(),
             stats: SampleStats::default(),
             samples_read: 0,
         }
-    }
-
-    /// Reads channels `c0 .. c1` of the record from now on (blocks loaded must be that wide).
-    /// The files stay open: a job stepping across distance reads each block's files once per
-    /// step.
-    pub fn select(&mut self, c0: u64, c1: u64) {
-        self.c0 = c0;
-        self.width = (c1 - c0) as usize;
     }
 
     /// Samples read from the files so far (channels x times), for showing that a read takes
@@ -720,20 +701,6 @@ impl<'r> BlockReader<'r> {
         })
     }
 
-    /// Whether the first file that samples `a .. b` come from reads whole rows at a time
-    /// ([`DasReader::reads_whole_rows`]); false where no file covers them.
-    pub fn reads_whole_rows(&mut self, a: u64, b: u64) -> Result<bool, DasError> {
-        match self
-            .record
-            .segments
-            .iter()
-            .find(|s| s.start < b && s.start + s.len > a)
-        {
-            Some(seg) => Ok(open_file(&mut self.open, self.record, seg.file)?.reads_whole_rows()),
-            None => Ok(false),
-        }
-    }
-
     /// Samples `a .. b` of the reader's channels in the files' own layout: row-major (time,
     /// channel), `(b - a) x width` values into `out`, NaN where no file covers a sample. For
     /// callers that hand the samples on as they are (Python's lazy arrays): no channel-major
@@ -762,7 +729,14 @@ impl<'r> BlockReader<'r> {
             .iter()
             .filter(|s| s.start < b && s.start + s.len > a)
         {
-            let reader = open_file(&mut self.open, record, seg.file)?;
+            if self.open.as_ref().map(|(i, _)| *i) != Some(seg.file) {
+                // Dropping the previous reader closes its file: one file open at a time.
+                self.open = None;
+                let h = &record.files[seg.file];
+                let reader = read::open_part(&h.path, Some(h.format), h.part)?;
+                self.open = Some((seg.file, reader));
+            }
+            let (_, reader) = self.open.as_mut().expect("opened above");
             let lo = a.max(seg.start);
             let hi = b.min(seg.start + seg.len);
             let mut g = lo;
@@ -786,28 +760,4 @@ impl<'r> BlockReader<'r> {
         }
         Ok(())
     }
-}
-
-/// The reader of `record`'s file `i` among `open` (the most recently used last), opened if
-/// need be.
-fn open_file<'o>(
-    open: &'o mut Vec<(usize, Box<dyn DasReader>)>,
-    record: &Record,
-    i: usize,
-) -> Result<&'o mut Box<dyn DasReader>, DasError> {
-    match open.iter().position(|(f, _)| *f == i) {
-        Some(k) => {
-            let o = open.remove(k);
-            open.push(o);
-        }
-        None => {
-            // A block spans at most a few files; dropping a reader closes its file.
-            if open.len() == OPEN_FILES {
-                open.remove(0);
-            }
-            let h = &record.files[i];
-            open.push((i, read::open_part(&h.path, Some(h.format), h.part)?));
-        }
-    }
-    Ok(&mut open.last_mut().expect("opened above").1)
 }

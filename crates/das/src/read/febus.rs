@@ -187,10 +187,6 @@ impl DasReader for Febus {
         &self.header
     }
 
-    fn reads_whole_rows(&self) -> bool {
-        !self.dataset.filters().is_empty()
-    }
-
     fn read_block(
         &mut self,
         s0: u64,

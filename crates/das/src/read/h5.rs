@@ -328,11 +328,6 @@ impl super::DasReader for Matrix {
         &self.header
     }
 
-    fn reads_whole_rows(&self) -> bool {
-        // Filters exist only on chunked datasets; a chunk is decoded whole to read any of it.
-        !self.dataset.filters().is_empty()
-    }
-
     fn read_block(
         &mut self,
         s0: u64,

@@ -293,12 +293,6 @@ pub trait DasReader: Send {
         c1: u64,
         out: &mut [f32],
     ) -> Result<(), DasError>;
-    /// Whether reading some channels of a sample costs about as much as reading all of them
-    /// (compressed chunks that span channels are decoded whole): a job then reads and
-    /// transforms a block at once rather than a few distance chunks at a time.
-    fn reads_whole_rows(&self) -> bool {
-        false
-    }
 }
 
 const HDF5_MAGIC: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
