@@ -47,4 +47,5 @@ bench: deps
 	bash bench/polar.sh
 	bash bench/view.sh
 	bash bench/scale.sh
+	bash bench/scale_pairs.sh
 	bash bench/python.sh
