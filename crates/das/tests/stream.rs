@@ -128,7 +128,7 @@ fn a_block_laid_in_on_a_second_thread_is_the_plain_one() {
 }
 
 /// A copy of a Silixa-layout file with its samples in deflated chunks of 1000 samples x all
-/// channels: reading some channels of a chunk decodes all of it.
+/// channels (as some interrogators write them), its attributes unchanged.
 fn deflated_copy(src: &std::path::Path, dst: &std::path::Path) {
     use hdf5::types::VarLenUnicode;
     let from = hdf5::File::open(src).unwrap();
