@@ -534,9 +534,27 @@ fn parse_chunks(s: &str) -> Result<(usize, usize), String> {
     Ok((count(a)?, count(b)?))
 }
 
-/// The `cryocube` program: parses the process's arguments, runs the command, prints an error
-/// and gives the exit code.
+/// The `cryocube-geo` program, and `cryocube` built without the `geo` feature: parses the
+/// process's arguments, runs the command, prints an error and gives the exit code.
 pub fn main() -> ExitCode {
+    main_with::<true>()
+}
+
+/// The `cryocube` program: [`main`], except that a command that needs GDAL (`fetch`, `build`,
+/// a task or commit of a build plan, `view` with vector overlays) is handed, whole, to the
+/// `cryocube-geo` program beside this one.
+///
+/// Why two programs: loading libgdal and its hundred-odd libraries is most of a process
+/// start (0.051 s against 0.013 s here), and a split DAS job starts a process per task. A
+/// release build of this program does not load GDAL at all; a debug build still does
+/// (nothing removes the unused GDAL code without link-time optimisation), which changes
+/// nothing but its start.
+pub fn main_handing_gdal_over() -> ExitCode {
+    main_with::<false>()
+}
+
+/// [`main`] with GDAL linked in (`GDAL`), or handed over.
+fn main_with<const GDAL: bool>() -> ExitCode {
     // Read HDF5 without file locks unless the user says otherwise: locks fail on many network
     // filesystems, and an inherited lock of another process must not make a file unreadable.
     // Set here, before any thread or HDF5 call exists.
@@ -553,12 +571,12 @@ pub fn main() -> ExitCode {
         .format_timestamp(None)
         .format_target(false)
         .init();
-    prepare_threads();
+    prepare_threads_for::<GDAL>();
     let feedback = Feedback {
         quiet: cli.quiet,
         progress: None,
     };
-    match dispatch(cli.command, &matches, &feedback) {
+    match dispatch::<GDAL>(cli.command, &matches, &feedback) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", chain(&e));
@@ -570,8 +588,15 @@ pub fn main() -> ExitCode {
 /// Once per process, before any work: GDAL's messages to the log, HDF5's diagnostics off on
 /// every thread of the global pool (HDF5 keeps the setting per thread).
 pub fn prepare_threads() {
+    prepare_threads_for::<true>();
+}
+
+/// [`prepare_threads`], GDAL's part only where it is linked in (`GDAL`).
+fn prepare_threads_for<const GDAL: bool>() {
     #[cfg(feature = "geo")]
-    cryocube_geo::log_gdal_messages();
+    if GDAL {
+        cryocube_geo::log_gdal_messages();
+    }
     #[cfg(feature = "das")]
     {
         cryocube_das::read::silence_hdf5_diagnostics();
@@ -670,7 +695,7 @@ where
         message: e.to_string(),
         kind: FailureKind::Usage,
     })?;
-    dispatch(cli.command, &matches, feedback).map_err(|e| Failure::of(&e))
+    dispatch::<true>(cli.command, &matches, feedback).map_err(|e| Failure::of(&e))
 }
 
 /// `cryocube info STORE` as JSON: `store`, `complete`, `attrs`, `dims`, `variables` (with
@@ -743,14 +768,20 @@ pub fn start_view(
 ) -> Result<cryocube_view::Background, Failure> {
     let mut inner = || -> Result<cryocube_view::Background> {
         let store = Location::parse(store)?;
-        let cube = open_view(&store, &mut opts, cache_mb, overlay_files, sources)?;
+        let cube = open_view::<true>(&store, &mut opts, cache_mb, overlay_files, sources)?;
         Ok(cryocube_view::serve_in_background(cube, &opts)?)
     };
     inner().map_err(|e| Failure::of(&e))
 }
 
+/// Runs `command`; with `GDAL` false, a command that needs GDAL is handed over
+/// ([`hand_over_to_gdal`]).
 #[cfg_attr(not(feature = "das"), allow(unused_variables))]
-fn dispatch(command: Command, matches: &ArgMatches, fb: &Feedback<'_>) -> Result<()> {
+fn dispatch<const GDAL: bool>(
+    command: Command,
+    matches: &ArgMatches,
+    fb: &Feedback<'_>,
+) -> Result<()> {
     match command {
         #[cfg(feature = "das")]
         Command::Das(args) => {
@@ -800,10 +831,12 @@ fn dispatch(command: Command, matches: &ArgMatches, fb: &Feedback<'_>) -> Result
             count,
         } => {
             let (index, count) = task_index(index, count)?;
-            run_task(&store, index, count, fb)
+            run_task::<GDAL>(&store, index, count, fb)
         }
-        Command::Commit { store, wait } => commit(&store, wait),
+        Command::Commit { store, wait } => commit::<GDAL>(&store, wait),
         Command::Slurm(args) => slurm::submit(&args, fb.quiet),
+        #[cfg(feature = "geo")]
+        Command::Fetch { .. } if !GDAL => Err(hand_over_to_gdal()),
         #[cfg(feature = "geo")]
         Command::Fetch {
             recipe,
@@ -838,6 +871,8 @@ fn dispatch(command: Command, matches: &ArgMatches, fb: &Feedback<'_>) -> Result
             }
             Ok(())
         }
+        #[cfg(feature = "geo")]
+        Command::Build { .. } if !GDAL => Err(hand_over_to_gdal()),
         #[cfg(feature = "geo")]
         Command::Build {
             recipe,
@@ -902,7 +937,7 @@ fn dispatch(command: Command, matches: &ArgMatches, fb: &Feedback<'_>) -> Result
             allow_hosts,
             overlays,
             sources,
-        } => view(
+        } => view::<GDAL>(
             &store,
             cryocube_view::ViewOptions {
                 host,
@@ -1256,10 +1291,15 @@ fn planned_job(store: &Location) -> Result<cryocube_cube::job::Job> {
     })
 }
 
-fn run_task(store: &Location, index: u64, count: u64, fb: &Feedback<'_>) -> Result<()> {
+fn run_task<const GDAL: bool>(
+    store: &Location,
+    index: u64,
+    count: u64,
+    fb: &Feedback<'_>,
+) -> Result<()> {
     use cryocube_cube::lock::{LockMode, StoreLock};
     let started = Instant::now();
-    let _lock = StoreLock::acquire(store, LockMode::Shared, false, "task")?;
+    let lock = StoreLock::acquire(store, LockMode::Shared, false, "task")?;
     let stored = planned_job(store)?;
     let bar = progress_bar(
         fb,
@@ -1283,6 +1323,12 @@ fn run_task(store: &Location, index: u64, count: u64, fb: &Feedback<'_>) -> Resu
                 t.windows,
                 started.elapsed().as_secs_f64()
             );
+        }
+        #[cfg(feature = "geo")]
+        cryocube_geo::build::KIND if !GDAL => {
+            // Released first: the program that takes over takes it again.
+            drop(lock);
+            return Err(hand_over_to_gdal());
         }
         #[cfg(feature = "geo")]
         cryocube_geo::build::KIND => {
@@ -1310,12 +1356,13 @@ fn run_task(store: &Location, index: u64, count: u64, fb: &Feedback<'_>) -> Resu
         }
         other => bail!("{store}: a plan of kind `{other}` that this version cannot run"),
     }
+    drop(lock);
     Ok(())
 }
 
-fn commit(store: &Location, wait: bool) -> Result<()> {
+fn commit<const GDAL: bool>(store: &Location, wait: bool) -> Result<()> {
     use cryocube_cube::lock::{LockMode, StoreLock};
-    let _lock = StoreLock::acquire(store, LockMode::Exclusive, wait, "commit")?;
+    let lock = StoreLock::acquire(store, LockMode::Exclusive, wait, "commit")?;
     let stored = planned_job(store)?;
     let kind = stored.plan.kind.clone();
     match kind.as_str() {
@@ -1329,6 +1376,11 @@ fn commit(store: &Location, wait: bool) -> Result<()> {
                 s.channels,
                 s.bins
             );
+        }
+        #[cfg(feature = "geo")]
+        cryocube_geo::build::KIND if !GDAL => {
+            drop(lock);
+            return Err(hand_over_to_gdal());
         }
         #[cfg(feature = "geo")]
         cryocube_geo::build::KIND => {
@@ -1353,7 +1405,43 @@ fn commit(store: &Location, wait: bool) -> Result<()> {
         }
         other => bail!("{store}: a plan of kind `{other}` that this version cannot commit"),
     }
+    drop(lock);
     Ok(())
+}
+
+/// Runs this process's command line in `cryocube-geo`, the program beside this one with GDAL
+/// linked in, in place of this process (see [`main_handing_gdal_over`]); returns only why it
+/// could not.
+#[cfg(feature = "geo")]
+fn hand_over_to_gdal() -> anyhow::Error {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            return anyhow::anyhow!(
+                "cannot find this program's path to run cryocube-geo beside it: {e}"
+            )
+        }
+    };
+    let helper = exe.with_file_name(format!("cryocube-geo{}", std::env::consts::EXE_SUFFIX));
+    let mut command = std::process::Command::new(&helper);
+    command.args(std::env::args_os().skip(1));
+    let cannot = |e: std::io::Error| {
+        anyhow::anyhow!(
+            "this command needs GDAL, which {} runs and {} hands it to; it cannot be started: {e} (install both programs, e.g. `cargo install --path crates/cli`)",
+            helper.display(),
+            exe.display()
+        )
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cannot(command.exec())
+    }
+    #[cfg(not(unix))]
+    match command.status() {
+        Ok(status) => std::process::exit(status.code().unwrap_or(1)),
+        Err(e) => cannot(e),
+    }
 }
 
 #[cfg(feature = "geo")]
@@ -1561,7 +1649,7 @@ fn build_pyramid(store: &Location, wait: bool, fb: &Feedback<'_>) -> Result<()> 
 }
 
 #[cfg(feature = "view")]
-fn view(
+fn view<const GDAL: bool>(
     store: &Location,
     mut opts: cryocube_view::ViewOptions,
     open: bool,
@@ -1569,7 +1657,7 @@ fn view(
     overlay_files: &[PathBuf],
     sources: &Path,
 ) -> Result<()> {
-    let cube = open_view(store, &mut opts, cache_mb, overlay_files, Some(sources))?;
+    let cube = open_view::<GDAL>(store, &mut opts, cache_mb, overlay_files, Some(sources))?;
     cryocube_view::serve_blocking(cube, &opts, |addr| {
         let url = format!("http://{addr}/");
         // stdout, so that scripts (and tests) can read the URL.
@@ -1588,19 +1676,13 @@ fn view(
 /// The cube to view, with `opts.overlays` read: the files given and the vector sources of a
 /// recipe cube found in `sources` (default `cryocube-sources`, as for `build`).
 #[cfg(feature = "view")]
-fn open_view(
+fn open_view<const GDAL: bool>(
     store: &Location,
     opts: &mut cryocube_view::ViewOptions,
     cache_mb: usize,
     overlay_files: &[PathBuf],
     sources: Option<&Path>,
 ) -> Result<cryocube_view::ViewCube> {
-    if !is_loopback(&opts.host) {
-        log::warn!(
-            "serving on {}: anyone who can reach this address can read the cube",
-            opts.host
-        );
-    }
     let cube = cryocube_view::ViewCube::open(store, cache_mb << 20)
         .with_context(|| format!("cannot view {store}"))?;
     let mut files = overlay_files.to_vec();
@@ -1610,7 +1692,21 @@ fn open_view(
             files.push(f);
         }
     }
-    opts.overlays = read_overlays(&cube, store, &files)?;
+    #[cfg(feature = "geo")]
+    if !GDAL && !files.is_empty() {
+        return Err(hand_over_to_gdal());
+    }
+    if !is_loopback(&opts.host) {
+        log::warn!(
+            "serving on {}: anyone who can reach this address can read the cube",
+            opts.host
+        );
+    }
+    // Where GDAL is handed over, `files` is empty here: the reader of overlays must not even
+    // be called, or the program would load GDAL to start.
+    if GDAL || cfg!(not(feature = "geo")) {
+        opts.overlays = read_overlays(&cube, store, &files)?;
+    }
     Ok(cube)
 }
 

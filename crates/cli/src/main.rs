@@ -1,31 +1,12 @@
-//! The `cryocube` program. Everything it does is in the library beside it (`lib.rs`), which
-//! the Python package shares.
+//! The `cryocube` program. A command that needs GDAL runs in `cryocube-geo`, the same program
+//! with GDAL linked in, installed beside this one (see `cryocube::main_handing_gdal_over`):
+//! a DAS task then starts without loading GDAL's hundred-odd libraries.
 
 #![deny(unsafe_code)]
 
-/// mimalloc keeps freed memory for the next allocation of its size; glibc's malloc maps each
-/// large buffer (a chunk, a rendered window) afresh and the kernel zeroes every page of it
-/// again. That page clearing was 16 % of a 1 km polar build (0.275 s against 0.300 s, median
-/// of 11 alternating runs) and a few per cent of a DAS task.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc's `purge_delay` option (the same index in its versions 2 and 3).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+mod program;
 
 fn main() -> std::process::ExitCode {
-    if std::env::args_os().nth(1).is_some_and(|a| a == "view") {
-        // The viewer's server promises a peak of its cache budget plus 100 MB. Faces are made
-        // on many threads, and mimalloc keeps what each frees for 10 ms before returning it:
-        // 40 concurrent faces peaked 211-227 MiB against 187-189 MiB when returned at once
-        // (cache 128 MiB). Returning at once costs a page fault per reuse, which a batch job
-        // pays dearly and a server answering a person does not.
-        #[allow(unsafe_code)]
-        // SAFETY: an option of the allocator, set before any other thread exists, as
-        // mimalloc requires (`mi_option_set` is not thread safe).
-        unsafe {
-            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
-        }
-    }
-    cryocube::main()
+    program::tune_allocator();
+    cryocube::main_handing_gdal_over()
 }

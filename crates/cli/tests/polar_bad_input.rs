@@ -209,3 +209,42 @@ fn bbox_outside_a_source_warns_and_builds() {
     let c = cryocube_cube::CubeReader::open(&out).unwrap();
     assert_eq!(c.array("v").unwrap().attrs["valid_fraction"], 0.0);
 }
+
+/// `cryocube` hands `build` (and every command that needs GDAL) to `cryocube-geo` beside it,
+/// which every other test here runs through. Without it: a message naming both programs and
+/// what to install, exit 1, nothing written.
+#[test]
+fn build_without_cryocube_geo_beside_cryocube_says_what_to_install() {
+    let tmp = tempfile::tempdir().unwrap();
+    let alone = tmp.path().join("cryocube");
+    std::fs::copy(env!("CARGO_BIN_EXE_cryocube"), &alone).unwrap();
+    let r = recipe(
+        tmp.path(),
+        "EPSG:3031",
+        serde_json::json!({"name": "BedMachine", "variable_names": ["v"],
+                           "download_url": polar("gmt_netcdf/BedMachine_bed_wgs_10k.nc")}),
+    );
+    let out = tmp.path().join("cube.zarr");
+    let o = Command::new(&alone)
+        .args(["build", p(&r), "-o", p(&out)])
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    let helper = tmp.path().join("cryocube-geo");
+    assert!(
+        t.contains(&format!("needs GDAL, which {}", helper.display())),
+        "{t}"
+    );
+    assert!(
+        t.contains("cannot be started") && t.contains("install both programs"),
+        "{t}"
+    );
+    assert!(!out.exists(), "nothing is written");
+    // A DAS command needs no helper.
+    let o = Command::new(&alone)
+        .args(["info", p(&tmp.path().join("none.zarr"))])
+        .output()
+        .unwrap();
+    assert!(!text(&o).contains("cryocube-geo"), "{}", text(&o));
+}
