@@ -545,7 +545,7 @@ pub fn main() -> ExitCode {
 /// `cryocube-geo` program beside this one.
 ///
 /// Why two programs: loading libgdal and its hundred-odd libraries is most of a process
-/// start (0.051 s against 0.013 s here), and a split DAS job starts a process per task. A
+/// start (0.051 s against 0.011 s here), and a split DAS job starts a process per task. A
 /// release build of this program does not load GDAL at all; a debug build still does
 /// (nothing removes the unused GDAL code without link-time optimisation), which changes
 /// nothing but its start.
